@@ -1,0 +1,7 @@
+import { generateKey } from '../config/load-config.js';
+
+/** `notification-server keygen`: a key like `openssl rand -base64 32`, for JWT_PRIVATE_KEY. */
+export function keygen(): number {
+  process.stdout.write(`${generateKey()}\n`);
+  return 0;
+}

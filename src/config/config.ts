@@ -1,0 +1,85 @@
+/** The one typed configuration every part of the server reads. Built by `loadConfig`. */
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Where group membership (ccnet `GroupUser`) is read from. */
+export type GroupDatabaseConfig =
+  | {
+      kind: 'mysql';
+      host: string;
+      port: number;
+      user: string;
+      password: string;
+      database: string;
+      /** Connect through this Unix socket instead of host/port. */
+      socketPath: string | null;
+      ssl: boolean;
+    }
+  | {
+      kind: 'postgres';
+      host: string;
+      port: number;
+      user: string;
+      password: string;
+      database: string;
+      /** Directory of the Unix socket, when set instead of host. */
+      socketPath: string | null;
+    }
+  | { kind: 'sqlite'; path: string };
+
+export interface Limits {
+  /** Largest WebSocket message accepted from a client; larger closes the connection (1009). */
+  maxFrameBytes: number;
+  /** Largest `/events` request body; larger is answered 413. */
+  maxEventBodyBytes: number;
+  /** Bytes that may wait in one connection's outgoing queue; past it the connection is closed (4000). */
+  sendQueueBytes: number;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  logLevel: LogLevel;
+  /** Log file path; null writes to standard output. */
+  logFile: string | null;
+  /** HS256 key, used as the raw bytes of this string. */
+  jwtPrivateKey: string;
+  /** Where the key came from, for the start-up log (never the key itself). */
+  jwtKeySource: string;
+  /** Seafile 10.0 static publisher secret (`notification_token`), or null. */
+  notificationToken: string | null;
+  /** Null: no group database, group-targeted permission events are not delivered. */
+  groupDatabase: GroupDatabaseConfig | null;
+  groupCacheTtlMs: number;
+  limits: Limits;
+  /** Interval of the shared server ping timer. */
+  pingIntervalMs: number;
+  /** A connection with no inbound traffic for this long is dropped. */
+  deadPeerMs: number;
+  /** On SIGTERM/SIGINT, WebSocket closes (1001) are spread over this window. */
+  drainMs: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxFrameBytes: 64 * 1024,
+  maxEventBodyBytes: 64 * 1024,
+  sendQueueBytes: 1024 * 1024,
+};
+
+export const DEFAULTS = {
+  port: 8083,
+  /** Seafile 12 / stock default when the admin configured the server. */
+  configuredHost: '0.0.0.0',
+  /** With no configuration at all the server only listens locally. */
+  embeddedHost: '127.0.0.1',
+  logLevel: 'info' as LogLevel,
+  groupCacheTtlMs: 10_000,
+  pingIntervalMs: 20_000,
+  deadPeerMs: 50_000,
+  drainMs: 5_000,
+} as const;
+
+/** A setting is missing or invalid; the message says which and how to fix it. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}

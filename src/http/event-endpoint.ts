@@ -1,0 +1,97 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { authenticatePublisher, PublisherAuthError, type PublisherCredentials } from '../auth/publisher-auth.js';
+import type { Hub } from '../hub/hub.js';
+import type { Logger } from '../log.js';
+import { EventError, parseEvent } from '../protocol/event.js';
+
+export interface EventEndpointOptions {
+  hub: Hub;
+  credentials: PublisherCredentials;
+  maxBodyBytes: number;
+  logger: Logger;
+  now: () => number;
+}
+
+export interface EventEndpointStats {
+  rejected: number;
+  authFailures: number;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function answer(response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  const body = text === '' ? '' : `${text}\n`;
+  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
+  response.end(body);
+}
+
+/** `POST /events`: a publisher (seaf-server, seahub) hands over one event. */
+export class EventEndpoint {
+  readonly stats: EventEndpointStats = { rejected: 0, authFailures: 0 };
+
+  constructor(private readonly options: EventEndpointOptions) {}
+
+  handle(request: IncomingMessage, response: ServerResponse): void {
+    const { logger, maxBodyBytes } = this.options;
+    if (request.method !== 'POST') {
+      this.stats.rejected++;
+      answer(response, 405, 'use POST to publish an event', { allow: 'POST' });
+      return;
+    }
+    try {
+      authenticatePublisher(request.headers, this.options.credentials, this.options.now());
+    } catch (err) {
+      if (!(err instanceof PublisherAuthError)) throw err;
+      this.stats.authFailures++;
+      logger.warn({ remote: request.socket.remoteAddress, reason: err.reason }, `event refused: ${err.message}`);
+      answer(response, err.status, err.message, { connection: 'close' });
+      request.resume();
+      return;
+    }
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > maxBodyBytes) {
+      this.#tooLarge(request, response);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    request.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size > maxBodyBytes) {
+        refused = true;
+        this.#tooLarge(request, response);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => {
+      if (!refused) this.#accept(Buffer.concat(chunks, size), response);
+    });
+    request.on('error', (err) => logger.debug({ err }, 'event request aborted'));
+  }
+
+  #tooLarge(request: IncomingMessage, response: ServerResponse): void {
+    this.stats.rejected++;
+    this.options.logger.warn({ remote: request.socket.remoteAddress }, 'event refused: body too large');
+    answer(response, 413, `event body is larger than ${this.options.maxBodyBytes} bytes`, { connection: 'close' });
+    request.resume();
+  }
+
+  #accept(body: Buffer, response: ServerResponse): void {
+    let event;
+    try {
+      event = parseEvent(utf8.decode(body));
+    } catch (err) {
+      const message = err instanceof EventError ? err.message : 'body is not valid UTF-8';
+      this.stats.rejected++;
+      this.options.logger.warn(`event refused: ${message}`);
+      answer(response, 400, message);
+      return;
+    }
+    this.options.logger.debug({ type: event.type, repoId: event.repoId }, 'event accepted');
+    this.options.hub.publish(event);
+    answer(response, 200, '');
+  }
+}

@@ -1,0 +1,146 @@
+import type { SubscriberGrant } from '../auth/subscriber-token.js';
+import type { GroupDirectory } from '../groups/group-directory.js';
+import type { Logger } from '../log.js';
+import { encodeJwtExpired, type LibraryEvent } from '../protocol/event.js';
+import { ExpirySchedule } from './expiry-schedule.js';
+import type { Subscriber, Subscription } from './subscriber.js';
+import { SubscriptionIndex } from './subscription-index.js';
+
+export interface HubOptions {
+  /** Null when no group database is configured: group-targeted events reach nobody. */
+  groups: GroupDirectory | null;
+  logger: Logger;
+  now?: () => number;
+}
+
+export interface HubStats {
+  eventsAccepted: number;
+  messagesSent: number;
+  subscriptionsExpired: number;
+  groupLookupFailures: number;
+  groupEventsUndelivered: number;
+}
+
+/**
+ * Subscriptions and fan-out. Each event is delivered in the order it was accepted: directly
+ * when its audience is known, or after its group lookup, in which case later events of the
+ * same library wait behind it (and only those: other libraries keep flowing).
+ */
+export class Hub {
+  readonly index = new SubscriptionIndex();
+  readonly stats: HubStats = {
+    eventsAccepted: 0,
+    messagesSent: 0,
+    subscriptionsExpired: 0,
+    groupLookupFailures: 0,
+    groupEventsUndelivered: 0,
+  };
+  readonly #expiry: ExpirySchedule<Subscription>;
+  /** Libraries with a group lookup in flight, and the events accepted behind it. */
+  readonly #waiting = new Map<string, LibraryEvent[]>();
+  readonly #groups: GroupDirectory | null;
+  readonly #logger: Logger;
+  #warnedNoGroups = false;
+
+  constructor(options: HubOptions) {
+    this.#groups = options.groups;
+    this.#logger = options.logger;
+    this.#expiry = new ExpirySchedule<Subscription>(
+      (s) => this.index.get(s.subscriber, s.repoId) === s,
+      (s) => this.#expire(s),
+      options.now,
+    );
+  }
+
+  subscribe(subscriber: Subscriber, grant: SubscriberGrant): void {
+    const subscription: Subscription = { subscriber, ...grant };
+    if (this.index.add(subscription) !== undefined) this.#expiry.cancelled();
+    this.#expiry.add(subscription);
+  }
+
+  unsubscribe(subscriber: Subscriber, repoId: string): void {
+    const subscription = this.index.get(subscriber, repoId);
+    if (subscription !== undefined && this.index.delete(subscription)) this.#expiry.cancelled();
+  }
+
+  /** Forgets a subscriber that went away. */
+  removeSubscriber(subscriber: Subscriber): void {
+    const count = this.index.countOf(subscriber);
+    this.index.deleteSubscriber(subscriber);
+    for (let i = 0; i < count; i++) this.#expiry.cancelled();
+  }
+
+  publish(event: LibraryEvent): void {
+    this.stats.eventsAccepted++;
+    const waiting = this.#waiting.get(event.repoId);
+    if (waiting !== undefined) {
+      waiting.push(event);
+    } else if (event.audience.kind === 'group') {
+      this.#waiting.set(event.repoId, [event]);
+      void this.#drain(event.repoId);
+    } else {
+      this.#deliver(event, null);
+    }
+  }
+
+  close(): void {
+    this.#expiry.stop();
+  }
+
+  async #drain(repoId: string): Promise<void> {
+    const queue = this.#waiting.get(repoId)!;
+    while (queue.length > 0) {
+      const event = queue[0]!;
+      const members = event.audience.kind === 'group' ? await this.#members(event.audience.groupId, event) : null;
+      this.#deliver(event, members);
+      queue.shift();
+    }
+    this.#waiting.delete(repoId);
+  }
+
+  /** Group members, or an empty set when they cannot be known: permission events fail closed. */
+  async #members(groupId: number, event: LibraryEvent): Promise<ReadonlySet<string>> {
+    if (this.#groups === null) {
+      this.stats.groupEventsUndelivered++;
+      if (!this.#warnedNoGroups) {
+        this.#warnedNoGroups = true;
+        this.#logger.warn(
+          { repoId: event.repoId, groupId },
+          'a folder-perm-changed event for a group was not delivered: no group database is configured (set SEAFILE_MYSQL_DB_* or a ccnet.conf [Database]); further ones are dropped silently',
+        );
+      }
+      return new Set();
+    }
+    try {
+      return await this.#groups.members(groupId);
+    } catch (err) {
+      this.stats.groupLookupFailures++;
+      this.stats.groupEventsUndelivered++;
+      this.#logger.error(
+        { err, repoId: event.repoId, groupId, failures: this.stats.groupLookupFailures },
+        'group lookup failed: the folder-perm-changed event was delivered to nobody',
+      );
+      return new Set();
+    }
+  }
+
+  #deliver(event: LibraryEvent, members: ReadonlySet<string> | null): void {
+    const followers = this.index.followers(event.repoId);
+    if (followers === undefined) return;
+    const { audience, frame } = event;
+    let sent = 0;
+    for (const subscription of followers) {
+      if (audience.kind === 'user' && subscription.username !== audience.username) continue;
+      if (members !== null && !members.has(subscription.username)) continue;
+      subscription.subscriber.send(frame);
+      sent++;
+    }
+    this.stats.messagesSent += sent;
+  }
+
+  #expire(subscription: Subscription): void {
+    this.index.delete(subscription);
+    this.stats.subscriptionsExpired++;
+    subscription.subscriber.send(encodeJwtExpired(subscription.repoId));
+  }
+}
