@@ -24,8 +24,8 @@ export async function freePort(): Promise<number> {
 }
 
 export interface StartOptions {
-  /** Extra environment; the process starts from an empty Seafile environment plus these. */
-  env?: Record<string, string>;
+  /** Extra environment over the test defaults; undefined removes a default. */
+  env?: Record<string, string | undefined>;
   args?: string[];
   cwd?: string;
   /** Wait for the "listening" log line (default) or just spawn. */
@@ -70,7 +70,7 @@ export class ServerProcess {
 
   static async start(options: StartOptions = {}): Promise<ServerProcess> {
     const port = await freePort();
-    const env: Record<string, string> = {
+    const merged: Record<string, string | undefined> = {
       PATH: process.env['PATH'] ?? '/usr/bin:/bin',
       NOTIFICATION_SERVER_HOST: '127.0.0.1',
       NOTIFICATION_SERVER_PORT: String(port),
@@ -78,12 +78,13 @@ export class ServerProcess {
       JWT_PRIVATE_KEY: TEST_KEY,
       ...options.env,
     };
+    const env = Object.fromEntries(Object.entries(merged).filter((entry): entry is [string, string] => entry[1] !== undefined));
     const child = spawn(process.execPath, [BIN, ...(options.args ?? [])], {
       env,
       cwd: options.cwd ?? process.cwd(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const server = new ServerProcess(child, Number(env['NOTIFICATION_SERVER_PORT']));
+    const server = new ServerProcess(child, Number(env['NOTIFICATION_SERVER_PORT'] ?? port));
     if (options.waitUntilListening !== false) {
       await server.waitForLog((line) => line.msg.startsWith('notification server listening'), 15_000);
     }

@@ -1,0 +1,196 @@
+/**
+ * Seafile's INI files (seafile.conf, ccnet.conf, notification.conf) read the
+ * way GLib's GKeyFile reads them, because seaf-server signs tokens with what
+ * GKeyFile hands it: no quote stripping, no inline comments, `\s \n \t \r \\`
+ * escapes, case-sensitive keys, last duplicate wins.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+
+import { ConfigError } from './config.js';
+
+/** One value as it will be used, and where it came from. */
+export interface KeyFileValue {
+  /** The group, the key as spelled in the file, and the decoded value. */
+  group: string;
+  key: string;
+  value: string;
+  /** 1-based line in the file. */
+  line: number;
+  /** Human location for messages: `seafile.conf [notification] port`. */
+  source: string;
+}
+
+interface RawEntry {
+  key: string;
+  raw: string;
+  line: number;
+}
+
+export class KeyFile {
+  /** Path as given to the parser; `name` is its last component. */
+  readonly fileName: string;
+  readonly name: string;
+  readonly #groups: ReadonlyMap<string, ReadonlyMap<string, RawEntry>>;
+
+  constructor(fileName: string, groups: ReadonlyMap<string, ReadonlyMap<string, RawEntry>>) {
+    this.fileName = fileName;
+    this.name = basename(fileName);
+    this.#groups = groups;
+  }
+
+  hasGroup(group: string): boolean {
+    return this.#groups.has(group);
+  }
+
+  groupNames(): string[] {
+    return [...this.#groups.keys()];
+  }
+
+  keys(group: string): string[] {
+    return [...(this.#groups.get(group)?.keys() ?? [])];
+  }
+
+  /**
+   * The first of `keys` present in `group` (so a caller can list spellings,
+   * e.g. `['ENGINE', 'engine']`), escapes decoded. An invalid escape is an
+   * error only here, when the value is actually used, as in GKeyFile.
+   */
+  lookup(group: string, keys: string | readonly string[]): KeyFileValue | null {
+    const entries = this.#groups.get(group);
+    if (entries === undefined) return null;
+    for (const key of typeof keys === 'string' ? [keys] : keys) {
+      const entry = entries.get(key);
+      if (entry === undefined) continue;
+      const source = `${this.name} [${group}] ${key}`;
+      const value = decodeValue(entry.raw, () => `${this.fileName}:${entry.line}: ${source}`);
+      return { group, key, value, line: entry.line, source };
+    }
+    return null;
+  }
+
+  /** The decoded value, or null when no spelling of the key is present. */
+  get(group: string, keys: string | readonly string[]): string | null {
+    return this.lookup(group, keys)?.value ?? null;
+  }
+}
+
+/** Parses the text of a key file; `fileName` only labels error messages. */
+export function parseKeyFile(text: string, fileName: string): KeyFile {
+  const groups = new Map<string, Map<string, RawEntry>>();
+  let current: Map<string, RawEntry> | null = null;
+  // GKeyFile itself chokes on a BOM; editors on Windows add one, tolerate it.
+  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  const lines = body.split('\n');
+  for (let index = 0; index < lines.length; index++) {
+    const lineNumber = index + 1;
+    const where = `${fileName}:${lineNumber}`;
+    let line = lines[index] ?? '';
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    const start = trimStartAsciiSpace(line);
+    if (start === '' || start.startsWith('#') || start.startsWith(';')) continue;
+
+    const groupName = matchGroupHeader(start);
+    if (groupName !== null) {
+      if (!isGroupName(groupName)) {
+        throw new ConfigError(`${where}: invalid section name [${groupName}]`);
+      }
+      current = groups.get(groupName) ?? new Map<string, RawEntry>();
+      groups.set(groupName, current);
+      continue;
+    }
+
+    const equals = start.indexOf('=');
+    if (equals <= 0) {
+      // Not echoing the line: a stray line is often a pasted secret.
+      throw new ConfigError(`${where}: expected "key = value", a [section] header or a # comment`);
+    }
+    const key = trimEndAsciiSpace(start.slice(0, equals));
+    if (!isKeyName(key)) {
+      throw new ConfigError(`${where}: invalid key name "${key}"`);
+    }
+    if (current === null) {
+      throw new ConfigError(`${where}: key "${key}" comes before any [section] header`);
+    }
+    // GKeyFile keeps trailing blanks; Seafile's own readers and the Go reference trim them.
+    const raw = trimEndAsciiSpace(trimStartAsciiSpace(start.slice(equals + 1)));
+    current.set(key, { key, raw, line: lineNumber });
+  }
+  return new KeyFile(fileName, groups);
+}
+
+/** Reads and parses a key file; null when it does not exist. */
+export async function readKeyFile(path: string): Promise<KeyFile | null> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`cannot read ${path}: ${reason}`);
+  }
+  return parseKeyFile(text, path);
+}
+
+// g_ascii_isspace: space, \t, \n, \v, \f, \r.
+const ASCII_SPACE = new Set([' ', '\t', '\n', '\v', '\f', '\r']);
+
+function trimStartAsciiSpace(text: string): string {
+  let i = 0;
+  while (i < text.length && ASCII_SPACE.has(text[i] ?? '')) i++;
+  return text.slice(i);
+}
+
+function trimEndAsciiSpace(text: string): string {
+  let end = text.length;
+  while (end > 0 && ASCII_SPACE.has(text[end - 1] ?? '')) end--;
+  return text.slice(0, end);
+}
+
+/** `[name]` with only blanks after the first `]`, as g_key_file_line_is_group. */
+function matchGroupHeader(line: string): string | null {
+  if (!line.startsWith('[')) return null;
+  const close = line.indexOf(']');
+  if (close < 0) return null;
+  if (!/^[ \t]*$/.test(line.slice(close + 1))) return null;
+  return line.slice(1, close);
+}
+
+function isGroupName(name: string): boolean {
+  return name.length > 0 && !/[[\]\x00-\x1f\x7f]/.test(name);
+}
+
+/** Non-empty, no brackets except a trailing `[locale]`, no leading blank. */
+function isKeyName(key: string): boolean {
+  if (key.length === 0 || key.startsWith(' ')) return false;
+  return /^[^[\]=]+(\[[\p{L}\p{N}_.@-]+\])?$/u.test(key);
+}
+
+function decodeValue(raw: string, where: () => string): string {
+  if (!raw.includes('\\')) return raw;
+  let out = '';
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i];
+    if (c !== '\\') {
+      out += c;
+      continue;
+    }
+    const next = raw[++i];
+    switch (next) {
+      case 's': out += ' '; break;
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case 'r': out += '\r'; break;
+      case '\\': out += '\\'; break;
+      case undefined:
+        throw new ConfigError(`${where()}: the value ends with a lone backslash (write \\\\ for one backslash)`);
+      default:
+        // GKeyFile refuses the whole value, so seaf-server would not see it either.
+        throw new ConfigError(
+          `${where()}: invalid escape "\\${next}" in the value (valid: \\s \\n \\t \\r \\\\; write \\\\ for one backslash)`,
+        );
+    }
+  }
+  return out;
+}
