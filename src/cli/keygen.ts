@@ -1,4 +1,4 @@
-import { generateKey } from '../config/load-config.js';
+import { generateKey } from '../config/jwt-key.js';
 
 /** `notification-server keygen`: a key like `openssl rand -base64 32`, for JWT_PRIVATE_KEY. */
 export function keygen(): number {

@@ -20,6 +20,7 @@ export interface ServeFlags {
 }
 
 export const SERVE_USAGE = `Usage: notification-server [options]
+       notification-server keygen    print a new JWT key
 
 Real-time notifications for Seafile clients (drop-in for the stock server).
 

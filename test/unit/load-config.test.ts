@@ -6,7 +6,9 @@ import { after, test } from 'node:test';
 
 import { DEFAULT_LIMITS } from '../../src/config/config.js';
 import { parseServeFlags, type ServeFlags } from '../../src/config/flags.js';
-import { generateKey, loadConfig, parseDatabaseUrl, type LoadedConfig } from '../../src/config/load-config.js';
+import { parseDatabaseUrl } from '../../src/config/group-database.js';
+import { generateKey } from '../../src/config/jwt-key.js';
+import { loadConfig, type LoadedConfig } from '../../src/config/load-config.js';
 
 const KEY = 'M@O8VWUb81YvmtWLHGB2I_V7di5-@0p(MF*GrE!sIws23F';
 

@@ -1,0 +1,233 @@
+/**
+ * Where ccnet's GroupUser table lives: --ccnet-db / CCNET_DB_URL, Seafile 12's
+ * SEAFILE_MYSQL_DB_* variables, ccnet.conf [Database], or the SQLite file
+ * beside the config dir.
+ */
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+
+import { ConfigError, type GroupDatabaseConfig } from './config.js';
+import type { ServeFlags } from './flags.js';
+import type { KeyFile } from './keyfile.js';
+import { fromEnv, fromFile, nonBlank, parseBoolean, parseInteger, pick, type Env, type Setting } from './setting.js';
+
+export async function resolveGroupDatabase(input: {
+  flags: ServeFlags;
+  env: Env;
+  cwd: string;
+  confDir: string | null;
+  ccnet: KeyFile | null;
+  notices: string[];
+}): Promise<GroupDatabaseConfig | null> {
+  const { flags, env, cwd, confDir, ccnet, notices } = input;
+  const chosen = await chooseGroupDatabase(flags, env, cwd, confDir, ccnet);
+  if (chosen === null) {
+    notices.push(
+      'No group database configured: folder permission changes for a group will not be delivered. ' +
+        'Set CCNET_DB_URL (or --ccnet-db, SEAFILE_MYSQL_DB_HOST, ccnet.conf [Database]).',
+    );
+    return null;
+  }
+  notices.push(`Group membership from ${describeDatabase(chosen.database)} (${chosen.source}).`);
+  if (chosen.database.kind === 'sqlite' && !(await exists(chosen.database.path))) {
+    notices.push(`${chosen.database.path} does not exist (yet): group lookups will fail until it does.`);
+  }
+  return chosen.database;
+}
+
+async function chooseGroupDatabase(
+  flags: ServeFlags,
+  env: Env,
+  cwd: string,
+  confDir: string | null,
+  ccnet: KeyFile | null,
+): Promise<{ database: GroupDatabaseConfig; source: string } | null> {
+  const url = pick(
+    flags.ccnetDb === null ? null : { text: flags.ccnetDb, source: '--ccnet-db' },
+    fromEnv(env, 'CCNET_DB_URL'),
+  );
+  if (url !== null) return { database: parseDatabaseUrl(url.text, url.source, cwd), source: url.source };
+
+  const seafile12Host = fromEnv(env, 'SEAFILE_MYSQL_DB_HOST');
+  if (seafile12Host !== null) {
+    const portSetting = fromEnv(env, 'SEAFILE_MYSQL_DB_PORT');
+    return {
+      database: {
+        kind: 'mysql',
+        host: seafile12Host.text.trim(),
+        port: portSetting === null ? 3306 : parseInteger(portSetting, 'database port', 1, 65535),
+        // Seafile 12's own defaults for the rest.
+        user: nonBlank(env['SEAFILE_MYSQL_DB_USER']) ?? 'seafile',
+        password: env['SEAFILE_MYSQL_DB_PASSWORD'] ?? '',
+        database: nonBlank(env['SEAFILE_MYSQL_DB_CCNET_DB_NAME']) ?? 'ccnet_db',
+        socketPath: null,
+        ssl: false,
+      },
+      source: 'SEAFILE_MYSQL_DB_*',
+    };
+  }
+
+  if (confDir === null) return null;
+  if (ccnet?.hasGroup('Database')) {
+    return { database: databaseFromCcnetConf(ccnet, confDir), source: `${ccnet.fileName} [Database]` };
+  }
+  // SQLite deployments have no [Database]; ccnet's databases sit beside conf/.
+  const sqlitePath = ccnetSqlitePath(confDir);
+  if (await exists(sqlitePath)) {
+    return { database: { kind: 'sqlite', path: sqlitePath }, source: 'found beside the config dir' };
+  }
+  return null;
+}
+
+function ccnetSqlitePath(confDir: string): string {
+  return resolve(confDir, '..', 'ccnet', 'GroupMgr', 'groupmgr.db');
+}
+
+/** ccnet.conf keys are documented upper case; accept lower case too. */
+function ccnetSetting(ccnet: KeyFile, key: string): Setting | null {
+  return fromFile(ccnet, 'Database', [key, key.toLowerCase()]);
+}
+
+function databaseFromCcnetConf(ccnet: KeyFile, confDir: string): GroupDatabaseConfig {
+  const engineSetting = ccnetSetting(ccnet, 'ENGINE');
+  const engine = engineSetting?.text.trim().toLowerCase() ?? 'mysql';
+  const required = (key: string): string => {
+    const setting = ccnetSetting(ccnet, key);
+    if (setting === null) {
+      throw new ConfigError(`${ccnet.fileName} [Database] ${key} is not set (needed for ENGINE = ${engine})`);
+    }
+    return setting.text.trim();
+  };
+  const optional = (key: string): string | null => ccnetSetting(ccnet, key)?.text.trim() ?? null;
+  const portOr = (fallback: number): number => {
+    const setting = ccnetSetting(ccnet, 'PORT');
+    return setting === null ? fallback : parseInteger(setting, 'database port', 1, 65535);
+  };
+  const password = ccnetSetting(ccnet, 'PASSWD')?.text ?? '';
+
+  switch (engine) {
+    case 'mysql': {
+      const socketPath = optional('UNIX_SOCKET');
+      const ssl = ccnetSetting(ccnet, 'USE_SSL');
+      return {
+        kind: 'mysql',
+        host: socketPath === null ? required('HOST') : (optional('HOST') ?? 'localhost'),
+        port: portOr(3306),
+        user: required('USER'),
+        password,
+        database: required('DB'),
+        socketPath,
+        ssl: ssl === null ? false : parseBoolean(ssl),
+      };
+    }
+    case 'pgsql':
+    case 'postgresql':
+    case 'postgres': {
+      const socketPath = optional('UNIX_SOCKET');
+      return {
+        kind: 'postgres',
+        host: socketPath === null ? required('HOST') : (optional('HOST') ?? 'localhost'),
+        port: portOr(5432),
+        user: required('USER'),
+        password,
+        database: required('DB'),
+        socketPath,
+      };
+    }
+    case 'sqlite':
+    case 'sqlite3':
+      return { kind: 'sqlite', path: ccnetSqlitePath(confDir) };
+    default:
+      throw new ConfigError(
+        `${ccnet.fileName} [Database] ENGINE = ${engineSetting?.text.trim() ?? ''} is not supported: use mysql, pgsql or sqlite`,
+      );
+  }
+}
+
+/**
+ * `mysql://user:pass@host:3306/db[?socket=/path&ssl=true]`,
+ * `postgres[ql]://user:pass@host:5432/db[?host=/socket/dir]`, `sqlite:/path` or `sqlite:relative`.
+ * Messages never echo the URL: it carries a password.
+ */
+export function parseDatabaseUrl(text: string, source: string, cwd: string): GroupDatabaseConfig {
+  const trimmed = text.trim();
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(trimmed)?.[1]?.toLowerCase();
+  if (scheme === 'sqlite' || scheme === 'sqlite3') {
+    // sqlite:/abs, sqlite:rel and sqlite:///abs all name a path.
+    const rest = trimmed.slice(scheme.length + 1).replace(/^\/\/(?=\/)/, '');
+    if (rest === '' || rest.startsWith('//')) {
+      throw new ConfigError(`${source}: a sqlite URL is sqlite:/absolute/path/groupmgr.db or sqlite:relative/path`);
+    }
+    return { kind: 'sqlite', path: resolve(cwd, rest) };
+  }
+  const kind = scheme === 'mysql' ? 'mysql' : scheme === 'postgres' || scheme === 'postgresql' ? 'postgres' : null;
+  if (kind === null) {
+    throw new ConfigError(
+      `${source}: unsupported database URL scheme ${scheme === undefined ? '(none)' : `"${scheme}:"`}; use mysql://, postgres:// or sqlite:`,
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    throw new ConfigError(
+      `${source} is not a valid URL; percent-encode special characters in the user and password (# as %23, / as %2F, @ as %40)`,
+    );
+  }
+  const decode = (part: string, what: string): string => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new ConfigError(`${source}: the ${what} has a broken percent-escape`);
+    }
+  };
+  const user = decode(url.username, 'user name');
+  const password = decode(url.password, 'password');
+  const database = decode(url.pathname.replace(/^\//, ''), 'database name');
+  if (user === '') throw new ConfigError(`${source}: the URL has no user name (${kind}://user:password@host/database)`);
+  if (database === '' || database.includes('/')) {
+    throw new ConfigError(`${source}: the URL must name one database, as in ${kind}://user:password@host/ccnet_db`);
+  }
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1') || 'localhost';
+  const port = url.port === '' ? (kind === 'mysql' ? 3306 : 5432) : Number(url.port);
+
+  const params = new Map<string, string>();
+  for (const [name, value] of url.searchParams) params.set(name, value);
+  const allowed = kind === 'mysql' ? ['socket', 'ssl'] : ['socket', 'host'];
+  for (const name of params.keys()) {
+    if (!allowed.includes(name)) {
+      throw new ConfigError(`${source}: unknown URL parameter "${name}" (supported: ${allowed.join(', ')})`);
+    }
+  }
+  const socketParam = params.get('socket') ?? params.get('host') ?? null;
+  const socketPath = socketParam === null || socketParam === '' ? null : socketParam;
+
+  if (kind === 'mysql') {
+    const sslText = params.get('ssl');
+    const ssl = sslText === undefined ? false : parseBoolean({ text: sslText, source: `${source} ssl parameter` });
+    return { kind, host, port, user, password, database, socketPath, ssl };
+  }
+  return { kind, host, port, user, password, database, socketPath };
+}
+
+function describeDatabase(database: GroupDatabaseConfig): string {
+  switch (database.kind) {
+    case 'sqlite':
+      return `SQLite ${database.path}`;
+    case 'mysql':
+    case 'postgres': {
+      const name = database.kind === 'mysql' ? 'MySQL' : 'PostgreSQL';
+      const where = database.socketPath ?? `${database.host}:${database.port}`;
+      return `${name} database ${database.database} at ${where} as ${database.user}`;
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

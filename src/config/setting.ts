@@ -1,0 +1,94 @@
+/**
+ * One setting as read from a flag, the environment or a config file: its text
+ * and where it came from, so that the parsers here can name that place when
+ * the text is invalid.
+ */
+import { ConfigError, type LogLevel } from './config.js';
+import type { KeyFile, KeyFileValue } from './keyfile.js';
+
+/** The process environment (or a test's stand-in). */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** A setting's text and where it came from, for messages. */
+export interface Setting {
+  text: string;
+  /** `--port`, `NOTIFICATION_SERVER_PORT`, `seafile.conf [notification] port`. */
+  source: string;
+  /** File and line, when it came from a file. */
+  at?: string;
+}
+
+/** The text as given, or null when it is missing or blank. */
+export function nonBlank(text: string | undefined): string | null {
+  return text === undefined || text.trim() === '' ? null : text;
+}
+
+/** The first source that sets it wins. */
+export function pick(...candidates: Array<Setting | null>): Setting | null {
+  return candidates.find((candidate) => candidate !== null) ?? null;
+}
+
+/** Where a setting came from, with the file and line when there is one. */
+export function describeSetting(setting: Setting): string {
+  return setting.at === undefined ? setting.source : `${setting.source}, ${setting.at}`;
+}
+
+/** An empty variable counts as unset: compose files pass through blank placeholders. */
+export function fromEnv(env: Env, name: string): Setting | null {
+  const text = env[name];
+  if (text === undefined || text.trim() === '') return null;
+  return { text, source: name };
+}
+
+/** An empty value counts as unset (the docs ship `host =`); secrets read their keys with `fileValue`. */
+export function fromFile(file: KeyFile | null, group: string, keys: string | readonly string[]): Setting | null {
+  const found = fileValue(file, group, keys);
+  return found === null || found.text.trim() === '' ? null : found;
+}
+
+/** The value as written, even when it is empty. */
+export function fileValue(file: KeyFile | null, group: string, keys: string | readonly string[]): Setting | null {
+  const found: KeyFileValue | null = file?.lookup(group, keys) ?? null;
+  if (file === null || found === null) return null;
+  return { text: found.value, source: found.source, at: `${file.fileName}:${found.line}` };
+}
+
+const LOG_LEVELS: Readonly<Record<string, LogLevel>> = {
+  trace: 'debug',
+  debug: 'debug',
+  info: 'info',
+  warn: 'warn',
+  warning: 'warn',
+  error: 'error',
+  fatal: 'error',
+  panic: 'error',
+};
+
+export function parseLogLevel(setting: Setting): LogLevel {
+  const level = LOG_LEVELS[setting.text.trim().toLowerCase()];
+  if (level === undefined) {
+    throw new ConfigError(
+      `invalid log level ${JSON.stringify(setting.text)} (${describeSetting(setting)}): use debug, info, warn or error`,
+    );
+  }
+  return level;
+}
+
+export function parseInteger(setting: Setting, what: string, min: number, max: number): number {
+  const text = setting.text.trim();
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(value >= min && value <= max)) {
+    throw new ConfigError(
+      `invalid ${what} ${JSON.stringify(setting.text)} (${describeSetting(setting)}): expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return value;
+}
+
+/** GKeyFile and the Go reference accept different spellings; take the union, refuse the rest. */
+export function parseBoolean(setting: Setting): boolean {
+  const text = setting.text.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(text)) return true;
+  if (['false', '0', 'no', 'off'].includes(text)) return false;
+  throw new ConfigError(`invalid value ${JSON.stringify(setting.text)} for ${describeSetting(setting)}: expected true or false`);
+}
