@@ -106,7 +106,7 @@ export class Hub {
         this.#warnedNoGroups = true;
         this.#logger.warn(
           { repoId: event.repoId, groupId },
-          'a folder-perm-changed event for a group was not delivered: no group database is configured (set SEAFILE_MYSQL_DB_* or a ccnet.conf [Database]); further ones are dropped silently',
+          'a folder-perm-changed event for a group was not delivered: no group database is configured (set CCNET_DB_URL, SEAFILE_MYSQL_DB_* or ccnet.conf [Database]); further ones are dropped silently',
         );
       }
       return new Set();

@@ -1,0 +1,102 @@
+import { GroupLookupError, type GroupDirectory } from './group-directory.js';
+
+export interface CachedGroupDirectoryOptions {
+  /** How long a successful answer is reused. 0 disables caching but keeps coalescing. */
+  ttlMs: number;
+  /** Groups kept at most; past it the oldest answer is dropped. Default 10,000. */
+  maxGroups?: number;
+  /** Milliseconds clock; injectable for tests. */
+  now?: () => number;
+}
+
+export interface GroupCacheStats {
+  /** Lookups answered without a new database query (from the cache, or by joining one in flight). */
+  readonly hits: number;
+  /** Database queries started. */
+  readonly misses: number;
+  /** Database queries that failed; their callers got a GroupLookupError. */
+  readonly failures: number;
+}
+
+interface CachedMembers {
+  members: ReadonlySet<string>;
+  expiresAt: number;
+}
+
+/**
+ * Keeps group membership for a short TTL so a burst of permission events costs one query,
+ * not one per event. Failures are never cached: the next lookup asks the database again.
+ */
+export class CachedGroupDirectory implements GroupDirectory {
+  readonly #inner: GroupDirectory;
+  readonly #ttlMs: number;
+  readonly #maxGroups: number;
+  readonly #now: () => number;
+  // Map order is insertion order, which makes the first key the oldest answer.
+  readonly #answers = new Map<number, CachedMembers>();
+  readonly #inFlight = new Map<number, Promise<ReadonlySet<string>>>();
+  readonly #stats = { hits: 0, misses: 0, failures: 0 };
+
+  constructor(inner: GroupDirectory, options: CachedGroupDirectoryOptions) {
+    if (!(options.ttlMs >= 0)) throw new RangeError(`ttlMs must be >= 0, got ${options.ttlMs}`);
+    const maxGroups = options.maxGroups ?? 10_000;
+    if (!(maxGroups >= 1)) throw new RangeError(`maxGroups must be >= 1, got ${maxGroups}`);
+    this.#inner = inner;
+    this.#ttlMs = options.ttlMs;
+    this.#maxGroups = maxGroups;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** A snapshot of the counters since start. */
+  get stats(): GroupCacheStats {
+    return { ...this.#stats };
+  }
+
+  members(groupId: number): Promise<ReadonlySet<string>> {
+    const cached = this.#answers.get(groupId);
+    if (cached !== undefined) {
+      if (this.#now() < cached.expiresAt) {
+        this.#stats.hits++;
+        return Promise.resolve(cached.members);
+      }
+      this.#answers.delete(groupId);
+    }
+    const pending = this.#inFlight.get(groupId);
+    if (pending !== undefined) {
+      this.#stats.hits++;
+      return pending;
+    }
+    this.#stats.misses++;
+    const lookup = this.#query(groupId);
+    this.#inFlight.set(groupId, lookup);
+    return lookup;
+  }
+
+  async close(): Promise<void> {
+    this.#answers.clear();
+    await this.#inner.close();
+  }
+
+  async #query(groupId: number): Promise<ReadonlySet<string>> {
+    try {
+      const members = await this.#inner.members(groupId);
+      this.#remember(groupId, members);
+      return members;
+    } catch (error) {
+      this.#stats.failures++;
+      throw error instanceof GroupLookupError ? error : new GroupLookupError(groupId, error);
+    } finally {
+      this.#inFlight.delete(groupId);
+    }
+  }
+
+  #remember(groupId: number, members: ReadonlySet<string>): void {
+    if (this.#ttlMs === 0) return;
+    this.#answers.delete(groupId);
+    this.#answers.set(groupId, { members, expiresAt: this.#now() + this.#ttlMs });
+    if (this.#answers.size > this.#maxGroups) {
+      const oldest = this.#answers.keys().next();
+      if (oldest.done !== true) this.#answers.delete(oldest.value);
+    }
+  }
+}

@@ -1,0 +1,70 @@
+import { createPool, type Pool, type RowDataPacket } from 'mysql2/promise';
+import type { GroupDatabaseConfig } from '../config/config.js';
+import { GroupLookupError, type GroupDirectory } from './group-directory.js';
+
+export type MysqlGroupDatabase = Extract<GroupDatabaseConfig, { kind: 'mysql' }>;
+
+export interface MysqlGroupDirectoryOptions {
+  /** Default 4: lookups are cached and coalesced, so few connections suffice. */
+  connectionLimit?: number;
+  /** Default 3 s. */
+  connectTimeoutMs?: number;
+  /** Default 5 s: a hung database rejects the lookup instead of stalling event delivery. */
+  queryTimeoutMs?: number;
+}
+
+const SELECT_MEMBERS = 'SELECT user_name FROM GroupUser WHERE group_id = ?';
+
+/** Reads ccnet `GroupUser` from MySQL / MariaDB (`ccnet_db`). */
+export class MysqlGroupDirectory implements GroupDirectory {
+  readonly #pool: Pool;
+  readonly #queryTimeoutMs: number;
+
+  constructor(config: MysqlGroupDatabase, options: MysqlGroupDirectoryOptions = {}) {
+    this.#queryTimeoutMs = options.queryTimeoutMs ?? 5_000;
+    this.#pool = createPool({
+      ...(config.socketPath !== null ? { socketPath: config.socketPath } : { host: config.host, port: config.port }),
+      user: config.user,
+      password: config.password,
+      database: config.database,
+      // Verifies the server certificate; an unverified TLS link would be no better than none.
+      ...(config.ssl ? { ssl: {} } : {}),
+      charset: 'utf8mb4',
+      connectionLimit: options.connectionLimit ?? 4,
+      connectTimeout: options.connectTimeoutMs ?? 3_000,
+      enableKeepAlive: true,
+    });
+  }
+
+  async members(groupId: number): Promise<ReadonlySet<string>> {
+    try {
+      const [rows] = await this.#pool.query<RowDataPacket[]>(
+        { sql: SELECT_MEMBERS, timeout: this.#queryTimeoutMs },
+        [groupId],
+      );
+      return new Set(rows.map((row) => userName(row['user_name'])));
+    } catch (error) {
+      throw new GroupLookupError(groupId, error);
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#pool.end();
+    } catch (error) {
+      // A connection the database already dropped needs no closing; shutdown must not fail on it.
+      if (!isConnectionLost(error)) throw error;
+    }
+  }
+}
+
+function isConnectionLost(error: unknown): boolean {
+  return error instanceof Error && 'code' in error && error.code === 'PROTOCOL_CONNECTION_LOST';
+}
+
+/** A binary collation makes the driver return bytes instead of a string. */
+function userName(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  throw new TypeError(`GroupUser.user_name is ${typeof value}, expected a string`);
+}

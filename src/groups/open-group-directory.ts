@@ -1,0 +1,30 @@
+import type { GroupDatabaseConfig } from '../config/config.js';
+import { CachedGroupDirectory } from './cached-group-directory.js';
+import type { GroupDirectory } from './group-directory.js';
+import { MysqlGroupDirectory } from './mysql-group-directory.js';
+import { PostgresGroupDirectory } from './postgres-group-directory.js';
+import { SqliteGroupDirectory } from './sqlite-group-directory.js';
+
+/**
+ * The group directory for the configured ccnet database, behind a cache of `ttlMs`.
+ * Nothing is contacted or opened until the first lookup, so a database that is down at start-up
+ * delays nothing but permission events for groups.
+ */
+export function openGroupDirectory(config: GroupDatabaseConfig, ttlMs: number): CachedGroupDirectory {
+  return new CachedGroupDirectory(openDatabase(config), { ttlMs });
+}
+
+function openDatabase(config: GroupDatabaseConfig): GroupDirectory {
+  switch (config.kind) {
+    case 'mysql':
+      return new MysqlGroupDirectory(config);
+    case 'postgres':
+      return new PostgresGroupDirectory(config);
+    case 'sqlite':
+      return new SqliteGroupDirectory(config.path);
+    default: {
+      const unknownKind: never = config;
+      throw new Error(`unknown group database kind: ${JSON.stringify(unknownKind)}`);
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import pg from 'pg';
+import type { GroupDatabaseConfig } from '../config/config.js';
+import { GroupLookupError, type GroupDirectory } from './group-directory.js';
+
+export type PostgresGroupDatabase = Extract<GroupDatabaseConfig, { kind: 'postgres' }>;
+
+export interface PostgresGroupDirectoryOptions {
+  /** Default 4: lookups are cached and coalesced, so few connections suffice. */
+  connectionLimit?: number;
+  /** Default 3 s; also bounds the wait for a free pool connection. */
+  connectTimeoutMs?: number;
+  /** Default 5 s: a hung database rejects the lookup instead of stalling event delivery. */
+  queryTimeoutMs?: number;
+}
+
+// Unquoted on purpose: ccnet creates the table unquoted, so PostgreSQL folds it to `groupuser`.
+const SELECT_MEMBERS = 'SELECT user_name FROM GroupUser WHERE group_id = $1';
+
+/** Reads ccnet `GroupUser` from PostgreSQL (older Seafile deployments). */
+export class PostgresGroupDirectory implements GroupDirectory {
+  readonly #pool: pg.Pool;
+
+  constructor(config: PostgresGroupDatabase, options: PostgresGroupDirectoryOptions = {}) {
+    const queryTimeoutMs = options.queryTimeoutMs ?? 5_000;
+    this.#pool = new pg.Pool({
+      // pg takes a socket directory in `host`; the port still names the socket file.
+      host: config.socketPath ?? config.host,
+      port: config.port,
+      user: config.user,
+      password: config.password,
+      database: config.database,
+      max: options.connectionLimit ?? 4,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 3_000,
+      statement_timeout: queryTimeoutMs,
+      // The server-side limit cannot fire when the server or the network hangs.
+      query_timeout: queryTimeoutMs,
+      application_name: 'seafile-notification-server',
+      keepAlive: true,
+    });
+    // An idle client losing its server emits on the pool; unhandled, that would crash the process.
+    // The next lookup reports the outage as a GroupLookupError instead.
+    this.#pool.on('error', () => {});
+  }
+
+  async members(groupId: number): Promise<ReadonlySet<string>> {
+    try {
+      const result = await this.#pool.query<{ user_name: unknown }>(SELECT_MEMBERS, [groupId]);
+      return new Set(result.rows.map((row) => userName(row.user_name)));
+    } catch (error) {
+      throw new GroupLookupError(groupId, error);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+}
+
+function userName(value: unknown): string {
+  if (typeof value === 'string') return value;
+  throw new TypeError(`GroupUser.user_name is ${typeof value}, expected a string`);
+}

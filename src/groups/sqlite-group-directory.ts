@@ -1,0 +1,79 @@
+import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { GroupLookupError, type GroupDirectory } from './group-directory.js';
+
+export interface SqliteGroupDirectoryOptions {
+  /**
+   * How long a lookup waits while seaf-server holds a write lock. Default 1 s: the wait
+   * blocks the event loop, and ccnet's writes are tiny, so a longer wait means trouble.
+   */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Reads ccnet `GroupUser` from `<top dir>/ccnet/GroupMgr/groupmgr.db` (SQLite deployments).
+ * The file is opened on the first lookup and reopened after a failure, so a server started
+ * before seaf-server created it (or while it was being restored) starts working by itself.
+ */
+export class SqliteGroupDirectory implements GroupDirectory {
+  readonly #path: string;
+  readonly #busyTimeoutMs: number;
+  #db: Database.Database | null = null;
+  #selectMembers: Database.Statement<[number], unknown> | null = null;
+
+  constructor(path: string, options: SqliteGroupDirectoryOptions = {}) {
+    this.#path = path;
+    this.#busyTimeoutMs = options.busyTimeoutMs ?? 1_000;
+  }
+
+  members(groupId: number): Promise<ReadonlySet<string>> {
+    try {
+      const names = this.#statement().all(groupId).map(userName);
+      return Promise.resolve(new Set(names));
+    } catch (error) {
+      this.#closeDatabase();
+      return Promise.reject(new GroupLookupError(groupId, error));
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closeDatabase();
+    return Promise.resolve();
+  }
+
+  #statement(): Database.Statement<[number], unknown> {
+    if (this.#selectMembers !== null) return this.#selectMembers;
+    // Checked first because SQLite's own message ("unable to open database file") names no path.
+    if (!existsSync(this.#path)) {
+      throw new Error(
+        `SQLite group database ${this.#path} does not exist: it is ccnet/GroupMgr/groupmgr.db in the Seafile top directory, beside conf/`,
+      );
+    }
+    // Read-only: seaf-server owns this file and writes to it concurrently.
+    const db = new Database(this.#path, { readonly: true, fileMustExist: true, timeout: this.#busyTimeoutMs });
+    try {
+      this.#selectMembers = db.prepare<[number], unknown>('SELECT user_name FROM GroupUser WHERE group_id = ?').pluck();
+    } catch (error) {
+      db.close();
+      throw new Error(`${this.#path} is not a ccnet group database: ${errorMessage(error)}`, { cause: error });
+    }
+    this.#db = db;
+    return this.#selectMembers;
+  }
+
+  #closeDatabase(): void {
+    this.#selectMembers = null;
+    this.#db?.close();
+    this.#db = null;
+  }
+}
+
+function userName(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  throw new TypeError(`GroupUser.user_name is ${typeof value}, expected a string`);
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
