@@ -49,6 +49,13 @@ describe('the wire protocol against the running server', () => {
     clients.push(desktop, browser, debianClient);
   });
 
+  it('answers a client ping at once with a pong carrying the same payload', async () => {
+    const client = await subscribed([REPO]);
+    const pong = new Promise<string>((resolve) => client.socket.once('pong', (data) => resolve(data.toString())));
+    client.socket.ping('are-you-there');
+    assert.equal(await pong, 'are-you-there');
+  });
+
   it('refuses an upgrade on another path, and tells a plain GET of / to use a WebSocket', async () => {
     await assert.rejects(TestClient.connect(server.wsUrl + '/elsewhere'), /404/);
     assert.equal((await fetch(server.url + '/')).status, 426);
