@@ -9,50 +9,9 @@ import { parseServeFlags, type ServeFlags } from '../../src/config/flags.js';
 import { parseDatabaseUrl } from '../../src/config/group-database.js';
 import { generateKey } from '../../src/config/jwt-key.js';
 import { loadConfig, type LoadedConfig } from '../../src/config/load-config.js';
+import { SEAFILE_10_NOTIFICATION_CONF, SEAFILE_10_SEAFILE_CONF, SEAFILE_11_CONF } from '../support/manual-confs.js';
 
 const KEY = 'M@O8VWUb81YvmtWLHGB2I_V7di5-@0p(MF*GrE!sIws23F';
-
-// seafile.conf from the Seafile 11 manual (seeds/002).
-const SEAFILE_11_CONF = `# jwt_private_key are required.You should generate it manually.
-[notification]
-enabled = true
-# the ip of notification server. (Do not modify the host when using Nginx or Apache, as Nginx or Apache will proxy the requests to this address)
-host = 127.0.0.1
-# the port of notification server
-port = 8083
-# the log level of notification server
-# You can set log_level to debug to print messages sent to clients.
-log_level = info
-# jwt_private_key is used to generate jwt token and authenticate seafile server
-jwt_private_key = M@O8VWUb81YvmtWLHGB2I_V7di5-@0p(MF*GrE!sIws23F
-`;
-
-// seafile.conf and notification.conf from the Seafile 10.0 manual (seeds/001).
-const SEAFILE_10_SEAFILE_CONF = `## seafile.conf
-# notification_token and private_key are required.You should generate them manually.
-[notification]
-# notification_url is the url of notification server
-notification_url = 127.0.0.1:8083
-notification_token = xP7GGgGPVCQu8r0xNJ+k4Q==
-# private_key is used to generate jwt token
-private_key = M@O8VWUb81YvmtWLHGB2I_V7di5-@0p(MF*GrE!sIws23F
-`;
-
-const SEAFILE_10_NOTIFICATION_CONF = `## notification.conf
-# private_key and notification_token are required.You should generate them manually.
-# private_key and notification_token should be the same as configured in seafile.conf.
-[general]
-# the ip of notification server
-host = 127.0.0.1
-# the port of notification server
-port = 8083
-# the log level of notification server
-log_level = info
-# notification_token is used to simply authenticate seafile server
-notification_token = xP7GGgGPVCQu8r0xNJ+k4Q==
-# private_key is used to check whether the request jwt token is valid
-private_key = "M@O8VWUb81YvmtWLHGB2I_V7di5-@0p(MF*GrE!sIws23F
-`;
 
 const CCNET_MYSQL_CONF = `[General]
 SERVICE_URL = https://seafile.example.com
