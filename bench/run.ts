@@ -142,7 +142,9 @@ function merge(reports: ReceiptReport[]): { messages: number; outOfOrder: number
 }
 
 async function startServer(env: Record<string, string> = {}): Promise<ServerProcess> {
-  return ServerProcess.start({ env: { NOTIFICATION_SERVER_LOG_LEVEL: 'info', ...env } });
+  // e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" to profile the server.
+  const nodeArgs = process.env['BENCH_SERVER_NODE_ARGS']?.split(' ').filter((arg) => arg !== '') ?? [];
+  return ServerProcess.start({ env: { NOTIFICATION_SERVER_LOG_LEVEL: 'info', ...env }, nodeArgs });
 }
 
 async function openConnections(server: ServerProcess, loads: LoadProcess[], total: number, repos: string[]): Promise<number> {
