@@ -581,6 +581,13 @@ test('database URLs: MySQL with port, socket, TLS and percent-encoded credential
   assert.equal(v6.kind === 'mysql' ? v6.host : '', '::1');
 });
 
+test('database URLs: port 0 is refused like any port outside 1-65535', () => {
+  for (const url of ['mysql://u:p@db:0/ccnet_db', 'postgres://u:p@db:00/ccnet_db']) {
+    assert.throws(() => parseDatabaseUrl(url, 'CCNET_DB_URL', '/'), { name: 'ConfigError', message: 'CCNET_DB_URL: the database port must be from 1 to 65535' });
+  }
+  assert.throws(() => parseDatabaseUrl('mysql://u:p@db:65536/ccnet_db', 'CCNET_DB_URL', '/'), { name: 'ConfigError' });
+});
+
 test('database URLs: postgres:// and postgresql:// with an optional socket dir', () => {
   const expected = {
     kind: 'postgres',
