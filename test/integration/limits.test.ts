@@ -79,7 +79,7 @@ describe('limits, through the running server', () => {
   });
 
   it('a connection that subscribes nothing within subscribe_timeout is closed with 4001; one that subscribed stays', async () => {
-    const server = await start({ NOTIFICATION_SERVER_SUBSCRIBE_TIMEOUT: '1' });
+    const server = await start({ NOTIFICATION_SERVER_SUBSCRIBE_TIMEOUT: '2' });
     const idle = await connect(server);
     const busy = await connect(server);
     busy.subscribe([{ id: REPOS[0]!, jwt_token: subscriberToken(REPOS[0]!, 'alice@example.com') }]);
