@@ -85,7 +85,7 @@ export class WebSocketEndpoint {
         this.#capWarnedAt = now;
         logger.warn({ connections: this.connections.size, maxConnections }, 'connection cap reached: refusing new WebSockets with 503 (max_connections)');
       }
-      return { status: 503, reason: 'Service Unavailable', headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } };
+      return { status: 503, reason: 'Service Unavailable', headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } };
     }
     return null;
   }
