@@ -5,4 +5,8 @@ export const CloseCode = {
   InvalidPayload: 1007,
   /** The client did not read its messages and its outgoing queue overflowed. */
   SendQueueOverflow: 4000,
+  /** The connection did not subscribe any library within `subscribe_timeout`. */
+  SubscribeTimeout: 4001,
+  /** The connection sent more refused subscribes than `max_failed_subscribes_per_minute` allows. */
+  TooManyFailedSubscribes: 4002,
 } as const;

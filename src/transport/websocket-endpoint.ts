@@ -4,7 +4,8 @@ import { WebSocketServer } from 'ws';
 import type { Hub } from '../hub/hub.js';
 import type { Logger } from '../log.js';
 import { CloseCode } from './close-codes.js';
-import { WebSocketConnection } from './websocket-connection.js';
+import { OriginPolicy } from './origin-policy.js';
+import { WebSocketConnection, type ConnectionLimits } from './websocket-connection.js';
 
 /** The subprotocol the Seafile desktop client and SeaDrive offer. */
 export const SEAFILE_SUBPROTOCOL = 'notification.seafile.com';
@@ -18,7 +19,23 @@ export interface EndpointOptions {
   pingIntervalMs: number;
   deadPeerMs: number;
   now?: () => number;
+  /** Per-connection limits; absent: none. */
+  connectionLimits?: ConnectionLimits;
+  /** Open WebSockets at once; past it upgrades are refused with 503. Absent: no cap. */
+  maxConnections?: number;
+  /** Browser origins admitted; null or absent: every origin (the stock behaviour). */
+  allowedOrigins?: readonly string[] | null;
 }
+
+/** Why an upgrade is answered with an HTTP error instead of a WebSocket. */
+export interface UpgradeRefusal {
+  status: 403 | 503;
+  reason: string;
+  headers: Record<string, string>;
+}
+
+/** What a client refused at the connection cap is told to wait; the desktop client's own rhythm. */
+export const RETRY_AFTER_SECONDS = 60;
 
 export interface EndpointStats {
   connectionsOpened: number;
@@ -36,9 +53,12 @@ export class WebSocketEndpoint {
   readonly #server: WebSocketServer;
   readonly #liveness: NodeJS.Timeout;
   readonly #now: () => number;
+  readonly #origins: OriginPolicy | null;
+  #capWarnedAt = -Infinity;
 
   constructor(private readonly options: EndpointOptions) {
     this.#now = options.now ?? Date.now;
+    this.#origins = options.allowedOrigins == null ? null : new OriginPolicy(options.allowedOrigins);
     this.#server = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -49,6 +69,25 @@ export class WebSocketEndpoint {
     });
     this.#liveness = setInterval(() => this.#checkLiveness(), options.pingIntervalMs);
     this.#liveness.unref();
+  }
+
+  /** Null when the upgrade may proceed; else the HTTP answer it gets (origin policy, connection cap). */
+  refusal(request: IncomingMessage): UpgradeRefusal | null {
+    const { logger, maxConnections } = this.options;
+    const origin = request.headers.origin;
+    if (this.#origins !== null && !this.#origins.admits(origin, request.headers.host)) {
+      logger.debug({ remote: request.socket.remoteAddress, origin }, 'websocket refused: origin not allowed');
+      return { status: 403, reason: 'Forbidden', headers: {} };
+    }
+    if (maxConnections !== undefined && this.connections.size >= maxConnections) {
+      const now = this.#now();
+      if (now - this.#capWarnedAt >= 60_000) {
+        this.#capWarnedAt = now;
+        logger.warn({ connections: this.connections.size, maxConnections }, 'connection cap reached: refusing new WebSockets with 503 (max_connections)');
+      }
+      return { status: 503, reason: 'Service Unavailable', headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } };
+    }
+    return null;
   }
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -62,6 +101,7 @@ export class WebSocketEndpoint {
         now: this.#now,
         onOverflow: () => this.stats.sendQueueOverflows++,
         onClose: (closed) => this.connections.delete(closed),
+        limits: options.connectionLimits,
       });
       this.connections.add(connection);
       this.stats.connectionsOpened++;
