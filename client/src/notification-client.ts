@@ -227,6 +227,7 @@ export class NotificationClient {
     this.#open = true;
     this.#lastInbound = this.#clock.now();
     this.#setState('open');
+    if (this.#state !== 'open') return; // a state listener closed the client
     this.#stableTimer = this.#clock.setTimeout(() => this.#backoff.reset(), this.#stableAfterMs);
     if (this.#idleTimeoutMs > 0 && this.#transport?.reportsActivity === true) this.#watchIdle(this.#idleTimeoutMs);
     for (const library of this.#libraries.values()) void this.#subscribeLibrary(library, true);

@@ -361,6 +361,19 @@ describe('NotificationClient: reconnecting', () => {
     assert.equal(client.state, 'closed');
   });
 
+  it('close() from a state listener leaves no timer behind', async () => {
+    const { client, clock, fake } = setup();
+    client.subscribe(REPO_A);
+    client.on('state', (state) => {
+      if (state === 'open' || state === 'reconnecting') client.close();
+    });
+    fake.last().accept();
+    await settle();
+    assert.equal(client.state, 'closed');
+    assert.deepEqual(clock.pending(), []);
+    assert.deepEqual(fake.last().sent, []);
+  });
+
   it('close() while waiting to reconnect cancels the attempt', async () => {
     const { client, clock, fake } = setup();
     fake.last().drop();
