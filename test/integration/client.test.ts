@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { NotificationClient, type NotificationClientError, type NotificationClientOptions, type ServerMessage } from '#client';
-import { ServerProcess, subscriberToken } from '../support/server-process.js';
+import { createServer } from 'node:http';
+import { freePort, ServerProcess, subscriberToken } from '../support/server-process.js';
 
 const REPO = '8c1e0c1a-3333-4b4b-9c9c-000000000001';
 const USER = 'alice@example.com';
@@ -133,6 +134,32 @@ describe('NotificationClient against the real server', () => {
     assert.equal(states.at(-1), 'open');
     assert.deepEqual(tokenCalls, [REPO], 'the token was still good: reused, not fetched again');
     assert.ok(errors.every((e) => e.kind === 'connection'), errors.map((e) => e.message).join('; '));
+  });
+
+  it('while WebSocket upgrades are refused (a proxy without WebSocket support) it keeps retrying, and connects once they work', async () => {
+    const port = await freePort();
+    const blocker = createServer((_request, response) => response.writeHead(404).end());
+    let refused = 0;
+    blocker.on('upgrade', (_request, socket) => {
+      refused++;
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve));
+    const { client, messages, errors } = startClient(`ws://127.0.0.1:${port}/notification`);
+    client.subscribe(REPO);
+    try {
+      await waitUntil(() => errors.length >= 4, 'several refused attempts');
+    } finally {
+      blocker.closeAllConnections();
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+    assert.ok(errors.every((e) => e.kind === 'connection' && e.message.startsWith('cannot connect')), errors.map((e) => e.message).join('; '));
+    assert.ok(refused >= 4, `the blocker refused ${refused} upgrades`);
+    assert.equal(client.state, 'reconnecting');
+
+    const server = await startServer({ NOTIFICATION_SERVER_PORT: String(port) });
+    await waitUntil(() => client.state === 'open', 'the client to connect');
+    await untilSubscribed(server, messages, 'unblocked');
   });
 
   it('a token the server refuses (jwt-expired) is replaced by a new one from the provider', async () => {
