@@ -1,0 +1,126 @@
+/**
+ * The server's messages, typed after PROTOCOL.md's event table. Field names are the wire's
+ * (snake_case); fields the table does not name are kept as the publisher sent them.
+ */
+
+/** Every server message: `{"type": ..., "content": {...}}`. */
+export interface ServerMessage {
+  type: string;
+  content: Record<string, unknown>;
+}
+
+interface LibraryContent {
+  repo_id: string;
+  /** Fields a newer publisher adds (the web UI reads `expire` from file-lock-changed). */
+  [field: string]: unknown;
+}
+
+/** `repo-update`: a library has a new head commit. */
+export interface RepoUpdate extends LibraryContent {
+  commit_id: string;
+}
+
+/** `file-lock-changed`: a file was locked or unlocked. */
+export interface FileLockChanged extends LibraryContent {
+  path: string;
+  change_event: 'locked' | 'unlocked';
+  lock_user: string;
+}
+
+/** `folder-perm-changed`: a folder permission of a user or group was added, changed or removed. */
+export interface FolderPermChanged extends LibraryContent {
+  path: string;
+  type: 'user' | 'group';
+  change_event: 'add' | 'modify' | 'del';
+  user: string;
+  /** `-1` when the change is not for a group. */
+  group: number;
+  perm: 'r' | 'rw';
+}
+
+/** `comment-update`: a file's comments changed. */
+export interface CommentUpdate extends LibraryContent {
+  type: string;
+  file_uuid: string;
+  file_path: string;
+}
+
+/** The client's event names for the server's library events. */
+export interface LibraryEvents {
+  repoUpdate: RepoUpdate;
+  fileLockChanged: FileLockChanged;
+  folderPermChanged: FolderPermChanged;
+  commentUpdate: CommentUpdate;
+}
+
+export type LibraryEventName = keyof LibraryEvents;
+
+/** A library event ready to dispatch, or why a message is not one. */
+export type ParsedEvent =
+  | { [N in LibraryEventName]: { kind: 'library'; name: N; content: LibraryEvents[N] } }[LibraryEventName]
+  | { kind: 'jwt-expired'; repoId: string }
+  | { kind: 'other' }
+  | { kind: 'malformed'; reason: string };
+
+const WIRE_NAMES: Record<string, LibraryEventName> = {
+  'repo-update': 'repoUpdate',
+  'file-lock-changed': 'fileLockChanged',
+  'folder-perm-changed': 'folderPermChanged',
+  'comment-update': 'commentUpdate',
+};
+
+/** Parses one text frame; never throws. */
+export function parseServerMessage(text: string): { message: ServerMessage | null; event: ParsedEvent } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { message: null, event: { kind: 'malformed', reason: 'not JSON' } };
+  }
+  if (!isObject(value) || typeof value['type'] !== 'string' || !isObject(value['content'])) {
+    return { message: null, event: { kind: 'malformed', reason: 'not a {"type": string, "content": object} message' } };
+  }
+  const message: ServerMessage = { type: value['type'], content: value['content'] };
+  return { message, event: classify(message) };
+}
+
+function classify({ type, content }: ServerMessage): ParsedEvent {
+  if (type === 'jwt-expired') {
+    return typeof content['repo_id'] === 'string'
+      ? { kind: 'jwt-expired', repoId: content['repo_id'] }
+      : { kind: 'malformed', reason: 'jwt-expired without a string repo_id' };
+  }
+  const name = WIRE_NAMES[type];
+  if (name === undefined) return { kind: 'other' };
+  const missing = missingField(name, content);
+  if (missing !== undefined) return { kind: 'malformed', reason: `${type} without ${missing}` };
+  // missingField checked every field the type names, with its wire type.
+  return { kind: 'library', name, content: content as LibraryEvents[typeof name] } as ParsedEvent;
+}
+
+const STRING_FIELDS: Record<LibraryEventName, readonly string[]> = {
+  repoUpdate: ['repo_id', 'commit_id'],
+  fileLockChanged: ['repo_id', 'path', 'change_event', 'lock_user'],
+  folderPermChanged: ['repo_id', 'path', 'type', 'change_event', 'user', 'perm'],
+  commentUpdate: ['repo_id', 'type', 'file_uuid', 'file_path'],
+};
+
+const ALLOWED_VALUES: Partial<Record<LibraryEventName, Record<string, readonly string[]>>> = {
+  fileLockChanged: { change_event: ['locked', 'unlocked'] },
+  folderPermChanged: { type: ['user', 'group'], change_event: ['add', 'modify', 'del'], perm: ['r', 'rw'] },
+};
+
+function missingField(name: LibraryEventName, content: Record<string, unknown>): string | undefined {
+  for (const field of STRING_FIELDS[name]) {
+    if (typeof content[field] !== 'string') return `a string ${field}`;
+  }
+  for (const [field, allowed] of Object.entries(ALLOWED_VALUES[name] ?? {})) {
+    if (!allowed.includes(content[field] as string)) return `${field} one of ${allowed.join(', ')}`;
+  }
+  if (name === 'folderPermChanged' && !Number.isInteger(content['group'])) return 'an integer group';
+  return undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

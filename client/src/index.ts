@@ -1,0 +1,15 @@
+export {
+  NotificationClient,
+  NotificationClientError,
+  type ConnectionState,
+  type NotificationClientErrorKind,
+  type NotificationClientEventName,
+  type NotificationClientEvents,
+  type NotificationClientOptions,
+} from './notification-client.js';
+export type { CommentUpdate, FileLockChanged, FolderPermChanged, LibraryEventName, LibraryEvents, RepoUpdate, ServerMessage } from './events.js';
+export { Backoff, type BackoffOptions } from './backoff.js';
+export type { Clock, TimerHandle } from './clock.js';
+export { tokenExpiry } from './token-expiry.js';
+export type { CloseInfo, Transport, TransportFactory, TransportHandlers } from './transport.js';
+export { webSocketTransport, type WebSocketConstructor, type WebSocketLike } from './websocket-transport.js';

@@ -1,0 +1,438 @@
+import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { encodeSubscribe, encodeUnsubscribe } from './client-messages.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { parseServerMessage, type LibraryEvents, type ServerMessage } from './events.js';
+import { tokenExpiry } from './token-expiry.js';
+import type { CloseInfo, Transport, TransportFactory } from './transport.js';
+import { globalWebSocket, webSocketTransport, type WebSocketConstructor } from './websocket-transport.js';
+
+/**
+ * `connecting`: the first connection is being opened. `open`: connected; subscriptions are
+ * (re)sent. `reconnecting`: the connection failed or was lost; the next attempt is scheduled
+ * or under way. `closed`: close() was called; nothing happens any more.
+ */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+export interface NotificationClientOptions {
+  /** The server: `wss://seafile.example.com/notification` (http(s) URLs are turned into ws(s)). */
+  url: string;
+  /** A fresh subscriber token (JWT) for a library; called again whenever one is needed. */
+  tokenProvider: (repoId: string) => Promise<string>;
+  /** The WebSocket class: required in Node 20 (pass the `ws` package's), the global one otherwise. */
+  WebSocket?: WebSocketConstructor;
+  /** Replaces the WebSocket transport (the seam for SSE and long polling, and for tests). */
+  transport?: TransportFactory;
+  /** Reconnect delays: full jitter under min(maxMs, initialMs * 2^attempt). Default 1 s to 30 s. */
+  backoff?: Partial<BackoffOptions>;
+  /** A connection open this long resets the reconnect backoff (default 10 s). */
+  stableAfterMs?: number;
+  /** Refresh a token this long before its `exp` (default 60 s; at most half its remaining life). */
+  tokenRefreshMarginMs?: number;
+  /**
+   * With a transport that reports pings (Node's `ws`): drop the connection after this long
+   * without any inbound traffic (default 60 s; the server pings idle clients every 20 s).
+   * 0 disables it. Browsers do not report pings: there the browser's own close event decides.
+   */
+  idleTimeoutMs?: number;
+  /** For tests. */
+  clock?: Clock;
+  /** For tests: the jitter source, uniform in [0, 1). */
+  random?: () => number;
+}
+
+export type NotificationClientErrorKind =
+  /** The token provider threw, rejected or returned no token; retried with backoff. */
+  | 'token-provider'
+  /** The server refused or expired a library's token (`jwt-expired`); a new one is fetched. */
+  | 'token-rejected'
+  /** The connection could not be opened or was lost; reconnecting. */
+  | 'connection'
+  /** The server sent something that is not a valid message; it was ignored. */
+  | 'bad-message'
+  /** The server answered `{"type": "error"}` (e.g. a message type it does not know). */
+  | 'server-error';
+
+/** Something went wrong that the client handles itself; reported for logs and diagnostics. */
+export class NotificationClientError extends Error {
+  constructor(
+    readonly kind: NotificationClientErrorKind,
+    message: string,
+    readonly repoId?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'NotificationClientError';
+  }
+}
+
+export interface NotificationClientEvents extends LibraryEvents {
+  /** Every message from the server, unknown types included, before any typed event. */
+  event: ServerMessage;
+  state: ConnectionState;
+  error: NotificationClientError;
+}
+
+export type NotificationClientEventName = keyof NotificationClientEvents;
+
+type Listener<N extends NotificationClientEventName> = (payload: NotificationClientEvents[N]) => void;
+
+interface Library {
+  readonly repoId: string;
+  token: string | undefined;
+  /** The token's `exp` in Unix ms, when it has one. */
+  expiresAt: number | undefined;
+  /** Bumped by every new subscribe attempt: an older attempt's late token is dropped. */
+  attempt: number;
+  /** Token failures and rejections in a row. */
+  readonly retry: Backoff;
+  /** A pending token refresh or retry. */
+  timer: TimerHandle | undefined;
+  /** When the last subscribe was sent. */
+  subscribedAt: number | undefined;
+}
+
+const DEFAULTS = { stableAfterMs: 10_000, tokenRefreshMarginMs: 60_000, idleTimeoutMs: 60_000 } as const;
+/** Never refresh a token sooner than this after fetching it, however short its life. */
+const MIN_REFRESH_MS = 1000;
+
+/**
+ * A subscriber of the Seafile notification server that stays subscribed: it reconnects
+ * forever with capped, jittered backoff, resubscribes every library after each reconnect,
+ * fetches a new token on `jwt-expired` and refreshes tokens before they expire.
+ */
+export class NotificationClient {
+  readonly #url: string;
+  readonly #tokenProvider: (repoId: string) => Promise<string>;
+  readonly #transportFactory: TransportFactory;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #backoffOptions: BackoffOptions;
+  readonly #backoff: Backoff;
+  readonly #stableAfterMs: number;
+  readonly #refreshMarginMs: number;
+  readonly #idleTimeoutMs: number;
+  readonly #listeners = new Map<NotificationClientEventName, Set<(payload: never) => void>>();
+  readonly #libraries = new Map<string, Library>();
+
+  #state: ConnectionState = 'connecting';
+  #transport: Transport | undefined;
+  /** Bumped by every connection attempt: callbacks of an abandoned connection are ignored. */
+  #connection = 0;
+  #open = false;
+  #reconnectTimer: TimerHandle | undefined;
+  #stableTimer: TimerHandle | undefined;
+  #idleTimer: TimerHandle | undefined;
+  #lastInbound = 0;
+
+  constructor(options: NotificationClientOptions) {
+    this.#url = toWebSocketUrl(options.url);
+    if (typeof options.tokenProvider !== 'function') throw new TypeError('tokenProvider must be a function (repoId) => Promise<string>');
+    this.#tokenProvider = options.tokenProvider;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#backoffOptions = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.#backoff = new Backoff(this.#backoffOptions, this.#random);
+    this.#stableAfterMs = nonNegative('stableAfterMs', options.stableAfterMs ?? DEFAULTS.stableAfterMs);
+    this.#refreshMarginMs = nonNegative('tokenRefreshMarginMs', options.tokenRefreshMarginMs ?? DEFAULTS.tokenRefreshMarginMs);
+    this.#idleTimeoutMs = nonNegative('idleTimeoutMs', options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs);
+    if (options.transport !== undefined) {
+      this.#transportFactory = options.transport;
+    } else {
+      const WebSocketClass = options.WebSocket ?? globalWebSocket();
+      if (WebSocketClass === undefined) {
+        throw new TypeError('no global WebSocket here (Node 20): pass one, e.g. `WebSocket` from the ws package, as the WebSocket option');
+      }
+      this.#transportFactory = webSocketTransport(WebSocketClass);
+    }
+    this.#connect();
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** The libraries the client keeps subscribed, in the order they were added. */
+  get subscriptions(): string[] {
+    return [...this.#libraries.keys()];
+  }
+
+  /** Follows a library from now on, across reconnects, until unsubscribe(). */
+  subscribe(repoId: string): void {
+    if (typeof repoId !== 'string' || repoId === '') throw new TypeError('subscribe needs a library id (repo_id)');
+    if (this.#state === 'closed' || this.#libraries.has(repoId)) return;
+    const library: Library = {
+      repoId,
+      token: undefined,
+      expiresAt: undefined,
+      attempt: 0,
+      retry: new Backoff(this.#backoffOptions, this.#random),
+      timer: undefined,
+      subscribedAt: undefined,
+    };
+    this.#libraries.set(repoId, library);
+    void this.#subscribeLibrary(library, true);
+  }
+
+  unsubscribe(repoId: string): void {
+    const library = this.#libraries.get(repoId);
+    if (library === undefined) return;
+    this.#libraries.delete(repoId);
+    this.#clearTimer(library.timer);
+    if (this.#open) this.#transport?.send(encodeUnsubscribe(repoId));
+  }
+
+  /** Adds a listener; returns a function that removes it. */
+  on<N extends NotificationClientEventName>(name: N, listener: Listener<N>): () => void {
+    let set = this.#listeners.get(name);
+    if (set === undefined) this.#listeners.set(name, (set = new Set()));
+    set.add(listener as (payload: never) => void);
+    return () => this.off(name, listener);
+  }
+
+  off<N extends NotificationClientEventName>(name: N, listener: Listener<N>): void {
+    this.#listeners.get(name)?.delete(listener as (payload: never) => void);
+  }
+
+  /** Closes the connection for good and stops every timer. */
+  close(): void {
+    if (this.#state === 'closed') return;
+    for (const library of this.#libraries.values()) this.#clearTimer(library.timer);
+    this.#libraries.clear();
+    this.#dropConnection();
+    this.#clearTimer(this.#reconnectTimer);
+    this.#transport?.close(1000, 'client closed');
+    this.#transport = undefined;
+    this.#setState('closed');
+  }
+
+  #connect(): void {
+    const connection = ++this.#connection;
+    const current = () => connection === this.#connection && this.#state !== 'closed';
+    try {
+      this.#transport = this.#transportFactory.open(this.#url, {
+        onOpen: () => current() && this.#opened(),
+        onMessage: (text) => current() && this.#received(text),
+        onActivity: () => {
+          if (current()) this.#lastInbound = this.#clock.now();
+        },
+        onClose: (info) => current() && this.#lost(info),
+      });
+    } catch (error) {
+      this.#transport = undefined;
+      this.#lost({ code: 0, reason: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  #opened(): void {
+    this.#open = true;
+    this.#lastInbound = this.#clock.now();
+    this.#setState('open');
+    if (this.#state !== 'open') return; // a state listener closed the client
+    this.#stableTimer = this.#clock.setTimeout(() => this.#backoff.reset(), this.#stableAfterMs);
+    if (this.#idleTimeoutMs > 0 && this.#transport?.reportsActivity === true) this.#watchIdle(this.#idleTimeoutMs);
+    for (const library of this.#libraries.values()) void this.#subscribeLibrary(library, true);
+  }
+
+  /** Dead-peer detection for transports that report the server's pings. */
+  #watchIdle(delayMs: number): void {
+    this.#idleTimer = this.#clock.setTimeout(() => {
+      const silentFor = this.#clock.now() - this.#lastInbound;
+      if (silentFor < this.#idleTimeoutMs) {
+        this.#watchIdle(this.#idleTimeoutMs - silentFor);
+        return;
+      }
+      this.#transport?.close(4001, 'no traffic from the server');
+      this.#lost({ code: 4001, reason: `no traffic from the server for ${silentFor} ms` });
+    }, delayMs);
+  }
+
+  #lost(info: CloseInfo): void {
+    const wasOpen = this.#open;
+    this.#dropConnection();
+    this.#transport = undefined;
+    for (const library of this.#libraries.values()) {
+      this.#clearTimer(library.timer);
+      library.timer = undefined;
+    }
+    const delay = this.#backoff.next();
+    const what = wasOpen ? 'connection lost' : 'cannot connect';
+    this.#setState('reconnecting');
+    this.#emit('error', new NotificationClientError('connection', `${what} (${info.code}${info.reason ? ` ${info.reason}` : ''}): retrying in ${delay} ms`));
+    if (this.#state !== 'reconnecting') return; // an error listener closed the client
+    this.#reconnectTimer = this.#clock.setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.#connect();
+    }, delay);
+  }
+
+  #dropConnection(): void {
+    this.#open = false;
+    this.#connection++;
+    this.#clearTimer(this.#stableTimer);
+    this.#clearTimer(this.#idleTimer);
+    this.#stableTimer = this.#idleTimer = undefined;
+  }
+
+  #received(text: string): void {
+    this.#lastInbound = this.#clock.now();
+    const { message, event } = parseServerMessage(text);
+    if (message !== null) this.#emit('event', message);
+    switch (event.kind) {
+      case 'library':
+        this.#emit(event.name, event.content as never);
+        break;
+      case 'jwt-expired':
+        this.#tokenRejected(event.repoId);
+        break;
+      case 'malformed':
+        this.#emit('error', new NotificationClientError('bad-message', `ignored a server message: ${event.reason}`));
+        break;
+      case 'other':
+        if (message?.type === 'error') {
+          const detail = typeof message.content['message'] === 'string' ? message.content['message'] : JSON.stringify(message.content);
+          this.#emit('error', new NotificationClientError('server-error', `the server answered: ${detail}`));
+        }
+        break;
+    }
+  }
+
+  /**
+   * `jwt-expired`: the token is dropped and a new one fetched. Rejections in a row back off
+   * like reconnects, so a provider that keeps handing out bad tokens is asked at most a few
+   * times a minute; a subscription that held for a while resets that backoff.
+   */
+  #tokenRejected(repoId: string): void {
+    const library = this.#libraries.get(repoId);
+    if (library === undefined) return;
+    library.token = undefined;
+    library.expiresAt = undefined;
+    const now = this.#clock.now();
+    if (library.subscribedAt !== undefined && now - library.subscribedAt >= this.#stableAfterMs) library.retry.reset();
+    const delay = library.retry.next();
+    this.#emit('error', new NotificationClientError('token-rejected', `the server refused or expired the token of library ${repoId}: fetching a new one in ${delay} ms`, repoId));
+    this.#retryLater(library, delay);
+  }
+
+  #retryLater(library: Library, delayMs: number): void {
+    library.attempt++; // a fetch in flight is now stale
+    this.#clearTimer(library.timer);
+    library.timer = this.#clock.setTimeout(() => {
+      library.timer = undefined;
+      void this.#subscribeLibrary(library, false);
+    }, delayMs);
+  }
+
+  /**
+   * Sends the library's subscribe with a token: the cached one when `reuseToken` and it is
+   * not about to expire, else a fresh one from the provider. Only on an open connection:
+   * opening one subscribes every library.
+   */
+  async #subscribeLibrary(library: Library, reuseToken: boolean): Promise<void> {
+    if (!this.#open) return;
+    const attempt = ++library.attempt;
+    const connection = this.#connection;
+    this.#clearTimer(library.timer);
+    library.timer = undefined;
+    const stale = () => this.#libraries.get(library.repoId) !== library || library.attempt !== attempt || connection !== this.#connection;
+
+    const previousExpiry = library.expiresAt;
+    const reusable =
+      reuseToken &&
+      library.token !== undefined &&
+      (library.expiresAt === undefined || library.expiresAt - this.#refreshMarginMs > this.#clock.now());
+    if (!reusable) {
+      let token: unknown;
+      try {
+        token = await this.#tokenProvider(library.repoId);
+      } catch (error) {
+        if (stale()) return;
+        this.#tokenProviderFailed(library, error instanceof Error ? error.message : String(error), error);
+        return;
+      }
+      if (stale()) return;
+      if (typeof token !== 'string' || token === '') {
+        this.#tokenProviderFailed(library, `returned ${token === '' ? 'an empty string' : typeof token}, not a token`);
+        return;
+      }
+      library.token = token;
+      library.expiresAt = tokenExpiry(token);
+    }
+    const token = library.token!;
+    this.#transport!.send(encodeSubscribe(library.repoId, token, this.#resumePosition(library.repoId)));
+    const now = this.#clock.now();
+    library.subscribedAt = now;
+    // A provider that hands out the same token again would otherwise be asked ever faster as exp nears.
+    const renewed = reusable || previousExpiry === undefined || library.expiresAt === undefined || library.expiresAt > previousExpiry;
+    if (library.expiresAt !== undefined && library.expiresAt > now && renewed) {
+      const life = library.expiresAt - now;
+      const refreshIn = Math.max(MIN_REFRESH_MS, life - Math.min(this.#refreshMarginMs, life / 2));
+      library.timer = this.#clock.setTimeout(() => {
+        library.timer = undefined;
+        void this.#subscribeLibrary(library, false);
+      }, refreshIn);
+    }
+  }
+
+  #tokenProviderFailed(library: Library, reason: string, cause?: unknown): void {
+    const delay = library.retry.next();
+    this.#emit(
+      'error',
+      new NotificationClientError('token-provider', `the token provider failed for library ${library.repoId} (${reason}): retrying in ${delay} ms`, library.repoId, { cause }),
+    );
+    this.#retryLater(library, delay);
+  }
+
+  /**
+   * Where to resume a library's stream: the seam for the server's event history. The server
+   * hands out no positions yet, so there is nothing to resume from and the subscribe is the
+   * stock one.
+   */
+  #resumePosition(_repoId: string): string | undefined {
+    return undefined;
+  }
+
+  #setState(state: ConnectionState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#emit('state', state);
+  }
+
+  #emit<N extends NotificationClientEventName>(name: N, payload: NotificationClientEvents[N]): void {
+    const listeners = this.#listeners.get(name);
+    if (listeners === undefined) return;
+    for (const listener of [...listeners]) {
+      try {
+        (listener as Listener<N>)(payload);
+      } catch (error) {
+        // A broken listener must not break the connection; surface it like an uncaught error.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+
+  #clearTimer(handle: TimerHandle | undefined): void {
+    if (handle !== undefined) this.#clock.clearTimeout(handle);
+  }
+}
+
+function toWebSocketUrl(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(`url must be an absolute ws://, wss://, http:// or https:// URL, got ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol === 'http:') parsed.protocol = 'ws:';
+  else if (parsed.protocol === 'https:') parsed.protocol = 'wss:';
+  else if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+    throw new TypeError(`url must use ws:, wss:, http: or https:, got ${parsed.protocol}`);
+  }
+  return parsed.href;
+}
+
+function nonNegative(name: string, value: number): number {
+  if (!(value >= 0) || !Number.isFinite(value)) throw new RangeError(`${name} must be a finite number >= 0, got ${value}`);
+  return value;
+}
