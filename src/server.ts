@@ -2,13 +2,16 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Config } from './config/config.js';
-import type { GroupDirectory } from './groups/group-directory.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
 import { EventEndpoint } from './http/event-endpoint.js';
+import { answerHealth } from './http/health.js';
+import { answerMetrics } from './http/metrics-endpoint.js';
 import { answerPing } from './http/ping.js';
 import { routeOf } from './http/routes.js';
 import { Hub } from './hub/hub.js';
 import type { Logger } from './log.js';
+import { NO_METRICS } from './metrics/metrics.js';
+import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { WebSocketEndpoint } from './transport/websocket-endpoint.js';
 
 export interface RunningServer {
@@ -16,7 +19,12 @@ export interface RunningServer {
   readonly hub: Hub;
   readonly websockets: WebSocketEndpoint;
   readonly events: EventEndpoint;
-  /** Stops accepting, closes every WebSocket over the drain window, releases the group database. */
+  /** Null when metrics are turned off. */
+  readonly metrics: PrometheusMetrics | null;
+  /**
+   * Refuses new WebSockets (503) and turns /health/ready to 503, closes every WebSocket over
+   * the drain window while still answering HTTP, then stops listening and releases the group database.
+   */
   stop(): Promise<void>;
 }
 
@@ -31,13 +39,16 @@ function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const now = Date.now;
   const key = Buffer.from(config.jwtPrivateKey, 'utf8');
-  const groups: GroupDirectory | null =
+  const groups =
     config.groupDatabase === null ? null : openGroupDirectory(config.groupDatabase, config.groupCacheTtlMs);
-  const hub = new Hub({ groups, logger, now });
+  const metrics = config.metrics ? new PrometheusMetrics() : null;
+  const counting = metrics ?? NO_METRICS;
+  const hub = new Hub({ groups, logger, metrics: counting, now });
   const websockets = new WebSocketEndpoint({
     hub,
     key,
     logger,
+    metrics: counting,
     maxFrameBytes: config.limits.maxFrameBytes,
     sendQueueBytes: config.limits.sendQueueBytes,
     pingIntervalMs: config.pingIntervalMs,
@@ -49,7 +60,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     credentials: { key, staticToken: config.notificationToken },
     maxBodyBytes: config.limits.maxEventBodyBytes,
     logger,
+    metrics: counting,
     now,
+  });
+  metrics?.readLevelsFrom({
+    connections: () => websockets.connections.size,
+    subscriptions: () => hub.index.size,
+    subscribedLibraries: () => hub.index.libraries,
+    groupLookups: () => groups?.stats ?? null,
   });
   let draining = false;
 
@@ -60,6 +78,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         return;
       case 'events':
         events.handle(request, response);
+        return;
+      case 'metrics':
+        answerMetrics(metrics, logger, request, response);
+        return;
+      case 'health-live':
+        answerHealth('live', draining, request, response);
+        return;
+      case 'health-ready':
+        answerHealth('ready', draining, request, response);
         return;
       case 'websocket':
         response.writeHead(426, { upgrade: 'websocket', 'content-type': 'text/plain; charset=utf-8' });
@@ -95,11 +122,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     hub,
     websockets,
     events,
+    metrics,
     async stop() {
       if (draining) return;
       draining = true;
-      server.close();
+      // Keep listening while draining: /health/ready answers 503 and new WebSockets are refused.
       await websockets.drain(config.drainMs);
+      server.close();
       hub.close();
       server.closeAllConnections();
       await groups?.close();

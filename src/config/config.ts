@@ -58,6 +58,8 @@ export interface Config {
   deadPeerMs: number;
   /** On SIGTERM/SIGINT, WebSocket closes (1001) are spread over this window. */
   drainMs: number;
+  /** Whether `GET /metrics` answers (Prometheus text format); 404 when false. */
+  metrics: boolean;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -77,6 +79,7 @@ export const DEFAULTS = {
   pingIntervalMs: 20_000,
   deadPeerMs: 50_000,
   drainMs: 5_000,
+  metrics: true,
 } as const;
 
 /** A setting is missing or invalid; the message says which and how to fix it. */

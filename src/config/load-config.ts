@@ -84,6 +84,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
   const notificationToken = resolveNotificationToken(env, seafile, notification, notices);
   const groupDatabase = await resolveGroupDatabase({ flags, env, cwd, confDir, ccnet, notices });
   const tuning = resolveTuning(env, seafile);
+  const metrics = resolveMetrics(env, seafile, notices);
 
   notices.push(
     `Settings: host ${host} (${hostSetting?.source ?? 'default'}), port ${port} (${portSetting?.source ?? 'default'}), ` +
@@ -106,6 +107,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     pingIntervalMs: tuning.pingIntervalMs,
     deadPeerMs: tuning.deadPeerMs,
     drainMs: tuning.drainMs,
+    metrics,
   };
   return { config, notices };
 }
@@ -203,6 +205,15 @@ function resolveNotificationToken(
   }
   notices.push(`Seafile 10.0 publishers may authenticate with the static token from ${chosen.source}.`);
   return chosen.text;
+}
+
+// ----------------------------------------------------------------- metrics
+
+function resolveMetrics(env: Env, seafile: KeyFile | null, notices: string[]): boolean {
+  const setting = pick(fromEnv(env, 'NOTIFICATION_SERVER_METRICS'), fromFile(seafile, 'notification', 'metrics'));
+  const enabled = setting === null ? DEFAULTS.metrics : parseBoolean(setting);
+  if (setting !== null) notices.push(`Prometheus metrics at GET /metrics are ${enabled ? 'on' : 'off'} (${setting.source}).`);
+  return enabled;
 }
 
 // ------------------------------------------------------------------ tuning

@@ -715,3 +715,19 @@ test('tuning: the dead-peer timeout must be longer than the ping interval', asyn
     message: new RegExp(`^dead_peer_timeout \\(10 s, seafile\\.conf \\[notification\\] dead_peer_timeout, ${join(conf, 'seafile.conf')}:3\\) must be longer than ping_interval \\(20 s, default\\)`),
   });
 });
+
+// ----------------------------------------------------------------- metrics
+
+test('metrics: on by default; NOTIFICATION_SERVER_METRICS beats seafile.conf [notification] metrics', async () => {
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY })).config.metrics, true);
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_METRICS: 'off' })).config.metrics, false);
+  const { conf } = await seafileTop({ 'seafile.conf': `[notification]\njwt_private_key = ${KEY}\nmetrics = false\n` });
+  const fromFile = await load({ configDir: conf });
+  assert.equal(fromFile.config.metrics, false);
+  assert.ok(fromFile.notices.some((n) => n === 'Prometheus metrics at GET /metrics are off (seafile.conf [notification] metrics).'));
+  assert.equal((await load({ configDir: conf }, { NOTIFICATION_SERVER_METRICS: 'true' })).config.metrics, true);
+  await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_METRICS: 'maybe' }), {
+    name: 'ConfigError',
+    message: 'invalid value "maybe" for NOTIFICATION_SERVER_METRICS: expected true or false',
+  });
+});

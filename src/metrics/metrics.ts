@@ -1,0 +1,43 @@
+import type { PublisherAuthFailure, PublisherKind } from '../auth/publisher-auth.js';
+import type { SubscribeFailure } from '../auth/subscriber-token.js';
+import type { CloseReason } from '../transport/close-codes.js';
+
+/** Why `/events` refused a request other than for its credentials. */
+export type EventRejection = 'method' | 'too-large' | 'invalid';
+
+/** Why a group-targeted event reached nobody. */
+export type UndeliveredReason = 'no-database' | 'lookup-failed';
+
+/**
+ * What the data path reports, one call per fact, so that the hub and the transports count
+ * without knowing how the counts are kept or exported (see prometheus-metrics.ts). Levels
+ * (connections open, subscriptions) are not reported: they are read from their owners when
+ * asked for. Every method is cheap and called at most once per event or per connection
+ * change, never once per subscriber.
+ */
+export interface Metrics {
+  connectionOpened(): void;
+  connectionClosed(reason: CloseReason): void;
+  /** One library of a subscribe message was refused (the client is sent `jwt-expired`). */
+  subscribeRefused(reason: SubscribeFailure): void;
+  subscriptionExpired(): void;
+  publisherRefused(reason: PublisherAuthFailure): void;
+  eventRejected(reason: EventRejection): void;
+  eventAccepted(type: string, source: PublisherKind): void;
+  /** An event's frame was handed to the sockets of all `recipients`, `latencySeconds` after the hub accepted it. */
+  eventDelivered(type: string, recipients: number, latencySeconds: number): void;
+  groupEventUndelivered(reason: UndeliveredReason): void;
+}
+
+/** Counts nothing: for tests and tools that run a hub without exporting metrics. */
+export const NO_METRICS: Metrics = {
+  connectionOpened() {},
+  connectionClosed() {},
+  subscribeRefused() {},
+  subscriptionExpired() {},
+  publisherRefused() {},
+  eventRejected() {},
+  eventAccepted() {},
+  eventDelivered() {},
+  groupEventUndelivered() {},
+};
