@@ -8,10 +8,12 @@ import { answerHealth } from './http/health.js';
 import { answerMetrics } from './http/metrics-endpoint.js';
 import { answerPing } from './http/ping.js';
 import { routeOf } from './http/routes.js';
+import { StatusEndpoint } from './http/status-endpoint.js';
 import { Hub } from './hub/hub.js';
 import type { Logger } from './log.js';
-import { NO_METRICS } from './metrics/metrics.js';
+import { bothMetrics, NO_METRICS } from './metrics/metrics.js';
 import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
+import { LiveStatus } from './status/live-status.js';
 import { WebSocketEndpoint } from './transport/websocket-endpoint.js';
 
 export interface RunningServer {
@@ -42,7 +44,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const groups =
     config.groupDatabase === null ? null : openGroupDirectory(config.groupDatabase, config.groupCacheTtlMs);
   const metrics = config.metrics ? new PrometheusMetrics() : null;
-  const counting = metrics ?? NO_METRICS;
+  const status = config.adminToken === null ? null : new LiveStatus();
+  const counting =
+    status === null
+      ? (metrics ?? NO_METRICS)
+      : bothMetrics(metrics ?? NO_METRICS, { ...NO_METRICS, eventDelivered: (event, n, s) => status.eventDelivered(event, n, s) });
   const hub = new Hub({ groups, logger, metrics: counting, now });
   const websockets = new WebSocketEndpoint({
     hub,
@@ -69,10 +75,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     subscribedLibraries: () => hub.index.libraries,
     groupLookups: () => groups?.stats ?? null,
   });
+  status?.readLevelsFrom({
+    connections: () => websockets.connections.size,
+    subscriptions: () => hub.index.size,
+    subscribedLibraries: () => hub.index.libraries,
+    followersOf: (repoId) => hub.index.followers(repoId)?.size ?? 0,
+  });
+  const statusPage =
+    status === null || config.adminToken === null ? null : new StatusEndpoint({ token: config.adminToken, status, logger });
   let draining = false;
 
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
-    switch (routeOf(request.url)) {
+    const route = routeOf(request.url);
+    switch (route) {
       case 'ping':
         answerPing(request, response);
         return;
@@ -87,6 +102,16 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         return;
       case 'health-ready':
         answerHealth('ready', draining, request, response);
+        return;
+      case 'status-page':
+      case 'status-script':
+      case 'status-feed':
+        if (statusPage === null) {
+          response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+          response.end('not found: the status page is off (set NOTIFICATION_SERVER_ADMIN_TOKEN)\n');
+        } else {
+          statusPage.handle(route === 'status-page' ? 'page' : route === 'status-script' ? 'script' : 'feed', request, response);
+        }
         return;
       case 'websocket':
         response.writeHead(426, { upgrade: 'websocket', 'content-type': 'text/plain; charset=utf-8' });
@@ -128,6 +153,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       draining = true;
       // Keep listening while draining: /health/ready answers 503 and new WebSockets are refused.
       await websockets.drain(config.drainMs);
+      statusPage?.close();
       server.close();
       hub.close();
       server.closeAllConnections();

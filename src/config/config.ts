@@ -60,6 +60,8 @@ export interface Config {
   drainMs: number;
   /** Whether `GET /metrics` answers (Prometheus text format); 404 when false. */
   metrics: boolean;
+  /** The secret of the admin status page at `/status`; null: the page is off (404). */
+  adminToken: string | null;
 }
 
 export const DEFAULT_LIMITS: Limits = {

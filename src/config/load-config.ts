@@ -85,6 +85,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
   const groupDatabase = await resolveGroupDatabase({ flags, env, cwd, confDir, ccnet, notices });
   const tuning = resolveTuning(env, seafile);
   const metrics = resolveMetrics(env, seafile, notices);
+  const adminToken = resolveAdminToken(env, seafile, notices);
 
   notices.push(
     `Settings: host ${host} (${hostSetting?.source ?? 'default'}), port ${port} (${portSetting?.source ?? 'default'}), ` +
@@ -108,6 +109,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     deadPeerMs: tuning.deadPeerMs,
     drainMs: tuning.drainMs,
     metrics,
+    adminToken,
   };
   return { config, notices };
 }
@@ -214,6 +216,19 @@ function resolveMetrics(env: Env, seafile: KeyFile | null, notices: string[]): b
   const enabled = setting === null ? DEFAULTS.metrics : parseBoolean(setting);
   if (setting !== null) notices.push(`Prometheus metrics at GET /metrics are ${enabled ? 'on' : 'off'} (${setting.source}).`);
   return enabled;
+}
+
+function resolveAdminToken(env: Env, seafile: KeyFile | null, notices: string[]): string | null {
+  const setting = pick(fromEnv(env, 'NOTIFICATION_SERVER_ADMIN_TOKEN'), fromFile(seafile, 'notification', 'admin_token'));
+  if (setting === null) return null;
+  const token = setting.text.trim();
+  if (token.length < 16) {
+    throw new ConfigError(
+      `the admin token (${describeSetting(setting)}) is too short: use at least 16 characters, e.g. from \`notification-server keygen\``,
+    );
+  }
+  notices.push(`Status page at /status is on, for the admin token from ${setting.source}.`);
+  return token;
 }
 
 // ------------------------------------------------------------------ tuning

@@ -16,6 +16,8 @@ export interface HubOptions {
   now?: () => number;
 }
 
+const NOBODY: ReadonlySet<Subscription> = new Set();
+
 /** An event waiting behind a group lookup, with the moment it was accepted (performance.now()). */
 interface PendingEvent {
   event: LibraryEvent;
@@ -120,8 +122,7 @@ export class Hub {
   }
 
   #deliver(event: LibraryEvent, members: ReadonlySet<string> | null, acceptedAt: number): void {
-    const followers = this.index.followers(event.repoId);
-    if (followers === undefined) return;
+    const followers = this.index.followers(event.repoId) ?? NOBODY;
     const { audience, frame } = event;
     let sent = 0;
     for (const subscription of followers) {
@@ -131,7 +132,7 @@ export class Hub {
       sent++;
     }
     // ws has written each frame to its socket (or queued it behind earlier ones) by now.
-    this.#metrics.eventDelivered(event.type, sent, (performance.now() - acceptedAt) / 1000);
+    this.#metrics.eventDelivered(event, sent, (performance.now() - acceptedAt) / 1000);
   }
 
   #expire(subscription: Subscription): void {

@@ -1,5 +1,6 @@
 import type { PublisherAuthFailure, PublisherKind } from '../auth/publisher-auth.js';
 import type { SubscribeFailure } from '../auth/subscriber-token.js';
+import type { LibraryEvent } from '../protocol/event.js';
 import type { CloseReason } from '../transport/close-codes.js';
 
 /** Why `/events` refused a request other than for its credentials. */
@@ -24,9 +25,27 @@ export interface Metrics {
   publisherRefused(reason: PublisherAuthFailure): void;
   eventRejected(reason: EventRejection): void;
   eventAccepted(type: string, source: PublisherKind): void;
-  /** An event's frame was handed to the sockets of all `recipients`, `latencySeconds` after the hub accepted it. */
-  eventDelivered(type: string, recipients: number, latencySeconds: number): void;
+  /**
+   * Every event the hub accepted, once its frame was handed to the sockets of all its
+   * `recipients` (maybe none), `latencySeconds` after the hub accepted it.
+   */
+  eventDelivered(event: LibraryEvent, recipients: number, latencySeconds: number): void;
   groupEventUndelivered(reason: UndeliveredReason): void;
+}
+
+/** Reports every fact to both. */
+export function bothMetrics(first: Metrics, second: Metrics): Metrics {
+  return {
+    connectionOpened: () => (first.connectionOpened(), second.connectionOpened()),
+    connectionClosed: (reason) => (first.connectionClosed(reason), second.connectionClosed(reason)),
+    subscribeRefused: (reason) => (first.subscribeRefused(reason), second.subscribeRefused(reason)),
+    subscriptionExpired: () => (first.subscriptionExpired(), second.subscriptionExpired()),
+    publisherRefused: (reason) => (first.publisherRefused(reason), second.publisherRefused(reason)),
+    eventRejected: (reason) => (first.eventRejected(reason), second.eventRejected(reason)),
+    eventAccepted: (type, source) => (first.eventAccepted(type, source), second.eventAccepted(type, source)),
+    eventDelivered: (event, recipients, seconds) => (first.eventDelivered(event, recipients, seconds), second.eventDelivered(event, recipients, seconds)),
+    groupEventUndelivered: (reason) => (first.groupEventUndelivered(reason), second.groupEventUndelivered(reason)),
+  };
 }
 
 /** Counts nothing: for tests and tools that run a hub without exporting metrics. */

@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { PublisherAuthFailure, PublisherKind } from '../auth/publisher-auth.js';
 import type { SubscribeFailure } from '../auth/subscriber-token.js';
 import type { GroupCacheStats } from '../groups/cached-group-directory.js';
+import type { LibraryEvent } from '../protocol/event.js';
 import { CLOSE_REASONS, type CloseReason } from '../transport/close-codes.js';
 import type { EventRejection, Metrics, UndeliveredReason } from './metrics.js';
 
@@ -254,10 +255,10 @@ export class PrometheusMetrics implements Metrics {
     this.#accepted.get(`${eventTypeLabel(type)} ${source}`)!.inc();
   }
 
-  eventDelivered(type: string, recipients: number, latencySeconds: number): void {
+  eventDelivered(event: LibraryEvent, recipients: number, latencySeconds: number): void {
     if (recipients === 0) return;
     this.#sent.inc(recipients);
-    this.#latency.get(eventTypeLabel(type))!.observe(latencySeconds);
+    this.#latency.get(eventTypeLabel(event.type))!.observe(latencySeconds);
   }
 
   groupEventUndelivered(reason: UndeliveredReason): void {

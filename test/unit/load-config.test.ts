@@ -731,3 +731,17 @@ test('metrics: on by default; NOTIFICATION_SERVER_METRICS beats seafile.conf [no
     message: 'invalid value "maybe" for NOTIFICATION_SERVER_METRICS: expected true or false',
   });
 });
+
+test('admin token: off by default; from NOTIFICATION_SERVER_ADMIN_TOKEN or seafile.conf admin_token; a short one is refused', async () => {
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY })).config.adminToken, null);
+  const fromEnv = await load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_ADMIN_TOKEN: 'an-admin-token-of-some-length' });
+  assert.equal(fromEnv.config.adminToken, 'an-admin-token-of-some-length');
+  assert.ok(fromEnv.notices.includes('Status page at /status is on, for the admin token from NOTIFICATION_SERVER_ADMIN_TOKEN.'));
+  assert.ok(!fromEnv.notices.some((n) => n.includes('an-admin-token-of-some-length')), 'the token is never in a notice');
+  const { conf } = await seafileTop({ 'seafile.conf': `[notification]\njwt_private_key = ${KEY}\nadmin_token = token-from-seafile-conf\n` });
+  assert.equal((await load({ configDir: conf })).config.adminToken, 'token-from-seafile-conf');
+  await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_ADMIN_TOKEN: 'short' }), {
+    name: 'ConfigError',
+    message: /^the admin token \(NOTIFICATION_SERVER_ADMIN_TOKEN\) is too short: use at least 16 characters/,
+  });
+});

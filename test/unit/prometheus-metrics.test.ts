@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PrometheusMetrics } from '../../src/metrics/prometheus-metrics.js';
+import { parseEvent } from '../../src/protocol/event.js';
 import { closeReasonOf, closeReasonOfFrameError } from '../../src/transport/close-codes.js';
 import { parsePrometheusText } from '../support/prometheus-text.js';
 
@@ -29,9 +30,9 @@ describe('Prometheus metrics', () => {
     metrics.connectionClosed('queue-overflow');
     metrics.eventAccepted('repo-update', 'jwt');
     metrics.eventAccepted('x-'.repeat(50), 'legacy-header');
-    metrics.eventDelivered('repo-update', 3, 0.0002);
-    metrics.eventDelivered('repo-update', 0, 5);
-    metrics.eventDelivered('x-custom', 1, 2);
+    metrics.eventDelivered(parseEvent('{"type":"repo-update","content":{"repo_id":"r"}}'), 3, 0.0002);
+    metrics.eventDelivered(parseEvent('{"type":"repo-update","content":{"repo_id":"quiet"}}'), 0, 5);
+    metrics.eventDelivered(parseEvent('{"type":"x-custom","content":{"repo_id":"r"}}'), 1, 2);
     const counts = await scrape(metrics);
     assert.equal(counts.value('notification_connections_opened_total'), 2);
     assert.equal(counts.value('notification_connections_closed_total', { reason: 'queue-overflow' }), 1);
