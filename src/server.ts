@@ -30,10 +30,11 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
+function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: Record<string, string> = {}): void {
   const body = `${reason}\n`;
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\n${extra}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
 
@@ -60,6 +61,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     pingIntervalMs: config.pingIntervalMs,
     deadPeerMs: config.deadPeerMs,
     now,
+    connectionLimits: {
+      maxLibraries: config.limits.maxLibrariesPerConnection,
+      subscribeTimeoutMs: config.limits.subscribeTimeoutMs,
+      maxFailedSubscribesPerMinute: config.limits.maxFailedSubscribesPerMinute,
+    },
+    maxConnections: config.limits.maxConnections,
+    allowedOrigins: config.allowedOrigins,
   });
   const events = new EventEndpoint({
     hub,
@@ -125,7 +133,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (routeOf(request.url) !== 'websocket') refuseUpgrade(socket, 404, 'Not Found');
     else if (draining) refuseUpgrade(socket, 503, 'Service Unavailable');
-    else websockets.handleUpgrade(request, socket, head);
+    else {
+      const refusal = websockets.refusal(request);
+      if (refusal !== null) refuseUpgrade(socket, refusal.status, refusal.reason, refusal.headers);
+      else websockets.handleUpgrade(request, socket, head);
+    }
   });
   server.on('clientError', (err, socket) => {
     logger.debug({ err }, 'bad HTTP request');

@@ -63,8 +63,11 @@ export function verifyToken(token: string, key: Buffer, nowSeconds: number): Cla
   if (header['alg'] !== 'HS256') {
     throw new TokenError('algorithm', `token algorithm ${JSON.stringify(header['alg'])} is not HS256`);
   }
-  const signature = decodeSegment(signaturePart, 'signature');
-  const expected = hmac(key, `${headerPart}.${payloadPart}`);
+  if (!BASE64URL.test(signaturePart)) throw new TokenError('malformed', 'token signature is not base64url');
+  // Compared as text, not as decoded bytes: the last base64url character carries unused bits,
+  // and a decoded comparison would accept four spellings of every signature.
+  const signature = Buffer.from(signaturePart);
+  const expected = Buffer.from(hmac(key, `${headerPart}.${payloadPart}`).toString('base64url'));
   if (signature.length !== expected.length || !timingSafeEqual(signature, expected)) {
     throw new TokenError('signature', 'token signature does not match the configured key');
   }

@@ -34,6 +34,14 @@ export interface Limits {
   maxEventBodyBytes: number;
   /** Bytes that may wait in one connection's outgoing queue; past it the connection is closed (4000). */
   sendQueueBytes: number;
+  /** WebSocket connections open at once; past it an upgrade is answered 503 with Retry-After. */
+  maxConnections: number;
+  /** Libraries one connection may follow; a subscribe past it is answered with an `error` message. */
+  maxLibrariesPerConnection: number;
+  /** A connection with no accepted subscribe this long after it opened is closed (4001); 0: never. */
+  subscribeTimeoutMs: number;
+  /** Refused subscribe entries a connection may send per minute (token bucket); past it, closed (4002); 0: no limit. */
+  maxFailedSubscribesPerMinute: number;
 }
 
 export interface Config {
@@ -58,6 +66,11 @@ export interface Config {
   deadPeerMs: number;
   /** On SIGTERM/SIGINT, WebSocket closes (1001) are spread over this window. */
   drainMs: number;
+  /**
+   * Browser origins (`https://host[:port]`) allowed to open a WebSocket; null admits every
+   * origin. The desktop client's own forms are always admitted (see transport/origin-policy.ts).
+   */
+  allowedOrigins: string[] | null;
   /** Whether `GET /metrics` answers (Prometheus text format); 404 when false. */
   metrics: boolean;
   /** The secret of the admin status page at `/status`; null: the page is off (404). */
@@ -68,6 +81,10 @@ export const DEFAULT_LIMITS: Limits = {
   maxFrameBytes: 64 * 1024,
   maxEventBodyBytes: 64 * 1024,
   sendQueueBytes: 1024 * 1024,
+  maxConnections: 100_000,
+  maxLibrariesPerConnection: 10_000,
+  subscribeTimeoutMs: 60_000,
+  maxFailedSubscribesPerMinute: 100,
 };
 
 export const DEFAULTS = {

@@ -62,9 +62,21 @@ Environment (beats the config files, loses to options):
   NOTIFICATION_SERVER_MAX_FRAME_BYTES    largest client message (65536)
   NOTIFICATION_SERVER_MAX_EVENT_BYTES    largest /events body (65536)
   NOTIFICATION_SERVER_SEND_QUEUE_BYTES   outgoing bytes queued per client before it is dropped (1048576)
+  NOTIFICATION_SERVER_MAX_CONNECTIONS    WebSockets open at once; more get 503 (100000)
+  NOTIFICATION_SERVER_MAX_LIBRARIES_PER_CONNECTION
+                                         libraries one connection may follow (10000)
+  NOTIFICATION_SERVER_SUBSCRIBE_TIMEOUT  seconds a connection may stay without a
+                                         subscription before it is closed, 0: never (60)
+  NOTIFICATION_SERVER_MAX_FAILED_SUBSCRIBES_PER_MINUTE
+                                         refused subscribes before a connection is
+                                         closed, 0: no limit (100)
+  NOTIFICATION_SERVER_ALLOWED_ORIGINS    browser origins allowed to connect, e.g.
+                                         https://cloud.example.com (default: any)
 The tuning settings can also be set in seafile.conf [notification] in lower case
 without the prefix: ping_interval, dead_peer_timeout, drain_seconds,
-group_cache_ttl, max_frame_bytes, max_event_bytes, send_queue_bytes.
+group_cache_ttl, max_frame_bytes, max_event_bytes, send_queue_bytes,
+max_connections, max_libraries_per_connection, subscribe_timeout,
+max_failed_subscribes_per_minute, allowed_origins.
 `;
 
 const OPTIONS = {

@@ -190,6 +190,8 @@ export function parseDatabaseUrl(text: string, source: string, cwd: string): Gro
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1') || 'localhost';
   const port = url.port === '' ? (kind === 'mysql' ? 3306 : 5432) : Number(url.port);
+  // URL accepts port 0, which no database listens on; ccnet.conf PORT refuses it too.
+  if (port === 0) throw new ConfigError(`${source}: the database port must be from 1 to 65535`);
 
   const params = new Map<string, string>();
   for (const [name, value] of url.searchParams) params.set(name, value);

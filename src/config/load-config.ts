@@ -19,6 +19,7 @@ import {
   parseBoolean,
   parseInteger,
   parseLogLevel,
+  parseOriginList,
   pick,
   type Env,
   type Setting,
@@ -108,6 +109,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     pingIntervalMs: tuning.pingIntervalMs,
     deadPeerMs: tuning.deadPeerMs,
     drainMs: tuning.drainMs,
+    allowedOrigins: tuning.allowedOrigins,
     metrics,
     adminToken,
   };
@@ -239,6 +241,7 @@ interface Tuning {
   drainMs: number;
   groupCacheTtlMs: number;
   limits: Limits;
+  allowedOrigins: string[] | null;
   /** `name value (source)` for each setting not at its default. */
   changed: string[];
 }
@@ -280,13 +283,22 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     maxFrameBytes: bytes('max_frame_bytes', DEFAULT_LIMITS.maxFrameBytes),
     maxEventBodyBytes: bytes('max_event_bytes', DEFAULT_LIMITS.maxEventBodyBytes),
     sendQueueBytes: bytes('send_queue_bytes', DEFAULT_LIMITS.sendQueueBytes),
+    maxConnections: read('max_connections', DEFAULT_LIMITS.maxConnections, 1, MAX_BYTES, '').value,
+    maxLibrariesPerConnection: read('max_libraries_per_connection', DEFAULT_LIMITS.maxLibrariesPerConnection, 1, MAX_BYTES, '').value,
+    // 0 turns these two off.
+    subscribeTimeoutMs: seconds('subscribe_timeout', DEFAULT_LIMITS.subscribeTimeoutMs, 0).value,
+    maxFailedSubscribesPerMinute: read('max_failed_subscribes_per_minute', DEFAULT_LIMITS.maxFailedSubscribesPerMinute, 0, MAX_BYTES, '').value,
   };
+  const originSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_ALLOWED_ORIGINS'), fromFile(seafile, 'notification', 'allowed_origins'));
+  const allowedOrigins = originSetting === null ? null : parseOriginList(originSetting);
+  if (allowedOrigins !== null) changed.push(`allowed_origins ${allowedOrigins.join(' ')} (${originSetting!.source})`);
   return {
     pingIntervalMs: ping.value,
     deadPeerMs: deadPeer.value,
     drainMs: drain.value,
     groupCacheTtlMs: groupCache.value,
     limits,
+    allowedOrigins,
     changed,
   };
 }

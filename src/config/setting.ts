@@ -92,3 +92,30 @@ export function parseBoolean(setting: Setting): boolean {
   if (['false', '0', 'no', 'off'].includes(text)) return false;
   throw new ConfigError(`invalid value ${JSON.stringify(setting.text)} for ${describeSetting(setting)}: expected true or false`);
 }
+
+/**
+ * A list of browser origins, separated by commas or blanks: `https://cloud.example.com`,
+ * `http://seafile.lan:8000`. Each is normalized as browsers send it (lower-case host,
+ * default port dropped).
+ */
+export function parseOriginList(setting: Setting): string[] {
+  const origins: string[] = [];
+  for (const item of setting.text.split(/[\s,]+/).filter((word) => word !== '')) {
+    let url: URL | null = null;
+    try {
+      url = new URL(item);
+    } catch {
+      url = null;
+    }
+    const bare = url !== null && (url.pathname === '/' || url.pathname === '') && url.search === '' && url.hash === '' && url.username === '' && url.password === '';
+    if (url === null || (url.protocol !== 'https:' && url.protocol !== 'http:') || !bare || item.endsWith('/')) {
+      throw new ConfigError(
+        `invalid origin ${JSON.stringify(item)} in ${describeSetting(setting)}: write origins as a browser sends them, ` +
+          'scheme://host[:port] without a path, e.g. https://cloud.example.com',
+      );
+    }
+    origins.push(url.origin);
+  }
+  if (origins.length === 0) throw new ConfigError(`${describeSetting(setting)} names no origin: unset it to admit every origin`);
+  return origins;
+}

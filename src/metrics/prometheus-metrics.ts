@@ -131,7 +131,7 @@ export class PrometheusMetrics implements Metrics {
     this.#closed = countsByLabel(
       {
         name: 'notification_connections_closed_total',
-        help: 'WebSocket connections ended since start, by why: normal (the client closed), going-away (shutdown), dead-peer, queue-overflow (4000, a client not reading), malformed (1007), binary (1003), too-big (1009), protocol-error (1002), abnormal (no close frame).',
+        help: 'WebSocket connections ended since start, by why: normal (the client closed), going-away (shutdown), dead-peer, queue-overflow (4000, a client not reading), subscribe-timeout (4001), failed-subscribes (4002), malformed (1007), binary (1003), too-big (1009), protocol-error (1002), abnormal (no close frame).',
         labelNames: ['reason'],
         registers,
       },

@@ -67,6 +67,7 @@ export function encodeJwtExpired(repoId: string): Buffer {
 }
 
 /** Our answer to a client message we did not understand (stock clients never send one). */
-export function encodeError(message: string): Buffer {
-  return Buffer.from(JSON.stringify({ type: 'error', content: { message } }));
+export function encodeError(message: string, repoId?: string): Buffer {
+  const content = repoId === undefined ? { message } : { repo_id: repoId, message };
+  return Buffer.from(JSON.stringify({ type: 'error', content }));
 }

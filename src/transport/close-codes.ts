@@ -5,6 +5,10 @@ export const CloseCode = {
   InvalidPayload: 1007,
   /** The client did not read its messages and its outgoing queue overflowed. */
   SendQueueOverflow: 4000,
+  /** The connection did not subscribe any library within `subscribe_timeout`. */
+  SubscribeTimeout: 4001,
+  /** The connection sent more refused subscribes than `max_failed_subscribes_per_minute` allows. */
+  TooManyFailedSubscribes: 4002,
 } as const;
 
 /** Why a connection ended, as counted in `notification_connections_closed_total{reason}`. */
@@ -17,6 +21,10 @@ export type CloseReason =
   | 'dead-peer'
   /** The client did not read its messages (4000). */
   | 'queue-overflow'
+  /** The client subscribed nothing within `subscribe_timeout` (4001). */
+  | 'subscribe-timeout'
+  /** Too many refused subscribes in a minute (4002). */
+  | 'failed-subscribes'
   /** A message that is not valid JSON, or not valid UTF-8 (1007). */
   | 'malformed'
   /** A binary frame (1003). */
@@ -33,6 +41,8 @@ export const CLOSE_REASONS: readonly CloseReason[] = [
   'going-away',
   'dead-peer',
   'queue-overflow',
+  'subscribe-timeout',
+  'failed-subscribes',
   'malformed',
   'binary',
   'too-big',
@@ -51,6 +61,10 @@ export function closeReasonOf(code: number): CloseReason {
       return 'malformed';
     case CloseCode.SendQueueOverflow:
       return 'queue-overflow';
+    case CloseCode.SubscribeTimeout:
+      return 'subscribe-timeout';
+    case CloseCode.TooManyFailedSubscribes:
+      return 'failed-subscribes';
     default:
       return 'protocol-error';
   }

@@ -8,6 +8,15 @@ import { parseClientMessage, ProtocolError, type ClientMessage } from '../protoc
 import { encodeError, encodeJwtExpired } from '../protocol/event.js';
 import { CloseCode, closeReasonOf, closeReasonOfFrameError, type CloseReason } from './close-codes.js';
 
+/** Per-connection limits (config `Limits`); absent: none. */
+export interface ConnectionLimits {
+  maxLibraries: number;
+  /** 0: no deadline. */
+  subscribeTimeoutMs: number;
+  /** 0: no limit. */
+  maxFailedSubscribesPerMinute: number;
+}
+
 export interface ConnectionContext {
   hub: Hub;
   key: Buffer;
@@ -17,6 +26,7 @@ export interface ConnectionContext {
   now: () => number;
   /** Called once, when the socket has closed, with the first reason either side gave. */
   onClose: (connection: WebSocketConnection, reason: CloseReason) => void;
+  limits?: ConnectionLimits;
 }
 
 const SEND_OPTIONS = { binary: false, compress: false } as const;
@@ -31,6 +41,11 @@ export class WebSocketConnection implements Subscriber {
   #open = true;
   /** Set by whichever side starts the close first; null while nobody has. */
   #closeReason: CloseReason | null = null;
+  /** Closes a connection that has not subscribed anything in time; cleared by its first subscription. */
+  #subscribeDeadline: NodeJS.Timeout | undefined;
+  /** Token bucket of refused subscribe entries: full at the per-minute limit, refilled continuously. */
+  #failureAllowance: number;
+  #failureCheckedAt: number;
 
   constructor(
     readonly socket: WebSocket,
@@ -47,6 +62,13 @@ export class WebSocketConnection implements Subscriber {
       this.#closeReason ??= closeReasonOfFrameError(err.code);
       context.logger.debug({ err, connection: this.id }, 'websocket error');
     });
+    this.#failureAllowance = context.limits?.maxFailedSubscribesPerMinute ?? 0;
+    this.#failureCheckedAt = this.lastSeen;
+    const timeoutMs = context.limits?.subscribeTimeoutMs ?? 0;
+    if (timeoutMs > 0) {
+      this.#subscribeDeadline = setTimeout(() => this.#noSubscription(timeoutMs), timeoutMs);
+      this.#subscribeDeadline.unref();
+    }
   }
 
   get isOpen(): boolean {
@@ -84,6 +106,7 @@ export class WebSocketConnection implements Subscriber {
   #stop(): void {
     if (!this.#open) return;
     this.#open = false;
+    clearTimeout(this.#subscribeDeadline);
     this.context.hub.removeSubscriber(this);
   }
 
@@ -126,17 +149,59 @@ export class WebSocketConnection implements Subscriber {
     if (message.type === 'subscribe') {
       const now = this.context.now();
       for (const entry of message.entries) {
+        if (this.#overLibraryLimit(entry.repoId)) continue;
         try {
           this.context.hub.subscribe(this, verifySubscriberToken(entry.token ?? '', entry.repoId, this.context.key, now));
+          clearTimeout(this.#subscribeDeadline);
         } catch (err) {
           if (!(err instanceof SubscribeRefused)) throw err;
           this.context.metrics.subscribeRefused(err.reason);
           logger.debug({ connection: this.id, repoId: entry.repoId, reason: err.reason }, `subscribe refused: ${err.message}`);
+          if (!this.#allowFailure(now)) return;
           this.send(encodeJwtExpired(entry.repoId));
         }
       }
     } else {
       for (const repoId of message.repoIds) this.context.hub.unsubscribe(this, repoId);
     }
+  }
+
+  /** A new library past the per-connection limit is refused with an `error` message; the connection stays. */
+  #overLibraryLimit(repoId: string): boolean {
+    const max = this.context.limits?.maxLibraries;
+    const { index } = this.context.hub;
+    if (max === undefined || index.get(this, repoId) !== undefined || index.countOf(this) < max) return false;
+    this.context.logger.debug({ connection: this.id, repoId, max }, 'subscribe refused: library limit reached');
+    this.send(encodeError(`subscribe refused: this connection already follows ${max} libraries, the server's limit; unsubscribe one first`, repoId));
+    return true;
+  }
+
+  /**
+   * Takes one refused subscribe from the bucket; when it is empty the connection is closed.
+   * Closing, not slowing down: a client that keeps presenting bad tokens is misconfigured or
+   * probing, and the stock clients come back only after 60 s, which damps the loop for free.
+   */
+  #allowFailure(now: number): boolean {
+    const perMinute = this.context.limits?.maxFailedSubscribesPerMinute ?? 0;
+    if (perMinute === 0) return true;
+    const elapsed = Math.max(0, now - this.#failureCheckedAt);
+    this.#failureCheckedAt = now;
+    this.#failureAllowance = Math.min(perMinute, this.#failureAllowance + (elapsed * perMinute) / 60_000);
+    if (this.#failureAllowance >= 1) {
+      this.#failureAllowance -= 1;
+      return true;
+    }
+    this.context.logger.warn(
+      { connection: this.id, remote: this.remote, perMinute },
+      'too many refused subscribes (bad or expired tokens): closing the connection',
+    );
+    this.close(CloseCode.TooManyFailedSubscribes, 'too many failed subscribes');
+    return false;
+  }
+
+  #noSubscription(timeoutMs: number): void {
+    if (!this.#open || this.context.hub.index.countOf(this) > 0) return;
+    this.context.logger.debug({ connection: this.id, remote: this.remote, timeoutMs }, 'no subscription in time: closing');
+    this.close(CloseCode.SubscribeTimeout, 'no subscription');
   }
 }

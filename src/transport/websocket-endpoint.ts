@@ -5,7 +5,8 @@ import type { Hub } from '../hub/hub.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { CloseCode } from './close-codes.js';
-import { WebSocketConnection } from './websocket-connection.js';
+import { OriginPolicy } from './origin-policy.js';
+import { WebSocketConnection, type ConnectionLimits } from './websocket-connection.js';
 
 /** The subprotocol the Seafile desktop client and SeaDrive offer. */
 export const SEAFILE_SUBPROTOCOL = 'notification.seafile.com';
@@ -21,7 +22,23 @@ export interface EndpointOptions {
   pingIntervalMs: number;
   deadPeerMs: number;
   now?: () => number;
+  /** Per-connection limits; absent: none. */
+  connectionLimits?: ConnectionLimits;
+  /** Open WebSockets at once; past it upgrades are refused with 503. Absent: no cap. */
+  maxConnections?: number;
+  /** Browser origins admitted; null or absent: every origin (the stock behaviour). */
+  allowedOrigins?: readonly string[] | null;
 }
+
+/** Why an upgrade is answered with an HTTP error instead of a WebSocket. */
+export interface UpgradeRefusal {
+  status: 403 | 503;
+  reason: string;
+  headers: Record<string, string>;
+}
+
+/** What a client refused at the connection cap is told to wait; the desktop client's own rhythm. */
+export const RETRY_AFTER_SECONDS = 60;
 
 /**
  * Accepts subscriber WebSockets and keeps them alive: one shared timer pings the connections
@@ -33,10 +50,13 @@ export class WebSocketEndpoint {
   readonly #server: WebSocketServer;
   readonly #liveness: NodeJS.Timeout;
   readonly #now: () => number;
+  readonly #origins: OriginPolicy | null;
+  #capWarnedAt = -Infinity;
 
   constructor(private readonly options: EndpointOptions) {
     this.#now = options.now ?? Date.now;
     this.#metrics = options.metrics ?? NO_METRICS;
+    this.#origins = options.allowedOrigins == null ? null : new OriginPolicy(options.allowedOrigins);
     this.#server = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -47,6 +67,25 @@ export class WebSocketEndpoint {
     });
     this.#liveness = setInterval(() => this.#checkLiveness(), options.pingIntervalMs);
     this.#liveness.unref();
+  }
+
+  /** Null when the upgrade may proceed; else the HTTP answer it gets (origin policy, connection cap). */
+  refusal(request: IncomingMessage): UpgradeRefusal | null {
+    const { logger, maxConnections } = this.options;
+    const origin = request.headers.origin;
+    if (this.#origins !== null && !this.#origins.admits(origin, request.headers.host)) {
+      logger.debug({ remote: request.socket.remoteAddress, origin }, 'websocket refused: origin not allowed');
+      return { status: 403, reason: 'Forbidden', headers: {} };
+    }
+    if (maxConnections !== undefined && this.connections.size >= maxConnections) {
+      const now = this.#now();
+      if (now - this.#capWarnedAt >= 60_000) {
+        this.#capWarnedAt = now;
+        logger.warn({ connections: this.connections.size, maxConnections }, 'connection cap reached: refusing new WebSockets with 503 (max_connections)');
+      }
+      return { status: 503, reason: 'Service Unavailable', headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } };
+    }
+    return null;
   }
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -63,6 +102,7 @@ export class WebSocketEndpoint {
           this.connections.delete(closed);
           this.#metrics.connectionClosed(reason);
         },
+        limits: options.connectionLimits,
       });
       this.connections.add(connection);
       this.#metrics.connectionOpened();

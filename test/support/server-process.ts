@@ -27,6 +27,8 @@ export interface StartOptions {
   /** Extra environment over the test defaults; undefined removes a default. */
   env?: Record<string, string | undefined>;
   args?: string[];
+  /** Flags for node itself, before the script (e.g. --cpu-prof for a benchmark). */
+  nodeArgs?: string[];
   cwd?: string;
   /** Wait for the "listening" log line (default) or just spawn. */
   waitUntilListening?: boolean;
@@ -79,7 +81,7 @@ export class ServerProcess {
       ...options.env,
     };
     const env = Object.fromEntries(Object.entries(merged).filter((entry): entry is [string, string] => entry[1] !== undefined));
-    const child = spawn(process.execPath, [BIN, ...(options.args ?? [])], {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...(options.args ?? [])], {
       env,
       cwd: options.cwd ?? process.cwd(),
       stdio: ['ignore', 'pipe', 'pipe'],

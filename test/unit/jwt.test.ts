@@ -40,6 +40,18 @@ describe('HS256 tokens', () => {
     assert.equal(failure(() => verifyToken(signToken({ exp: now + 60 }, Buffer.from('other')), key, now)), 'signature');
   });
 
+  it('a signature spelled differently in the unused bits of its last character is refused (one spelling per signature)', () => {
+    const token = signToken({ exp: now + 60 }, key);
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(token.at(-1)!);
+    // 32 bytes take 43 characters: the last one holds 4 bits of the signature and 2 unused ones.
+    for (const sibling of [last ^ 1, last ^ 2, last ^ 3]) {
+      const variant = token.slice(0, -1) + alphabet[sibling]!;
+      assert.ok(Buffer.from(variant.split('.')[2]!, 'base64url').equals(Buffer.from(token.split('.')[2]!, 'base64url')), 'same decoded bytes');
+      assert.equal(failure(() => verifyToken(variant, key, now)), 'signature');
+    }
+  });
+
   it('alg "none" and other algorithms are refused before the signature is looked at', () => {
     const payload = b64({ exp: now + 60 });
     assert.equal(failure(() => verifyToken(`${b64({ alg: 'none' })}.${payload}.`, key, now)), 'algorithm');

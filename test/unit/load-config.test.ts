@@ -581,6 +581,13 @@ test('database URLs: MySQL with port, socket, TLS and percent-encoded credential
   assert.equal(v6.kind === 'mysql' ? v6.host : '', '::1');
 });
 
+test('database URLs: port 0 is refused like any port outside 1-65535', () => {
+  for (const url of ['mysql://u:p@db:0/ccnet_db', 'postgres://u:p@db:00/ccnet_db']) {
+    assert.throws(() => parseDatabaseUrl(url, 'CCNET_DB_URL', '/'), { name: 'ConfigError', message: 'CCNET_DB_URL: the database port must be from 1 to 65535' });
+  }
+  assert.throws(() => parseDatabaseUrl('mysql://u:p@db:65536/ccnet_db', 'CCNET_DB_URL', '/'), { name: 'ConfigError' });
+});
+
 test('database URLs: postgres:// and postgresql:// with an optional socket dir', () => {
   const expected = {
     kind: 'postgres',
@@ -664,7 +671,7 @@ test('tuning: the environment beats seafile.conf, seconds become milliseconds', 
   assert.equal(config.deadPeerMs, 30_000);
   assert.equal(config.drainMs, 0);
   assert.equal(config.groupCacheTtlMs, 60_000);
-  assert.deepEqual(config.limits, { maxFrameBytes: 4096, maxEventBodyBytes: 8192, sendQueueBytes: 131072 });
+  assert.deepEqual(config.limits, { ...DEFAULT_LIMITS, maxFrameBytes: 4096, maxEventBodyBytes: 8192, sendQueueBytes: 131072 });
   assert.ok(notices.some((n) => n.includes('ping_interval 15 s (NOTIFICATION_SERVER_PING_INTERVAL)')));
   assert.ok(notices.some((n) => n.includes('dead_peer_timeout 30 s (seafile.conf [notification] dead_peer_timeout)')));
 });
@@ -692,6 +699,42 @@ test('tuning: every setting is named when it is not a positive whole number', as
       name: 'ConfigError',
       message: new RegExp(`^invalid ${name.toLowerCase()} "-1" \\(${variable}\\): expected a whole number from 0 to `),
     });
+  }
+});
+
+test('limits: connection limits from the environment or seafile.conf; 0 turns off the subscribe deadline and the failure limit', async () => {
+  const defaults = (await load({}, { JWT_PRIVATE_KEY: KEY })).config;
+  assert.deepEqual(
+    [defaults.limits.maxConnections, defaults.limits.maxLibrariesPerConnection, defaults.limits.subscribeTimeoutMs, defaults.limits.maxFailedSubscribesPerMinute],
+    [100_000, 10_000, 60_000, 100],
+  );
+  assert.equal(defaults.allowedOrigins, null);
+  const { conf } = await seafileTop({
+    'seafile.conf':
+      `[notification]\njwt_private_key = ${KEY}\nmax_connections = 500\nmax_libraries_per_connection = 20\n` +
+      'subscribe_timeout = 0\nmax_failed_subscribes_per_minute = 0\nallowed_origins = https://Cloud.Example.com:443 http://seafile.lan:8000\n',
+  });
+  const { config, notices } = await load({ configDir: conf }, { NOTIFICATION_SERVER_MAX_CONNECTIONS: '800' });
+  assert.equal(config.limits.maxConnections, 800);
+  assert.equal(config.limits.maxLibrariesPerConnection, 20);
+  assert.equal(config.limits.subscribeTimeoutMs, 0);
+  assert.equal(config.limits.maxFailedSubscribesPerMinute, 0);
+  assert.deepEqual(config.allowedOrigins, ['https://cloud.example.com', 'http://seafile.lan:8000']);
+  assert.ok(notices.some((n) => n.includes('max_connections 800 (NOTIFICATION_SERVER_MAX_CONNECTIONS)')));
+  for (const name of ['MAX_CONNECTIONS', 'MAX_LIBRARIES_PER_CONNECTION']) {
+    await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, [`NOTIFICATION_SERVER_${name}`]: '0' }), {
+      name: 'ConfigError',
+      message: new RegExp(`^invalid ${name.toLowerCase()} "0" \\(NOTIFICATION_SERVER_${name}\\): expected a whole number from 1 to `),
+    });
+  }
+});
+
+test('limits: an allowed origin must be scheme://host[:port], as a browser sends it', async () => {
+  for (const bad of ['cloud.example.com', 'https://cloud.example.com/', 'https://cloud.example.com/seafile', 'ftp://x', 'https://u:p@x', ' , ']) {
+    await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_ALLOWED_ORIGINS: bad === ' , ' ? bad : `https://ok.example, ${bad}` }), {
+      name: 'ConfigError',
+      message: /NOTIFICATION_SERVER_ALLOWED_ORIGINS/,
+    }, bad);
   }
 });
 

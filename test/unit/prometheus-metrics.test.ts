@@ -12,7 +12,7 @@ async function scrape(metrics: PrometheusMetrics) {
 describe('Prometheus metrics', () => {
   it('every close reason, auth failure and accepted type/source series exists at zero from the start', async () => {
     const counts = await scrape(new PrometheusMetrics({ processMetrics: false }));
-    for (const reason of ['normal', 'going-away', 'dead-peer', 'queue-overflow', 'malformed', 'binary', 'too-big', 'protocol-error', 'abnormal']) {
+    for (const reason of ['normal', 'going-away', 'dead-peer', 'queue-overflow', 'subscribe-timeout', 'failed-subscribes', 'malformed', 'binary', 'too-big', 'protocol-error', 'abnormal']) {
       assert.equal(counts.value('notification_connections_closed_total', { reason }), 0, reason);
     }
     assert.equal(counts.value('notification_auth_failures_total', { endpoint: 'subscribe', reason: 'wrong-library' }), 0);
@@ -82,6 +82,8 @@ describe('close reasons', () => {
     assert.equal(closeReasonOf(1003), 'binary');
     assert.equal(closeReasonOf(1007), 'malformed');
     assert.equal(closeReasonOf(4000), 'queue-overflow');
+    assert.equal(closeReasonOf(4001), 'subscribe-timeout');
+    assert.equal(closeReasonOf(4002), 'failed-subscribes');
     assert.equal(closeReasonOfFrameError('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'), 'too-big');
     assert.equal(closeReasonOfFrameError('WS_ERR_INVALID_UTF8'), 'malformed');
     assert.equal(closeReasonOfFrameError('WS_ERR_INVALID_OPCODE'), 'protocol-error');

@@ -1,0 +1,184 @@
+/**
+ * A load generator process: holds many subscriber WebSockets, or runs connect-subscribe-
+ * receive-close cycles, and reports what arrived. Forked by bench/run.ts; a separate process
+ * so its CPU is not the server's.
+ */
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+import { signToken } from '../src/auth/jwt.js';
+import type { ChurnCommand, LoadCommand, LoadReply, OpenCommand } from './load-messages.js';
+
+const SEQ = /"seq":(\d+),"sent":([\d.]+)/;
+
+const sockets: WebSocket[] = [];
+let lastSeq = new Int32Array(0);
+let messages = 0;
+let outOfOrder = 0;
+let perEvent = new Map<number, [number, number]>();
+
+function send(reply: LoadReply): void {
+  process.send?.(reply);
+}
+
+function subscriberToken(key: Buffer, repo: string, user: number): string {
+  return signToken({ repo_id: repo, username: `user${user}@bench.example`, exp: Math.floor(Date.now() / 1000) + 6 * 3600 }, key);
+}
+
+function subscribeFrame(repo: string, token: string): string {
+  return JSON.stringify({ type: 'subscribe', content: { repos: [{ id: repo, jwt_token: token }] } });
+}
+
+function onEvent(index: number, data: WebSocket.RawData): void {
+  const arrived = performance.timeOrigin + performance.now();
+  messages++;
+  const match = SEQ.exec(data.toString());
+  if (match === null) return;
+  const seq = Number(match[1]);
+  const latency = arrived - Number(match[2]);
+  if (seq <= (lastSeq[index] ?? -1)) outOfOrder++;
+  lastSeq[index] = seq;
+  const seen = perEvent.get(seq);
+  if (seen === undefined) perEvent.set(seq, [1, latency]);
+  else {
+    seen[0]++;
+    if (latency > seen[1]) seen[1] = latency;
+  }
+}
+
+/** Opens one subscribed connection; resolves once the server has handled the subscribe. */
+function openOne(command: OpenCommand, key: Buffer, i: number): Promise<WebSocket> {
+  const user = command.firstUser + i;
+  const repo = command.repos[i % command.repos.length]!;
+  const socket = new WebSocket(command.url, {
+    localAddress: command.localAddresses[i % command.localAddresses.length],
+    perMessageDeflate: false,
+    handshakeTimeout: 30_000,
+  });
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.once('open', () => {
+      socket.send(subscribeFrame(repo, subscriberToken(key, repo, user)));
+      // Frames are handled in order, so the pong proves the subscribe was.
+      socket.ping();
+      socket.once('pong', () => {
+        socket.off('error', reject);
+        socket.on('error', () => undefined);
+        socket.on('message', (data) => onEvent(i, data));
+        resolve(socket);
+      });
+    });
+  });
+}
+
+async function open(command: OpenCommand): Promise<void> {
+  const started = performance.now();
+  const key = Buffer.from(command.key);
+  lastSeq = new Int32Array(command.count).fill(-1);
+  let next = 0;
+  let failed = 0;
+  let firstError: string | null = null;
+  const worker = async (): Promise<void> => {
+    while (next < command.count) {
+      const i = next++;
+      try {
+        sockets[i] = await openOne(command, key, i);
+      } catch (error) {
+        failed++;
+        firstError ??= (error as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: command.concurrency }, worker));
+  send({ cmd: 'opened', opened: command.count - failed, failed, firstError, ms: performance.now() - started });
+}
+
+async function churn(command: ChurnCommand): Promise<void> {
+  const key = Buffer.from(command.key);
+  const deadline = performance.now() + command.durationMs;
+  let cycles = 0;
+  let failures = 0;
+  let firstError: string | null = null;
+  let user = 0;
+  const cycle = (localAddress: string | undefined): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const socket = new WebSocket(command.url, { localAddress, perMessageDeflate: false, handshakeTimeout: 10_000 });
+      const timer = setTimeout(() => {
+        socket.terminate();
+        reject(new Error('no event within 10 s'));
+      }, 10_000);
+      socket.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      socket.once('open', () => socket.send(subscribeFrame(command.repo, subscriberToken(key, command.repo, user++))));
+      socket.once('message', () => {
+        clearTimeout(timer);
+        socket.once('close', () => resolve());
+        socket.close();
+      });
+    });
+  const worker = async (slot: number): Promise<void> => {
+    while (performance.now() < deadline) {
+      try {
+        await cycle(command.localAddresses[slot % command.localAddresses.length]);
+        cycles++;
+      } catch (error) {
+        failures++;
+        firstError ??= (error as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: command.concurrency }, (_, slot) => worker(slot)));
+  send({ cmd: 'churned', cycles, failures, firstError });
+}
+
+function report(): void {
+  const open = sockets.filter((socket) => socket?.readyState === WebSocket.OPEN).length;
+  send({
+    cmd: 'report',
+    open,
+    messages,
+    outOfOrder,
+    perEvent: [...perEvent].map(([seq, [count, latency]]) => [seq, count, latency]),
+  });
+}
+
+async function closeAll(): Promise<void> {
+  await Promise.all(
+    sockets.map(
+      (socket) =>
+        new Promise<void>((resolve) => {
+          if (socket === undefined || socket.readyState === WebSocket.CLOSED) return resolve();
+          socket.once('close', () => resolve());
+          socket.terminate();
+        }),
+    ),
+  );
+  sockets.length = 0;
+  send({ cmd: 'closed' });
+}
+
+process.on('message', (command: LoadCommand) => {
+  switch (command.cmd) {
+    case 'open':
+      void open(command);
+      break;
+    case 'churn':
+      void churn(command);
+      break;
+    case 'reset':
+      messages = 0;
+      outOfOrder = 0;
+      perEvent = new Map();
+      lastSeq.fill(-1);
+      break;
+    case 'report':
+      report();
+      break;
+    case 'close':
+      void closeAll();
+      break;
+  }
+});
+// The driver going away (Ctrl-C, crash) must not leave this process holding sockets.
+process.on('disconnect', () => process.exit(0));

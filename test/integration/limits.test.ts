@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { after, describe, it } from 'node:test';
+import { ServerProcess, subscriberToken } from '../support/server-process.js';
+import { TestClient } from '../support/test-client.js';
+
+const REPOS = ['0d3c7a5e-2222-4a4a-8b8b-000000000001', '0d3c7a5e-2222-4a4a-8b8b-000000000002', '0d3c7a5e-2222-4a4a-8b8b-000000000003'];
+
+/** Asks for a WebSocket upgrade and returns the HTTP answer when it is not a 101. */
+async function upgradeAnswer(port: number, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      path: '/',
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-key': randomBytes(16).toString('base64'),
+        'sec-websocket-version': '13',
+        ...headers,
+      },
+    });
+    req.once('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+    });
+    req.once('response', (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, headers: res.headers });
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+describe('limits, through the running server', () => {
+  const servers: ServerProcess[] = [];
+  const clients: TestClient[] = [];
+  after(async () => {
+    for (const client of clients) client.socket.terminate();
+    await Promise.all(servers.map((server) => server.stop()));
+  });
+
+  async function start(env: Record<string, string>): Promise<ServerProcess> {
+    const server = await ServerProcess.start({ env });
+    servers.push(server);
+    return server;
+  }
+
+  async function connect(server: ServerProcess, headers: Record<string, string> = {}): Promise<TestClient> {
+    const client = await TestClient.connect(server.wsUrl, { headers });
+    clients.push(client);
+    return client;
+  }
+
+  it('a subscribe past max_libraries_per_connection is answered with an error naming the library, and the connection stays', async () => {
+    const server = await start({ NOTIFICATION_SERVER_MAX_LIBRARIES_PER_CONNECTION: '2' });
+    const client = await connect(server);
+    client.subscribe(REPOS.map((id) => ({ id, jwt_token: subscriberToken(id, 'alice@example.com') })));
+    const refused = await client.waitFor((m) => m.type === 'error');
+    assert.equal(refused.content['repo_id'], REPOS[2]);
+    assert.match(String(refused.content['message']), /already follows 2 libraries/);
+    // Renewing a library it already follows is not a new one.
+    client.subscribe([{ id: REPOS[0]!, jwt_token: subscriberToken(REPOS[0]!, 'alice@example.com') }]);
+    await client.roundTrip();
+    for (const id of REPOS) await server.publish('repo-update', { repo_id: id, commit_id: `c-${id}` });
+    await client.waitForCount(3);
+    await client.roundTrip();
+    assert.deepEqual(client.messages.slice(1).map((m) => m.content['repo_id']), REPOS.slice(0, 2));
+    // Room again after an unsubscribe.
+    client.unsubscribe([REPOS[0]!]);
+    client.subscribe([{ id: REPOS[2]!, jwt_token: subscriberToken(REPOS[2]!, 'alice@example.com') }]);
+    await client.roundTrip();
+    await server.publish('repo-update', { repo_id: REPOS[2]!, commit_id: 'now-followed' });
+    const update = await client.waitFor((m) => m.content['commit_id'] === 'now-followed');
+    assert.equal(update.type, 'repo-update');
+  });
+
+  it('a connection that subscribes nothing within subscribe_timeout is closed with 4001; one that subscribed stays', async () => {
+    const server = await start({ NOTIFICATION_SERVER_SUBSCRIBE_TIMEOUT: '2' });
+    const idle = await connect(server);
+    const busy = await connect(server);
+    busy.subscribe([{ id: REPOS[0]!, jwt_token: subscriberToken(REPOS[0]!, 'alice@example.com') }]);
+    // A refused subscribe does not count as subscribing.
+    idle.subscribe([{ id: REPOS[0]!, jwt_token: subscriberToken(REPOS[0]!, 'alice@example.com', { exp: 1 }) }]);
+    const closed = await idle.closed;
+    assert.deepEqual(closed, { code: 4001, reason: 'no subscription' });
+    await server.waitForLog((line) => line.msg === 'no subscription in time: closing');
+    await busy.roundTrip();
+    await server.publish('repo-update', { repo_id: REPOS[0]!, commit_id: 'still-open' });
+    await busy.waitFor((m) => m.content['commit_id'] === 'still-open');
+  });
+
+  it('past max_failed_subscribes_per_minute refused subscribes, the connection is closed with 4002; others are untouched', async () => {
+    const server = await start({ NOTIFICATION_SERVER_MAX_FAILED_SUBSCRIBES_PER_MINUTE: '5' });
+    const prober = await connect(server);
+    const neighbour = await connect(server);
+    neighbour.subscribe([{ id: REPOS[0]!, jwt_token: subscriberToken(REPOS[0]!, 'bob@example.com') }]);
+    const forged = (id: string) => ({ id, jwt_token: subscriberToken(id, 'mallory@example.com', { key: 'guessed key' }) });
+    prober.subscribe([forged('a'), forged('b'), forged('c')]);
+    await prober.waitForCount(3);
+    assert.ok(prober.messages.every((m) => m.type === 'jwt-expired'), 'within the allowance each one is answered jwt-expired');
+    prober.subscribe([forged('d'), forged('e'), forged('f'), forged('g')]);
+    const closed = await prober.closed;
+    assert.deepEqual(closed, { code: 4002, reason: 'too many failed subscribes' });
+    assert.deepEqual(prober.messages.map((m) => m.content['repo_id']), ['a', 'b', 'c', 'd', 'e']);
+    await server.waitForLog((line) => line.msg.startsWith('too many refused subscribes'));
+    await server.publish('repo-update', { repo_id: REPOS[0]!, commit_id: 'neighbour' });
+    await neighbour.waitFor((m) => m.content['commit_id'] === 'neighbour');
+  });
+
+  it('past max_connections an upgrade is answered 503 with Retry-After, and admitted again once a connection closes', async () => {
+    const server = await start({ NOTIFICATION_SERVER_MAX_CONNECTIONS: '2' });
+    const first = await connect(server);
+    await connect(server);
+    const refused = await upgradeAnswer(server.port);
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers['retry-after'], '60');
+    await server.waitForLog((line) => line.msg.startsWith('connection cap reached'));
+    assert.equal((await fetch(`${server.url}/ping`)).status, 200, 'the cap is on WebSockets only');
+    first.close();
+    await first.closed;
+    // The server sees the close a moment later: retry as a client would.
+    const deadline = Date.now() + 10_000;
+    let status = 0;
+    while (Date.now() < deadline && (status = (await upgradeAnswer(server.port)).status) !== 101) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(status, 101);
+  });
+
+  it('with allowed_origins, only those browser origins get in, and the desktop client still does', async () => {
+    const server = await start({ NOTIFICATION_SERVER_ALLOWED_ORIGINS: 'https://cloud.example.com, https://seafile.example.org:8443' });
+    const admitted: Array<Record<string, string>> = [
+      { origin: 'https://cloud.example.com' },
+      { origin: 'https://seafile.example.org:8443' },
+      { origin: '127.0.0.1' }, // desktop client, bare host name
+      { origin: 'http://127.0.0.1' }, // desktop client, http://<host> of the Host it connected to
+      { origin: 'http://cloud.example.com', host: 'cloud.example.com' }, // behind a proxy
+      {}, // no Origin: not a browser
+    ];
+    for (const headers of admitted) assert.equal((await upgradeAnswer(server.port, headers)).status, 101, JSON.stringify(headers));
+    const refused = ['https://evil.example', 'http://cloud.example.com:8080', 'https://cloud.example.com.evil.example', 'null', 'http://evil.example'];
+    for (const origin of refused) assert.equal((await upgradeAnswer(server.port, { origin })).status, 403, origin);
+    const desktop = await TestClient.connect(server.wsUrl + '/notification', { protocols: ['notification.seafile.com'], headers: { origin: '127.0.0.1' } });
+    clients.push(desktop);
+    assert.equal(desktop.socket.protocol, 'notification.seafile.com');
+  });
+
+  it('without allowed_origins, every origin gets in (the stock behaviour)', async () => {
+    const server = await start({});
+    for (const origin of ['https://evil.example', 'null', 'http://anything:1234']) {
+      assert.equal((await upgradeAnswer(server.port, { origin })).status, 101, origin);
+    }
+  });
+});
