@@ -2,13 +2,18 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Config } from './config/config.js';
-import type { GroupDirectory } from './groups/group-directory.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
 import { EventEndpoint } from './http/event-endpoint.js';
+import { answerHealth } from './http/health.js';
+import { answerMetrics } from './http/metrics-endpoint.js';
 import { answerPing } from './http/ping.js';
 import { routeOf } from './http/routes.js';
+import { StatusEndpoint } from './http/status-endpoint.js';
 import { Hub } from './hub/hub.js';
 import type { Logger } from './log.js';
+import { bothMetrics, NO_METRICS } from './metrics/metrics.js';
+import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
+import { LiveStatus } from './status/live-status.js';
 import { WebSocketEndpoint } from './transport/websocket-endpoint.js';
 
 export interface RunningServer {
@@ -16,7 +21,12 @@ export interface RunningServer {
   readonly hub: Hub;
   readonly websockets: WebSocketEndpoint;
   readonly events: EventEndpoint;
-  /** Stops accepting, closes every WebSocket over the drain window, releases the group database. */
+  /** Null when metrics are turned off. */
+  readonly metrics: PrometheusMetrics | null;
+  /**
+   * Refuses new WebSockets (503) and turns /health/ready to 503, closes every WebSocket over
+   * the drain window while still answering HTTP, then stops listening and releases the group database.
+   */
   stop(): Promise<void>;
 }
 
@@ -32,13 +42,20 @@ function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const now = Date.now;
   const key = Buffer.from(config.jwtPrivateKey, 'utf8');
-  const groups: GroupDirectory | null =
+  const groups =
     config.groupDatabase === null ? null : openGroupDirectory(config.groupDatabase, config.groupCacheTtlMs);
-  const hub = new Hub({ groups, logger, now });
+  const metrics = config.metrics ? new PrometheusMetrics() : null;
+  const status = config.adminToken === null ? null : new LiveStatus();
+  const counting =
+    status === null
+      ? (metrics ?? NO_METRICS)
+      : bothMetrics(metrics ?? NO_METRICS, { ...NO_METRICS, eventDelivered: (event, n, s) => status.eventDelivered(event, n, s) });
+  const hub = new Hub({ groups, logger, metrics: counting, now });
   const websockets = new WebSocketEndpoint({
     hub,
     key,
     logger,
+    metrics: counting,
     maxFrameBytes: config.limits.maxFrameBytes,
     sendQueueBytes: config.limits.sendQueueBytes,
     pingIntervalMs: config.pingIntervalMs,
@@ -57,17 +74,52 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     credentials: { key, staticToken: config.notificationToken },
     maxBodyBytes: config.limits.maxEventBodyBytes,
     logger,
+    metrics: counting,
     now,
   });
+  metrics?.readLevelsFrom({
+    connections: () => websockets.connections.size,
+    subscriptions: () => hub.index.size,
+    subscribedLibraries: () => hub.index.libraries,
+    groupLookups: () => groups?.stats ?? null,
+  });
+  status?.readLevelsFrom({
+    connections: () => websockets.connections.size,
+    subscriptions: () => hub.index.size,
+    subscribedLibraries: () => hub.index.libraries,
+    followersOf: (repoId) => hub.index.followers(repoId)?.size ?? 0,
+  });
+  const statusPage =
+    status === null || config.adminToken === null ? null : new StatusEndpoint({ token: config.adminToken, status, logger });
   let draining = false;
 
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
-    switch (routeOf(request.url)) {
+    const route = routeOf(request.url);
+    switch (route) {
       case 'ping':
         answerPing(request, response);
         return;
       case 'events':
         events.handle(request, response);
+        return;
+      case 'metrics':
+        answerMetrics(metrics, logger, request, response);
+        return;
+      case 'health-live':
+        answerHealth('live', draining, request, response);
+        return;
+      case 'health-ready':
+        answerHealth('ready', draining, request, response);
+        return;
+      case 'status-page':
+      case 'status-script':
+      case 'status-feed':
+        if (statusPage === null) {
+          response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+          response.end('not found: the status page is off (set NOTIFICATION_SERVER_ADMIN_TOKEN)\n');
+        } else {
+          statusPage.handle(route === 'status-page' ? 'page' : route === 'status-script' ? 'script' : 'feed', request, response);
+        }
         return;
       case 'websocket':
         response.writeHead(426, { upgrade: 'websocket', 'content-type': 'text/plain; charset=utf-8' });
@@ -107,11 +159,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     hub,
     websockets,
     events,
+    metrics,
     async stop() {
       if (draining) return;
       draining = true;
-      server.close();
+      // Keep listening while draining: /health/ready answers 503 and new WebSockets are refused.
       await websockets.drain(config.drainMs);
+      statusPage?.close();
+      server.close();
       hub.close();
       server.closeAllConnections();
       await groups?.close();

@@ -3,6 +3,12 @@ import { TokenError, verifyToken } from './jwt.js';
 
 export type PublisherAuthFailure = 'missing' | TokenError['reason'] | 'subscriber-token';
 
+/**
+ * How a publisher proved itself: `jwt` in `Authorization` (Seafile 12), `legacy-header`, a JWT in
+ * `Seafile-Repo-Token` (11), or `static-token`, the `notification_token` secret (10.0).
+ */
+export type PublisherKind = 'jwt' | 'legacy-header' | 'static-token';
+
 export class PublisherAuthError extends Error {
   override readonly name = 'PublisherAuthError';
   constructor(
@@ -51,19 +57,20 @@ function verifyPublisherJwt(token: string, key: Buffer, nowMs: number): void {
  * Accepts the three generations of Seafile publishers: `Authorization: Token <jwt>` (12+, any
  * scheme word), `Seafile-Repo-Token: <jwt>` (11) and `Seafile-Repo-Token: <notification_token>` (10.0).
  */
-export function authenticatePublisher(headers: PublisherHeaders, credentials: PublisherCredentials, nowMs: number): void {
+export function authenticatePublisher(headers: PublisherHeaders, credentials: PublisherCredentials, nowMs: number): PublisherKind {
   const authorization = headers.authorization;
   if (authorization !== undefined && authorization.trim() !== '') {
     const words = authorization.trim().split(/\s+/);
     const token = words.length >= 2 ? words[1]! : words[0]!;
     verifyPublisherJwt(token, credentials.key, nowMs);
-    return;
+    return 'jwt';
   }
   const legacy = headers['seafile-repo-token'];
   const repoToken = Array.isArray(legacy) ? legacy[0] : legacy;
   if (repoToken === undefined || repoToken === '') {
     throw new PublisherAuthError('missing', 401, 'no publisher credentials: send "Authorization: Token <jwt>"');
   }
-  if (credentials.staticToken !== null && sameSecret(repoToken, credentials.staticToken)) return;
+  if (credentials.staticToken !== null && sameSecret(repoToken, credentials.staticToken)) return 'static-token';
   verifyPublisherJwt(repoToken, credentials.key, nowMs);
+  return 'legacy-header';
 }

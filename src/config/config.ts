@@ -71,6 +71,10 @@ export interface Config {
    * origin. The desktop client's own forms are always admitted (see transport/origin-policy.ts).
    */
   allowedOrigins: string[] | null;
+  /** Whether `GET /metrics` answers (Prometheus text format); 404 when false. */
+  metrics: boolean;
+  /** The secret of the admin status page at `/status`; null: the page is off (404). */
+  adminToken: string | null;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -94,6 +98,7 @@ export const DEFAULTS = {
   pingIntervalMs: 20_000,
   deadPeerMs: 50_000,
   drainMs: 5_000,
+  metrics: true,
 } as const;
 
 /** A setting is missing or invalid; the message says which and how to fix it. */

@@ -85,6 +85,8 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
   const notificationToken = resolveNotificationToken(env, seafile, notification, notices);
   const groupDatabase = await resolveGroupDatabase({ flags, env, cwd, confDir, ccnet, notices });
   const tuning = resolveTuning(env, seafile);
+  const metrics = resolveMetrics(env, seafile, notices);
+  const adminToken = resolveAdminToken(env, seafile, notices);
 
   notices.push(
     `Settings: host ${host} (${hostSetting?.source ?? 'default'}), port ${port} (${portSetting?.source ?? 'default'}), ` +
@@ -108,6 +110,8 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     deadPeerMs: tuning.deadPeerMs,
     drainMs: tuning.drainMs,
     allowedOrigins: tuning.allowedOrigins,
+    metrics,
+    adminToken,
   };
   return { config, notices };
 }
@@ -205,6 +209,28 @@ function resolveNotificationToken(
   }
   notices.push(`Seafile 10.0 publishers may authenticate with the static token from ${chosen.source}.`);
   return chosen.text;
+}
+
+// ----------------------------------------------------------------- metrics
+
+function resolveMetrics(env: Env, seafile: KeyFile | null, notices: string[]): boolean {
+  const setting = pick(fromEnv(env, 'NOTIFICATION_SERVER_METRICS'), fromFile(seafile, 'notification', 'metrics'));
+  const enabled = setting === null ? DEFAULTS.metrics : parseBoolean(setting);
+  if (setting !== null) notices.push(`Prometheus metrics at GET /metrics are ${enabled ? 'on' : 'off'} (${setting.source}).`);
+  return enabled;
+}
+
+function resolveAdminToken(env: Env, seafile: KeyFile | null, notices: string[]): string | null {
+  const setting = pick(fromEnv(env, 'NOTIFICATION_SERVER_ADMIN_TOKEN'), fromFile(seafile, 'notification', 'admin_token'));
+  if (setting === null) return null;
+  const token = setting.text.trim();
+  if (token.length < 16) {
+    throw new ConfigError(
+      `the admin token (${describeSetting(setting)}) is too short: use at least 16 characters, e.g. from \`notification-server keygen\``,
+    );
+  }
+  notices.push(`Status page at /status is on, for the admin token from ${setting.source}.`);
+  return token;
 }
 
 // ------------------------------------------------------------------ tuning

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { authenticatePublisher, PublisherAuthError, type PublisherCredentials } from '../auth/publisher-auth.js';
+import { authenticatePublisher, PublisherAuthError, type PublisherCredentials, type PublisherKind } from '../auth/publisher-auth.js';
 import type { Hub } from '../hub/hub.js';
 import type { Logger } from '../log.js';
+import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { EventError, parseEvent } from '../protocol/event.js';
 
 export interface EventEndpointOptions {
@@ -9,12 +10,9 @@ export interface EventEndpointOptions {
   credentials: PublisherCredentials;
   maxBodyBytes: number;
   logger: Logger;
+  /** Where accepted events (by type and source), refused credentials and rejected requests are counted. */
+  metrics?: Metrics;
   now: () => number;
-}
-
-export interface EventEndpointStats {
-  rejected: number;
-  authFailures: number;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -27,22 +25,25 @@ function answer(response: ServerResponse, status: number, text: string, headers:
 
 /** `POST /events`: a publisher (seaf-server, seahub) hands over one event. */
 export class EventEndpoint {
-  readonly stats: EventEndpointStats = { rejected: 0, authFailures: 0 };
+  readonly #metrics: Metrics;
 
-  constructor(private readonly options: EventEndpointOptions) {}
+  constructor(private readonly options: EventEndpointOptions) {
+    this.#metrics = options.metrics ?? NO_METRICS;
+  }
 
   handle(request: IncomingMessage, response: ServerResponse): void {
     const { logger, maxBodyBytes } = this.options;
     if (request.method !== 'POST') {
-      this.stats.rejected++;
+      this.#metrics.eventRejected('method');
       answer(response, 405, 'use POST to publish an event', { allow: 'POST' });
       return;
     }
+    let source: PublisherKind;
     try {
-      authenticatePublisher(request.headers, this.options.credentials, this.options.now());
+      source = authenticatePublisher(request.headers, this.options.credentials, this.options.now());
     } catch (err) {
       if (!(err instanceof PublisherAuthError)) throw err;
-      this.stats.authFailures++;
+      this.#metrics.publisherRefused(err.reason);
       logger.warn({ remote: request.socket.remoteAddress, reason: err.reason }, `event refused: ${err.message}`);
       answer(response, err.status, err.message, { connection: 'close' });
       request.resume();
@@ -67,30 +68,31 @@ export class EventEndpoint {
       chunks.push(chunk);
     });
     request.on('end', () => {
-      if (!refused) this.#accept(Buffer.concat(chunks, size), response);
+      if (!refused) this.#accept(Buffer.concat(chunks, size), source, response);
     });
     request.on('error', (err) => logger.debug({ err }, 'event request aborted'));
   }
 
   #tooLarge(request: IncomingMessage, response: ServerResponse): void {
-    this.stats.rejected++;
+    this.#metrics.eventRejected('too-large');
     this.options.logger.warn({ remote: request.socket.remoteAddress }, 'event refused: body too large');
     answer(response, 413, `event body is larger than ${this.options.maxBodyBytes} bytes`, { connection: 'close' });
     request.resume();
   }
 
-  #accept(body: Buffer, response: ServerResponse): void {
+  #accept(body: Buffer, source: PublisherKind, response: ServerResponse): void {
     let event;
     try {
       event = parseEvent(utf8.decode(body));
     } catch (err) {
       const message = err instanceof EventError ? err.message : 'body is not valid UTF-8';
-      this.stats.rejected++;
+      this.#metrics.eventRejected('invalid');
       this.options.logger.warn(`event refused: ${message}`);
       answer(response, 400, message);
       return;
     }
-    this.options.logger.debug({ type: event.type, repoId: event.repoId }, 'event accepted');
+    this.options.logger.debug({ type: event.type, repoId: event.repoId, source }, 'event accepted');
+    this.#metrics.eventAccepted(event.type, source);
     this.options.hub.publish(event);
     answer(response, 200, '');
   }

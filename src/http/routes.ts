@@ -1,5 +1,15 @@
 /** Which handler a request path belongs to; the query string is ignored. */
-export type Route = 'ping' | 'events' | 'websocket' | 'not-found';
+export type Route =
+  | 'ping'
+  | 'events'
+  | 'websocket'
+  | 'metrics'
+  | 'health-live'
+  | 'health-ready'
+  | 'status-page'
+  | 'status-script'
+  | 'status-feed'
+  | 'not-found';
 
 export function routeOf(url: string | undefined): Route {
   const path = (url ?? '/').split('?', 1)[0]!;
@@ -17,6 +27,21 @@ export function routeOf(url: string | undefined): Route {
     case '/notification':
     case '/notification/':
       return 'websocket';
+    // Operations endpoints, deliberately not under /notification: the documented proxy rules do
+    // not forward them, so they are reached from inside (Prometheus, the orchestrator).
+    case '/metrics':
+      return 'metrics';
+    case '/health/live':
+      return 'health-live';
+    case '/health/ready':
+      return 'health-ready';
+    case '/status':
+    case '/status/':
+      return 'status-page';
+    case '/status/app.js':
+      return 'status-script';
+    case '/status/feed':
+      return 'status-feed';
     default:
       return 'not-found';
   }

@@ -1,6 +1,7 @@
 import type { SubscriberGrant } from '../auth/subscriber-token.js';
 import type { GroupDirectory } from '../groups/group-directory.js';
 import type { Logger } from '../log.js';
+import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { encodeJwtExpired, type LibraryEvent } from '../protocol/event.js';
 import { ExpirySchedule } from './expiry-schedule.js';
 import type { Subscriber, Subscription } from './subscriber.js';
@@ -10,15 +11,17 @@ export interface HubOptions {
   /** Null when no group database is configured: group-targeted events reach nobody. */
   groups: GroupDirectory | null;
   logger: Logger;
+  /** Where deliveries, expiries and undelivered group events are counted. */
+  metrics?: Metrics;
   now?: () => number;
 }
 
-export interface HubStats {
-  eventsAccepted: number;
-  messagesSent: number;
-  subscriptionsExpired: number;
-  groupLookupFailures: number;
-  groupEventsUndelivered: number;
+const NOBODY: ReadonlySet<Subscription> = new Set();
+
+/** An event waiting behind a group lookup, with the moment it was accepted (performance.now()). */
+interface PendingEvent {
+  event: LibraryEvent;
+  acceptedAt: number;
 }
 
 /**
@@ -28,23 +31,18 @@ export interface HubStats {
  */
 export class Hub {
   readonly index = new SubscriptionIndex();
-  readonly stats: HubStats = {
-    eventsAccepted: 0,
-    messagesSent: 0,
-    subscriptionsExpired: 0,
-    groupLookupFailures: 0,
-    groupEventsUndelivered: 0,
-  };
   readonly #expiry: ExpirySchedule<Subscription>;
   /** Libraries with a group lookup in flight, and the events accepted behind it. */
-  readonly #waiting = new Map<string, LibraryEvent[]>();
+  readonly #waiting = new Map<string, PendingEvent[]>();
   readonly #groups: GroupDirectory | null;
   readonly #logger: Logger;
+  readonly #metrics: Metrics;
   #warnedNoGroups = false;
 
   constructor(options: HubOptions) {
     this.#groups = options.groups;
     this.#logger = options.logger;
+    this.#metrics = options.metrics ?? NO_METRICS;
     this.#expiry = new ExpirySchedule<Subscription>(
       (s) => this.index.get(s.subscriber, s.repoId) === s,
       (s) => this.#expire(s),
@@ -71,15 +69,15 @@ export class Hub {
   }
 
   publish(event: LibraryEvent): void {
-    this.stats.eventsAccepted++;
+    const acceptedAt = performance.now();
     const waiting = this.#waiting.get(event.repoId);
     if (waiting !== undefined) {
-      waiting.push(event);
+      waiting.push({ event, acceptedAt });
     } else if (event.audience.kind === 'group') {
-      this.#waiting.set(event.repoId, [event]);
+      this.#waiting.set(event.repoId, [{ event, acceptedAt }]);
       void this.#drain(event.repoId);
     } else {
-      this.#deliver(event, null);
+      this.#deliver(event, null, acceptedAt);
     }
   }
 
@@ -90,9 +88,9 @@ export class Hub {
   async #drain(repoId: string): Promise<void> {
     const queue = this.#waiting.get(repoId)!;
     while (queue.length > 0) {
-      const event = queue[0]!;
+      const { event, acceptedAt } = queue[0]!;
       const members = event.audience.kind === 'group' ? await this.#members(event.audience.groupId, event) : null;
-      this.#deliver(event, members);
+      this.#deliver(event, members, acceptedAt);
       queue.shift();
     }
     this.#waiting.delete(repoId);
@@ -101,7 +99,7 @@ export class Hub {
   /** Group members, or an empty set when they cannot be known: permission events fail closed. */
   async #members(groupId: number, event: LibraryEvent): Promise<ReadonlySet<string>> {
     if (this.#groups === null) {
-      this.stats.groupEventsUndelivered++;
+      this.#metrics.groupEventUndelivered('no-database');
       if (!this.#warnedNoGroups) {
         this.#warnedNoGroups = true;
         this.#logger.warn(
@@ -114,19 +112,17 @@ export class Hub {
     try {
       return await this.#groups.members(groupId);
     } catch (err) {
-      this.stats.groupLookupFailures++;
-      this.stats.groupEventsUndelivered++;
+      this.#metrics.groupEventUndelivered('lookup-failed');
       this.#logger.error(
-        { err, repoId: event.repoId, groupId, failures: this.stats.groupLookupFailures },
+        { err, repoId: event.repoId, groupId },
         'group lookup failed: the folder-perm-changed event was delivered to nobody',
       );
       return new Set();
     }
   }
 
-  #deliver(event: LibraryEvent, members: ReadonlySet<string> | null): void {
-    const followers = this.index.followers(event.repoId);
-    if (followers === undefined) return;
+  #deliver(event: LibraryEvent, members: ReadonlySet<string> | null, acceptedAt: number): void {
+    const followers = this.index.followers(event.repoId) ?? NOBODY;
     const { audience, frame } = event;
     let sent = 0;
     for (const subscription of followers) {
@@ -135,12 +131,13 @@ export class Hub {
       subscription.subscriber.send(frame);
       sent++;
     }
-    this.stats.messagesSent += sent;
+    // ws has written each frame to its socket (or queued it behind earlier ones) by now.
+    this.#metrics.eventDelivered(event, sent, (performance.now() - acceptedAt) / 1000);
   }
 
   #expire(subscription: Subscription): void {
     this.index.delete(subscription);
-    this.stats.subscriptionsExpired++;
+    this.#metrics.subscriptionExpired();
     subscription.subscriber.send(encodeJwtExpired(subscription.repoId));
   }
 }

@@ -10,3 +10,75 @@ export const CloseCode = {
   /** The connection sent more refused subscribes than `max_failed_subscribes_per_minute` allows. */
   TooManyFailedSubscribes: 4002,
 } as const;
+
+/** Why a connection ended, as counted in `notification_connections_closed_total{reason}`. */
+export type CloseReason =
+  /** The client closed it with a close frame. */
+  | 'normal'
+  /** The server is shutting down (1001). */
+  | 'going-away'
+  /** No inbound traffic past the dead-peer timeout. */
+  | 'dead-peer'
+  /** The client did not read its messages (4000). */
+  | 'queue-overflow'
+  /** The client subscribed nothing within `subscribe_timeout` (4001). */
+  | 'subscribe-timeout'
+  /** Too many refused subscribes in a minute (4002). */
+  | 'failed-subscribes'
+  /** A message that is not valid JSON, or not valid UTF-8 (1007). */
+  | 'malformed'
+  /** A binary frame (1003). */
+  | 'binary'
+  /** A frame over `max_frame_bytes` (1009). */
+  | 'too-big'
+  /** A frame that breaks RFC 6455 (1002). */
+  | 'protocol-error'
+  /** The TCP connection ended without a close frame. */
+  | 'abnormal';
+
+export const CLOSE_REASONS: readonly CloseReason[] = [
+  'normal',
+  'going-away',
+  'dead-peer',
+  'queue-overflow',
+  'subscribe-timeout',
+  'failed-subscribes',
+  'malformed',
+  'binary',
+  'too-big',
+  'protocol-error',
+  'abnormal',
+];
+
+/** The reason for a close the server starts with `code`. */
+export function closeReasonOf(code: number): CloseReason {
+  switch (code) {
+    case CloseCode.GoingAway:
+      return 'going-away';
+    case CloseCode.UnsupportedData:
+      return 'binary';
+    case CloseCode.InvalidPayload:
+      return 'malformed';
+    case CloseCode.SendQueueOverflow:
+      return 'queue-overflow';
+    case CloseCode.SubscribeTimeout:
+      return 'subscribe-timeout';
+    case CloseCode.TooManyFailedSubscribes:
+      return 'failed-subscribes';
+    default:
+      return 'protocol-error';
+  }
+}
+
+/** The reason for a close `ws` starts itself when a client's frame breaks a rule (its error code). */
+export function closeReasonOfFrameError(wsErrorCode: string | undefined): CloseReason {
+  switch (wsErrorCode) {
+    case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
+    case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH':
+      return 'too-big';
+    case 'WS_ERR_INVALID_UTF8':
+      return 'malformed';
+    default:
+      return 'protocol-error';
+  }
+}

@@ -3,9 +3,10 @@ import { SubscribeRefused, verifySubscriberToken } from '../auth/subscriber-toke
 import type { Hub } from '../hub/hub.js';
 import type { Subscriber } from '../hub/subscriber.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { parseClientMessage, ProtocolError, type ClientMessage } from '../protocol/client-message.js';
 import { encodeError, encodeJwtExpired } from '../protocol/event.js';
-import { CloseCode } from './close-codes.js';
+import { CloseCode, closeReasonOf, closeReasonOfFrameError, type CloseReason } from './close-codes.js';
 
 /** Per-connection limits (config `Limits`); absent: none. */
 export interface ConnectionLimits {
@@ -20,10 +21,11 @@ export interface ConnectionContext {
   hub: Hub;
   key: Buffer;
   logger: Logger;
+  metrics: Metrics;
   sendQueueBytes: number;
   now: () => number;
-  onOverflow: (connection: WebSocketConnection) => void;
-  onClose: (connection: WebSocketConnection) => void;
+  /** Called once, when the socket has closed, with the first reason either side gave. */
+  onClose: (connection: WebSocketConnection, reason: CloseReason) => void;
   limits?: ConnectionLimits;
 }
 
@@ -37,6 +39,8 @@ export class WebSocketConnection implements Subscriber {
   /** Last inbound traffic of any kind (message, ping, pong), Unix milliseconds. */
   lastSeen: number;
   #open = true;
+  /** Set by whichever side starts the close first; null while nobody has. */
+  #closeReason: CloseReason | null = null;
   /** Closes a connection that has not subscribed anything in time; cleared by its first subscription. */
   #subscribeDeadline: NodeJS.Timeout | undefined;
   /** Token bucket of refused subscribe entries: full at the per-minute limit, refilled continuously. */
@@ -52,8 +56,12 @@ export class WebSocketConnection implements Subscriber {
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     socket.on('ping', () => this.#seen());
     socket.on('pong', () => this.#seen());
-    socket.on('close', () => this.#onClose());
-    socket.on('error', (err) => context.logger.debug({ err, connection: this.id }, 'websocket error'));
+    socket.on('close', (code) => this.#onClose(code));
+    socket.on('error', (err: Error & { code?: string }) => {
+      // ws reports a client frame that breaks a rule here, then closes with the matching code.
+      this.#closeReason ??= closeReasonOfFrameError(err.code);
+      context.logger.debug({ err, connection: this.id }, 'websocket error');
+    });
     this.#failureAllowance = context.limits?.maxFailedSubscribesPerMinute ?? 0;
     this.#failureCheckedAt = this.lastSeen;
     const timeoutMs = context.limits?.subscribeTimeoutMs ?? 0;
@@ -78,12 +86,15 @@ export class WebSocketConnection implements Subscriber {
 
   /** Closes with a code the client sees; a peer that does not answer is cut off after `graceMs`. */
   close(code: number, reason: string, graceMs = 2000): void {
+    this.#closeReason ??= closeReasonOf(code);
     this.#stop();
     this.socket.close(code, reason);
     setTimeout(() => this.socket.terminate(), graceMs).unref();
   }
 
-  terminate(): void {
+  /** Drops the TCP connection without a close handshake. */
+  terminate(reason: CloseReason): void {
+    this.#closeReason ??= reason;
     this.#stop();
     this.socket.terminate();
   }
@@ -99,9 +110,10 @@ export class WebSocketConnection implements Subscriber {
     this.context.hub.removeSubscriber(this);
   }
 
-  #onClose(): void {
+  #onClose(code: number): void {
     this.#stop();
-    this.context.onClose(this);
+    // Nobody on our side started it: the client sent a close frame, or just went away (1006).
+    this.context.onClose(this, this.#closeReason ?? (code === 1006 ? 'abnormal' : 'normal'));
   }
 
   #overflow(): void {
@@ -110,7 +122,6 @@ export class WebSocketConnection implements Subscriber {
       'client is not reading its messages: send queue overflowed, closing the connection',
     );
     this.close(CloseCode.SendQueueOverflow, 'send queue overflow', 1000);
-    this.context.onOverflow(this);
   }
 
   #onMessage(data: RawData, isBinary: boolean): void {
@@ -144,6 +155,7 @@ export class WebSocketConnection implements Subscriber {
           clearTimeout(this.#subscribeDeadline);
         } catch (err) {
           if (!(err instanceof SubscribeRefused)) throw err;
+          this.context.metrics.subscribeRefused(err.reason);
           logger.debug({ connection: this.id, repoId: entry.repoId, reason: err.reason }, `subscribe refused: ${err.message}`);
           if (!this.#allowFailure(now)) return;
           this.send(encodeJwtExpired(entry.repoId));

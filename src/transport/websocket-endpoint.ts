@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { Hub } from '../hub/hub.js';
 import type { Logger } from '../log.js';
+import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { CloseCode } from './close-codes.js';
 import { OriginPolicy } from './origin-policy.js';
 import { WebSocketConnection, type ConnectionLimits } from './websocket-connection.js';
@@ -14,6 +15,8 @@ export interface EndpointOptions {
   hub: Hub;
   key: Buffer;
   logger: Logger;
+  /** Where connections opened and closed (by reason) and refused subscribes are counted. */
+  metrics?: Metrics;
   maxFrameBytes: number;
   sendQueueBytes: number;
   pingIntervalMs: number;
@@ -37,19 +40,13 @@ export interface UpgradeRefusal {
 /** What a client refused at the connection cap is told to wait; the desktop client's own rhythm. */
 export const RETRY_AFTER_SECONDS = 60;
 
-export interface EndpointStats {
-  connectionsOpened: number;
-  sendQueueOverflows: number;
-  deadPeersDropped: number;
-}
-
 /**
  * Accepts subscriber WebSockets and keeps them alive: one shared timer pings the connections
  * that have been silent and drops those silent past the dead-peer timeout.
  */
 export class WebSocketEndpoint {
   readonly connections = new Set<WebSocketConnection>();
-  readonly stats: EndpointStats = { connectionsOpened: 0, sendQueueOverflows: 0, deadPeersDropped: 0 };
+  readonly #metrics: Metrics;
   readonly #server: WebSocketServer;
   readonly #liveness: NodeJS.Timeout;
   readonly #now: () => number;
@@ -58,6 +55,7 @@ export class WebSocketEndpoint {
 
   constructor(private readonly options: EndpointOptions) {
     this.#now = options.now ?? Date.now;
+    this.#metrics = options.metrics ?? NO_METRICS;
     this.#origins = options.allowedOrigins == null ? null : new OriginPolicy(options.allowedOrigins);
     this.#server = new WebSocketServer({
       noServer: true,
@@ -97,14 +95,17 @@ export class WebSocketEndpoint {
         hub: options.hub,
         key: options.key,
         logger: options.logger,
+        metrics: this.#metrics,
         sendQueueBytes: options.sendQueueBytes,
         now: this.#now,
-        onOverflow: () => this.stats.sendQueueOverflows++,
-        onClose: (closed) => this.connections.delete(closed),
+        onClose: (closed, reason) => {
+          this.connections.delete(closed);
+          this.#metrics.connectionClosed(reason);
+        },
         limits: options.connectionLimits,
       });
       this.connections.add(connection);
-      this.stats.connectionsOpened++;
+      this.#metrics.connectionOpened();
       options.logger.debug(
         { connection: connection.id, remote: connection.remote, protocol: ws.protocol, userAgent: request.headers['user-agent'] },
         'websocket connected',
@@ -118,9 +119,8 @@ export class WebSocketEndpoint {
     for (const connection of this.connections) {
       const silentFor = now - connection.lastSeen;
       if (silentFor >= deadPeerMs) {
-        this.stats.deadPeersDropped++;
         this.options.logger.debug({ connection: connection.id, silentFor }, 'dead peer: no traffic, dropping');
-        connection.terminate();
+        connection.terminate('dead-peer');
       } else if (silentFor >= pingIntervalMs / 2 && connection.isOpen) {
         connection.socket.ping();
       }
@@ -128,8 +128,9 @@ export class WebSocketEndpoint {
   }
 
   /**
-   * Closes every connection with 1001, spread over `windowMs` so that clients do not all
-   * come back in the same second, then waits (bounded) for them to go.
+   * Closes every connection with 1001, spread evenly over `windowMs` (the i-th of n at
+   * i/n of the window) so that clients do not all come back in the same second, then waits
+   * (bounded) for them to go.
    */
   async drain(windowMs: number): Promise<void> {
     clearInterval(this.#liveness);
@@ -137,20 +138,25 @@ export class WebSocketEndpoint {
     const total = pending.length;
     if (total > 0) {
       const tickMs = 20;
-      const perTick = Math.max(1, Math.ceil((total * tickMs) / Math.max(windowMs, tickMs)));
+      const started = this.#now();
+      let closed = 0;
       await new Promise<void>((resolve) => {
-        const timer = setInterval(() => {
-          for (const connection of pending.splice(0, perTick)) connection.close(CloseCode.GoingAway, 'server shutting down', 1000);
-          if (pending.length === 0) {
+        const closeDue = () => {
+          const elapsed = this.#now() - started;
+          const due = windowMs <= 0 ? total : Math.min(total, Math.floor((elapsed * total) / windowMs) + 1);
+          while (closed < due) pending[closed++]!.close(CloseCode.GoingAway, 'server shutting down', 1000);
+          if (closed === total) {
             clearInterval(timer);
             resolve();
           }
-        }, tickMs);
+        };
+        const timer = setInterval(closeDue, tickMs);
+        closeDue();
       });
     }
     const deadline = this.#now() + 2000;
     while (this.connections.size > 0 && this.#now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const connection of this.connections) connection.terminate();
+    for (const connection of this.connections) connection.terminate('going-away');
     this.#server.close();
   }
 }

@@ -3,27 +3,16 @@
  * bundler and the browser's own WebSocket, against the built server, through a restart.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { isCi } from '../support/env.js';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumSkipReason, launchChromium } from '../support/chromium.js';
 import { ServerProcess, subscriberToken } from '../support/server-process.js';
 
 const REPO = '9d1e0c1a-4444-4b4b-9c9c-000000000001';
 const clientDist = fileURLToPath(new URL('../../../client/dist/', import.meta.url));
-
-function findChromium(): string | undefined {
-  const candidates = [process.env['CHROMIUM_PATH'], '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
-  return candidates.find((path): path is string => path !== undefined && path !== '' && existsSync(path));
-}
-
-const chromiumPath = findChromium();
-if (chromiumPath === undefined && isCi()) {
-  throw new Error('no Chromium (Debian: chromium; or set CHROMIUM_PATH) and CI=true: the browser tests must run');
-}
 
 /** Serves the page's origin: the built client modules, and tokens as seahub's API would. */
 async function startPageServer(): Promise<{ server: Server; url: string }> {
@@ -48,7 +37,7 @@ async function startPageServer(): Promise<{ server: Server; url: string }> {
   return { server, url: `http://127.0.0.1:${port}` };
 }
 
-describe('NotificationClient in a browser', { skip: chromiumPath === undefined ? 'no Chromium here (set CHROMIUM_PATH)' : false }, () => {
+describe('NotificationClient in a browser', { skip: chromiumSkipReason() }, () => {
   let browser: Browser;
   let page: Page;
   let pageServer: { server: Server; url: string };
@@ -56,7 +45,7 @@ describe('NotificationClient in a browser', { skip: chromiumPath === undefined ?
 
   before(async () => {
     pageServer = await startPageServer();
-    browser = await chromium.launch({ executablePath: chromiumPath!, args: ['--no-sandbox'] });
+    browser = await launchChromium();
     page = await browser.newPage();
     await page.goto(`${pageServer.url}/`);
   });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { scrape, scrapeUntil, Scrape } from '../support/prometheus-text.js';
 import { RawWebSocket } from '../support/raw-websocket.js';
 import { publisherToken, ServerProcess, subscriberToken } from '../support/server-process.js';
 import { TestClient } from '../support/test-client.js';
@@ -23,6 +24,7 @@ describe('delivery: expiry, slow clients, dead peers', () => {
   });
 
   it('a subscription ends exactly when its token expires, with jwt-expired, not an hour later', async () => {
+    const before = await scrape(server.url);
     const client = await TestClient.connect(server.wsUrl);
     const exp = Math.floor(Date.now() / 1000) + 2;
     client.subscribe([{ id: REPO, jwt_token: subscriberToken(REPO, 'alice@example.com', { exp }) }]);
@@ -36,10 +38,12 @@ describe('delivery: expiry, slow clients, dead peers', () => {
     await server.publish('repo-update', { repo_id: REPO, commit_id: 'after' });
     await client.roundTrip();
     assert.deepEqual(client.messages.map((m) => m.content['commit_id'] ?? m.type), ['before', 'jwt-expired']);
+    assert.equal(Scrape.delta(before, await scrape(server.url), 'notification_subscriptions_expired_total'), 1);
     client.close();
   });
 
   it('a stalled client is closed when its queue overflows, and a healthy client receives every event in order', async () => {
+    const before = await scrape(server.url);
     const stalled = await RawWebSocket.connect(server.port);
     stalled.sendFrame(1, JSON.stringify({ type: 'subscribe', content: { repos: [{ id: REPO, jwt_token: subscriberToken(REPO, 'slow@example.com') }] } }));
     const healthy = await TestClient.connect(server.wsUrl);
@@ -65,11 +69,14 @@ describe('delivery: expiry, slow clients, dead peers', () => {
     );
     const overflow = await server.waitForLog((line) => /send queue overflowed/.test(line.msg), 5000);
     assert.ok(overflow);
+    const counted = await scrapeUntil(server.url, (s) => s.value('notification_connections_closed_total', { reason: 'queue-overflow' }) > before.value('notification_connections_closed_total', { reason: 'queue-overflow' }));
+    assert.equal(Scrape.delta(before, counted, 'notification_connections_closed_total', { reason: 'queue-overflow' }), 1);
     stalled.destroy();
     healthy.close();
   });
 
   it('drops a peer that sends nothing and answers no ping; a client whose own pings keep coming stays', async () => {
+    const before = await scrape(server.url);
     const dead = await RawWebSocket.connect(server.port);
     const chatty = await RawWebSocket.connect(server.port);
     const pinger = setInterval(() => chatty.sendFrame(9, 'hi'), 500);
@@ -80,6 +87,7 @@ describe('delivery: expiry, slow clients, dead peers', () => {
       assert.ok(after >= 2500, `dropped after ${after} ms, before the 3 s timeout`);
       await server.waitForLog((line) => line.msg.startsWith('dead peer'));
       assert.equal(chatty.socket.destroyed, false, 'the pinging client is still connected');
+      assert.equal(Scrape.delta(before, await scrape(server.url), 'notification_connections_closed_total', { reason: 'dead-peer' }), 1);
       await new Promise((resolve) => setTimeout(resolve, 1000));
       assert.equal(chatty.socket.destroyed, false, 'the pinging client is still connected');
     } finally {

@@ -6,6 +6,7 @@ import type WebSocket from 'ws';
 import { signToken } from '../../src/auth/jwt.js';
 import { Hub } from '../../src/hub/hub.js';
 import { WebSocketConnection } from '../../src/transport/websocket-connection.js';
+import { NO_METRICS } from '../../src/metrics/metrics.js';
 
 const KEY = Buffer.from('connection-limits-key');
 const silent = pino({ level: 'silent' });
@@ -39,7 +40,7 @@ function setup(limits: { maxLibraries: number; subscribeTimeoutMs: number; maxFa
     logger: silent,
     sendQueueBytes: 1 << 20,
     now: () => now,
-    onOverflow: () => undefined,
+    metrics: NO_METRICS,
     onClose: () => undefined,
     limits,
   });

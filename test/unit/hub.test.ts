@@ -5,8 +5,10 @@ import type { GroupDirectory } from '../../src/groups/group-directory.js';
 import { GroupLookupError } from '../../src/groups/group-directory.js';
 import { ExpirySchedule } from '../../src/hub/expiry-schedule.js';
 import { Hub } from '../../src/hub/hub.js';
+import { PrometheusMetrics } from '../../src/metrics/prometheus-metrics.js';
 import type { Subscriber } from '../../src/hub/subscriber.js';
 import { parseEvent } from '../../src/protocol/event.js';
+import { parsePrometheusText, type Scrape } from '../support/prometheus-text.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -39,6 +41,10 @@ class ManualGroups implements GroupDirectory {
 }
 
 const farFuture = Date.now() + 3_600_000;
+
+async function scrape(metrics: PrometheusMetrics): Promise<Scrape> {
+  return parsePrometheusText((await metrics.exposition()).body);
+}
 
 describe('hub fan-out', () => {
   it('repo-update, file-lock-changed and comment-update reach every subscriber of the library, and only them', () => {
@@ -101,7 +107,8 @@ describe('hub fan-out', () => {
 
   it('a failed group lookup delivers the event to nobody and is counted; the library keeps flowing', async () => {
     const groups = new ManualGroups();
-    const hub = new Hub({ groups, logger: silent });
+    const metrics = new PrometheusMetrics({ processMetrics: false });
+    const hub = new Hub({ groups, logger: silent, metrics });
     const member = new FakeSubscriber();
     hub.subscribe(member, { repoId: 'r', username: 'member', expiresAt: farFuture });
     hub.publish(perm('r', '', 7));
@@ -109,18 +116,22 @@ describe('hub fan-out', () => {
     groups.calls[0]!.reject(new GroupLookupError(7, new Error('connection refused')));
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(member.types(), ['repo-update']);
-    assert.equal(hub.stats.groupLookupFailures, 1);
+    const counts = await scrape(metrics);
+    assert.equal(counts.value('notification_group_events_undelivered_total', { reason: 'lookup-failed' }), 1);
+    assert.equal(counts.value('notification_group_events_undelivered_total', { reason: 'no-database' }), 0);
+    assert.equal(counts.value('notification_messages_sent_total'), 1, 'only the repo-update was sent');
     hub.close();
   });
 
   it('without a group database, group-targeted events reach nobody', async () => {
-    const hub = new Hub({ groups: null, logger: silent });
+    const metrics = new PrometheusMetrics({ processMetrics: false });
+    const hub = new Hub({ groups: null, logger: silent, metrics });
     const member = new FakeSubscriber();
     hub.subscribe(member, { repoId: 'r', username: 'member', expiresAt: farFuture });
     hub.publish(perm('r', '', 7));
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(member.received, []);
-    assert.equal(hub.stats.groupEventsUndelivered, 1);
+    assert.equal((await scrape(metrics)).value('notification_group_events_undelivered_total', { reason: 'no-database' }), 1);
     hub.close();
   });
 
@@ -144,6 +155,45 @@ describe('hub fan-out', () => {
   });
 });
 
+describe('hub metrics', () => {
+  it('each event is observed once in the latency histogram, whatever its number of recipients; messages count recipients', async () => {
+    const metrics = new PrometheusMetrics({ processMetrics: false });
+    const hub = new Hub({ groups: null, logger: silent, metrics });
+    for (let i = 0; i < 5; i++) hub.subscribe(new FakeSubscriber(), { repoId: 'r', username: `u${i}`, expiresAt: farFuture });
+    hub.subscribe(new FakeSubscriber(), { repoId: 'r2', username: 'x', expiresAt: farFuture });
+    hub.publish(event('repo-update', { repo_id: 'r', commit_id: 'c1' }));
+    hub.publish(event('repo-update', { repo_id: 'r', commit_id: 'c2' }));
+    hub.publish(event('file-lock-changed', { repo_id: 'r2', path: '/f', change_event: 'locked', lock_user: 'x' }));
+    hub.publish(event('repo-update', { repo_id: 'nobody-follows', commit_id: 'c3' }));
+    hub.publish(event('future-event', { repo_id: 'r2' }));
+    const counts = await scrape(metrics);
+    assert.equal(counts.value('notification_messages_sent_total'), 5 + 5 + 1 + 1);
+    assert.equal(counts.value('notification_delivery_latency_seconds_count', { type: 'repo-update' }), 2, 'an event without recipients is not observed');
+    assert.equal(counts.value('notification_delivery_latency_seconds_count', { type: 'file-lock-changed' }), 1);
+    assert.equal(counts.value('notification_delivery_latency_seconds_count', { type: 'other' }), 1, 'an unknown type is labelled other');
+    assert.equal(counts.value('notification_delivery_latency_seconds_bucket', { type: 'repo-update', le: '+Inf' }), 2);
+    assert.equal(counts.samples.filter((sample) => sample.labels['type'] === 'future-event').length, 0);
+    hub.close();
+  });
+
+  it('the latency of a group-targeted event includes its group lookup', async () => {
+    const groups = new ManualGroups();
+    const metrics = new PrometheusMetrics({ processMetrics: false });
+    const hub = new Hub({ groups, logger: silent, metrics });
+    hub.subscribe(new FakeSubscriber(), { repoId: 'r', username: 'member', expiresAt: farFuture });
+    hub.publish(perm('r', '', 7));
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    groups.calls[0]!.resolve(new Set(['member']));
+    await new Promise((resolve) => setImmediate(resolve));
+    const counts = await scrape(metrics);
+    assert.equal(counts.value('notification_delivery_latency_seconds_count', { type: 'folder-perm-changed' }), 1);
+    const seconds = counts.value('notification_delivery_latency_seconds_sum', { type: 'folder-perm-changed' });
+    assert.ok(seconds >= 0.05, `latency ${seconds} s does not include the 60 ms lookup`);
+    assert.equal(counts.value('notification_delivery_latency_seconds_bucket', { type: 'folder-perm-changed', le: '0.025' }), 0);
+    hub.close();
+  });
+});
+
 describe('token expiry', () => {
   let now = 0;
   beforeEach(() => {
@@ -157,8 +207,9 @@ describe('token expiry', () => {
     mock.timers.tick(ms);
   }
 
-  it('a subscription ends exactly when its token expires: jwt-expired is sent and events stop', () => {
-    const hub = new Hub({ groups: null, logger: silent, now: () => now });
+  it('a subscription ends exactly when its token expires: jwt-expired is sent, events stop, and it is counted', async () => {
+    const metrics = new PrometheusMetrics({ processMetrics: false });
+    const hub = new Hub({ groups: null, logger: silent, metrics, now: () => now });
     const a = new FakeSubscriber();
     hub.subscribe(a, { repoId: 'r', username: 'a', expiresAt: now + 5000 });
     advance(4999);
@@ -171,6 +222,7 @@ describe('token expiry', () => {
     ]);
     hub.publish(event('repo-update', { repo_id: 'r', commit_id: 'late' }));
     assert.equal(a.received.length, 2);
+    assert.equal((await scrape(metrics)).value('notification_subscriptions_expired_total'), 1);
     hub.close();
   });
 

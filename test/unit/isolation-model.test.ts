@@ -19,6 +19,7 @@ import type WebSocket from 'ws';
 import { signToken } from '../../src/auth/jwt.js';
 import type { GroupDirectory } from '../../src/groups/group-directory.js';
 import { Hub } from '../../src/hub/hub.js';
+import { NO_METRICS } from '../../src/metrics/metrics.js';
 import { parseEvent, type Audience } from '../../src/protocol/event.js';
 import { WebSocketConnection, type ConnectionContext, type ConnectionLimits } from '../../src/transport/websocket-connection.js';
 import { checkAsync } from '../support/property.js';
@@ -280,8 +281,10 @@ async function run(connectionLimits: ConnectionLimits | undefined, actions: Acti
       logger: silent,
       sendQueueBytes: 1 << 20,
       now: () => now,
-      onOverflow: () => violations.push('overflow'),
-      onClose: () => undefined,
+      metrics: NO_METRICS,
+      onClose: (_closed, reason) => {
+        if (reason === 'queue-overflow') violations.push('overflow');
+      },
       limits: connectionLimits,
     };
     const connection = new WebSocketConnection(socket as unknown as WebSocket, `model-${c}`, context);
@@ -329,7 +332,7 @@ async function run(connectionLimits: ConnectionLimits | undefined, actions: Acti
           sockets[step.conn]!.emit('message', Buffer.from(JSON.stringify({ type: 'unsubscribe', content: { repos: [{ id: step.repo }] } })), false);
           break;
         case 'reconnect':
-          connections[step.conn]!.terminate();
+          connections[step.conn]!.terminate('abnormal');
           assert.ok(!connections[step.conn]!.isOpen);
           // The new connection starts with an empty inbox in the model too.
           assert.deepEqual(canonical(sockets[step.conn]!.sent), canonical(model.expected[step.conn]!));

@@ -93,13 +93,13 @@ describe('publisher auth', () => {
   const at = now * 1000;
 
   it('accepts Seafile 12 "Authorization: Token <jwt>", with any scheme word', () => {
-    assert.doesNotThrow(() => authenticatePublisher({ authorization: `Token ${publisher}` }, credentials, at));
-    assert.doesNotThrow(() => authenticatePublisher({ authorization: `Bearer ${goPublisher}` }, credentials, at));
+    assert.equal(authenticatePublisher({ authorization: `Token ${publisher}` }, credentials, at), 'jwt');
+    assert.equal(authenticatePublisher({ authorization: `Bearer ${goPublisher}` }, credentials, at), 'jwt');
   });
 
-  it('accepts Seafile 11 "Seafile-Repo-Token: <jwt>" and Seafile 10.0 "Seafile-Repo-Token: <notification_token>"', () => {
-    assert.doesNotThrow(() => authenticatePublisher({ 'seafile-repo-token': publisher }, credentials, at));
-    assert.doesNotThrow(() => authenticatePublisher({ 'seafile-repo-token': 'xP7GGgGPVCQu8r0xNJ+k4Q==' }, credentials, at));
+  it('accepts Seafile 11 "Seafile-Repo-Token: <jwt>" and Seafile 10.0 "Seafile-Repo-Token: <notification_token>", and says which', () => {
+    assert.equal(authenticatePublisher({ 'seafile-repo-token': publisher }, credentials, at), 'legacy-header');
+    assert.equal(authenticatePublisher({ 'seafile-repo-token': 'xP7GGgGPVCQu8r0xNJ+k4Q==' }, credentials, at), 'static-token');
   });
 
   it('refuses a subscriber token (non-empty username) with 403', () => {

@@ -758,3 +758,33 @@ test('tuning: the dead-peer timeout must be longer than the ping interval', asyn
     message: new RegExp(`^dead_peer_timeout \\(10 s, seafile\\.conf \\[notification\\] dead_peer_timeout, ${join(conf, 'seafile.conf')}:3\\) must be longer than ping_interval \\(20 s, default\\)`),
   });
 });
+
+// ----------------------------------------------------------------- metrics
+
+test('metrics: on by default; NOTIFICATION_SERVER_METRICS beats seafile.conf [notification] metrics', async () => {
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY })).config.metrics, true);
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_METRICS: 'off' })).config.metrics, false);
+  const { conf } = await seafileTop({ 'seafile.conf': `[notification]\njwt_private_key = ${KEY}\nmetrics = false\n` });
+  const fromFile = await load({ configDir: conf });
+  assert.equal(fromFile.config.metrics, false);
+  assert.ok(fromFile.notices.some((n) => n === 'Prometheus metrics at GET /metrics are off (seafile.conf [notification] metrics).'));
+  assert.equal((await load({ configDir: conf }, { NOTIFICATION_SERVER_METRICS: 'true' })).config.metrics, true);
+  await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_METRICS: 'maybe' }), {
+    name: 'ConfigError',
+    message: 'invalid value "maybe" for NOTIFICATION_SERVER_METRICS: expected true or false',
+  });
+});
+
+test('admin token: off by default; from NOTIFICATION_SERVER_ADMIN_TOKEN or seafile.conf admin_token; a short one is refused', async () => {
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY })).config.adminToken, null);
+  const fromEnv = await load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_ADMIN_TOKEN: 'an-admin-token-of-some-length' });
+  assert.equal(fromEnv.config.adminToken, 'an-admin-token-of-some-length');
+  assert.ok(fromEnv.notices.includes('Status page at /status is on, for the admin token from NOTIFICATION_SERVER_ADMIN_TOKEN.'));
+  assert.ok(!fromEnv.notices.some((n) => n.includes('an-admin-token-of-some-length')), 'the token is never in a notice');
+  const { conf } = await seafileTop({ 'seafile.conf': `[notification]\njwt_private_key = ${KEY}\nadmin_token = token-from-seafile-conf\n` });
+  assert.equal((await load({ configDir: conf })).config.adminToken, 'token-from-seafile-conf');
+  await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_ADMIN_TOKEN: 'short' }), {
+    name: 'ConfigError',
+    message: /^the admin token \(NOTIFICATION_SERVER_ADMIN_TOKEN\) is too short: use at least 16 characters/,
+  });
+});

@@ -1,0 +1,105 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../log.js';
+import type { LiveStatus } from '../status/live-status.js';
+import { STATUS_HTML, STATUS_SCRIPT } from '../status/status-page.js';
+
+export interface StatusEndpointOptions {
+  /** The admin token: the password of HTTP Basic auth (any user name), or a Bearer token. */
+  token: string;
+  status: LiveStatus;
+  logger: Logger;
+  /** How often a second is closed and sent to the open pages. */
+  intervalMs?: number;
+}
+
+export type StatusResource = 'page' | 'script' | 'feed';
+
+const REALM = 'Basic realm="notification server status", charset="UTF-8"';
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** The secret a request presents: the Basic password or the Bearer token; null without one. */
+function presented(request: IncomingMessage): string | null {
+  const header = request.headers.authorization ?? '';
+  const [scheme, value] = header.trim().split(/\s+/, 2);
+  if (value === undefined) return null;
+  if (scheme!.toLowerCase() === 'bearer') return value;
+  if (scheme!.toLowerCase() !== 'basic') return null;
+  const decoded = Buffer.from(value, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? null : decoded.slice(colon + 1);
+}
+
+/**
+ * `GET /status` (the page), `/status/app.js` (its script) and `/status/feed` (server-sent
+ * events: a snapshot, then one update a second) for admins holding the admin token.
+ */
+export class StatusEndpoint {
+  readonly #tokenDigest: Buffer;
+  readonly #status: LiveStatus;
+  readonly #logger: Logger;
+  readonly #feeds = new Set<ServerResponse>();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(options: StatusEndpointOptions) {
+    this.#tokenDigest = digest(options.token);
+    this.#status = options.status;
+    this.#logger = options.logger;
+    this.#timer = setInterval(() => this.#tick(), options.intervalMs ?? 1000);
+    this.#timer.unref();
+  }
+
+  handle(resource: StatusResource, request: IncomingMessage, response: ServerResponse): void {
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
+      response.end('use GET\n');
+      return;
+    }
+    const secret = presented(request);
+    // Digests have one length, so the comparison takes the same time whatever was sent.
+    if (secret === null || !timingSafeEqual(digest(secret), this.#tokenDigest)) {
+      if (secret !== null) this.#logger.warn({ remote: request.socket.remoteAddress }, 'status page: wrong admin token');
+      response.writeHead(401, { 'www-authenticate': REALM, 'content-type': 'text/plain; charset=utf-8' });
+      response.end('the status page needs the admin token (NOTIFICATION_SERVER_ADMIN_TOKEN) as the password\n');
+      return;
+    }
+    const common = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
+    switch (resource) {
+      case 'page':
+        response.writeHead(200, {
+          ...common,
+          'content-type': 'text/html; charset=utf-8',
+          'content-security-policy': "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+          'referrer-policy': 'no-referrer',
+        });
+        response.end(request.method === 'HEAD' ? undefined : STATUS_HTML);
+        return;
+      case 'script':
+        response.writeHead(200, { ...common, 'content-type': 'text/javascript; charset=utf-8' });
+        response.end(request.method === 'HEAD' ? undefined : STATUS_SCRIPT);
+        return;
+      case 'feed':
+        response.writeHead(200, { ...common, 'content-type': 'text/event-stream; charset=utf-8', 'x-accel-buffering': 'no' });
+        response.write(`retry: 2000\ndata: ${JSON.stringify({ kind: 'snapshot', ...this.#status.snapshot() })}\n\n`);
+        this.#feeds.add(response);
+        response.on('close', () => this.#feeds.delete(response));
+    }
+  }
+
+  /** Stops the clock and ends the open feeds. */
+  close(): void {
+    clearInterval(this.#timer);
+    for (const feed of this.#feeds) feed.end();
+    this.#feeds.clear();
+  }
+
+  #tick(): void {
+    const update = this.#status.tick();
+    if (this.#feeds.size === 0) return;
+    const message = `data: ${JSON.stringify({ kind: 'update', ...update })}\n\n`;
+    for (const feed of this.#feeds) feed.write(message);
+  }
+}

@@ -1,0 +1,62 @@
+import type { PublisherAuthFailure, PublisherKind } from '../auth/publisher-auth.js';
+import type { SubscribeFailure } from '../auth/subscriber-token.js';
+import type { LibraryEvent } from '../protocol/event.js';
+import type { CloseReason } from '../transport/close-codes.js';
+
+/** Why `/events` refused a request other than for its credentials. */
+export type EventRejection = 'method' | 'too-large' | 'invalid';
+
+/** Why a group-targeted event reached nobody. */
+export type UndeliveredReason = 'no-database' | 'lookup-failed';
+
+/**
+ * What the data path reports, one call per fact, so that the hub and the transports count
+ * without knowing how the counts are kept or exported (see prometheus-metrics.ts). Levels
+ * (connections open, subscriptions) are not reported: they are read from their owners when
+ * asked for. Every method is cheap and called at most once per event or per connection
+ * change, never once per subscriber.
+ */
+export interface Metrics {
+  connectionOpened(): void;
+  connectionClosed(reason: CloseReason): void;
+  /** One library of a subscribe message was refused (the client is sent `jwt-expired`). */
+  subscribeRefused(reason: SubscribeFailure): void;
+  subscriptionExpired(): void;
+  publisherRefused(reason: PublisherAuthFailure): void;
+  eventRejected(reason: EventRejection): void;
+  eventAccepted(type: string, source: PublisherKind): void;
+  /**
+   * Every event the hub accepted, once its frame was handed to the sockets of all its
+   * `recipients` (maybe none), `latencySeconds` after the hub accepted it.
+   */
+  eventDelivered(event: LibraryEvent, recipients: number, latencySeconds: number): void;
+  groupEventUndelivered(reason: UndeliveredReason): void;
+}
+
+/** Reports every fact to both. */
+export function bothMetrics(first: Metrics, second: Metrics): Metrics {
+  return {
+    connectionOpened: () => (first.connectionOpened(), second.connectionOpened()),
+    connectionClosed: (reason) => (first.connectionClosed(reason), second.connectionClosed(reason)),
+    subscribeRefused: (reason) => (first.subscribeRefused(reason), second.subscribeRefused(reason)),
+    subscriptionExpired: () => (first.subscriptionExpired(), second.subscriptionExpired()),
+    publisherRefused: (reason) => (first.publisherRefused(reason), second.publisherRefused(reason)),
+    eventRejected: (reason) => (first.eventRejected(reason), second.eventRejected(reason)),
+    eventAccepted: (type, source) => (first.eventAccepted(type, source), second.eventAccepted(type, source)),
+    eventDelivered: (event, recipients, seconds) => (first.eventDelivered(event, recipients, seconds), second.eventDelivered(event, recipients, seconds)),
+    groupEventUndelivered: (reason) => (first.groupEventUndelivered(reason), second.groupEventUndelivered(reason)),
+  };
+}
+
+/** Counts nothing: for tests and tools that run a hub without exporting metrics. */
+export const NO_METRICS: Metrics = {
+  connectionOpened() {},
+  connectionClosed() {},
+  subscribeRefused() {},
+  subscriptionExpired() {},
+  publisherRefused() {},
+  eventRejected() {},
+  eventAccepted() {},
+  eventDelivered() {},
+  groupEventUndelivered() {},
+};
