@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
+import { documentedNginxSite, Nginx, nginxSkipReason, requireNginx } from '../support/nginx.js';
+import { publisherToken, ServerProcess, subscriberToken } from '../support/server-process.js';
+import { TestClient } from '../support/test-client.js';
+
+const REPO = '6f1e0c1a-3333-4b4b-9c9c-000000000001';
+const PING_INTERVAL_S = 1;
+const DEAD_PEER_S = 3;
+const nginxBinary = requireNginx();
+
+describe('behind nginx configured with docs/deploy/nginx.conf', { skip: nginxSkipReason(nginxBinary) }, () => {
+  let server: ServerProcess;
+  let proxy: Nginx;
+
+  before(async () => {
+    server = await ServerProcess.start({
+      env: { NOTIFICATION_SERVER_PING_INTERVAL: String(PING_INTERVAL_S), NOTIFICATION_SERVER_DEAD_PEER_TIMEOUT: String(DEAD_PEER_S) },
+    });
+    proxy = await Nginx.start(nginxBinary!, (listenPort, logDir) =>
+      documentedNginxSite({ listenPort, upstream: `127.0.0.1:${server.port}`, logDir }),
+    );
+  });
+  after(async () => {
+    await proxy?.stop();
+    await server?.stop();
+  });
+
+  it('GET /notification/ping answers {"ret": "pong"} through the proxy', async () => {
+    const response = await fetch(`${proxy.url}/notification/ping`);
+    assert.equal(response.status, 200, proxy.errorLog());
+    assert.equal(await response.text(), '{"ret": "pong"}\n');
+  });
+
+  it('a desktop client subscribes at /notification, gets notification.seafile.com back and receives published events byte for byte', async () => {
+    const client = await TestClient.connect(`${proxy.wsUrl}/notification`, { protocols: ['notification.seafile.com'] });
+    assert.equal(client.socket.protocol, 'notification.seafile.com');
+    client.subscribe([{ id: REPO, jwt_token: subscriberToken(REPO, 'alice@example.com') }]);
+    await client.roundTrip();
+    // Publishers reach the server directly, not through the public proxy.
+    const body = `{"type":"file-lock-changed","content":{"repo_id":"${REPO}","path":"/a b.txt","change_event":"locked","lock_user":"bob@example.com","expire": 0}}`;
+    const response = await fetch(`${server.url}/events`, {
+      method: 'POST',
+      headers: { authorization: `Token ${publisherToken()}` },
+      body,
+    });
+    assert.equal(response.status, 200);
+    await client.waitForCount(1);
+    assert.deepEqual(client.raw, [body]);
+    client.close();
+  });
+
+  it('a browser that offers no subprotocol gets none back through the proxy', async () => {
+    const client = await TestClient.connect(`${proxy.wsUrl}/notification`);
+    assert.equal(client.socket.protocol, '');
+    client.close();
+  });
+
+  it('an idle WebSocket outlives the dead-peer timeout: server pings and client pongs cross the proxy', async () => {
+    const client = await TestClient.connect(`${proxy.wsUrl}/notification`, { protocols: ['notification.seafile.com'] });
+    let pings = 0;
+    client.socket.on('ping', () => pings++);
+    client.subscribe([{ id: REPO, jwt_token: subscriberToken(REPO, 'idle@example.com') }]);
+    // Silent for longer than the dead-peer timeout: only the pongs ws sends by itself keep it alive.
+    await sleep((DEAD_PEER_S + 1.5) * 1000);
+    assert.equal(client.socket.readyState, WebSocket.OPEN, `closed while idle; nginx says: ${proxy.errorLog()}`);
+    assert.ok(pings >= 2, `only ${pings} server pings reached the client through nginx`);
+    assert.equal(await server.publish('repo-update', { repo_id: REPO, commit_id: 'after-idle' }), 200);
+    const event = await client.waitFor((m) => m.type === 'repo-update');
+    assert.equal(event.content['commit_id'], 'after-idle');
+    client.close();
+  });
+});
