@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
+import { CliProcess } from '../support/cli-process.js';
 import { documentedNginxSite, Nginx, nginxSkipReason, requireNginx } from '../support/nginx.js';
-import { publisherToken, ServerProcess, subscriberToken } from '../support/server-process.js';
+import { publisherToken, ServerProcess, subscriberToken, TEST_KEY } from '../support/server-process.js';
 import { TestClient } from '../support/test-client.js';
 
 const REPO = '6f1e0c1a-3333-4b4b-9c9c-000000000001';
@@ -71,5 +72,16 @@ describe('behind nginx configured with docs/deploy/nginx.conf', { skip: nginxSki
     const event = await client.waitFor((m) => m.type === 'repo-update');
     assert.equal(event.content['commit_id'], 'after-idle');
     client.close();
+  });
+
+  it('notification-server listen follows a library through the public URL and prints what is published', async () => {
+    const listener = CliProcess.start(['listen', '--url', `${proxy.url}/notification`, '--repo', REPO, '--user', 'dave@example.com'], {
+      env: { JWT_PRIVATE_KEY: TEST_KEY },
+    });
+    await listener.waitUntil(() => /listening at ws:\/\/127\.0\.0\.1:\d+\/notification /.test(listener.stderr), 'the listening line');
+    assert.equal(await server.publish('repo-update', { repo_id: REPO, commit_id: 'via-proxy' }), 200);
+    await listener.waitUntil(() => listener.lines.length >= 1, 'a line');
+    assert.deepEqual(listener.lines, [`{"type":"repo-update","content":{"repo_id":"${REPO}","commit_id":"via-proxy"}}`]);
+    assert.equal((await listener.stop('SIGINT')).code, 0);
   });
 });
