@@ -3,6 +3,7 @@ export const COMMANDS = `Commands:
   keygen    print a new JWT private key for JWT_PRIVATE_KEY / jwt_private_key
   publish   send one event to a server, as seaf-server does (see publish --help)
   listen    follow libraries and print every event as a JSON line (see listen --help)
+  check     check a set-up: group database, proxy, open-files limit (see check --help)
 `;
 
 // Each command loads only its own modules: publish and listen start without the server's
@@ -16,6 +17,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./publish.js')).publish(rest);
     case 'listen':
       return (await import('./listen.js')).listen(rest);
+    case 'check':
+      return (await import('./check.js')).check(rest);
     case 'serve':
       return (await import('./serve.js')).serve(rest);
     case 'help':

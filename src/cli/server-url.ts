@@ -38,5 +38,11 @@ export function describeFetchError(error: unknown): string {
   const cause = (error as Error & { cause?: unknown }).cause;
   const reason = cause instanceof Error ? cause.message : error.message;
   const code = cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined;
-  return code === 'ECONNREFUSED' ? `${reason} (is the server running there? see --url)` : reason;
+  return code === 'ECONNREFUSED' ? `${reason} (is the server running there?)` : reason;
+}
+
+/** Where a server listening on `host:port` is reached from its own machine: 0.0.0.0 and :: by loopback. */
+export function localServerUrl(host: string, port: number): string {
+  const reachable = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
 }

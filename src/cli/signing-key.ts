@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError } from '../config/config.js';
 import { loadConfig } from '../config/load-config.js';
 import { nonBlank, type Env } from '../config/setting.js';
+import { localServerUrl } from './server-url.js';
 
 export interface SigningKeyOptions {
   key: string | null;
@@ -47,10 +48,11 @@ export async function resolveSigningKey(options: SigningKeyOptions, env: Env, cw
     env,
     cwd,
   });
-  // A server listening on every address is reached on loopback from its own machine.
-  const host = config.host === '0.0.0.0' || config.host === '' ? '127.0.0.1' : config.host === '::' ? '[::1]' : config.host;
-  const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-  return { key: Buffer.from(config.jwtPrivateKey, 'utf8'), source: config.jwtKeySource, serverUrl: `http://${hostPart}:${config.port}` };
+  return {
+    key: Buffer.from(config.jwtPrivateKey, 'utf8'),
+    source: config.jwtKeySource,
+    serverUrl: localServerUrl(config.host, config.port),
+  };
 }
 
 /** Whether a server started without configuration left its generated key in the state dir. */

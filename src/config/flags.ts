@@ -25,6 +25,7 @@ export const SERVE_USAGE = `Usage: notification-server [options]
        notification-server keygen    print a new JWT key
        notification-server publish   send one event (see publish --help)
        notification-server listen    print the events of libraries (see listen --help)
+       notification-server check     check a set-up: database, proxy, limits (see check --help)
 
 Real-time notifications for Seafile clients (drop-in for the stock server).
 
@@ -153,7 +154,8 @@ export function nonEmpty(value: string | undefined, flag: string, what: string):
   return value;
 }
 
-function parsePortFlag(value: string | undefined): number | null {
+/** `--port`: null when absent; ConfigError unless 1 to 65535. */
+export function parsePortFlag(value: string | undefined): number | null {
   if (value === undefined) return null;
   const text = value.trim();
   const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;

@@ -8,6 +8,8 @@ export interface CliOptions {
   /** The whole environment besides PATH: nothing leaks in from the test runner's (no JWT_PRIVATE_KEY). */
   env?: Record<string, string>;
   cwd?: string;
+  /** Runs it under `ulimit -n <n>` (soft and hard open-files limit). */
+  openFilesLimit?: number;
 }
 
 export interface CliResult {
@@ -41,7 +43,10 @@ export class CliProcess {
   }
 
   static start(args: string[], options: CliOptions = {}): CliProcess {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const argv = [process.execPath, BIN, ...args];
+    const [command, ...rest] =
+      options.openFilesLimit === undefined ? argv : ['/bin/sh', '-c', 'ulimit -n "$0" && exec "$@"', String(options.openFilesLimit), ...argv];
+    const child = spawn(command!, rest, {
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...options.env },
       cwd: options.cwd ?? process.cwd(),
       stdio: ['ignore', 'pipe', 'pipe'],
