@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCli, type CliResult } from '../support/cli-process.js';
 import { closedLoopbackPort, writeSqliteGroups } from '../support/databases.js';
-import { documentedNginxSite, Nginx, nginxSkipReason, requireNginx } from '../support/nginx.js';
+import { documentedNginx } from '../support/proxies.js';
+import type { ProxyProcess } from '../support/proxy-process.js';
 import { ServerProcess, TEST_KEY } from '../support/server-process.js';
 
-const nginxBinary = requireNginx();
+const nginx = documentedNginx();
 const CHECKS = ['configuration', 'server', 'group database', 'ping', 'websocket', 'open files'];
 
 /** Check name → its line, after asserting there is exactly one line per check, in order. */
@@ -19,12 +20,12 @@ function linesOf(result: CliResult): Map<string, string> {
   return new Map(names.map((name, index) => [name, lines[index]!]));
 }
 
-describe('notification-server check, in front of and behind the documented nginx', { skip: nginxSkipReason(nginxBinary) }, () => {
+describe('notification-server check, in front of and behind the documented nginx', { skip: nginx.skip }, () => {
   let dir: string;
   let conf: string;
   let server: ServerProcess;
-  let goodProxy: Nginx;
-  let proxyWithoutUpgrade: Nginx;
+  let goodProxy: ProxyProcess;
+  let proxyWithoutUpgrade: ProxyProcess;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'notif-test-check-'));
@@ -33,11 +34,8 @@ describe('notification-server check, in front of and behind the documented nginx
     // A SQLite deployment: ccnet's group database beside conf/.
     writeSqliteGroups(join(dir, 'ccnet', 'GroupMgr', 'groupmgr.db'), { 1: ['alice@example.com'] });
     server = await ServerProcess.start({ args: ['-c', conf, '-l', '-'] });
-    goodProxy = await Nginx.start(nginxBinary!, (listenPort, logDir) =>
-      documentedNginxSite({ listenPort, upstream: `127.0.0.1:${server.port}`, logDir }),
-    );
-    proxyWithoutUpgrade = await Nginx.start(nginxBinary!, (listenPort, logDir) => {
-      const site = documentedNginxSite({ listenPort, upstream: `127.0.0.1:${server.port}`, logDir });
+    goodProxy = await nginx.start(`127.0.0.1:${server.port}`);
+    proxyWithoutUpgrade = await nginx.start(`127.0.0.1:${server.port}`, (site) => {
       const broken = site.replace(/^\s*proxy_set_header Upgrade .*\n/m, '');
       assert.notEqual(broken, site, 'the documented config has an Upgrade line to remove');
       return broken;
