@@ -115,7 +115,9 @@ export async function check(argv: string[]): Promise<number> {
   } else {
     const base = notificationBase(publicUrl);
     if (base instanceof ConfigError) {
-      report({ status: 'FAIL', name: 'ping', detail: base.message, fix: 'write the public URL like https://seafile.example.com' });
+      const fix = 'write the public URL like https://seafile.example.com';
+      report({ status: 'FAIL', name: 'ping', detail: `${base.message}, not checked.`, fix });
+      report({ status: 'FAIL', name: 'websocket', detail: `${base.message}, not checked.`, fix });
     } else {
       report(await checkPing(base));
       report(await checkUpgrade(base));

@@ -115,6 +115,15 @@ describe('notification-server check, in front of and behind the documented nginx
     assert.equal(result.code, 0, result.stdout);
   });
 
+  it('a public URL that is not http(s) fails both proxy lines with the way to write it', async () => {
+    const result = await runCli(['check', '--public-url', 'ftp://seafile.example.com', '--clients', '100'], { env: serverEnv(), openFilesLimit: 4096 });
+    const lines = linesOf(result);
+    for (const name of ['ping', 'websocket']) {
+      assert.match(lines.get(name)!, /^FAIL +\S+: the public URL ftp:\/\/seafile\.example\.com is not http:\/\/ or https:\/\/.* Fix: write the public URL like https:/);
+    }
+    assert.equal(result.code, 1);
+  });
+
   it('a setting the server would refuse fails the configuration line', async () => {
     const result = await runCli(['check', '--clients', '100'], {
       env: { ...serverEnv(), NOTIFICATION_SERVER_PING_INTERVAL: '60', NOTIFICATION_SERVER_DEAD_PEER_TIMEOUT: '30' },
