@@ -1,22 +1,30 @@
-import { keygen } from './keygen.js';
-import { serve } from './serve.js';
-
-const COMMANDS = `Commands:
+export const COMMANDS = `Commands:
   (none)    run the server (see --help)
   keygen    print a new JWT private key for JWT_PRIVATE_KEY / jwt_private_key
+  publish   send one event to a server, as seaf-server does (see publish --help)
+  listen    follow libraries and print every event as a JSON line (see listen --help)
+  check     check a set-up: group database, proxy, open-files limit (see check --help)
 `;
 
+// Each command loads only its own modules: publish and listen start without the server's
+// database drivers (most of a second on a slow machine).
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'keygen':
-      return keygen();
+      return (await import('./keygen.js')).keygen();
+    case 'publish':
+      return (await import('./publish.js')).publish(rest);
+    case 'listen':
+      return (await import('./listen.js')).listen(rest);
+    case 'check':
+      return (await import('./check.js')).check(rest);
     case 'serve':
-      return serve(rest);
+      return (await import('./serve.js')).serve(rest);
     case 'help':
       process.stdout.write(COMMANDS);
       return 0;
     default:
-      return serve(argv);
+      return (await import('./serve.js')).serve(argv);
   }
 }

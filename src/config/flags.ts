@@ -1,5 +1,7 @@
 /** The command line of `notification-server` in serve mode, a superset of the reference's `-c <dir> -l <file|->`. */
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
 import { ConfigError } from './config.js';
 
@@ -21,6 +23,9 @@ export interface ServeFlags {
 
 export const SERVE_USAGE = `Usage: notification-server [options]
        notification-server keygen    print a new JWT key
+       notification-server publish   send one event (see publish --help)
+       notification-server listen    print the events of libraries (see listen --help)
+       notification-server check     check a set-up: database, proxy, limits (see check --help)
 
 Real-time notifications for Seafile clients (drop-in for the stock server).
 
@@ -92,12 +97,7 @@ const OPTIONS = {
 
 /** Parses serve-mode arguments (without the program name); ConfigError names the offending flag. */
 export function parseServeFlags(argv: string[]): ServeFlags {
-  let values: ReturnType<typeof parseWithNode>['values'];
-  try {
-    values = parseWithNode(argv).values;
-  } catch (error) {
-    throw translateParseError(error);
-  }
+  const { values } = parseCommandLine(argv, OPTIONS, false);
   return {
     configDir: nonEmpty(values['config-dir'], '-c/--config-dir', 'a directory'),
     logFile: nonEmpty(values['log-file'], '-l/--log-file', 'a file name or -'),
@@ -110,26 +110,36 @@ export function parseServeFlags(argv: string[]): ServeFlags {
   };
 }
 
-function parseWithNode(argv: string[]) {
-  return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
+/**
+ * node:util parseArgs, strict, with its errors turned into ConfigErrors that name the flag the
+ * way --help does. For every command (serve, publish, listen).
+ */
+export function parseCommandLine<T extends ParseArgsOptionsConfig>(argv: string[], options: T, allowPositionals: boolean) {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals });
+  } catch (error) {
+    throw translateParseError(error, flagLabels(options));
+  }
 }
 
 /** `-c` and `--config-dir` both map to "-c/--config-dir", so errors name the flag the way --help does. */
-const FLAG_LABELS: ReadonlyMap<string, string> = new Map(
-  Object.entries(OPTIONS).flatMap(([long, option]): Array<[string, string]> => {
-    const short = 'short' in option ? option.short : undefined;
-    const label = short === undefined ? `--${long}` : `-${short}/--${long}`;
-    return short === undefined ? [[`--${long}`, label]] : [[`--${long}`, label], [`-${short}`, label]];
-  }),
-);
+function flagLabels(options: ParseArgsOptionsConfig): ReadonlyMap<string, string> {
+  return new Map(
+    Object.entries(options).flatMap(([long, option]): Array<[string, string]> => {
+      const short = option.short;
+      const label = short === undefined ? `--${long}` : `-${short}/--${long}`;
+      return short === undefined ? [[`--${long}`, label]] : [[`--${long}`, label], [`-${short}`, label]];
+    }),
+  );
+}
 
-function translateParseError(error: unknown): Error {
+function translateParseError(error: unknown, labels: ReadonlyMap<string, string>): Error {
   if (!(error instanceof Error)) return new ConfigError(String(error));
   const code = (error as NodeJS.ErrnoException).code;
   // Node quotes the offending token first: 'pos', '--foo', '-c, --config-dir <value>', '-c'.
   const quoted = /'([^']*)'/.exec(error.message)?.[1] ?? '';
   const name = quoted.split(/[ ,=]/)[0] ?? quoted;
-  const flag = FLAG_LABELS.get(name) ?? name;
+  const flag = labels.get(name) ?? name;
   switch (code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return new ConfigError(`unknown option ${name}; see --help`);
@@ -149,13 +159,15 @@ function translateParseError(error: unknown): Error {
   }
 }
 
-function nonEmpty(value: string | undefined, flag: string, what: string): string | null {
+/** The value, or null when the flag is absent; ConfigError when it is blank. */
+export function nonEmpty(value: string | undefined, flag: string, what: string): string | null {
   if (value === undefined) return null;
   if (value.trim() === '') throw new ConfigError(`${flag} needs ${what}, got an empty value`);
   return value;
 }
 
-function parsePortFlag(value: string | undefined): number | null {
+/** `--port`: null when absent; ConfigError unless 1 to 65535. */
+export function parsePortFlag(value: string | undefined): number | null {
   if (value === undefined) return null;
   const text = value.trim();
   const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;

@@ -212,7 +212,8 @@ export function parseDatabaseUrl(text: string, source: string, cwd: string): Gro
   return { kind, host, port, user, password, database, socketPath };
 }
 
-function describeDatabase(database: GroupDatabaseConfig): string {
+/** `MySQL database ccnet_db at 127.0.0.1:3306 as seafile`, for messages. */
+export function describeDatabase(database: GroupDatabaseConfig): string {
   switch (database.kind) {
     case 'sqlite':
       return `SQLite ${database.path}`;

@@ -1,0 +1,318 @@
+/**
+ * `notification-server check`: reads the configuration as the server does and tries what
+ * clients and the server depend on, one line each, with a fix for what fails.
+ */
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import WebSocket from 'ws';
+
+import { ConfigError, DEFAULTS, type Config } from '../config/config.js';
+import { nonEmpty, parseCommandLine, parsePortFlag } from '../config/flags.js';
+import { describeDatabase } from '../config/group-database.js';
+import { readKeyFile } from '../config/keyfile.js';
+import { loadConfig } from '../config/load-config.js';
+import { nonBlank, type Env } from '../config/setting.js';
+import { openGroupDirectory } from '../groups/open-group-directory.js';
+import { SEAFILE_SUBPROTOCOL } from '../transport/websocket-endpoint.js';
+import { describeFetchError, localServerUrl } from './server-url.js';
+
+export const CHECK_USAGE = `Usage: notification-server check [options]
+
+Reads the configuration the way the server does (options, environment, -c <dir>) and
+checks, one line each (OK, WARN or FAIL, with a fix for what fails):
+  configuration   the settings load
+  server          <host>:<port>/ping answers, as publishers reach it
+  group database  the ccnet GroupUser table answers
+  ping            <public url>/notification/ping answers through the proxy
+  websocket       a WebSocket upgrade through <public url>/notification works
+  open files      the open-files limit (ulimit -n) fits the expected clients
+Exits 0 when nothing failed, 1 otherwise.
+
+Options:
+  -c, --config-dir <dir>   Seafile config dir, as for the server
+      --ccnet-db <url>     group database URL, as for the server
+      --host <addr>        the server's listen address, as for the server
+      --port <n>           the server's port, as for the server
+      --public-url <url>   the address clients use, e.g. https://seafile.example.com
+                           (default: SEAFILE_SERVER_PROTOCOL://SEAFILE_SERVER_HOSTNAME,
+                           else SERVICE_URL from ccnet.conf [General])
+      --clients <n>        clients to plan for (default: 1000); each holds one open file
+  -h, --help               show this help
+`;
+
+const OPTIONS = {
+  'config-dir': { type: 'string', short: 'c' },
+  'ccnet-db': { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'public-url': { type: 'string' },
+  clients: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const TIMEOUT_MS = 5_000;
+/** Descriptors the server needs besides its clients: the log, the listening socket, the database. */
+const RESERVED_FILES = 64;
+const PONG = '{"ret": "pong"}';
+
+type Status = 'OK' | 'WARN' | 'FAIL';
+
+interface Finding {
+  status: Status;
+  name: string;
+  detail: string;
+  fix?: string;
+}
+
+interface CheckInput {
+  configDir: string | null;
+  ccnetDb: string | null;
+  host: string | null;
+  port: number | null;
+  publicUrl: string | null;
+  clients: number;
+}
+
+export async function check(argv: string[]): Promise<number> {
+  let input: CheckInput;
+  try {
+    const { values } = parseCommandLine(argv, OPTIONS, false);
+    if (values.help === true) {
+      process.stdout.write(CHECK_USAGE);
+      return 0;
+    }
+    input = {
+      configDir: nonEmpty(values['config-dir'], '-c/--config-dir', 'a directory'),
+      ccnetDb: nonEmpty(values['ccnet-db'], '--ccnet-db', 'a database URL'),
+      host: nonEmpty(values.host, '--host', 'an address'),
+      port: parsePortFlag(values.port),
+      publicUrl: nonEmpty(values['public-url'], '--public-url', 'a URL'),
+      clients: parseClients(values.clients),
+    };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`notification-server check: ${error.message}\n`);
+    return 2;
+  }
+
+  let failed = false;
+  const report = (finding: Finding): void => {
+    if (finding.status === 'FAIL') failed = true;
+    const fix = finding.fix === undefined ? '' : ` Fix: ${finding.fix}`;
+    process.stdout.write(`${finding.status.padEnd(5)} ${finding.name}: ${finding.detail}${fix}\n`);
+  };
+
+  const config = await checkConfiguration(input, process.env, report);
+  if (config !== null) {
+    report(await checkServer(config));
+    report(await checkGroupDatabase(config));
+  }
+  const publicUrl = await findPublicUrl(input, process.env);
+  if (publicUrl === null) {
+    const fix = 'pass --public-url https://<your Seafile host> to check the proxy';
+    report({ status: 'WARN', name: 'ping', detail: 'no public URL known, not checked.', fix });
+    report({ status: 'WARN', name: 'websocket', detail: 'no public URL known, not checked.', fix });
+  } else {
+    const base = notificationBase(publicUrl);
+    if (base instanceof ConfigError) {
+      const fix = 'write the public URL like https://seafile.example.com';
+      report({ status: 'FAIL', name: 'ping', detail: `${base.message}, not checked.`, fix });
+      report({ status: 'FAIL', name: 'websocket', detail: `${base.message}, not checked.`, fix });
+    } else {
+      report(await checkPing(base));
+      report(await checkUpgrade(base));
+    }
+  }
+  report(await checkOpenFiles(input.clients));
+  return failed ? 1 : 0;
+}
+
+function parseClients(text: string | undefined): number {
+  if (text === undefined) return 1000;
+  const clients = /^\d{1,9}$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!(clients >= 1)) throw new ConfigError(`--clients must be a whole number of at least 1, got ${JSON.stringify(text)}`);
+  return clients;
+}
+
+async function checkConfiguration(input: CheckInput, env: Env, report: (finding: Finding) => void): Promise<Config | null> {
+  // With nothing configured the server would generate a key; a check must not leave one behind.
+  const configured = input.configDir !== null || env['JWT_PRIVATE_KEY'] !== undefined;
+  try {
+    const { config } = await loadConfig({
+      flags: {
+        configDir: input.configDir,
+        ccnetDb: input.ccnetDb,
+        host: input.host,
+        port: input.port,
+        logFile: null,
+        logLevel: null,
+        stateDir: null,
+        help: false,
+      },
+      // The placeholder key would make the server's default address 0.0.0.0: keep its unconfigured 127.0.0.1.
+      env: configured
+        ? env
+        : { ...env, JWT_PRIVATE_KEY: 'not-needed-by-check', NOTIFICATION_SERVER_HOST: env['NOTIFICATION_SERVER_HOST'] ?? DEFAULTS.embeddedHost },
+      cwd: process.cwd(),
+    });
+    const key = configured ? `JWT key from ${config.jwtKeySource}` : 'no JWT key configured (the server generates one)';
+    report({ status: 'OK', name: 'configuration', detail: `listens on ${config.host}:${config.port}, ${key}.` });
+    return config;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    report({ status: 'FAIL', name: 'configuration', detail: error.message, fix: 'correct the setting named; the server will not start until then' });
+    return null;
+  }
+}
+
+async function checkServer(config: Config): Promise<Finding> {
+  const url = `${localServerUrl(config.host, config.port)}/ping`;
+  const answer = await get(url);
+  if (answer.ok) return { status: 'OK', name: 'server', detail: `${url} answers ${PONG}.` };
+  return {
+    status: 'FAIL',
+    name: 'server',
+    detail: `${url}: ${answer.problem}.`,
+    fix: 'start the notification server (systemctl start notification-server), or give the address it listens on (--host, --port)',
+  };
+}
+
+async function checkGroupDatabase(config: Config): Promise<Finding> {
+  const database = config.groupDatabase;
+  if (database === null) {
+    return {
+      status: 'WARN',
+      name: 'group database',
+      detail: 'none configured: folder permission changes for a group are not delivered.',
+      fix: 'set ccnet.conf [Database], SEAFILE_MYSQL_DB_HOST or --ccnet-db / CCNET_DB_URL',
+    };
+  }
+  const directory = openGroupDirectory(database, 0);
+  try {
+    await directory.members(0);
+    return { status: 'OK', name: 'group database', detail: `${describeDatabase(database)} answers.` };
+  } catch (error) {
+    const fix =
+      database.kind === 'sqlite'
+        ? 'point --ccnet-db at ccnet/GroupMgr/groupmgr.db of the Seafile installation, readable by the server user'
+        : 'check that the database server runs and that host, port, user, password and database name are right (ccnet.conf [Database], SEAFILE_MYSQL_DB_*, CCNET_DB_URL)';
+    return { status: 'FAIL', name: 'group database', detail: `${describeDatabase(database)}: ${(error as Error).message}.`, fix };
+  } finally {
+    await directory.close();
+  }
+}
+
+async function checkPing(base: URL): Promise<Finding> {
+  const url = `${base.href}/ping`;
+  const answer = await get(url);
+  if (answer.ok) return { status: 'OK', name: 'ping', detail: `${url} answers ${PONG}.` };
+  let fix = 'route /notification/ping to the server\'s /ping in the proxy (docs/deploy)';
+  if (answer.status === 502 || answer.status === 503 || answer.status === 504) {
+    fix = 'the proxy cannot reach the notification server: check that it runs and that the proxy points at its host and port';
+  } else if (answer.status === undefined) {
+    fix = 'check the public URL and that the proxy runs and is reachable from here';
+  }
+  return { status: 'FAIL', name: 'ping', detail: `${url}: ${answer.problem} (desktop clients then never connect).`, fix };
+}
+
+async function checkUpgrade(base: URL): Promise<Finding> {
+  const url = new URL(base.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  const outcome = await new Promise<{ ok: true } | { ok: false; status?: number; problem: string }>((settle) => {
+    const socket = new WebSocket(url, [SEAFILE_SUBPROTOCOL], { handshakeTimeout: TIMEOUT_MS, perMessageDeflate: false });
+    const timer = setTimeout(() => {
+      socket.terminate();
+      settle({ ok: false, problem: `no answer within ${TIMEOUT_MS / 1000} s` });
+    }, TIMEOUT_MS * 2);
+    const done = (result: { ok: true } | { ok: false; status?: number; problem: string }): void => {
+      clearTimeout(timer);
+      socket.terminate();
+      settle(result);
+    };
+    socket.on('unexpected-response', (_request, response) => {
+      response.resume();
+      done({ ok: false, status: response.statusCode ?? 0, problem: `answered ${response.statusCode} instead of 101 Switching Protocols` });
+    });
+    socket.on('error', (error) => done({ ok: false, problem: error.message }));
+    // A pong proves frames cross the proxy both ways, not only the handshake.
+    socket.on('open', () => socket.ping());
+    socket.on('pong', () => done({ ok: true }));
+  });
+  if (outcome.ok) return { status: 'OK', name: 'websocket', detail: `${url.href} upgrades, and frames cross both ways.` };
+  let fix = 'route /notification to the server in the proxy (docs/deploy)';
+  if (outcome.status === 426 || outcome.status === 400) {
+    fix =
+      'the proxy does not pass the Upgrade and Connection headers: in nginx add proxy_http_version 1.1; ' +
+      'proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; (docs/deploy/nginx.conf)';
+  } else if (outcome.status === 502 || outcome.status === 503 || outcome.status === 504) {
+    fix = 'the proxy cannot reach the notification server: check that it runs and that the proxy points at its host and port';
+  } else if (outcome.status === undefined) {
+    fix = 'check the public URL and that the proxy runs and is reachable from here';
+  }
+  return { status: 'FAIL', name: 'websocket', detail: `${url.href}: ${outcome.problem}.`, fix };
+}
+
+async function checkOpenFiles(clients: number): Promise<Finding> {
+  let limits: string;
+  try {
+    limits = await readFile('/proc/self/limits', 'utf8');
+  } catch (error) {
+    return { status: 'WARN', name: 'open files', detail: `cannot read /proc/self/limits (${(error as Error).message}), not checked.` };
+  }
+  const soft = /^Max open files\s+(\S+)\s+(\S+)/m.exec(limits)?.[1];
+  if (soft === undefined) return { status: 'WARN', name: 'open files', detail: 'no "Max open files" in /proc/self/limits, not checked.' };
+  const needed = clients + RESERVED_FILES;
+  const where = '(the limit here; under systemd the unit\'s LimitNOFILE= sets the server\'s)';
+  if (soft === 'unlimited' || Number(soft) >= needed) {
+    return { status: 'OK', name: 'open files', detail: `limit ${soft} fits ${clients} clients ${where}.` };
+  }
+  const suggested = Math.max(65_536, Math.ceil(needed / 1024) * 1024);
+  return {
+    status: 'FAIL',
+    name: 'open files',
+    detail: `limit ${soft} is below ${needed} (${clients} clients + ${RESERVED_FILES}) ${where}.`,
+    fix: `set LimitNOFILE=${suggested} in the systemd unit (docs/deploy/notification-server.service), or ulimit -n ${suggested} before starting the server`,
+  };
+}
+
+async function get(url: string): Promise<{ ok: boolean; status?: number; problem: string }> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+    const body = await response.text();
+    if (response.status === 200 && body.trim() === PONG) return { ok: true, status: 200, problem: '' };
+    const shown = body.trim().slice(0, 80);
+    return { ok: false, status: response.status, problem: `answered ${response.status}${shown === '' ? '' : ` ${JSON.stringify(shown)}`}` };
+  } catch (error) {
+    return { ok: false, problem: describeFetchError(error) };
+  }
+}
+
+/** --public-url, else Seafile 12's SEAFILE_SERVER_PROTOCOL/HOSTNAME, else ccnet.conf [General] SERVICE_URL. */
+async function findPublicUrl(input: CheckInput, env: Env): Promise<string | null> {
+  if (input.publicUrl !== null) return input.publicUrl;
+  const hostname = nonBlank(env['SEAFILE_SERVER_HOSTNAME']);
+  if (hostname !== null) return `${nonBlank(env['SEAFILE_SERVER_PROTOCOL'])?.trim() ?? 'http'}://${hostname.trim()}`;
+  if (input.configDir === null) return null;
+  try {
+    const ccnet = await readKeyFile(join(resolve(process.cwd(), input.configDir), 'ccnet.conf'));
+    return nonBlank(ccnet?.get('General', 'SERVICE_URL') ?? undefined)?.trim() ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** `https://host` and `https://host/notification` both give `https://host/notification`. */
+function notificationBase(text: string): URL | ConfigError {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return new ConfigError(`the public URL ${JSON.stringify(text)} is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return new ConfigError(`the public URL ${text} is not http:// or https://`);
+  url.search = '';
+  url.hash = '';
+  const path = url.pathname.replace(/\/+$/, '');
+  url.pathname = path.endsWith('/notification') ? path : `${path}/notification`;
+  return url;
+}

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DEFAULTS } from '../../src/config/config.js';
+import { durationSeconds, parseUnit, readDeployFile, type DeployFile } from '../support/deploy-files.js';
+
+const PING_INTERVAL_S = DEFAULTS.pingIntervalMs / 1000;
+// WebSocketEndpoint.drain waits up to 2 s for closed clients to go after the drain window.
+const STOP_SECONDS = DEFAULTS.drainMs / 1000 + 2;
+
+/** The one value of a directive like `proxy_read_timeout 3600s;` or `timeout tunnel 1h`. */
+function directive(text: string, pattern: RegExp): string {
+  const found = [...text.matchAll(pattern)];
+  assert.equal(found.length, 1, `expected exactly one ${pattern} in the snippet, found ${found.length}`);
+  return found[0]![1]!;
+}
+
+function withoutComments(text: string): string {
+  return text
+    .split('\n')
+    .filter((line) => !line.trim().startsWith('#'))
+    .join('\n');
+}
+
+describe('docs/deploy: the files and the page that quotes them', () => {
+  const quoted: Array<[DeployFile, string]> = [
+    ['nginx.conf', 'nginx'],
+    ['apache.conf', 'apache'],
+    ['haproxy.cfg', 'haproxy'],
+    ['Caddyfile', 'caddy'],
+    ['notification-server.service', 'ini'],
+    ['notification-server.logrotate', ''],
+  ];
+  for (const [file, language] of quoted) {
+    it(`README.md quotes ${file} exactly`, () => {
+      assert.ok(
+        readDeployFile('README.md').includes(`\`\`\`${language}\n${readDeployFile(file)}\`\`\`\n`),
+        `docs/deploy/README.md no longer quotes docs/deploy/${file} as it is: copy the file into its code block`,
+      );
+    });
+  }
+});
+
+describe('docs/deploy proxies: upgrade headers, timeouts above the ping interval, prefix stripping', () => {
+  it('nginx passes Upgrade and Connection over HTTP/1.1 and waits longer than the ping interval', () => {
+    const nginx = withoutComments(readDeployFile('nginx.conf'));
+    assert.match(nginx, /proxy_http_version 1\.1;/);
+    assert.match(nginx, /proxy_set_header Upgrade \$http_upgrade;/);
+    assert.match(nginx, /proxy_set_header Connection \$connection_upgrade;/);
+    const timeout = durationSeconds(directive(nginx, /proxy_read_timeout\s+(\S+);/g), 's');
+    assert.ok(timeout > PING_INTERVAL_S, `proxy_read_timeout ${timeout} s is not above the ping interval ${PING_INTERVAL_S} s`);
+  });
+
+  it('Apache maps /notification/ping before /notification, the WebSocket over ws://', () => {
+    const apache = withoutComments(readDeployFile('apache.conf'));
+    const ping = apache.indexOf('ProxyPass        /notification/ping http://127.0.0.1:8083/ping/');
+    const socket = apache.indexOf('ProxyPass        /notification ws://127.0.0.1:8083/');
+    assert.ok(ping >= 0 && socket >= 0, 'both ProxyPass lines are there');
+    assert.ok(ping < socket, 'Apache uses the first matching ProxyPass: /notification/ping must come first');
+  });
+
+  it('HAProxy strips the prefix and keeps tunnels longer than the ping interval', () => {
+    const haproxy = withoutComments(readDeployFile('haproxy.cfg'));
+    assert.match(haproxy, /http-request replace-path \^\/notification\/\?\(\.\*\)\$ \/\\1/);
+    const tunnel = durationSeconds(directive(haproxy, /timeout tunnel\s+(\S+)/g), 'ms');
+    assert.ok(tunnel > PING_INTERVAL_S, `timeout tunnel ${tunnel} s is not above the ping interval ${PING_INTERVAL_S} s`);
+    const server = durationSeconds(directive(haproxy, /timeout server\s+(\S+)/g), 'ms');
+    assert.ok(server > PING_INTERVAL_S, `timeout server ${server} s is not above the ping interval ${PING_INTERVAL_S} s`);
+  });
+
+  it('Caddy maps /notification/* and /notification onto the server with the prefix stripped', () => {
+    const caddy = withoutComments(readDeployFile('Caddyfile'));
+    assert.match(caddy, /handle_path \/notification\/\* \{\s*reverse_proxy 127\.0\.0\.1:8083\s*\}/);
+    assert.match(caddy, /handle \/notification \{\s*rewrite \* \/\s*reverse_proxy 127\.0\.0\.1:8083\s*\}/);
+  });
+});
+
+describe('docs/deploy/notification-server.service', () => {
+  const service = parseUnit(readDeployFile('notification-server.service')).get('Service') ?? new Map<string, string[]>();
+  const one = (key: string): string => {
+    const values = service.get(key) ?? [];
+    assert.equal(values.length, 1, `[Service] ${key}= should be set once, is set ${values.length} times`);
+    return values[0]!;
+  };
+
+  it('runs the built server with a config dir and restarts it on failure, not on a configuration error', () => {
+    assert.match(one('ExecStart'), /^\/\S*node \S*bin\/notification-server\.js -c \S+/);
+    assert.equal(one('Restart'), 'on-failure');
+    // serve() exits 2 on a ConfigError.
+    assert.equal(one('RestartPreventExitStatus'), '2');
+  });
+
+  it('opens enough files for many clients', () => {
+    const limit = Number(one('LimitNOFILE').split(':')[0]);
+    assert.ok(limit >= 65_536, `LimitNOFILE=${limit} allows too few clients`);
+  });
+
+  it('stops with SIGTERM and waits beyond the drain window before SIGKILL', () => {
+    assert.equal(one('KillSignal'), 'SIGTERM');
+    const timeout = durationSeconds(one('TimeoutStopSec'), 's');
+    assert.ok(timeout > STOP_SECONDS, `TimeoutStopSec=${timeout} s does not cover the drain (${STOP_SECONDS} s)`);
+  });
+
+  it('has no reload that sends SIGUSR1, which only reopens the log file', () => {
+    for (const reload of service.get('ExecReload') ?? []) assert.doesNotMatch(reload, /USR1/);
+  });
+});
+
+describe('docs/deploy/notification-server.logrotate', () => {
+  const logrotate = withoutComments(readDeployFile('notification-server.logrotate'));
+
+  it('sends SIGUSR1 after rotating, so the server reopens its log file', () => {
+    const script = /postrotate\n([\s\S]*?)\n\s*endscript/.exec(logrotate)?.[1] ?? '';
+    assert.match(script, /SIGUSR1|-USR1/);
+    assert.match(script, /notification-server/);
+  });
+
+  it('does not copytruncate, which would lose the lines written while copying', () => {
+    assert.doesNotMatch(logrotate, /copytruncate/);
+  });
+});
