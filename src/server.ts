@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Backplane } from './backplane/backplane.js';
+import { openBackplane } from './backplane/open-backplane.js';
 import type { Config } from './config/config.js';
 import type { GroupDirectory } from './groups/group-directory.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
@@ -14,11 +16,15 @@ import { WebSocketEndpoint } from './transport/websocket-endpoint.js';
 export interface RunningServer {
   readonly address: AddressInfo;
   readonly hub: Hub;
+  /** How events travel between nodes; its `state` says whether this node is in the cluster. */
+  readonly backplane: Backplane;
   readonly websockets: WebSocketEndpoint;
   readonly events: EventEndpoint;
-  /** Stops accepting, closes every WebSocket over the drain window, releases the group database. */
+  /** Stops accepting, closes every WebSocket over the drain window, leaves the backplane, releases the group database. */
   stop(): Promise<void>;
 }
+
+const BACKPLANE_START_WAIT_MS = 5_000;
 
 function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
   const body = `${reason}\n`;
@@ -34,6 +40,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const groups: GroupDirectory | null =
     config.groupDatabase === null ? null : openGroupDirectory(config.groupDatabase, config.groupCacheTtlMs);
   const hub = new Hub({ groups, logger, now });
+  const backplane = openBackplane(config.backplane, { deliver: (event) => hub.publish(event), key, logger });
   const websockets = new WebSocketEndpoint({
     hub,
     key,
@@ -45,7 +52,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     now,
   });
   const events = new EventEndpoint({
-    hub,
+    backplane,
     credentials: { key, staticToken: config.notificationToken },
     maxBodyBytes: config.limits.maxEventBodyBytes,
     logger,
@@ -81,18 +88,25 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     else socket.destroy();
   });
 
+  // Joining the cluster first means a node behind the load balancer misses no event; a Redis
+  // that is down does not keep the node from serving its own events.
+  await backplane.start(BACKPLANE_START_WAIT_MS);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
       server.off('error', reject);
       resolve();
     });
+  }).catch(async (err: unknown) => {
+    await backplane.close();
+    throw err;
   });
   const address = server.address() as AddressInfo;
 
   return {
     address,
     hub,
+    backplane,
     websockets,
     events,
     async stop() {
@@ -100,6 +114,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       draining = true;
       server.close();
       await websockets.drain(config.drainMs);
+      await backplane.close();
       hub.close();
       server.closeAllConnections();
       await groups?.close();

@@ -27,6 +27,17 @@ export type GroupDatabaseConfig =
     }
   | { kind: 'sqlite'; path: string };
 
+/** How events travel between nodes: in this process only, or over Redis to every node. */
+export type BackplaneConfig =
+  | { kind: 'memory' }
+  | {
+      kind: 'redis';
+      /** `redis://` or `rediss://`, credentials included: never log it. */
+      url: string;
+      /** The URL with its password masked, for the log. */
+      displayUrl: string;
+    };
+
 export interface Limits {
   /** Largest WebSocket message accepted from a client; larger closes the connection (1009). */
   maxFrameBytes: number;
@@ -51,6 +62,7 @@ export interface Config {
   /** Null: no group database, group-targeted permission events are not delivered. */
   groupDatabase: GroupDatabaseConfig | null;
   groupCacheTtlMs: number;
+  backplane: BackplaneConfig;
   limits: Limits;
   /** Interval of the shared server ping timer. */
   pingIntervalMs: number;

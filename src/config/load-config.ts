@@ -7,6 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
+import { resolveBackplane } from './backplane.js';
 import { ConfigError, DEFAULT_LIMITS, DEFAULTS, type Config, type Limits } from './config.js';
 import type { ServeFlags } from './flags.js';
 import { resolveGroupDatabase } from './group-database.js';
@@ -84,6 +85,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
   const notificationToken = resolveNotificationToken(env, seafile, notification, notices);
   const groupDatabase = await resolveGroupDatabase({ flags, env, cwd, confDir, ccnet, notices });
   const tuning = resolveTuning(env, seafile);
+  const backplane = resolveBackplane(env, seafile, notification, notices);
 
   notices.push(
     `Settings: host ${host} (${hostSetting?.source ?? 'default'}), port ${port} (${portSetting?.source ?? 'default'}), ` +
@@ -102,6 +104,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     notificationToken,
     groupDatabase,
     groupCacheTtlMs: tuning.groupCacheTtlMs,
+    backplane,
     limits: tuning.limits,
     pingIntervalMs: tuning.pingIntervalMs,
     deadPeerMs: tuning.deadPeerMs,

@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authenticatePublisher, PublisherAuthError, type PublisherCredentials } from '../auth/publisher-auth.js';
-import type { Hub } from '../hub/hub.js';
+import type { Backplane } from '../backplane/backplane.js';
 import type { Logger } from '../log.js';
 import { EventError, parseEvent } from '../protocol/event.js';
 
 export interface EventEndpointOptions {
-  hub: Hub;
+  /** Delivers here and carries the event to every other node. */
+  backplane: Backplane;
   credentials: PublisherCredentials;
   maxBodyBytes: number;
   logger: Logger;
@@ -91,7 +92,7 @@ export class EventEndpoint {
       return;
     }
     this.options.logger.debug({ type: event.type, repoId: event.repoId }, 'event accepted');
-    this.options.hub.publish(event);
+    this.options.backplane.publish(event);
     answer(response, 200, '');
   }
 }

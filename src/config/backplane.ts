@@ -1,0 +1,45 @@
+/** The backplane: `REDIS_URL`, `seafile.conf [notification] redis_url`, or none (one node). */
+import { ConfigError, type BackplaneConfig } from './config.js';
+import type { KeyFile } from './keyfile.js';
+import { describeSetting, fromEnv, fromFile, pick, type Env, type Setting } from './setting.js';
+
+export function resolveBackplane(env: Env, seafile: KeyFile | null, notification: KeyFile | null, notices: string[]): BackplaneConfig {
+  const setting = pick(fromEnv(env, 'REDIS_URL'), fromFile(seafile, 'notification', 'redis_url'), fromFile(notification, 'general', 'redis_url'));
+  if (setting === null) return { kind: 'memory' };
+  const backplane = parseRedisUrl(setting);
+  notices.push(`Backplane: Redis at ${backplane.displayUrl} (${setting.source}); events reach every node on it.`);
+  return backplane;
+}
+
+const USAGE = 'expected redis://[[user]:password@]host[:port][/db] or rediss://... for TLS';
+
+/** Checks what ioredis would otherwise only find out at the first connection. Never echoes the password. */
+export function parseRedisUrl(setting: Setting): Extract<BackplaneConfig, { kind: 'redis' }> {
+  const text = setting.text.trim();
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(`invalid Redis URL in ${describeSetting(setting)}: ${USAGE}`);
+  }
+  const shown = maskPassword(url);
+  const invalid = (why: string): ConfigError => new ConfigError(`invalid Redis URL ${shown} in ${describeSetting(setting)}: ${why}; ${USAGE}`);
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw invalid(`the scheme is ${url.protocol.replace(/:$/, '')}`);
+  if (url.hostname === '') throw invalid('no host');
+  const db = url.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d{1,5}$/.test(db)) throw invalid(`the database must be a number, not ${JSON.stringify(decodeURIComponent(db))}`);
+  try {
+    decodeURIComponent(url.password);
+    decodeURIComponent(url.username);
+  } catch {
+    throw invalid('the user or password is not valid percent-encoding');
+  }
+  return { kind: 'redis', url: text, displayUrl: shown };
+}
+
+function maskPassword(url: URL): string {
+  if (url.password === '') return url.href;
+  const masked = new URL(url.href);
+  masked.password = '***';
+  return masked.href;
+}
