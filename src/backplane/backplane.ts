@@ -35,7 +35,7 @@ export interface Backplane {
   readonly nodeId: string;
   readonly state: BackplaneState;
   readonly stats: Readonly<BackplaneStats>;
-  /** Connects; resolves once connected, or after `waitMs` with the connection still being retried. */
+  /** Connects; resolves once connected, or once the first attempt failed or took `waitMs` (retrying goes on). */
   start(waitMs: number): Promise<void>;
   /** Delivers an event accepted by this node here at once, and to every other node. */
   publish(event: LibraryEvent): void;

@@ -146,6 +146,8 @@ export class RedisBackplane implements Backplane {
     redis.on('close', () => {
       if (role === 'subscriber') this.#subscribed = false;
       this.#update();
+      // A first attempt that failed will not be helped by waiting: start now, retry meanwhile.
+      if (this.#state === 'connecting') this.#wake();
     });
     return redis;
   }
@@ -194,7 +196,11 @@ export class RedisBackplane implements Backplane {
 
   #setState(state: BackplaneState): void {
     this.#state = state;
-    if (state === 'connected' || state === 'closed') for (const wake of this.#waiters.splice(0)) wake();
+    if (state === 'connected' || state === 'closed') this.#wake();
+  }
+
+  #wake(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
   }
 
   #receive(bytes: Buffer): void {
