@@ -22,12 +22,15 @@ export function parseRedisUrl(setting: Setting): Extract<BackplaneConfig, { kind
   } catch {
     throw new ConfigError(`invalid Redis URL in ${describeSetting(setting)}: ${USAGE}`);
   }
-  const shown = maskPassword(url);
+  // Only the scheme of a URL that is not a Redis one: `host:password` parses as scheme and path.
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError(`invalid Redis URL in ${describeSetting(setting)}: the scheme is ${url.protocol.replace(/:$/, '')}; ${USAGE}`);
+  }
+  const shown = displayUrl(url);
   const invalid = (why: string): ConfigError => new ConfigError(`invalid Redis URL ${shown} in ${describeSetting(setting)}: ${why}; ${USAGE}`);
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw invalid(`the scheme is ${url.protocol.replace(/:$/, '')}`);
   if (url.hostname === '') throw invalid('no host');
   const db = url.pathname.replace(/^\//, '');
-  if (db !== '' && !/^\d{1,5}$/.test(db)) throw invalid(`the database must be a number, not ${JSON.stringify(decodeURIComponent(db))}`);
+  if (db !== '' && !/^\d{1,5}$/.test(db)) throw invalid(`the database must be a number, not ${JSON.stringify(db)}`);
   try {
     decodeURIComponent(url.password);
     decodeURIComponent(url.username);
@@ -37,9 +40,9 @@ export function parseRedisUrl(setting: Setting): Extract<BackplaneConfig, { kind
   return { kind: 'redis', url: text, displayUrl: shown };
 }
 
-function maskPassword(url: URL): string {
-  if (url.password === '') return url.href;
-  const masked = new URL(url.href);
-  masked.password = '***';
-  return masked.href;
+/** Scheme, user, host, port and database: the password masked, the query (where options and secrets may hide) left out. */
+function displayUrl(url: URL): string {
+  const credentials = url.password !== '' ? `${url.username}:***@` : url.username !== '' ? `${url.username}@` : '';
+  const path = url.pathname === '/' ? '' : url.pathname;
+  return `${url.protocol}//${credentials}${url.host}${path}`;
 }
