@@ -55,6 +55,8 @@ Environment (beats the config files, loses to options):
   SEAFILE_MYSQL_DB_PASSWORD              ("")
   SEAFILE_MYSQL_DB_CCNET_DB_NAME         (ccnet_db)
   NOTIFICATION_SERVER_STATE_DIR          as --state-dir
+  REDIS_URL                              several nodes: redis://[:password@]host:6379 or rediss://
+                                         (seafile.conf [notification] redis_url)
   NOTIFICATION_SERVER_PING_INTERVAL      seconds between server pings (20)
   NOTIFICATION_SERVER_DEAD_PEER_TIMEOUT  seconds of silence before a client is dropped (50)
   NOTIFICATION_SERVER_DRAIN_SECONDS      seconds over which clients are closed on shutdown (5)
