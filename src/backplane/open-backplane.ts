@@ -23,6 +23,7 @@ export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput
       return new RedisBackplane({
         url: config.url,
         displayUrl: config.displayUrl,
+        timeoutMs: config.timeoutMs,
         channel: backplaneChannel(input.key),
         nodeId,
         deliver: input.deliver,

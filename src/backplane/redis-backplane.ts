@@ -23,6 +23,8 @@ export interface RedisBackplaneOptions {
   /** The URL with the password masked, for the log. */
   displayUrl: string;
   channel: string;
+  /** A connection whose Redis does not answer for this long is dropped and reopened. */
+  timeoutMs: number;
   nodeId: string;
   deliver: DeliverEvent;
   logger: Logger;
@@ -50,6 +52,8 @@ export class RedisBackplane implements Backplane {
   #notSharedAtLoss = 0;
   #lastError: string | null = null;
   #waiters: Array<() => void> = [];
+  readonly #watchdog: NodeJS.Timeout;
+  readonly #probing = new Set<Redis>();
 
   constructor(options: RedisBackplaneOptions) {
     this.#options = options;
@@ -61,6 +65,12 @@ export class RedisBackplane implements Backplane {
     this.#subscriber = this.#connect('subscriber', { autoResubscribe: false });
     this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#receive(message));
     this.#subscriber.on('ready', () => this.#subscribe());
+    // A frozen Redis or a dead link closes no socket: only an unanswered PING tells.
+    this.#watchdog = setInterval(() => {
+      this.#probe(this.#publisher);
+      this.#probe(this.#subscriber);
+    }, options.timeoutMs);
+    this.#watchdog.unref();
   }
 
   get state(): BackplaneState {
@@ -114,6 +124,7 @@ export class RedisBackplane implements Backplane {
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
     this.#setState('closed');
+    clearInterval(this.#watchdog);
     this.#publisher.disconnect();
     this.#subscriber.disconnect();
   }
@@ -123,7 +134,11 @@ export class RedisBackplane implements Backplane {
     const redis = new Redis(this.#options.url, {
       ...options,
       connectionName: `notification-server:${role}`,
-      connectTimeout: 5_000,
+      connectTimeout: this.#options.timeoutMs,
+      // Also bounds the handshake: a Redis that accepts but never answers is retried.
+      commandTimeout: this.#options.timeoutMs,
+      // A connection dropped for not answering would otherwise wait 2 s more for a goodbye.
+      disconnectTimeout: 0,
       // Fail a command once, at the loss; nothing is queued across a reconnect.
       maxRetriesPerRequest: 0,
       retryStrategy: (attempt) => {
@@ -139,7 +154,7 @@ export class RedisBackplane implements Backplane {
       },
     });
     redis.on('error', (err: Error) => {
-      this.#lastError = err.message;
+      this.#lastError = err.message === 'Command timed out' ? `no answer within ${this.#options.timeoutMs} ms` : err.message;
       this.#logger.debug({ role, err: err.message }, 'backplane: Redis connection error');
     });
     redis.on('ready', () => this.#update());
@@ -150,6 +165,21 @@ export class RedisBackplane implements Backplane {
       if (this.#state === 'connecting') this.#wake();
     });
     return redis;
+  }
+
+  #probe(redis: Redis): void {
+    if (redis.status !== 'ready' || this.#probing.has(redis)) return;
+    this.#probing.add(redis);
+    redis.ping().then(
+      () => this.#probing.delete(redis),
+      () => {
+        this.#probing.delete(redis);
+        // Failed because the connection already closed: it is reconnecting by itself.
+        if (redis.status !== 'ready' || this.#state === 'closed') return;
+        this.#lastError = `no answer within ${this.#options.timeoutMs} ms`;
+        redis.disconnect(true);
+      },
+    );
   }
 
   async #subscribe(): Promise<void> {

@@ -1,20 +1,25 @@
 /** The backplane: `REDIS_URL`, `seafile.conf [notification] redis_url`, or none (one node). */
-import { ConfigError, type BackplaneConfig } from './config.js';
+import { ConfigError, DEFAULTS, type BackplaneConfig } from './config.js';
 import type { KeyFile } from './keyfile.js';
-import { describeSetting, fromEnv, fromFile, pick, type Env, type Setting } from './setting.js';
+import { describeSetting, fromEnv, fromFile, parseInteger, pick, type Env, type Setting } from './setting.js';
+
+type RedisBackplaneConfig = Extract<BackplaneConfig, { kind: 'redis' }>;
 
 export function resolveBackplane(env: Env, seafile: KeyFile | null, notification: KeyFile | null, notices: string[]): BackplaneConfig {
   const setting = pick(fromEnv(env, 'REDIS_URL'), fromFile(seafile, 'notification', 'redis_url'), fromFile(notification, 'general', 'redis_url'));
   if (setting === null) return { kind: 'memory' };
-  const backplane = parseRedisUrl(setting);
-  notices.push(`Backplane: Redis at ${backplane.displayUrl} (${setting.source}); events reach every node on it.`);
-  return backplane;
+  const { url, displayUrl } = parseRedisUrl(setting);
+  const timeoutSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_REDIS_TIMEOUT'), fromFile(seafile, 'notification', 'redis_timeout'));
+  const timeoutMs = timeoutSetting === null ? DEFAULTS.redisTimeoutMs : parseInteger(timeoutSetting, 'redis_timeout', 1, 3600) * 1000;
+  const timeoutNote = timeoutSetting === null ? '' : `, timeout ${timeoutMs / 1000} s (${timeoutSetting.source})`;
+  notices.push(`Backplane: Redis at ${displayUrl} (${setting.source}${timeoutNote}); events reach every node on it.`);
+  return { kind: 'redis', url, displayUrl, timeoutMs };
 }
 
 const USAGE = 'expected redis://[[user]:password@]host[:port][/db] or rediss://... for TLS';
 
 /** Checks what ioredis would otherwise only find out at the first connection. Never echoes the password. */
-export function parseRedisUrl(setting: Setting): Extract<BackplaneConfig, { kind: 'redis' }> {
+export function parseRedisUrl(setting: Setting): Pick<RedisBackplaneConfig, 'url' | 'displayUrl'> {
   const text = setting.text.trim();
   let url: URL;
   try {
@@ -37,7 +42,7 @@ export function parseRedisUrl(setting: Setting): Extract<BackplaneConfig, { kind
   } catch {
     throw invalid('the user or password is not valid percent-encoding');
   }
-  return { kind: 'redis', url: text, displayUrl: shown };
+  return { url: text, displayUrl: shown };
 }
 
 /** Scheme, user, host, port and database: the password masked, the query (where options and secrets may hide) left out. */

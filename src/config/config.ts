@@ -36,6 +36,8 @@ export type BackplaneConfig =
       url: string;
       /** The URL with its password masked, for the log. */
       displayUrl: string;
+      /** Redis not answering for this long (a frozen host, a dead link) counts as down. */
+      timeoutMs: number;
     };
 
 export interface Limits {
@@ -89,6 +91,7 @@ export const DEFAULTS = {
   pingIntervalMs: 20_000,
   deadPeerMs: 50_000,
   drainMs: 5_000,
+  redisTimeoutMs: 5_000,
 } as const;
 
 /** A setting is missing or invalid; the message says which and how to fix it. */

@@ -194,3 +194,42 @@ describe('a node killed and restarted', { skip }, () => {
     assert.deepEqual(commits(local), ['alone', 'joined', 'joined-from-a']);
   });
 });
+
+describe('Redis frozen (connections open, no answers)', { skip }, () => {
+  let redis: RedisInstance;
+  let nodes: ServerProcess[] = [];
+  const clients: TestClient[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    nodes = await startNodes(3, redis.url, { NOTIFICATION_SERVER_REDIS_TIMEOUT: '1' });
+  });
+  after(async () => {
+    redis?.thaw();
+    for (const client of clients) client.close();
+    await Promise.all(nodes.map((node) => node.stop()));
+    await redis?.stop();
+  });
+
+  it('is noticed by the health check, and the nodes rejoin when it answers again, delivering nothing twice', async () => {
+    const onNode = await Promise.all(nodes.map((node) => subscribedClient(node, REPO)));
+    clients.push(...onNode);
+    await flushFrom(nodes[0]!, REPO, 'before', onNode);
+
+    redis.freeze();
+    const lost = await Promise.all(nodes.map((node) => node.waitForLog(isLostLine, 15_000)));
+    for (const line of lost) assert.match(String(line['error']), /no answer within 1000 ms|timed out/);
+    assert.equal(await nodes[1]!.publish('repo-update', { repo_id: REPO, commit_id: 'during-1' }), 200);
+    await onNode[1]!.waitFor((m) => m.content['commit_id'] === 'during-1', 10_000);
+
+    redis.thaw();
+    await Promise.all(nodes.map((node) => node.waitForLog(isBackLine, 20_000)));
+    for (const [k, node] of nodes.entries()) await flushFrom(node, REPO, `after-${k}`, onNode);
+    for (const [k, client] of onNode.entries()) {
+      assertNoRepeats(client, `the subscriber on node ${k}`);
+      const received = commits(client).filter((commit) => commit !== 'during-1');
+      assert.deepEqual(received, ['before', 'after-0', 'after-1', 'after-2']);
+    }
+    assertAlive(nodes);
+  });
+});

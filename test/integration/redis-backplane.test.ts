@@ -28,6 +28,7 @@ async function node(nodeId: string, channel: string): Promise<{ backplane: Redis
     url: redisUrl!,
     displayUrl: 'test',
     channel,
+    timeoutMs: 5_000,
     nodeId,
     deliver: (e) => delivered.push(commitOf(e)),
     logger: silent,

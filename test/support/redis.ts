@@ -19,6 +19,10 @@ export interface RedisInstance extends DatabaseInstance {
   kill(): Promise<void>;
   /** Starts it again on the same port (empty: nothing was saved). */
   restart(): Promise<void>;
+  /** SIGSTOP: connections stay open but nothing answers, as with a frozen host or a dead link. */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
 }
 
 export interface RedisOptions {
@@ -70,7 +74,9 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisInsta
         await stopProcess(current(), exited, 'SIGKILL');
         if (!(await launch(port))) throw new Error(`redis-server did not start again on port ${port}; its log ends:\n${logTail(logPath)}`);
       },
-      stop: () => (stopping ??= stopProcess(current(), exited, 'SIGTERM').finally(() => rm(dir, { recursive: true, force: true }))),
+      freeze: () => void current().kill('SIGSTOP'),
+      thaw: () => void current().kill('SIGCONT'),
+      stop: () => (stopping ??= Promise.resolve(current().kill('SIGCONT')).then(() => stopProcess(current(), exited, 'SIGTERM')).finally(() => rm(dir, { recursive: true, force: true }))),
     };
   } catch (error) {
     if (child !== null) await stopProcess(child, exited, 'SIGKILL');

@@ -45,7 +45,7 @@ describe('backplane configuration', () => {
 
   it('REDIS_URL selects Redis; the notice names it with the password masked', async () => {
     const { config, notices } = await load({ REDIS_URL: `redis://:${SECRET}@redis.internal:6380/2` });
-    assert.deepEqual(config.backplane, { kind: 'redis', url: `redis://:${SECRET}@redis.internal:6380/2`, displayUrl: 'redis://:***@redis.internal:6380/2' });
+    assert.deepEqual(config.backplane, { kind: 'redis', url: `redis://:${SECRET}@redis.internal:6380/2`, displayUrl: 'redis://:***@redis.internal:6380/2', timeoutMs: 5_000 });
     const notice = notices.find((text) => text.startsWith('Backplane:'));
     assert.equal(notice, 'Backplane: Redis at redis://:***@redis.internal:6380/2 (REDIS_URL); events reach every node on it.');
     assert.ok(!notices.join('\n').includes(SECRET));
@@ -60,10 +60,18 @@ describe('backplane configuration', () => {
   it('seafile.conf [notification] redis_url, and REDIS_URL beats it', async () => {
     const files = { 'seafile.conf': `[notification]\nenabled = true\njwt_private_key = ${KEY}\nredis_url = redis://10.0.0.5:6379\n` };
     const fromFile = await load({}, files);
-    assert.deepEqual(fromFile.config.backplane, { kind: 'redis', url: 'redis://10.0.0.5:6379', displayUrl: 'redis://10.0.0.5:6379' });
+    assert.deepEqual(fromFile.config.backplane, { kind: 'redis', url: 'redis://10.0.0.5:6379', displayUrl: 'redis://10.0.0.5:6379', timeoutMs: 5_000 });
     assert.ok(fromFile.notices.some((text) => text.includes('(seafile.conf [notification] redis_url)')));
     const fromEnv = await load({ REDIS_URL: 'redis://127.0.0.1:7000' }, files);
     assert.equal(fromEnv.config.backplane.kind === 'redis' && fromEnv.config.backplane.url, 'redis://127.0.0.1:7000');
+  });
+
+  it('redis_timeout sets how long Redis may stay silent before its connection is reopened', async () => {
+    const fromEnv = await load({ REDIS_URL: 'redis://127.0.0.1', NOTIFICATION_SERVER_REDIS_TIMEOUT: '2' });
+    assert.equal(fromEnv.config.backplane.kind === 'redis' && fromEnv.config.backplane.timeoutMs, 2_000);
+    assert.ok(fromEnv.notices.some((text) => text.includes('timeout 2 s (NOTIFICATION_SERVER_REDIS_TIMEOUT)')));
+    const files = { 'seafile.conf': `[notification]\njwt_private_key = ${KEY}\nredis_url = redis://127.0.0.1\nredis_timeout = 0\n` };
+    assert.match(await refusal({}, files), /^invalid redis_timeout "0" \(seafile\.conf \[notification\] redis_timeout, .*\): expected a whole number from 1 to 3600$/);
   });
 
   it('an invalid URL stops the start with the setting named and the password never shown', async () => {
