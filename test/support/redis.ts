@@ -3,11 +3,12 @@
  * Unlike the databases, a test may kill one and start it again on the same port, as an
  * admin's Redis would come back after a crash.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { findBinary, freeLoopbackPort, logTail, ServerBinaryMissingError, stopProcess, withParentDeathSignal, type DatabaseInstance } from './databases.js';
@@ -15,6 +16,8 @@ import { isCi } from './env.js';
 
 export interface RedisInstance extends DatabaseInstance {
   readonly port: number;
+  /** With `tls`: the certificate a client must trust (NODE_EXTRA_CA_CERTS). */
+  readonly caFile: string | null;
   /** SIGKILL, as in a crash: clients see their connections reset. */
   kill(): Promise<void>;
   /** Starts it again on the same port (empty: nothing was saved). */
@@ -28,6 +31,8 @@ export interface RedisInstance extends DatabaseInstance {
 export interface RedisOptions {
   /** Sets `requirepass`; the URL then carries it. */
   password?: string;
+  /** TLS only (`rediss://`), with a self-signed certificate for 127.0.0.1 in `caFile`. */
+  tls?: boolean;
 }
 
 const READY_TIMEOUT_MS = 15_000;
@@ -38,11 +43,14 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisInsta
   const dir = await mkdtemp(join(tmpdir(), 'notif-test-redis-'));
   const logPath = join(dir, 'redis.log');
   const password = options.password ?? null;
+  const tls = options.tls === true ? await selfSignedCertificate(dir) : null;
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
 
   const launch = async (port: number): Promise<boolean> => {
-    const argv = [binary, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+    const argv = [binary, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+    if (tls === null) argv.push('--port', String(port));
+    else argv.push('--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.cert, '--tls-auth-clients', 'no');
     if (password !== null) argv.push('--requirepass', password);
     const [command, ...args] = withParentDeathSignal(argv, 'SIGTERM');
     const log = openSync(logPath, 'a');
@@ -51,7 +59,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisInsta
     started.once('error', () => {});
     child = started;
     exited = new Promise<void>((resolve) => started.once('exit', () => resolve()));
-    if (await waitUntilReady(port, started)) return true;
+    if (await waitUntilReady(port, started, tls?.cert ?? null)) return true;
     await stopProcess(started, exited, 'SIGKILL');
     return false;
   };
@@ -67,8 +75,9 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisInsta
     let stopping: Promise<void> | undefined;
     const current = (): ChildProcess => child!;
     return {
-      url: `redis://${auth}127.0.0.1:${port}/`,
+      url: `${tls === null ? 'redis' : 'rediss'}://${auth}127.0.0.1:${port}/`,
       port,
+      caFile: tls?.cert ?? null,
       kill: () => stopProcess(current(), exited, 'SIGKILL'),
       restart: async () => {
         await stopProcess(current(), exited, 'SIGKILL');
@@ -89,9 +98,10 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisInsta
  * Why tests that start their own Redis must be skipped here, or null when they can run.
  * Under CI=true a missing redis-server is a failure, never a skip.
  */
-export function redisSkipReason(): string | null {
+export function redisSkipReason(options: { tls?: boolean } = {}): string | null {
   try {
     findBinary(['redis-server'], [], 'redis-server');
+    if (options.tls === true) findBinary(['openssl'], [], 'openssl');
     return null;
   } catch (error) {
     if (!(error instanceof ServerBinaryMissingError)) throw error;
@@ -100,19 +110,36 @@ export function redisSkipReason(): string | null {
   }
 }
 
+/** A certificate for 127.0.0.1 and localhost, valid for two days, made with openssl. */
+async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string }> {
+  const openssl = findBinary(['openssl'], [], 'openssl');
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  await new Promise<void>((resolve, reject) => {
+    execFile(
+      openssl,
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
+      { timeout: 30_000 },
+      (error, _stdout, stderr) => (error === null ? resolve() : reject(new Error(`openssl could not make a test certificate: ${stderr || error.message}`))),
+    );
+  });
+  return { cert, key };
+}
+
 /** Answers PING with +PONG, or -NOAUTH when a password is set: either way it is up. */
-async function waitUntilReady(port: number, child: ChildProcess): Promise<boolean> {
+async function waitUntilReady(port: number, child: ChildProcess, caFile: string | null): Promise<boolean> {
+  const ca = caFile === null ? null : readFileSync(caFile);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) {
-    if (await answersPing(port)) return true;
+    if (await answersPing(port, ca)) return true;
     await sleep(50);
   }
   return false;
 }
 
-function answersPing(port: number): Promise<boolean> {
+function answersPing(port: number, ca: Buffer | null): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = ca === null ? connect({ host: '127.0.0.1', port }) : tlsConnect({ host: '127.0.0.1', port, ca });
     let reply = '';
     const done = (ok: boolean): void => {
       socket.destroy();
@@ -120,7 +147,7 @@ function answersPing(port: number): Promise<boolean> {
     };
     socket.setTimeout(1_000, () => done(false));
     socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once(ca === null ? 'connect' : 'secureConnect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => {
       reply += chunk.toString('latin1');
       if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
