@@ -54,6 +54,7 @@ export class RedisBackplane implements Backplane {
   #waiters: Array<() => void> = [];
   readonly #watchdog: NodeJS.Timeout;
   readonly #probing = new Set<Redis>();
+  readonly #attempts: Record<Role, number> = { publisher: 0, subscriber: 0 };
 
   constructor(options: RedisBackplaneOptions) {
     this.#options = options;
@@ -141,13 +142,17 @@ export class RedisBackplane implements Backplane {
       disconnectTimeout: 0,
       // Fail a command once, at the loss; nothing is queued across a reconnect.
       maxRetriesPerRequest: 0,
-      retryStrategy: (attempt) => {
+      // ioredis counts from 1 again after every 'ready'; a connection that gets ready and is then
+      // refused (a subscription without permission) would retry in a tight loop. Count until the
+      // backplane as a whole is connected instead.
+      retryStrategy: () => {
+        const attempt = ++this.#attempts[role];
         const delay = reconnectDelay(attempt, policy, this.#options.random);
         // One line per attempt of the subscriber suffices: the publisher retries alongside it.
         if (role === 'subscriber' && this.#state !== 'closed') {
           this.#logger.warn(
             { attempt, delayMs: delay, error: this.#lastError },
-            `backplane: Redis unreachable (${this.#lastError ?? 'connection closed'}), reconnecting: attempt ${attempt} in ${delay} ms`,
+            `backplane: not connected to Redis (${this.#lastError ?? 'connection closed'}), reconnecting: attempt ${attempt} in ${delay} ms`,
           );
         }
         return delay;
@@ -188,8 +193,13 @@ export class RedisBackplane implements Backplane {
       this.#subscribed = true;
       this.#update();
     } catch (err) {
-      // The connection dropped meanwhile; the next 'ready' subscribes again.
       this.#lastError = err instanceof Error ? err.message : String(err);
+      // Refused (no permission, Redis still loading): retry through the backoff, as for a lost connection.
+      // If the connection dropped meanwhile, the next 'ready' subscribes again anyway.
+      if (this.#subscriber.status === 'ready' && this.#state !== 'closed') {
+        this.#logger.debug({ error: this.#lastError }, 'backplane: Redis refused the subscription');
+        this.#subscriber.disconnect(true);
+      }
     }
   }
 
@@ -200,6 +210,8 @@ export class RedisBackplane implements Backplane {
     if (up && this.#state !== 'connected') {
       const previous = this.#state;
       this.#setState('connected');
+      this.#attempts.publisher = 0;
+      this.#attempts.subscriber = 0;
       this.#lastError = null;
       if (previous === 'connecting') {
         this.#logger.info({ node: this.nodeId }, `backplane: connected to Redis at ${this.#options.displayUrl}`);
@@ -240,7 +252,12 @@ export class RedisBackplane implements Backplane {
     } catch (err) {
       if (!(err instanceof BackplaneMessageError)) throw err;
       this.stats.malformedMessages++;
-      this.#logger.warn({ reason: err.message, bytes: bytes.length }, 'backplane: dropped a message that is not ours to read');
+      // Once at warn: whatever sends them may send many.
+      const level = this.stats.malformedMessages === 1 ? 'warn' : 'debug';
+      this.#logger[level](
+        { reason: err.message, bytes: bytes.length, count: this.stats.malformedMessages },
+        'backplane: dropped a message that is not ours to read (further ones are only counted)',
+      );
       return;
     }
     if (message.origin === this.nodeId) return;

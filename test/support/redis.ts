@@ -5,7 +5,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
@@ -33,6 +33,8 @@ export interface RedisOptions {
   password?: string;
   /** TLS only (`rediss://`), with a self-signed certificate for 127.0.0.1 in `caFile`. */
   tls?: boolean;
+  /** ACL file lines (`user NAME on >PASSWORD ...`). */
+  acl?: string[];
 }
 
 const READY_TIMEOUT_MS = 15_000;
@@ -44,6 +46,8 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisInsta
   const logPath = join(dir, 'redis.log');
   const password = options.password ?? null;
   const tls = options.tls === true ? await selfSignedCertificate(dir) : null;
+  const aclFile = options.acl === undefined ? null : join(dir, 'users.acl');
+  if (aclFile !== null) await writeFile(aclFile, `${options.acl!.join('\n')}\n`);
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
 
@@ -52,6 +56,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisInsta
     if (tls === null) argv.push('--port', String(port));
     else argv.push('--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.cert, '--tls-auth-clients', 'no');
     if (password !== null) argv.push('--requirepass', password);
+    if (aclFile !== null) argv.push('--aclfile', aclFile);
     const [command, ...args] = withParentDeathSignal(argv, 'SIGTERM');
     const log = openSync(logPath, 'a');
     const started = spawn(command ?? binary, args, { stdio: ['ignore', log, log] });
