@@ -2,6 +2,13 @@
  * The seam between "who is connected here" (the Hub) and "how events travel between nodes".
  * A node hands every event it accepts to its backplane; the backplane delivers it to this
  * node's Hub at once and carries it to every other node, whose backplanes hand it to their Hubs.
+ *
+ * Where history will slot in: a per-library offset must be assigned in one place for the
+ * whole cluster, so the Redis backplane would publish through a script that increments the
+ * library's offset, appends the message to a capped per-library stream and publishes it with
+ * `offset` and `epoch` added to the message header (backplane-message.ts); the memory
+ * backplane would keep a ring per library. Outside src/backplane/ only the event handed to
+ * the Hub changes: it would carry its offset.
  */
 import type { LibraryEvent } from '../protocol/event.js';
 
