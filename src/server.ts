@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Backplane } from './backplane/backplane.js';
+import { openBackplane } from './backplane/open-backplane.js';
 import type { Config } from './config/config.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
 import { EventEndpoint } from './http/event-endpoint.js';
@@ -19,16 +21,20 @@ import { WebSocketEndpoint } from './transport/websocket-endpoint.js';
 export interface RunningServer {
   readonly address: AddressInfo;
   readonly hub: Hub;
+  /** How events travel between nodes; its `state` says whether this node is in the cluster. */
+  readonly backplane: Backplane;
   readonly websockets: WebSocketEndpoint;
   readonly events: EventEndpoint;
   /** Null when metrics are turned off. */
   readonly metrics: PrometheusMetrics | null;
   /**
    * Refuses new WebSockets (503) and turns /health/ready to 503, closes every WebSocket over
-   * the drain window while still answering HTTP, then stops listening and releases the group database.
+   * the drain window while still answering HTTP, then stops listening, leaves the backplane and releases the group database.
    */
   stop(): Promise<void>;
 }
+
+const BACKPLANE_START_WAIT_MS = 5_000;
 
 function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: Record<string, string> = {}): void {
   const body = `${reason}\n`;
@@ -51,6 +57,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       ? (metrics ?? NO_METRICS)
       : bothMetrics(metrics ?? NO_METRICS, { ...NO_METRICS, eventDelivered: (event, n, s) => status.eventDelivered(event, n, s) });
   const hub = new Hub({ groups, logger, metrics: counting, now });
+  const backplane = openBackplane(config.backplane, { deliver: (event) => hub.publish(event), key, logger });
   const websockets = new WebSocketEndpoint({
     hub,
     key,
@@ -70,7 +77,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     allowedOrigins: config.allowedOrigins,
   });
   const events = new EventEndpoint({
-    hub,
+    backplane,
     credentials: { key, staticToken: config.notificationToken },
     maxBodyBytes: config.limits.maxEventBodyBytes,
     logger,
@@ -145,18 +152,25 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     else socket.destroy();
   });
 
+  // Joining the cluster first means a node behind the load balancer misses no event; a Redis
+  // that is down does not keep the node from serving its own events.
+  await backplane.start(BACKPLANE_START_WAIT_MS);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
       server.off('error', reject);
       resolve();
     });
+  }).catch(async (err: unknown) => {
+    await backplane.close();
+    throw err;
   });
   const address = server.address() as AddressInfo;
 
   return {
     address,
     hub,
+    backplane,
     websockets,
     events,
     metrics,
@@ -167,6 +181,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await websockets.drain(config.drainMs);
       statusPage?.close();
       server.close();
+      await backplane.close();
       hub.close();
       server.closeAllConnections();
       await groups?.close();

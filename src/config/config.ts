@@ -27,6 +27,19 @@ export type GroupDatabaseConfig =
     }
   | { kind: 'sqlite'; path: string };
 
+/** How events travel between nodes: in this process only, or over Redis to every node. */
+export type BackplaneConfig =
+  | { kind: 'memory' }
+  | {
+      kind: 'redis';
+      /** `redis://` or `rediss://`, credentials included: never log it. */
+      url: string;
+      /** The URL with its password masked, for the log. */
+      displayUrl: string;
+      /** Redis not answering for this long (a frozen host, a dead link) counts as down. */
+      timeoutMs: number;
+    };
+
 export interface Limits {
   /** Largest WebSocket message accepted from a client; larger closes the connection (1009). */
   maxFrameBytes: number;
@@ -59,6 +72,7 @@ export interface Config {
   /** Null: no group database, group-targeted permission events are not delivered. */
   groupDatabase: GroupDatabaseConfig | null;
   groupCacheTtlMs: number;
+  backplane: BackplaneConfig;
   limits: Limits;
   /** Interval of the shared server ping timer. */
   pingIntervalMs: number;
@@ -99,6 +113,7 @@ export const DEFAULTS = {
   deadPeerMs: 50_000,
   drainMs: 5_000,
   metrics: true,
+  redisTimeoutMs: 5_000,
 } as const;
 
 /** A setting is missing or invalid; the message says which and how to fix it. */

@@ -60,6 +60,9 @@ Environment (beats the config files, loses to options):
   SEAFILE_MYSQL_DB_PASSWORD              ("")
   SEAFILE_MYSQL_DB_CCNET_DB_NAME         (ccnet_db)
   NOTIFICATION_SERVER_STATE_DIR          as --state-dir
+  REDIS_URL                              several nodes: redis://[:password@]host:6379 or rediss://
+                                         (seafile.conf [notification] redis_url)
+  NOTIFICATION_SERVER_REDIS_TIMEOUT      seconds Redis may not answer before its connection is reopened (5)
   NOTIFICATION_SERVER_PING_INTERVAL      seconds between server pings (20)
   NOTIFICATION_SERVER_DEAD_PEER_TIMEOUT  seconds of silence before a client is dropped (50)
   NOTIFICATION_SERVER_DRAIN_SECONDS      seconds over which clients are closed on shutdown (5)
@@ -81,7 +84,7 @@ The tuning settings can also be set in seafile.conf [notification] in lower case
 without the prefix: ping_interval, dead_peer_timeout, drain_seconds,
 group_cache_ttl, max_frame_bytes, max_event_bytes, send_queue_bytes,
 max_connections, max_libraries_per_connection, subscribe_timeout,
-max_failed_subscribes_per_minute, allowed_origins.
+max_failed_subscribes_per_minute, allowed_origins, redis_timeout.
 `;
 
 const OPTIONS = {

@@ -7,6 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
+import { resolveBackplane } from './backplane.js';
 import { ConfigError, DEFAULT_LIMITS, DEFAULTS, type Config, type Limits } from './config.js';
 import type { ServeFlags } from './flags.js';
 import { resolveGroupDatabase } from './group-database.js';
@@ -87,6 +88,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
   const tuning = resolveTuning(env, seafile);
   const metrics = resolveMetrics(env, seafile, notices);
   const adminToken = resolveAdminToken(env, seafile, notices);
+  const backplane = resolveBackplane(env, seafile, notification, notices);
 
   notices.push(
     `Settings: host ${host} (${hostSetting?.source ?? 'default'}), port ${port} (${portSetting?.source ?? 'default'}), ` +
@@ -105,6 +107,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     notificationToken,
     groupDatabase,
     groupCacheTtlMs: tuning.groupCacheTtlMs,
+    backplane,
     limits: tuning.limits,
     pingIntervalMs: tuning.pingIntervalMs,
     deadPeerMs: tuning.deadPeerMs,

@@ -1,12 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authenticatePublisher, PublisherAuthError, type PublisherCredentials, type PublisherKind } from '../auth/publisher-auth.js';
-import type { Hub } from '../hub/hub.js';
+import type { Backplane } from '../backplane/backplane.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { EventError, parseEvent } from '../protocol/event.js';
 
 export interface EventEndpointOptions {
-  hub: Hub;
+  /** Delivers here and carries the event to every other node. */
+  backplane: Backplane;
   credentials: PublisherCredentials;
   maxBodyBytes: number;
   logger: Logger;
@@ -93,7 +94,7 @@ export class EventEndpoint {
     }
     this.options.logger.debug({ type: event.type, repoId: event.repoId, source }, 'event accepted');
     this.#metrics.eventAccepted(event.type, source);
-    this.options.hub.publish(event);
+    this.options.backplane.publish(event);
     answer(response, 200, '');
   }
 }

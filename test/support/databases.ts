@@ -307,7 +307,7 @@ async function waitUntilReady(spec: ServerSpec, port: number, exited: Promise<vo
   return false;
 }
 
-async function stopProcess(child: ChildProcess, exited: Promise<void>, signal: NodeJS.Signals): Promise<void> {
+export async function stopProcess(child: ChildProcess, exited: Promise<void>, signal: NodeJS.Signals): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill(signal);
   const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
@@ -316,7 +316,7 @@ async function stopProcess(child: ChildProcess, exited: Promise<void>, signal: N
 }
 
 /** Also stops the server when the test runner dies without calling stop(). */
-function withParentDeathSignal(argv: string[], signal: NodeJS.Signals): string[] {
+export function withParentDeathSignal(argv: string[], signal: NodeJS.Signals): string[] {
   const setpriv = locate('setpriv', []);
   if (setpriv === null) return argv;
   // An outer setpriv (the user switch) would clear the signal when the ids change: set it innermost.
@@ -327,7 +327,7 @@ function withParentDeathSignal(argv: string[], signal: NodeJS.Signals): string[]
   return [setpriv, `--pdeathsig=${signal}`, '--', ...argv];
 }
 
-function freeLoopbackPort(): Promise<number> {
+export function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -351,7 +351,7 @@ async function runLogged(command: string, args: string[], logPath: string): Prom
   await writeFile(logPath, output);
 }
 
-function logTail(path: string): string {
+export function logTail(path: string): string {
   try {
     return readFileSync(path, 'utf8').split('\n').slice(-20).join('\n');
   } catch {
@@ -359,7 +359,7 @@ function logTail(path: string): string {
   }
 }
 
-function findBinary(names: string[], extraDirs: string[], debianPackage: string): string {
+export function findBinary(names: string[], extraDirs: string[], debianPackage: string): string {
   for (const name of names) {
     const found = locate(name, extraDirs);
     if (found !== null) return found;

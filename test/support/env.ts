@@ -1,6 +1,6 @@
 /** How tests find the real services `npm test` provides. */
 
-export type ServiceUrlName = 'TEST_MYSQL_URL' | 'TEST_POSTGRES_URL';
+export type ServiceUrlName = 'TEST_MYSQL_URL' | 'TEST_POSTGRES_URL' | 'TEST_REDIS_URL';
 
 /** True when the tests run in CI, where a skipped service test would hide a failure. */
 export function isCi(): boolean {

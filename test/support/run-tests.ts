@@ -1,6 +1,6 @@
 /**
- * `npm test`: provides MariaDB and PostgreSQL (from TEST_MYSQL_URL / TEST_POSTGRES_URL, or
- * throwaway servers), then runs `node --test` on the compiled tests.
+ * `npm test`: provides MariaDB, PostgreSQL and Redis (from TEST_MYSQL_URL / TEST_POSTGRES_URL /
+ * TEST_REDIS_URL, or throwaway servers), then runs `node --test` on the compiled tests.
  *
  *   node dist/test/support/run-tests.js [node --test flags] [test files or directories]
  *
@@ -13,6 +13,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ServerBinaryMissingError, startMariaDb, startPostgres, type DatabaseInstance } from './databases.js';
 import { isCi, type ServiceUrlName } from './env.js';
+import { startRedis } from './redis.js';
 
 const testRoot = dirname(dirname(fileURLToPath(import.meta.url)));
 const projectRoot = dirname(dirname(testRoot));
@@ -30,6 +31,7 @@ interface Service {
 const services: Service[] = [
   { envName: 'TEST_MYSQL_URL', name: 'MariaDB', start: startMariaDb },
   { envName: 'TEST_POSTGRES_URL', name: 'PostgreSQL', start: startPostgres },
+  { envName: 'TEST_REDIS_URL', name: 'Redis', start: () => startRedis() },
 ];
 
 const starting: Promise<DatabaseInstance | null>[] = [];

@@ -1,0 +1,85 @@
+/**
+ * What travels between nodes: one line of JSON saying where the event came from and whom it
+ * is for, then the WebSocket frame exactly as the accepting node encoded it. Receiving nodes
+ * parse only the small header and send the frame bytes as they are.
+ *
+ *   {"v":1,"origin":"web1:4242:9f3a0c","seq":17,"at":1732600000000,"type":"repo-update","repo":"<id>","audience":{"kind":"library"}}\n<frame>
+ *
+ * `origin` + `seq` (gapless per origin, counting events accepted while the backplane was down)
+ * let a receiver drop repeats and count what it missed; a later history step can add a
+ * per-library offset to the header without changing the frame.
+ */
+import type { Audience, LibraryEvent } from '../protocol/event.js';
+
+export const BACKPLANE_MESSAGE_VERSION = 1;
+const NEWLINE = 0x0a;
+
+export interface BackplaneMessage {
+  /** The node that accepted the event. */
+  origin: string;
+  /** 1, 2, 3... per origin, in the order that node accepted its events. */
+  seq: number;
+  /** When the origin accepted it (ms since the epoch, the origin's clock). */
+  acceptedAt: number;
+  event: LibraryEvent;
+}
+
+export class BackplaneMessageError extends Error {
+  override readonly name = 'BackplaneMessageError';
+}
+
+export function encodeBackplaneMessage(message: BackplaneMessage): Buffer {
+  const { event } = message;
+  const header = JSON.stringify({
+    v: BACKPLANE_MESSAGE_VERSION,
+    origin: message.origin,
+    seq: message.seq,
+    at: message.acceptedAt,
+    type: event.type,
+    repo: event.repoId,
+    audience: event.audience,
+  });
+  const headerBytes = Buffer.byteLength(header);
+  const bytes = Buffer.allocUnsafe(headerBytes + 1 + event.frame.length);
+  bytes.write(header, 0, 'utf8');
+  bytes[headerBytes] = NEWLINE;
+  event.frame.copy(bytes, headerBytes + 1);
+  return bytes;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function decodeAudience(value: unknown): Audience {
+  if (isRecord(value)) {
+    const kind = value['kind'];
+    if (kind === 'library') return { kind };
+    if (kind === 'user' && typeof value['username'] === 'string') return { kind, username: value['username'] };
+    if (kind === 'group' && Number.isSafeInteger(value['groupId'])) return { kind, groupId: value['groupId'] as number };
+  }
+  throw new BackplaneMessageError('bad audience');
+}
+
+/** The frame is a view into `bytes`, not a copy. Throws BackplaneMessageError. */
+export function decodeBackplaneMessage(bytes: Buffer): BackplaneMessage {
+  const newline = bytes.indexOf(NEWLINE);
+  if (newline < 0) throw new BackplaneMessageError('no header line');
+  let header: unknown;
+  try {
+    header = JSON.parse(bytes.toString('utf8', 0, newline));
+  } catch {
+    throw new BackplaneMessageError('header is not JSON');
+  }
+  if (!isRecord(header)) throw new BackplaneMessageError('header is not an object');
+  if (header['v'] !== BACKPLANE_MESSAGE_VERSION) throw new BackplaneMessageError(`unknown version ${JSON.stringify(header['v'])}`);
+  const { origin, seq, at, type, repo } = header;
+  if (typeof origin !== 'string' || origin === '') throw new BackplaneMessageError('bad origin');
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) throw new BackplaneMessageError('bad seq');
+  if (typeof at !== 'number' || !Number.isFinite(at)) throw new BackplaneMessageError('bad at');
+  if (typeof type !== 'string' || type === '') throw new BackplaneMessageError('bad type');
+  if (typeof repo !== 'string' || repo === '') throw new BackplaneMessageError('bad repo');
+  const frame = bytes.subarray(newline + 1);
+  if (frame.length === 0) throw new BackplaneMessageError('no frame');
+  return { origin, seq, acceptedAt: at, event: { type, repoId: repo, audience: decodeAudience(header['audience']), frame } };
+}

@@ -1,0 +1,65 @@
+/**
+ * The seam between "who is connected here" (the Hub) and "how events travel between nodes".
+ * A node hands every event it accepts to its backplane; the backplane delivers it to this
+ * node's Hub at once and carries it to every other node, whose backplanes hand it to their Hubs.
+ *
+ * Where history will slot in: a per-library offset must be assigned in one place for the
+ * whole cluster, so the Redis backplane would publish through a script that increments the
+ * library's offset, appends the message to a capped per-library stream and publishes it with
+ * `offset` and `epoch` added to the message header (backplane-message.ts); the memory
+ * backplane would keep a ring per library. Outside src/backplane/ only the event handed to
+ * the Hub changes: it would carry its offset.
+ */
+import type { LibraryEvent } from '../protocol/event.js';
+
+/**
+ * `connected`: events reach every node. `connecting` (never connected yet) and `reconnecting`
+ * (connection lost): this node still delivers its own events, other nodes miss them.
+ */
+export type BackplaneState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+export interface BackplaneStats {
+  /** Events accepted here and handed to the other nodes. */
+  eventsShared: number;
+  /** Events accepted here while the backplane was down: delivered on this node only. */
+  eventsNotShared: number;
+  /** Events from other nodes handed to this node's Hub. */
+  eventsReceived: number;
+  /** Events another node accepted that never arrived here (its sequence skipped them). */
+  eventsMissed: number;
+  /** Messages dropped as repeated or older than one already delivered. */
+  duplicatesDropped: number;
+  /** Messages that could not be decoded. */
+  malformedMessages: number;
+  /** Times the connection was lost after having been up. */
+  disconnects: number;
+}
+
+export interface Backplane {
+  /** `memory` (one node) or `redis`. */
+  readonly kind: string;
+  /** This process, as other nodes see it: unique per start, so a restarted node is a new origin. */
+  readonly nodeId: string;
+  readonly state: BackplaneState;
+  readonly stats: Readonly<BackplaneStats>;
+  /** Connects; resolves once connected, or once the first attempt failed or took `waitMs` (retrying goes on). */
+  start(waitMs: number): Promise<void>;
+  /** Delivers an event accepted by this node here at once, and to every other node. */
+  publish(event: LibraryEvent): void;
+  close(): Promise<void>;
+}
+
+/** Where a backplane hands events (its own and other nodes') to this node's subscribers. */
+export type DeliverEvent = (event: LibraryEvent) => void;
+
+export function emptyBackplaneStats(): BackplaneStats {
+  return {
+    eventsShared: 0,
+    eventsNotShared: 0,
+    eventsReceived: 0,
+    eventsMissed: 0,
+    duplicatesDropped: 0,
+    malformedMessages: 0,
+    disconnects: 0,
+  };
+}

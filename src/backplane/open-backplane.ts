@@ -1,0 +1,52 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+
+import type { BackplaneConfig } from '../config/config.js';
+import type { Logger } from '../log.js';
+import type { Backplane, DeliverEvent } from './backplane.js';
+import { MemoryBackplane } from './memory-backplane.js';
+import { RedisBackplane } from './redis-backplane.js';
+
+export interface OpenBackplaneInput {
+  deliver: DeliverEvent;
+  /** The JWT key: nodes of one deployment share it, so it names their channel. */
+  key: Buffer;
+  logger: Logger;
+}
+
+export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput): Backplane {
+  const nodeId = newNodeId();
+  switch (config.kind) {
+    case 'memory':
+      return new MemoryBackplane(nodeId, input.deliver);
+    case 'redis':
+      return new RedisBackplane({
+        url: config.url,
+        displayUrl: config.displayUrl,
+        timeoutMs: config.timeoutMs,
+        channel: backplaneChannel(input.key),
+        nodeId,
+        deliver: input.deliver,
+        logger: input.logger,
+      });
+    default: {
+      const unknownKind: never = config;
+      throw new Error(`unknown backplane kind: ${JSON.stringify(unknownKind)}`);
+    }
+  }
+}
+
+/** Host, process and a random part: a restarted process is a new node, even with the same pid. */
+function newNodeId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Pub/sub channels are shared by every database of a Redis server, so two deployments on one
+ * Redis must not meet on one channel name: derive it from the key they do not share. An HMAC
+ * tells nothing about the key.
+ */
+export function backplaneChannel(key: Buffer): string {
+  const tag = createHmac('sha256', key).update('seafile-notification-server backplane channel').digest('hex').slice(0, 16);
+  return `seafile-notification:events:${tag}`;
+}

@@ -1,0 +1,36 @@
+/** Several notification nodes sharing one Redis, as behind a load balancer. */
+import { ServerProcess, subscriberToken, type LogLine } from './server-process.js';
+import { TestClient, type Message } from './test-client.js';
+
+export const isConnectedLine = (line: LogLine): boolean => line.msg.startsWith('backplane: connected to Redis');
+
+/** Starts `count` nodes on `redisUrl` and waits until each has joined. */
+export async function startNodes(count: number, redisUrl: string, env: Record<string, string | undefined> = {}): Promise<ServerProcess[]> {
+  const nodes = await Promise.all(Array.from({ length: count }, () => ServerProcess.start({ env: { REDIS_URL: redisUrl, ...env } })));
+  await Promise.all(nodes.map((node) => node.waitForLog(isConnectedLine, 15_000)));
+  return nodes;
+}
+
+/** A WebSocket client on `node` subscribed to `repoId`, ready once the server has seen the subscription. */
+export async function subscribedClient(node: ServerProcess, repoId: string, username = 'alice@example.com'): Promise<TestClient> {
+  const client = await TestClient.connect(node.wsUrl);
+  client.subscribe([{ id: repoId, jwt_token: subscriberToken(repoId, username) }]);
+  // A client's frames are handled in order, so the pong proves the subscribe was processed.
+  await client.roundTrip();
+  return client;
+}
+
+/** The `commit_id`s of the repo-update events received, in order. */
+export function commits(client: TestClient): string[] {
+  return client.messages.filter((m: Message) => m.type === 'repo-update').map((m) => String(m.content['commit_id']));
+}
+
+/**
+ * Publishes a marker on `node` and waits until every client has it: whatever `node` sent them
+ * before it has then arrived too (one node's events stay in order), so counts can be asserted.
+ */
+export async function flushFrom(node: ServerProcess, repoId: string, marker: string, clients: TestClient[], timeoutMs = 15_000): Promise<void> {
+  const status = await node.publish('repo-update', { repo_id: repoId, commit_id: marker });
+  if (status !== 200) throw new Error(`marker ${marker} refused: ${status}`);
+  await Promise.all(clients.map((client) => client.waitFor((m) => m.content['commit_id'] === marker, timeoutMs)));
+}

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { BackplaneMessageError, decodeBackplaneMessage, encodeBackplaneMessage, type BackplaneMessage } from '../../src/backplane/backplane-message.js';
+import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
+import { backplaneChannel } from '../../src/backplane/open-backplane.js';
+import { OriginSequences } from '../../src/backplane/origin-sequences.js';
+import { reconnectDelay } from '../../src/backplane/reconnect-delay.js';
+import { parseEvent, type LibraryEvent } from '../../src/protocol/event.js';
+
+const REPO = '9c3e0c1a-5555-4b4b-9c9c-000000000001';
+
+function message(event: LibraryEvent, seq = 1): BackplaneMessage {
+  return { origin: 'web1:4242:9f3a0c', seq, acceptedAt: 1_732_600_000_000, event };
+}
+
+function header(fields: Record<string, unknown>, frame = '{"type":"repo-update","content":{}}'): Buffer {
+  const base = { v: 1, origin: 'web1:1:aa', seq: 1, at: 1, type: 'repo-update', repo: REPO, audience: { kind: 'library' } };
+  return Buffer.from(`${JSON.stringify({ ...base, ...fields })}\n${frame}`);
+}
+
+describe('backplane messages', () => {
+  it('carry the frame byte for byte, newlines and big numbers included, with origin, sequence and audience', () => {
+    const body = `{"type":"repo-update","content":{\n  "repo_id": "${REPO}",\n  "commit_id": "abc", "size": 12345678901234567890\n}}`;
+    const event = parseEvent(body);
+    const decoded = decodeBackplaneMessage(encodeBackplaneMessage(message(event, 17)));
+    assert.equal(decoded.origin, 'web1:4242:9f3a0c');
+    assert.equal(decoded.seq, 17);
+    assert.equal(decoded.acceptedAt, 1_732_600_000_000);
+    assert.equal(decoded.event.type, 'repo-update');
+    assert.equal(decoded.event.repoId, REPO);
+    assert.deepEqual(decoded.event.audience, { kind: 'library' });
+    assert.ok(decoded.event.frame.equals(event.frame));
+    assert.match(decoded.event.frame.toString(), /12345678901234567890/);
+  });
+
+  it('keep a user or a group audience', () => {
+    const forUser = parseEvent(JSON.stringify({ type: 'folder-perm-changed', content: { repo_id: REPO, user: 'alice@example.com', group: -1 } }));
+    const forGroup = parseEvent(JSON.stringify({ type: 'folder-perm-changed', content: { repo_id: REPO, user: '', group: 42 } }));
+    assert.deepEqual(decodeBackplaneMessage(encodeBackplaneMessage(message(forUser))).event.audience, { kind: 'user', username: 'alice@example.com' });
+    assert.deepEqual(decodeBackplaneMessage(encodeBackplaneMessage(message(forGroup))).event.audience, { kind: 'group', groupId: 42 });
+  });
+
+  it('that are not ours are refused with a reason, never half-read', () => {
+    const refused: Array<[Buffer, RegExp]> = [
+      [Buffer.from('hello'), /no header line/],
+      [Buffer.from('not json\n{}'), /not JSON/],
+      [header({ v: 2 }), /unknown version 2/],
+      [header({ seq: 0 }), /bad seq/],
+      [header({ seq: 1.5 }), /bad seq/],
+      [header({ origin: '' }), /bad origin/],
+      [header({ repo: 7 }), /bad repo/],
+      [header({ audience: { kind: 'group', groupId: 'x' } }), /bad audience/],
+      [header({ audience: { kind: 'everyone' } }), /bad audience/],
+      [header({}, ''), /no frame/],
+    ];
+    for (const [bytes, reason] of refused) {
+      assert.throws(() => decodeBackplaneMessage(bytes), (err: unknown) => err instanceof BackplaneMessageError && reason.test(err.message), bytes.toString());
+    }
+  });
+});
+
+describe('origin sequences', () => {
+  it('deliver each sequence number of an origin once, drop repeats and older ones, count the gaps', () => {
+    const sequences = new OriginSequences(() => 0);
+    assert.deepEqual(sequences.check('a', 5), { deliver: true, missed: 0 });
+    assert.deepEqual(sequences.check('a', 6), { deliver: true, missed: 0 });
+    assert.deepEqual(sequences.check('a', 6), { deliver: false });
+    assert.deepEqual(sequences.check('a', 3), { deliver: false });
+    assert.deepEqual(sequences.check('a', 10), { deliver: true, missed: 3 });
+    assert.deepEqual(sequences.check('b', 1), { deliver: true, missed: 0 });
+    assert.deepEqual(sequences.check('b', 2), { deliver: true, missed: 0 });
+  });
+
+  it('forget an origin not heard from for an hour (a restarted node is a new origin)', () => {
+    let now = 0;
+    const sequences = new OriginSequences(() => now);
+    sequences.check('gone', 1);
+    now = 30 * 60_000;
+    sequences.check('alive', 1);
+    now = 61 * 60_000;
+    sequences.check('alive', 2);
+    assert.equal(sequences.size, 1);
+  });
+});
+
+describe('reconnect delay', () => {
+  const policy = { baseMs: 100, maxMs: 5_000 };
+
+  it('doubles from the base and never exceeds the cap', () => {
+    const ceiling = (attempt: number): number => reconnectDelay(attempt, policy, () => 0.999999);
+    assert.deepEqual([1, 2, 3, 4].map(ceiling), [100, 200, 400, 800]);
+    assert.equal(ceiling(7), 5_000);
+    assert.equal(ceiling(1_000_000), 5_000);
+  });
+
+  it('is jittered between half and all of its ceiling', () => {
+    assert.equal(reconnectDelay(3, policy, () => 0), 200);
+    assert.equal(reconnectDelay(3, policy, () => 0.5), 300);
+    const seen = new Set(Array.from({ length: 50 }, () => reconnectDelay(10, policy)));
+    assert.ok(seen.size > 1, 'every delay was the same: nodes would retry in step');
+    for (const delay of seen) assert.ok(delay >= 2_500 && delay <= 5_000, String(delay));
+  });
+});
+
+describe('memory backplane', () => {
+  it('hands an event to this node at once and is always connected', async () => {
+    const delivered: LibraryEvent[] = [];
+    const backplane = new MemoryBackplane('node', (event) => delivered.push(event));
+    await backplane.start();
+    const event = parseEvent(JSON.stringify({ type: 'repo-update', content: { repo_id: REPO } }));
+    backplane.publish(event);
+    assert.deepEqual(delivered, [event]);
+    assert.equal(backplane.state, 'connected');
+    await backplane.close();
+    assert.equal(backplane.state, 'closed');
+  });
+});
+
+describe('backplane channel', () => {
+  it('is the same for nodes sharing a key, different for another deployment, and does not show the key', () => {
+    const key = Buffer.from('shared-secret-key');
+    assert.equal(backplaneChannel(key), backplaneChannel(Buffer.from('shared-secret-key')));
+    assert.notEqual(backplaneChannel(key), backplaneChannel(Buffer.from('another-deployment')));
+    assert.ok(!backplaneChannel(key).includes('shared-secret-key'));
+  });
+});
