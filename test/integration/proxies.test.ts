@@ -60,6 +60,25 @@ describe('behind the documented proxies (docs/deploy)', () => {
         client.close();
       });
 
+      it('publishes only what clients need: /events and /metrics are not reachable through the proxy', async () => {
+        const client = await TestClient.connect(`${proxy.wsUrl}/notification`);
+        client.subscribe([{ id: REPO, jwt_token: subscriberToken(REPO, 'erin@example.com') }]);
+        await client.roundTrip();
+        for (const path of ['/notification/events', '/notificationevents', '/notification/events/', '/notification/../events']) {
+          const body = JSON.stringify({ type: 'repo-update', content: { repo_id: REPO, commit_id: `through ${path}` } });
+          await (await fetch(`${proxy.url}${path}`, { method: 'POST', headers: { authorization: `Token ${publisherToken()}` }, body })).arrayBuffer();
+        }
+        for (const path of ['/notification/metrics', '/notificationmetrics', '/notification/health/ready', '/notification/status']) {
+          const text = await (await fetch(`${proxy.url}${path}`)).text();
+          assert.ok(!text.includes('notification_') && !text.includes('"ready"'), `${path} reached the server through ${kind.name}: ${text.slice(0, 80)}`);
+        }
+        // Publishers post to the server directly; only this marker may arrive.
+        assert.equal(await server.publish('repo-update', { repo_id: REPO, commit_id: 'direct' }), 200);
+        await client.waitFor((message) => message.content['commit_id'] === 'direct');
+        assert.deepEqual(client.messages.map((message) => message.content['commit_id']), ['direct']);
+        client.close();
+      });
+
       it('a browser that offers no subprotocol gets none back through the proxy', async () => {
         const client = await TestClient.connect(`${proxy.wsUrl}/notification`);
         assert.equal(client.socket.protocol, '');

@@ -67,9 +67,10 @@ describe('docs/deploy proxies: upgrade headers, timeouts above the ping interval
     assert.ok(server > PING_INTERVAL_S, `timeout server ${server} s is not above the ping interval ${PING_INTERVAL_S} s`);
   });
 
-  it('Caddy maps /notification/* and /notification onto the server with the prefix stripped', () => {
+  it('Caddy maps exactly /notification/ping and /notification onto the server with the prefix stripped', () => {
     const caddy = withoutComments(readDeployFile('Caddyfile'));
-    assert.match(caddy, /handle_path \/notification\/\* \{\s*reverse_proxy 127\.0\.0\.1:8083\s*\}/);
+    assert.match(caddy, /handle \/notification\/ping \{\s*rewrite \* \/ping\s*reverse_proxy 127\.0\.0\.1:8083\s*\}/);
+    assert.doesNotMatch(caddy, /handle_path|\/notification\/\*/, 'a wildcard would forward /notification/events and /notification/metrics');
     assert.match(caddy, /handle \/notification \{\s*rewrite \* \/\s*reverse_proxy 127\.0\.0\.1:8083\s*\}/);
   });
 });
