@@ -6,7 +6,7 @@ import { ConfigError } from '../config/config.js';
 import { nonEmpty, parseCommandLine } from '../config/flags.js';
 import { SEAFILE_SUBPROTOCOL } from '../transport/websocket-endpoint.js';
 import { webSocketUrl } from './server-url.js';
-import { resolveSigningKey, SIGNING_KEY_OPTIONS, SIGNING_KEY_USAGE } from './signing-key.js';
+import { resolveSigningKey, SIGNING_KEY_OPTIONS, SIGNING_KEY_USAGE, signingKeyOptions } from './signing-key.js';
 
 export const LISTEN_USAGE = `Usage: notification-server listen [options] --repo <id> [--repo <id> ...]
 
@@ -94,15 +94,7 @@ async function subscriptionFrom(values: {
   if (user === null) {
     throw new ConfigError("give --token <jwt> for each --repo, or --user <name> to sign tokens with the server's key");
   }
-  const signing = await resolveSigningKey(
-    {
-      key: nonEmpty(values.key, '--key', 'the JWT key'),
-      configDir: nonEmpty(values['config-dir'], '-c/--config-dir', 'a directory'),
-      stateDir: nonEmpty(values['state-dir'], '--state-dir', 'a directory'),
-    },
-    process.env,
-    process.cwd(),
-  );
+  const signing = await resolveSigningKey(signingKeyOptions(values), process.env, process.cwd());
   const exp = Math.floor(Date.now() / 1000) + TOKEN_LIFETIME_SECONDS;
   return {
     url: webSocketUrl(urlFlag ?? signing.serverUrl ?? 'ws://127.0.0.1:8083'),

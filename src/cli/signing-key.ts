@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { ConfigError } from '../config/config.js';
+import { nonEmpty } from '../config/flags.js';
 import { loadConfig } from '../config/load-config.js';
 import { nonBlank, type Env } from '../config/setting.js';
 import { localServerUrl } from './server-url.js';
@@ -15,6 +16,15 @@ export interface SigningKeyOptions {
   key: string | null;
   configDir: string | null;
   stateDir: string | null;
+}
+
+/** The three signing-key options as `SIGNING_KEY_OPTIONS` parses them, checked for blanks. */
+export function signingKeyOptions(values: { key?: string | undefined; 'config-dir'?: string | undefined; 'state-dir'?: string | undefined }): SigningKeyOptions {
+  return {
+    key: nonEmpty(values.key, '--key', 'the JWT key'),
+    configDir: nonEmpty(values['config-dir'], '-c/--config-dir', 'a directory'),
+    stateDir: nonEmpty(values['state-dir'], '--state-dir', 'a directory'),
+  };
 }
 
 export interface SigningKey {

@@ -3,9 +3,12 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { isCi } from './env.js';
 
-/** The program's path, or null. Debian keeps nginx and logrotate in /usr/sbin, often off a non-root PATH. */
-export function locate(name: string): string | null {
-  const dirs = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin'];
+/**
+ * The program's path, or null: `extraDirs` first, then PATH, then the sbin and bin dirs
+ * (Debian keeps nginx, logrotate and the database servers in /usr/sbin, often off a non-root PATH).
+ */
+export function locate(name: string, extraDirs: readonly string[] = []): string | null {
+  const dirs = [...extraDirs, ...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin'];
   for (const dir of dirs) {
     if (dir === '') continue;
     const candidate = join(dir, name);

@@ -3,16 +3,17 @@
  * port, gone on stop(). Plus helpers that write ccnet `GroupUser` rows.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chownSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { createConnection } from 'mysql2/promise';
 import pg from 'pg';
 import type { GroupDatabaseConfig } from '../../src/config/config.js';
+import { locate } from './binaries.js';
 
 export interface DatabaseInstance {
   /** `mysql://root@127.0.0.1:PORT/` or `postgres://postgres@127.0.0.1:PORT/postgres`. */
@@ -365,22 +366,6 @@ export function findBinary(names: string[], extraDirs: string[], debianPackage: 
     if (found !== null) return found;
   }
   throw new ServerBinaryMissingError(names.join(' / '), debianPackage);
-}
-
-function locate(name: string, extraDirs: string[]): string | null {
-  // sbin is often missing from a non-root PATH, and Debian keeps PostgreSQL's server binaries off it.
-  const dirs = [...extraDirs, ...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin'];
-  for (const dir of dirs) {
-    if (dir === '') continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not in this directory.
-    }
-  }
-  return null;
 }
 
 /** Debian's /usr/lib/postgresql/<major>/bin, newest first. */
