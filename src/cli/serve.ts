@@ -23,6 +23,16 @@ export async function serve(argv: string[]): Promise<number> {
   const { config, notices } = loaded;
   const output = createLogOutput(config.logLevel, config.logFile);
   const { logger } = output;
+  // Installed before the (possibly slow) start: SIGHUP's default action would kill the process.
+  // A SIGHUP during the start is carried out once the server listens.
+  let listening: (running: RunningServer) => void = () => {};
+  const started = new Promise<RunningServer>((resolve) => (listening = resolve));
+  let reloading: Promise<void> = Promise.resolve();
+  // Reloads run one after the other, so two quick SIGHUPs end with the newest files in force.
+  const reloadFlags = flags;
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => reload(await started, reloadFlags, logger));
+  });
   for (const notice of notices) logger.info(notice);
 
   let server;
@@ -43,12 +53,7 @@ export async function serve(argv: string[]): Promise<number> {
     output.reopen();
     logger.info('log file reopened');
   });
-  const reloadFlags = flags;
-  let reloading: Promise<void> = Promise.resolve();
-  // Reloads run one after the other, so two quick SIGHUPs end with the newest files in force.
-  process.on('SIGHUP', () => {
-    reloading = reloading.then(() => reload(server, reloadFlags, logger));
-  });
+  listening(server);
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

@@ -120,15 +120,37 @@ describe('SIGHUP reloads the configuration without dropping anyone', () => {
     }
   });
 
-  it('log_level takes effect at once; a setting that needs a restart is named and not applied', async () => {
+  it('a SIGHUP while the server is still starting does not kill it: the reload follows once it listens', async () => {
+    const conf = await mkdtemp(join(dir, 'early-'));
+    await writeConf(conf, [`jwt_private_key = ${OLD_KEY}`]);
+    const server = await ServerProcess.start({
+      args: ['-c', conf, '-l', '-'],
+      env: { JWT_PRIVATE_KEY: undefined, NOTIFICATION_SERVER_LOG_LEVEL: undefined },
+      waitUntilListening: false,
+    });
+    try {
+      // The settings are logged before the server starts listening.
+      await server.waitForLog((line) => line.msg.startsWith('Settings: '), 15_000);
+      await writeConf(conf, [`jwt_private_key = ${NEW_KEY}`]);
+      server.child.kill('SIGHUP');
+      const listening = await server.waitForLog((line) => line.msg.startsWith('notification server listening'), 15_000);
+      const reloaded = await server.waitForLog((line) => line.msg.startsWith('SIGHUP: configuration reloaded'), 10_000);
+      assert.ok(server.logs.indexOf(reloaded) > server.logs.indexOf(listening));
+      assert.equal(await publishWith(server, NEW_KEY, 'after-early-reload'), 200);
+    } finally {
+      assert.equal((await server.stop()).code, 0);
+    }
+  });
+
+  it('log_level, max_connections and max_event_bytes take effect at once; a setting that needs a restart is named and not applied', async () => {
     const conf = await mkdtemp(join(dir, 'level-'));
     await writeConf(conf, [`jwt_private_key = ${OLD_KEY}`, 'log_level = info']);
     const server = await startWith(conf);
     try {
       assert.equal(await publishWith(server, OLD_KEY, 'quiet'), 200);
-      await writeConf(conf, [`jwt_private_key = ${OLD_KEY}`, 'log_level = debug', 'max_frame_bytes = 128']);
+      await writeConf(conf, [`jwt_private_key = ${OLD_KEY}`, 'log_level = debug', 'max_frame_bytes = 128', 'max_connections = 1', 'max_event_bytes = 300']);
       const reloaded = await reload(server);
-      assert.deepEqual([reloaded['applied'], reloaded['needsRestart']], [['log_level'], ['max_frame_bytes']]);
+      assert.deepEqual([reloaded['applied'], reloaded['needsRestart']], [['log_level', 'max_connections', 'max_event_bytes'], ['max_frame_bytes']]);
       const restart = await server.waitForLog((line) => line['setting'] === 'max_frame_bytes');
       assert.match(restart.msg, /max_frame_bytes changed but needs a restart/);
       assert.equal(await publishWith(server, OLD_KEY, 'loud'), 200);
@@ -141,6 +163,10 @@ describe('SIGHUP reloads the configuration without dropping anyone', () => {
       await client.roundTrip();
       assert.equal(await publishWith(server, OLD_KEY, 'big-frame-ok'), 200);
       await client.waitFor((m) => m.content['commit_id'] === 'big-frame-ok');
+
+      // The new limits: one connection at most, event bodies of 300 bytes at most.
+      await assert.rejects(TestClient.connect(server.wsUrl), /upgrade refused: 503/);
+      assert.equal(await publishWith(server, OLD_KEY, 'x'.repeat(300)), 413);
       client.close();
     } finally {
       await server.stop();
