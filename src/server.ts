@@ -1,9 +1,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { KeyRing } from './auth/key-ring.js';
 import type { Backplane } from './backplane/backplane.js';
 import { openBackplane } from './backplane/open-backplane.js';
 import type { Config } from './config/config.js';
+import { planReload, type ReloadPlan } from './config/reload-plan.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
 import { EventEndpoint } from './http/event-endpoint.js';
 import { answerHealth } from './http/health.js';
@@ -32,6 +34,12 @@ export interface RunningServer {
    * the drain window while still answering HTTP, then stops listening, leaves the backplane and releases the group database.
    */
   stop(): Promise<void>;
+  /**
+   * Takes over what `next` changes that can change live (SIGHUP): the JWT key (the previous one
+   * stays accepted for `keyGraceMs`), the static token, the log level and some limits. Open
+   * connections and their subscriptions are kept. Returns what was applied and what was not.
+   */
+  reload(next: Config): ReloadPlan;
 }
 
 const BACKPLANE_START_WAIT_MS = 5_000;
@@ -48,6 +56,8 @@ function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const now = Date.now;
   const key = Buffer.from(config.jwtPrivateKey, 'utf8');
+  const keys = new KeyRing(key, now);
+  let running = config;
   const groups =
     config.groupDatabase === null ? null : openGroupDirectory(config.groupDatabase, config.groupCacheTtlMs);
   const metrics = config.metrics ? new PrometheusMetrics() : null;
@@ -60,7 +70,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const backplane = openBackplane(config.backplane, { deliver: (event) => hub.publish(event), key, logger });
   const websockets = new WebSocketEndpoint({
     hub,
-    key,
+    key: keys,
     logger,
     metrics: counting,
     maxFrameBytes: config.limits.maxFrameBytes,
@@ -78,7 +88,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   const events = new EventEndpoint({
     backplane,
-    credentials: { key, staticToken: config.notificationToken },
+    credentials: { key: keys, staticToken: config.notificationToken },
     maxBodyBytes: config.limits.maxEventBodyBytes,
     logger,
     metrics: counting,
@@ -178,13 +188,32 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       if (draining) return;
       draining = true;
       // Keep listening while draining: /health/ready answers 503 and new WebSockets are refused.
-      await websockets.drain(config.drainMs);
+      await websockets.drain(running.drainMs);
       statusPage?.close();
       server.close();
       await backplane.close();
       hub.close();
       server.closeAllConnections();
       await groups?.close();
+    },
+    reload(next) {
+      const plan = planReload(running, next);
+      running = plan.config;
+      // The backplane channel stays derived from the start-up key: nodes rotated one after
+      // the other keep meeting on it.
+      keys.rotate(Buffer.from(running.jwtPrivateKey, 'utf8'), running.keyGraceMs);
+      logger.level = running.logLevel;
+      events.reconfigure({ staticToken: running.notificationToken, maxBodyBytes: running.limits.maxEventBodyBytes });
+      websockets.reconfigure({
+        sendQueueBytes: running.limits.sendQueueBytes,
+        maxConnections: running.limits.maxConnections,
+        connectionLimits: {
+          maxLibraries: running.limits.maxLibrariesPerConnection,
+          subscribeTimeoutMs: running.limits.subscribeTimeoutMs,
+          maxFailedSubscribesPerMinute: running.limits.maxFailedSubscribesPerMinute,
+        },
+      });
+      return plan;
     },
   };
 }

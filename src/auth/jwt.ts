@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { acceptedKeys, type VerificationKeys } from './key-ring.js';
 
 /**
  * HS256 JSON Web Tokens, the only kind Seafile issues. Hand-written on node:crypto so that
@@ -50,9 +51,10 @@ const MAX_TOKEN_LENGTH = 8192;
 
 /**
  * Verifies signature and time claims. `exp` is required: Seafile always sets it, and a token
- * without one would never end. Returns the claims.
+ * without one would never end. Returns the claims. With several keys (a rotation in its grace
+ * period) the token must be signed with one of them.
  */
-export function verifyToken(token: string, key: Buffer, nowSeconds: number): Claims {
+export function verifyToken(token: string, keys: VerificationKeys, nowSeconds: number): Claims {
   if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
     throw new TokenError('malformed', 'token is empty or too long');
   }
@@ -67,10 +69,11 @@ export function verifyToken(token: string, key: Buffer, nowSeconds: number): Cla
   // Compared as text, not as decoded bytes: the last base64url character carries unused bits,
   // and a decoded comparison would accept four spellings of every signature.
   const signature = Buffer.from(signaturePart);
-  const expected = Buffer.from(hmac(key, `${headerPart}.${payloadPart}`).toString('base64url'));
-  if (signature.length !== expected.length || !timingSafeEqual(signature, expected)) {
-    throw new TokenError('signature', 'token signature does not match the configured key');
-  }
+  const signed = acceptedKeys(keys).some((key) => {
+    const expected = Buffer.from(hmac(key, `${headerPart}.${payloadPart}`).toString('base64url'));
+    return signature.length === expected.length && timingSafeEqual(signature, expected);
+  });
+  if (!signed) throw new TokenError('signature', 'token signature does not match the configured key');
   const claims = parseObject(payloadPart, 'payload');
   const exp = claims['exp'];
   if (typeof exp !== 'number' || !Number.isFinite(exp)) {

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { TokenError, verifyToken } from './jwt.js';
+import type { VerificationKeys } from './key-ring.js';
 
 export type PublisherAuthFailure = 'missing' | TokenError['reason'] | 'subscriber-token';
 
@@ -22,7 +23,8 @@ export class PublisherAuthError extends Error {
 }
 
 export interface PublisherCredentials {
-  key: Buffer;
+  /** A KeyRing during a key rotation's grace period accepts the previous key too. */
+  key: VerificationKeys;
   /** Seafile 10.0's static `notification_token`, or null when not configured. */
   staticToken: string | null;
 }
@@ -38,7 +40,7 @@ function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-function verifyPublisherJwt(token: string, key: Buffer, nowMs: number): void {
+function verifyPublisherJwt(token: string, key: VerificationKeys, nowMs: number): void {
   let claims;
   try {
     claims = verifyToken(token, key, Math.floor(nowMs / 1000));

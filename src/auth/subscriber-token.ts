@@ -1,4 +1,5 @@
 import { TokenError, verifyToken } from './jwt.js';
+import type { VerificationKeys } from './key-ring.js';
 
 /** What a valid subscriber token proves: this user may follow this library until `expiresAt`. */
 export interface SubscriberGrant {
@@ -21,7 +22,7 @@ export class SubscribeRefused extends Error {
 }
 
 /** Checks a token a client presents for `repoId` (claims `repo_id`, `username`, `exp`). */
-export function verifySubscriberToken(token: string, repoId: string, key: Buffer, nowMs: number): SubscriberGrant {
+export function verifySubscriberToken(token: string, repoId: string, key: VerificationKeys, nowMs: number): SubscriberGrant {
   let claims;
   try {
     claims = verifyToken(token, key, Math.floor(nowMs / 1000));

@@ -1,14 +1,15 @@
 import { ConfigError } from '../config/config.js';
-import { parseServeFlags, SERVE_USAGE } from '../config/flags.js';
+import { parseServeFlags, SERVE_USAGE, type ServeFlags } from '../config/flags.js';
 import { loadConfig } from '../config/load-config.js';
-import { createLogOutput } from '../log.js';
-import { startServer } from '../server.js';
+import { createLogOutput, type Logger } from '../log.js';
+import { startServer, type RunningServer } from '../server.js';
 
-/** `notification-server [-c <conf dir>] [-l <log file>|-] ...`: runs until SIGTERM/SIGINT. */
+/** `notification-server [-c <conf dir>] [-l <log file>|-] ...`: runs until SIGTERM/SIGINT; SIGHUP reloads. */
 export async function serve(argv: string[]): Promise<number> {
   let loaded;
+  let flags;
   try {
-    const flags = parseServeFlags(argv);
+    flags = parseServeFlags(argv);
     if (flags.help) {
       process.stdout.write(SERVE_USAGE);
       return 0;
@@ -22,6 +23,16 @@ export async function serve(argv: string[]): Promise<number> {
   const { config, notices } = loaded;
   const output = createLogOutput(config.logLevel, config.logFile);
   const { logger } = output;
+  // Installed before the (possibly slow) start: SIGHUP's default action would kill the process.
+  // A SIGHUP during the start is carried out once the server listens.
+  let listening: (running: RunningServer) => void = () => {};
+  const started = new Promise<RunningServer>((resolve) => (listening = resolve));
+  let reloading: Promise<void> = Promise.resolve();
+  // Reloads run one after the other, so two quick SIGHUPs end with the newest files in force.
+  const reloadFlags = flags;
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => reload(await started, reloadFlags, logger));
+  });
   for (const notice of notices) logger.info(notice);
 
   let server;
@@ -42,12 +53,13 @@ export async function serve(argv: string[]): Promise<number> {
     output.reopen();
     logger.info('log file reopened');
   });
+  listening(server);
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ connections: server.websockets.connections.size, drainMs: config.drainMs }, `${signal}: draining`);
+      logger.info({ connections: server.websockets.connections.size }, `${signal}: draining`);
       server.stop().then(
         () => {
           logger.info('stopped');
@@ -64,4 +76,32 @@ export async function serve(argv: string[]): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+}
+
+/** SIGHUP: rereads the configuration from the same flags, environment and files as at start. Never throws. */
+async function reload(server: RunningServer, flags: ServeFlags, logger: Logger): Promise<void> {
+  let next;
+  try {
+    next = (await loadConfig({ flags, env: process.env, cwd: process.cwd() })).config;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    logger.error({ err }, `SIGHUP: configuration not reloaded, the previous one stays in force: ${message}`);
+    return;
+  }
+  let plan;
+  try {
+    plan = server.reload(next);
+  } catch (err) {
+    logger.error({ err }, `SIGHUP: configuration not reloaded: ${err instanceof Error ? err.message : String(err)}`);
+    return;
+  }
+  const { config, applied, needsRestart } = plan;
+  if (applied.includes('jwt_private_key')) {
+    const grace = config.keyGraceMs > 0 ? `tokens signed with the previous key are accepted for ${config.keyGraceMs / 1000} s more` : 'the previous key is no longer accepted (key_grace 0)';
+    logger.warn({ key: config.jwtKeySource, keyGraceMs: config.keyGraceMs }, `SIGHUP: JWT key rotated (from ${config.jwtKeySource}): ${grace}`);
+  }
+  for (const setting of needsRestart) {
+    logger.warn({ setting }, `SIGHUP: ${setting} changed but needs a restart: the running value stays in force`);
+  }
+  logger.info({ applied, needsRestart }, `SIGHUP: configuration reloaded (${applied.length === 0 ? 'nothing to change' : `applied: ${applied.join(', ')}`})`);
 }

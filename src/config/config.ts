@@ -67,6 +67,8 @@ export interface Config {
   jwtPrivateKey: string;
   /** Where the key came from, for the start-up log (never the key itself). */
   jwtKeySource: string;
+  /** After a reload changes the key, tokens signed with the previous key are accepted this long; 0: not at all. */
+  keyGraceMs: number;
   /** Seafile 10.0 static publisher secret (`notification_token`), or null. */
   notificationToken: string | null;
   /** Null: no group database, group-targeted permission events are not delivered. */
@@ -112,6 +114,7 @@ export const DEFAULTS = {
   pingIntervalMs: 20_000,
   deadPeerMs: 50_000,
   drainMs: 5_000,
+  keyGraceMs: 600_000,
   metrics: true,
   redisTimeoutMs: 5_000,
 } as const;

@@ -104,6 +104,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     logFile,
     jwtPrivateKey: key.key,
     jwtKeySource: key.source,
+    keyGraceMs: tuning.keyGraceMs,
     notificationToken,
     groupDatabase,
     groupCacheTtlMs: tuning.groupCacheTtlMs,
@@ -243,6 +244,7 @@ interface Tuning {
   deadPeerMs: number;
   drainMs: number;
   groupCacheTtlMs: number;
+  keyGraceMs: number;
   limits: Limits;
   allowedOrigins: string[] | null;
   /** `name value (source)` for each setting not at its default. */
@@ -274,6 +276,8 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
   // 0 is meaningful for these two: close at once, and do not cache.
   const drain = seconds('drain_seconds', DEFAULTS.drainMs, 0);
   const groupCache = seconds('group_cache_ttl', DEFAULTS.groupCacheTtlMs, 0);
+  // 0: a new key (SIGHUP) replaces the old one at once.
+  const keyGrace = seconds('key_grace', DEFAULTS.keyGraceMs, 0);
   if (deadPeer.value <= ping.value) {
     const from = (found: { setting: Setting | null }): string =>
       found.setting === null ? 'default' : describeSetting(found.setting);
@@ -300,6 +304,7 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     deadPeerMs: deadPeer.value,
     drainMs: drain.value,
     groupCacheTtlMs: groupCache.value,
+    keyGraceMs: keyGrace.value,
     limits,
     allowedOrigins,
     changed,

@@ -28,8 +28,14 @@ function answer(response: ServerResponse, status: number, text: string, headers:
 export class EventEndpoint {
   readonly #metrics: Metrics;
 
-  constructor(private readonly options: EventEndpointOptions) {
+  constructor(private options: EventEndpointOptions) {
     this.#metrics = options.metrics ?? NO_METRICS;
+  }
+
+  /** A reload (SIGHUP) may change the static token and the body limit; the key is a KeyRing of its own. */
+  reconfigure(settings: { staticToken: string | null; maxBodyBytes: number }): void {
+    const { staticToken, maxBodyBytes } = settings;
+    this.options = { ...this.options, credentials: { ...this.options.credentials, staticToken }, maxBodyBytes };
   }
 
   handle(request: IncomingMessage, response: ServerResponse): void {

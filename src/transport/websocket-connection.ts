@@ -1,4 +1,5 @@
 import type { WebSocket, RawData } from 'ws';
+import type { VerificationKeys } from '../auth/key-ring.js';
 import { SubscribeRefused, verifySubscriberToken } from '../auth/subscriber-token.js';
 import type { Hub } from '../hub/hub.js';
 import type { Subscriber } from '../hub/subscriber.js';
@@ -19,7 +20,8 @@ export interface ConnectionLimits {
 
 export interface ConnectionContext {
   hub: Hub;
-  key: Buffer;
+  /** A KeyRing follows key rotations (SIGHUP) for connections already open. */
+  key: VerificationKeys;
   logger: Logger;
   metrics: Metrics;
   sendQueueBytes: number;

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import type { VerificationKeys } from '../auth/key-ring.js';
 import type { Hub } from '../hub/hub.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
@@ -13,7 +14,7 @@ export const SEAFILE_SUBPROTOCOL = 'notification.seafile.com';
 
 export interface EndpointOptions {
   hub: Hub;
-  key: Buffer;
+  key: VerificationKeys;
   logger: Logger;
   /** Where connections opened and closed (by reason) and refused subscribes are counted. */
   metrics?: Metrics;
@@ -29,6 +30,9 @@ export interface EndpointOptions {
   /** Browser origins admitted; null or absent: every origin (the stock behaviour). */
   allowedOrigins?: readonly string[] | null;
 }
+
+/** What a reload (SIGHUP) may change: the cap at once, the rest for connections opened after it. */
+export type LiveEndpointSettings = Pick<EndpointOptions, 'sendQueueBytes' | 'connectionLimits' | 'maxConnections'>;
 
 /** Why an upgrade is answered with an HTTP error instead of a WebSocket. */
 export interface UpgradeRefusal {
@@ -53,7 +57,7 @@ export class WebSocketEndpoint {
   readonly #origins: OriginPolicy | null;
   #capWarnedAt = -Infinity;
 
-  constructor(private readonly options: EndpointOptions) {
+  constructor(private options: EndpointOptions) {
     this.#now = options.now ?? Date.now;
     this.#metrics = options.metrics ?? NO_METRICS;
     this.#origins = options.allowedOrigins == null ? null : new OriginPolicy(options.allowedOrigins);
@@ -67,6 +71,10 @@ export class WebSocketEndpoint {
     });
     this.#liveness = setInterval(() => this.#checkLiveness(), options.pingIntervalMs);
     this.#liveness.unref();
+  }
+
+  reconfigure(settings: LiveEndpointSettings): void {
+    this.options = { ...this.options, ...settings };
   }
 
   /** Null when the upgrade may proceed; else the HTTP answer it gets (origin policy, connection cap). */

@@ -654,7 +654,20 @@ test('tuning: defaults when unset', async () => {
   assert.equal(config.deadPeerMs, 50_000);
   assert.equal(config.drainMs, 5_000);
   assert.equal(config.groupCacheTtlMs, 10_000);
+  assert.equal(config.keyGraceMs, 600_000);
   assert.deepEqual(config.limits, DEFAULT_LIMITS);
+});
+
+test('key_grace: seconds from seafile.conf or the environment, 0 turns the grace off, negative is named', async () => {
+  const { conf } = await seafileTop({ 'seafile.conf': `[notification]\njwt_private_key = ${KEY}\nkey_grace = 120\n` });
+  const fromFile = await load({ configDir: conf }, {});
+  assert.equal(fromFile.config.keyGraceMs, 120_000);
+  assert.ok(fromFile.notices.some((n) => n.includes('key_grace 120 s (seafile.conf [notification] key_grace)')));
+  assert.equal((await load({ configDir: conf }, { NOTIFICATION_SERVER_KEY_GRACE: '0' })).config.keyGraceMs, 0);
+  await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_KEY_GRACE: '-1' }), {
+    name: 'ConfigError',
+    message: /^invalid key_grace "-1" \(NOTIFICATION_SERVER_KEY_GRACE\): expected a whole number from 0 to /,
+  });
 });
 
 test('tuning: the environment beats seafile.conf, seconds become milliseconds', async () => {

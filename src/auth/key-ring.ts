@@ -1,0 +1,43 @@
+/**
+ * The JWT keys tokens are checked against: the current one, and after a rotation (SIGHUP with
+ * a new key) the previous one until its grace period ends, so that tokens seahub handed out
+ * just before the switch keep working. Only one previous key is kept: rotating twice within
+ * the grace drops the oldest at once.
+ */
+export class KeyRing {
+  #current: Buffer;
+  #previous: { key: Buffer; until: number } | null = null;
+
+  constructor(
+    key: Buffer,
+    private readonly now: () => number,
+  ) {
+    this.#current = key;
+  }
+
+  get current(): Buffer {
+    return this.#current;
+  }
+
+  /** Makes `next` the current key; false when it already is (nothing changes then). */
+  rotate(next: Buffer, graceMs: number): boolean {
+    if (next.equals(this.#current)) return false;
+    this.#previous = graceMs > 0 ? { key: this.#current, until: this.now() + graceMs } : null;
+    this.#current = next;
+    return true;
+  }
+
+  /** The keys a token may be signed with right now, current first. */
+  accepted(): readonly Buffer[] {
+    if (this.#previous !== null && this.now() >= this.#previous.until) this.#previous = null;
+    return this.#previous === null ? [this.#current] : [this.#current, this.#previous.key];
+  }
+}
+
+/** A fixed key, a fixed list, or a ring that changes on reload. */
+export type VerificationKeys = Buffer | readonly Buffer[] | KeyRing;
+
+export function acceptedKeys(keys: VerificationKeys): readonly Buffer[] {
+  if (keys instanceof KeyRing) return keys.accepted();
+  return Buffer.isBuffer(keys) ? [keys] : keys;
+}
