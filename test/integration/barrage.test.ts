@@ -143,6 +143,13 @@ describe('a barrage of bad input against the running server', () => {
     }, 10);
     slow.on('error', () => {});
 
+    // Not HTTP at all.
+    const garbage = connect(server.port, '127.0.0.1');
+    garbage.on('error', () => {});
+    garbage.resume();
+    garbage.write('\x00\x01 not http at all\r\n\r\n');
+    abuses.push(new Promise((resolve) => garbage.once('close', resolve)));
+
     await Promise.all(abuses);
     publishing = false;
     const sent = await publisher;
@@ -171,6 +178,7 @@ describe('a barrage of bad input against the running server', () => {
     assert.ok(auth('subscribe', 'signature') >= 100, 'signatures from another key not counted');
     assert.equal(auth('subscribe', 'wrong-library'), 1);
     assert.equal(auth('events', 'subscriber-token'), 1);
+    assert.ok(Scrape.delta(before, after, 'notification_requests_refused_total', { reason: 'bad-request' }) >= 1, 'a request that is not HTTP not counted');
 
     const ready = await fetch(`${server.url}/health/ready`);
     await ready.arrayBuffer();
