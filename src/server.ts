@@ -149,17 +149,25 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (routeOf(request.url) !== 'websocket') refuseUpgrade(socket, 404, 'Not Found');
-    else if (draining) refuseUpgrade(socket, 503, 'Service Unavailable');
-    else {
+    else if (draining) {
+      counting.requestRefused('draining');
+      refuseUpgrade(socket, 503, 'Service Unavailable');
+    } else {
       const refusal = websockets.refusal(request);
-      if (refusal !== null) refuseUpgrade(socket, refusal.status, refusal.reason, refusal.headers);
-      else websockets.handleUpgrade(request, socket, head);
+      if (refusal !== null) {
+        counting.requestRefused(refusal.why);
+        refuseUpgrade(socket, refusal.status, refusal.reason, refusal.headers);
+      } else websockets.handleUpgrade(request, socket, head);
     }
   });
-  server.on('clientError', (err, socket) => {
+  server.on('clientError', (err: Error & { code?: string }, socket) => {
     logger.debug({ err }, 'bad HTTP request');
-    if (socket.writable) refuseUpgrade(socket, 400, 'Bad Request');
-    else socket.destroy();
+    // Node reports a request whose headers did not arrive within headersTimeout this way.
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    counting.requestRefused(timedOut ? 'timeout' : 'bad-request');
+    if (!socket.writable) socket.destroy();
+    else if (timedOut) refuseUpgrade(socket, 408, 'Request Timeout');
+    else refuseUpgrade(socket, 400, 'Bad Request');
   });
 
   // Joining the cluster first means a node behind the load balancer misses no event; a Redis

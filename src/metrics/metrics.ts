@@ -6,6 +6,13 @@ import type { CloseReason } from '../transport/close-codes.js';
 /** Why `/events` refused a request other than for its credentials. */
 export type EventRejection = 'method' | 'too-large' | 'invalid';
 
+/**
+ * Why the HTTP server turned a request away before it became a WebSocket: origin (403),
+ * connection-cap (503), draining (503), bad-request (400: an unparsable request), timeout
+ * (408: headers or body not complete in time, a slowloris).
+ */
+export type RequestRefusal = 'origin' | 'connection-cap' | 'draining' | 'bad-request' | 'timeout';
+
 /** Why a group-targeted event reached nobody. */
 export type UndeliveredReason = 'no-database' | 'lookup-failed';
 
@@ -31,6 +38,7 @@ export interface Metrics {
    */
   eventDelivered(event: LibraryEvent, recipients: number, latencySeconds: number): void;
   groupEventUndelivered(reason: UndeliveredReason): void;
+  requestRefused(reason: RequestRefusal): void;
 }
 
 /** Reports every fact to both. */
@@ -45,6 +53,7 @@ export function bothMetrics(first: Metrics, second: Metrics): Metrics {
     eventAccepted: (type, source) => (first.eventAccepted(type, source), second.eventAccepted(type, source)),
     eventDelivered: (event, recipients, seconds) => (first.eventDelivered(event, recipients, seconds), second.eventDelivered(event, recipients, seconds)),
     groupEventUndelivered: (reason) => (first.groupEventUndelivered(reason), second.groupEventUndelivered(reason)),
+    requestRefused: (reason) => (first.requestRefused(reason), second.requestRefused(reason)),
   };
 }
 
@@ -59,4 +68,5 @@ export const NO_METRICS: Metrics = {
   eventAccepted() {},
   eventDelivered() {},
   groupEventUndelivered() {},
+  requestRefused() {},
 };

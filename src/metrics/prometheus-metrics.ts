@@ -4,7 +4,7 @@ import type { SubscribeFailure } from '../auth/subscriber-token.js';
 import type { GroupCacheStats } from '../groups/cached-group-directory.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { CLOSE_REASONS, type CloseReason } from '../transport/close-codes.js';
-import type { EventRejection, Metrics, UndeliveredReason } from './metrics.js';
+import type { EventRejection, Metrics, RequestRefusal, UndeliveredReason } from './metrics.js';
 
 /** Levels read from their owners at scrape time, so that the hot path never updates a gauge. */
 export interface MetricLevels {
@@ -54,6 +54,13 @@ const PUBLISHER_FAILURES = Object.keys({
   'subscriber-token': 1,
 } satisfies Record<PublisherAuthFailure, 1>) as PublisherAuthFailure[];
 const EVENT_REJECTIONS = Object.keys({ method: 1, 'too-large': 1, invalid: 1 } satisfies Record<EventRejection, 1>) as EventRejection[];
+const REQUEST_REFUSALS = Object.keys({
+  origin: 1,
+  'connection-cap': 1,
+  draining: 1,
+  'bad-request': 1,
+  timeout: 1,
+} satisfies Record<RequestRefusal, 1>) as RequestRefusal[];
 const UNDELIVERED_REASONS = Object.keys({ 'no-database': 1, 'lookup-failed': 1 } satisfies Record<UndeliveredReason, 1>) as UndeliveredReason[];
 
 /** 0.1 ms to 1 s: a direct fan-out takes microseconds, one behind a group query milliseconds. */
@@ -112,6 +119,7 @@ export class PrometheusMetrics implements Metrics {
   readonly #sent: Counter;
   readonly #latency = new Map<string, Observation>();
   readonly #undelivered: Map<UndeliveredReason, Cell>;
+  readonly #refused: Map<RequestRefusal, Cell>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -228,6 +236,16 @@ export class PrometheusMetrics implements Metrics {
       UNDELIVERED_REASONS,
       (reason) => ({ reason }),
     );
+    this.#refused = countsByLabel(
+      {
+        name: 'notification_requests_refused_total',
+        help: 'HTTP requests turned away before they became a WebSocket: origin (403), connection-cap (503), draining (503), bad-request (400), timeout (408, headers not complete in time).',
+        labelNames: ['reason'],
+        registers,
+      },
+      REQUEST_REFUSALS,
+      (reason) => ({ reason }),
+    );
     new Counter({
       name: 'notification_group_lookups_total',
       help: 'Group member lookups: hit (answered from the cache or by joining a query in flight), miss (a database query was made).',
@@ -297,5 +315,9 @@ export class PrometheusMetrics implements Metrics {
 
   groupEventUndelivered(reason: UndeliveredReason): void {
     this.#undelivered.get(reason)!.inc();
+  }
+
+  requestRefused(reason: RequestRefusal): void {
+    this.#refused.get(reason)!.inc();
   }
 }

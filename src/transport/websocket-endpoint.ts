@@ -36,6 +36,7 @@ export type LiveEndpointSettings = Pick<EndpointOptions, 'sendQueueBytes' | 'con
 
 /** Why an upgrade is answered with an HTTP error instead of a WebSocket. */
 export interface UpgradeRefusal {
+  why: 'origin' | 'connection-cap';
   status: 403 | 503;
   reason: string;
   headers: Record<string, string>;
@@ -83,7 +84,7 @@ export class WebSocketEndpoint {
     const origin = request.headers.origin;
     if (this.#origins !== null && !this.#origins.admits(origin, request.headers.host)) {
       logger.debug({ remote: request.socket.remoteAddress, origin }, 'websocket refused: origin not allowed');
-      return { status: 403, reason: 'Forbidden', headers: {} };
+      return { why: 'origin', status: 403, reason: 'Forbidden', headers: {} };
     }
     if (maxConnections !== undefined && this.connections.size >= maxConnections) {
       const now = this.#now();
@@ -91,7 +92,7 @@ export class WebSocketEndpoint {
         this.#capWarnedAt = now;
         logger.warn({ connections: this.connections.size, maxConnections }, 'connection cap reached: refusing new WebSockets with 503 (max_connections)');
       }
-      return { status: 503, reason: 'Service Unavailable', headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } };
+      return { why: 'connection-cap', status: 503, reason: 'Service Unavailable', headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } };
     }
     return null;
   }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { after, describe, it } from 'node:test';
+import { scrape } from '../support/prometheus-text.js';
 import { ServerProcess, subscriberToken } from '../support/server-process.js';
 import { TestClient } from '../support/test-client.js';
 
@@ -118,6 +119,7 @@ describe('limits, through the running server', () => {
     const refused = await upgradeAnswer(server.port);
     assert.equal(refused.status, 503);
     assert.equal(refused.headers['retry-after'], '60');
+    assert.equal((await scrape(server.url)).value('notification_requests_refused_total', { reason: 'connection-cap' }), 1);
     await server.waitForLog((line) => line.msg.startsWith('connection cap reached'));
     assert.equal((await fetch(`${server.url}/ping`)).status, 200, 'the cap is on WebSockets only');
     first.close();
@@ -142,6 +144,7 @@ describe('limits, through the running server', () => {
     for (const headers of admitted) assert.equal((await upgradeAnswer(server.port, headers)).status, 101, JSON.stringify(headers));
     const refused = ['https://evil.example', 'http://cloud.example.com:8080', 'https://cloud.example.com.evil.example', 'null', 'http://evil.example'];
     for (const origin of refused) assert.equal((await upgradeAnswer(server.port, { origin })).status, 403, origin);
+    assert.equal((await scrape(server.url)).value('notification_requests_refused_total', { reason: 'origin' }), refused.length);
     const desktop = await TestClient.connect(server.wsUrl + '/notification', { protocols: ['notification.seafile.com'], headers: { origin: '127.0.0.1' } });
     clients.push(desktop);
     assert.equal(desktop.socket.protocol, 'notification.seafile.com');
