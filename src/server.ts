@@ -110,7 +110,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     status === null || config.adminToken === null ? null : new StatusEndpoint({ token: config.adminToken, status, logger });
   let draining = false;
 
-  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
+  const { headerTimeoutMs } = config.limits;
+  const httpOptions = {
+    headersTimeout: headerTimeoutMs,
+    requestTimeout: Math.max(headerTimeoutMs, 300_000),
+    // Node checks the timeouts on this interval (30 s by default), which would let a slow
+    // header drip live far past its deadline.
+    connectionsCheckingInterval: Math.min(5_000, Math.max(250, Math.floor(headerTimeoutMs / 4))),
+  };
+  const server = createServer(httpOptions, (request: IncomingMessage, response: ServerResponse) => {
     const route = routeOf(request.url);
     switch (route) {
       case 'ping':

@@ -55,6 +55,8 @@ export interface Limits {
   subscribeTimeoutMs: number;
   /** Refused subscribe entries a connection may send per minute (token bucket); past it, closed (4002); 0: no limit. */
   maxFailedSubscribesPerMinute: number;
+  /** A request (the WebSocket upgrade included) whose headers take longer than this is answered 408 and closed. */
+  headerTimeoutMs: number;
 }
 
 export interface Config {
@@ -101,6 +103,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxLibrariesPerConnection: 10_000,
   subscribeTimeoutMs: 60_000,
   maxFailedSubscribesPerMinute: 100,
+  headerTimeoutMs: 10_000,
 };
 
 export const DEFAULTS = {

@@ -295,6 +295,7 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     // 0 turns these two off.
     subscribeTimeoutMs: seconds('subscribe_timeout', DEFAULT_LIMITS.subscribeTimeoutMs, 0).value,
     maxFailedSubscribesPerMinute: read('max_failed_subscribes_per_minute', DEFAULT_LIMITS.maxFailedSubscribesPerMinute, 0, MAX_BYTES, '').value,
+    headerTimeoutMs: seconds('header_timeout', DEFAULT_LIMITS.headerTimeoutMs, 1).value,
   };
   const originSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_ALLOWED_ORIGINS'), fromFile(seafile, 'notification', 'allowed_origins'));
   const allowedOrigins = originSetting === null ? null : parseOriginList(originSetting);

@@ -40,6 +40,7 @@ const RESTART: readonly Setting[] = [
   { name: 'group_cache_ttl', read: (c) => c.groupCacheTtlMs },
   { name: 'Redis backplane (redis_url, redis_timeout)', read: (c) => c.backplane },
   { name: 'max_frame_bytes', read: (c) => c.limits.maxFrameBytes },
+  { name: 'header_timeout', read: (c) => c.limits.headerTimeoutMs },
   { name: 'ping_interval', read: (c) => c.pingIntervalMs },
   { name: 'dead_peer_timeout', read: (c) => c.deadPeerMs },
   { name: 'allowed_origins', read: (c) => c.allowedOrigins },

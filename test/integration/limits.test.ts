@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
+import { connect as connectTcp } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { scrape } from '../support/prometheus-text.js';
 import { ServerProcess, subscriberToken } from '../support/server-process.js';
@@ -110,6 +111,33 @@ describe('limits, through the running server', () => {
     await server.waitForLog((line) => line.msg.startsWith('too many refused subscribes'));
     await server.publish('repo-update', { repo_id: REPOS[0]!, commit_id: 'neighbour' });
     await neighbour.waitFor((m) => m.content['commit_id'] === 'neighbour');
+  });
+
+  it('a request that drips its headers past header_timeout is answered 408 and closed, while others are served', async () => {
+    const server = await start({ NOTIFICATION_SERVER_HEADER_TIMEOUT: '1' });
+    const slow = connectTcp(server.port, '127.0.0.1');
+    const head = 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Padding: ' + 'x'.repeat(200);
+    let sent = 0;
+    let answer = '';
+    slow.setEncoding('latin1').on('data', (chunk: string) => (answer += chunk));
+    slow.on('error', () => {});
+    const drip = setInterval(() => {
+      if (sent < head.length && slow.writable) slow.write(head[sent++]!);
+    }, 50);
+    const startedAt = Date.now();
+    try {
+      assert.equal((await fetch(`${server.url}/ping`)).status, 200, 'a slow client holds nobody else up');
+      await new Promise<void>((resolve) => slow.once('close', () => resolve()));
+    } finally {
+      clearInterval(drip);
+      slow.destroy();
+    }
+    const tookMs = Date.now() - startedAt;
+    assert.match(answer, /^HTTP\/1\.1 408 /);
+    // 1 s deadline, checked every 250 ms; generous bound for a loaded machine, far below Node's 60 s default.
+    assert.ok(tookMs < 8_000, `closed after ${tookMs} ms`);
+    assert.ok(sent < head.length, 'cut before the headers were complete');
+    assert.equal((await scrape(server.url)).value('notification_requests_refused_total', { reason: 'timeout' }), 1);
   });
 
   it('past max_connections an upgrade is answered 503 with Retry-After, and admitted again once a connection closes', async () => {

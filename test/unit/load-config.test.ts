@@ -718,23 +718,24 @@ test('tuning: every setting is named when it is not a positive whole number', as
 test('limits: connection limits from the environment or seafile.conf; 0 turns off the subscribe deadline and the failure limit', async () => {
   const defaults = (await load({}, { JWT_PRIVATE_KEY: KEY })).config;
   assert.deepEqual(
-    [defaults.limits.maxConnections, defaults.limits.maxLibrariesPerConnection, defaults.limits.subscribeTimeoutMs, defaults.limits.maxFailedSubscribesPerMinute],
-    [100_000, 10_000, 60_000, 100],
+    [defaults.limits.maxConnections, defaults.limits.maxLibrariesPerConnection, defaults.limits.subscribeTimeoutMs, defaults.limits.maxFailedSubscribesPerMinute, defaults.limits.headerTimeoutMs],
+    [100_000, 10_000, 60_000, 100, 10_000],
   );
   assert.equal(defaults.allowedOrigins, null);
   const { conf } = await seafileTop({
     'seafile.conf':
       `[notification]\njwt_private_key = ${KEY}\nmax_connections = 500\nmax_libraries_per_connection = 20\n` +
-      'subscribe_timeout = 0\nmax_failed_subscribes_per_minute = 0\nallowed_origins = https://Cloud.Example.com:443 http://seafile.lan:8000\n',
+      'subscribe_timeout = 0\nmax_failed_subscribes_per_minute = 0\nheader_timeout = 3\nallowed_origins = https://Cloud.Example.com:443 http://seafile.lan:8000\n',
   });
   const { config, notices } = await load({ configDir: conf }, { NOTIFICATION_SERVER_MAX_CONNECTIONS: '800' });
   assert.equal(config.limits.maxConnections, 800);
   assert.equal(config.limits.maxLibrariesPerConnection, 20);
   assert.equal(config.limits.subscribeTimeoutMs, 0);
   assert.equal(config.limits.maxFailedSubscribesPerMinute, 0);
+  assert.equal(config.limits.headerTimeoutMs, 3_000);
   assert.deepEqual(config.allowedOrigins, ['https://cloud.example.com', 'http://seafile.lan:8000']);
   assert.ok(notices.some((n) => n.includes('max_connections 800 (NOTIFICATION_SERVER_MAX_CONNECTIONS)')));
-  for (const name of ['MAX_CONNECTIONS', 'MAX_LIBRARIES_PER_CONNECTION']) {
+  for (const name of ['MAX_CONNECTIONS', 'MAX_LIBRARIES_PER_CONNECTION', 'HEADER_TIMEOUT']) {
     await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, [`NOTIFICATION_SERVER_${name}`]: '0' }), {
       name: 'ConfigError',
       message: new RegExp(`^invalid ${name.toLowerCase()} "0" \\(NOTIFICATION_SERVER_${name}\\): expected a whole number from 1 to `),
