@@ -99,6 +99,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     subscriptions: () => hub.index.size,
     subscribedLibraries: () => hub.index.libraries,
     groupLookups: () => groups?.stats ?? null,
+    backplane: () => ({ kind: backplane.kind, state: backplane.state }),
   });
   status?.readLevelsFrom({
     connections: () => websockets.connections.size,

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BackplaneState } from '../backplane/backplane.js';
 import type { PublisherAuthFailure, PublisherKind } from '../auth/publisher-auth.js';
 import type { SubscribeFailure } from '../auth/subscriber-token.js';
 import type { GroupCacheStats } from '../groups/cached-group-directory.js';
@@ -13,6 +14,8 @@ export interface MetricLevels {
   subscribedLibraries(): number;
   /** Null when no group database is configured. */
   groupLookups(): GroupCacheStats | null;
+  /** How events travel between nodes, and whether that works now. */
+  backplane(): { kind: string; state: BackplaneState };
 }
 
 const NO_LEVELS: MetricLevels = {
@@ -20,7 +23,10 @@ const NO_LEVELS: MetricLevels = {
   subscriptions: () => 0,
   subscribedLibraries: () => 0,
   groupLookups: () => null,
+  backplane: () => ({ kind: 'memory', state: 'connected' }),
 };
+
+const BACKPLANE_STATES: readonly BackplaneState[] = ['connecting', 'connected', 'reconnecting', 'closed'];
 
 /**
  * The event types Seafile sends get their own label value; any other type a publisher makes
@@ -146,6 +152,18 @@ export class PrometheusMetrics implements Metrics {
       CLOSE_REASONS,
       (reason) => ({ reason }),
     );
+
+    new Gauge({
+      name: 'notification_backplane_state',
+      help: 'The backplane (kind: memory or redis) by state: 1 for the state it is in now, 0 for the others. With Redis, anything but connected means events posted to other nodes do not reach this one.',
+      labelNames: ['kind', 'state'],
+      registers,
+      collect() {
+        const { kind, state } = metrics.#levels.backplane();
+        this.reset();
+        for (const each of BACKPLANE_STATES) this.set({ kind, state: each }, each === state ? 1 : 0);
+      },
+    });
 
     new Gauge({
       name: 'notification_subscriptions',

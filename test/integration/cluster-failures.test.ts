@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { scrape } from '../support/prometheus-text.js';
 import { commits, flushFrom, isConnectedLine, startNodes, subscribedClient } from '../support/cluster.js';
 import { redisSkipReason, startRedis, type RedisInstance } from '../support/redis.js';
 import { ServerProcess, type LogLine } from '../support/server-process.js';
@@ -82,11 +83,15 @@ describe('Redis killed and restarted mid-stream', { skip }, () => {
     const attempt = await nodes[2]!.waitForLog((line) => /reconnecting: attempt \d+ in \d+ ms/.test(line.msg), 15_000);
     assert.equal(typeof attempt['delayMs'], 'number');
     assertAlive(nodes);
+    const stateOf = async (node: ServerProcess, state: string): Promise<number> =>
+      (await scrape(node.url)).value('notification_backplane_state', { kind: 'redis', state });
+    assert.equal(await stateOf(nodes[2]!, 'connected'), 0, 'the metrics show the lost backplane');
 
     await until(() => sent.length >= streamedWhenLost + 5);
     const streamedWhenRestarted = sent.length;
     await redis.restart();
     const backLines = await Promise.all(nodes.map((node) => node.waitForLog(isBackLine, 20_000)));
+    assert.equal(await stateOf(nodes[2]!, 'connected'), 1, 'and that it is back');
     const streamedWhenBack = sent.length;
     await until(() => sent.length >= streamedWhenBack + 20);
     streaming = false;

@@ -49,7 +49,7 @@ describe('Prometheus metrics', () => {
     const metrics = new PrometheusMetrics({ processMetrics: false });
     let connections = 4;
     const cache = { hits: 9, misses: 2, failures: 1 };
-    metrics.readLevelsFrom({ connections: () => connections, subscriptions: () => 7, subscribedLibraries: () => 5, groupLookups: () => cache });
+    metrics.readLevelsFrom({ connections: () => connections, subscriptions: () => 7, subscribedLibraries: () => 5, groupLookups: () => cache, backplane: () => ({ kind: 'redis', state: 'reconnecting' }) });
     let counts = await scrape(metrics);
     assert.equal(counts.value('notification_connections'), 4);
     assert.equal(counts.value('notification_subscriptions'), 7);
@@ -57,6 +57,8 @@ describe('Prometheus metrics', () => {
     assert.equal(counts.value('notification_group_lookups_total', { result: 'hit' }), 9);
     assert.equal(counts.value('notification_group_lookups_total', { result: 'miss' }), 2);
     assert.equal(counts.value('notification_group_lookup_failures_total'), 1);
+    assert.equal(counts.value('notification_backplane_state', { kind: 'redis', state: 'reconnecting' }), 1);
+    assert.equal(counts.value('notification_backplane_state', { kind: 'redis', state: 'connected' }), 0);
     connections = 1;
     cache.hits = 10;
     counts = await scrape(metrics);
