@@ -1,10 +1,12 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { KeyRing } from './auth/key-ring.js';
 import type { Backplane } from './backplane/backplane.js';
 import { openBackplane } from './backplane/open-backplane.js';
-import type { Config } from './config/config.js';
+import type { Config, EventsListen } from './config/config.js';
+import { describeEventsListen } from './config/load-config.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
 import { EventEndpoint } from './http/event-endpoint.js';
@@ -126,7 +128,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         answerPing(request, response);
         return;
       case 'events':
-        events.handle(request, response);
+        if (eventsServer === null) events.handle(request, response);
+        else {
+          response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+          response.end('not found: events are published on the internal listener (events_listen)\n');
+        }
         return;
       case 'metrics':
         answerMetrics(metrics, logger, request, response);
@@ -179,6 +185,18 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     else refuseUpgrade(socket, 400, 'Bad Request');
   });
 
+  // Publishers only: the public port then has no /events at all.
+  const eventsServer =
+    config.eventsListen === null
+      ? null
+      : createServer(httpOptions, (request: IncomingMessage, response: ServerResponse) => {
+          if (routeOf(request.url) === 'events') events.handle(request, response);
+          else {
+            response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+            response.end('not found: this listener serves POST /events only\n');
+          }
+        });
+
   // Joining the cluster first means a node behind the load balancer misses no event; a Redis
   // that is down does not keep the node from serving its own events.
   await backplane.start(BACKPLANE_START_WAIT_MS);
@@ -192,6 +210,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await backplane.close();
     throw err;
   });
+  if (eventsServer !== null && config.eventsListen !== null) {
+    const where = config.eventsListen;
+    await listenForEvents(eventsServer, where).catch(async (err: unknown) => {
+      server.close();
+      await backplane.close();
+      throw err;
+    });
+    logger.info({ eventsListen: describeEventsListen(where) }, `POST /events is served on ${describeEventsListen(where)} only`);
+  }
   const address = server.address() as AddressInfo;
 
   return {
@@ -208,6 +235,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await websockets.drain(running.drainMs);
       statusPage?.close();
       server.close();
+      eventsServer?.close();
+      eventsServer?.closeAllConnections();
       await backplane.close();
       hub.close();
       server.closeAllConnections();
@@ -233,4 +262,18 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       return plan;
     },
   };
+}
+
+async function listenForEvents(server: Server, where: EventsListen): Promise<void> {
+  // A socket file left by a server that died would make listen fail with EADDRINUSE.
+  if (where.kind === 'unix') await rm(where.path, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const done = (): void => {
+      server.off('error', reject);
+      resolve();
+    };
+    if (where.kind === 'unix') server.listen(where.path, done);
+    else server.listen(where.port, where.host, done);
+  });
 }

@@ -40,6 +40,8 @@ export type BackplaneConfig =
       timeoutMs: number;
     };
 
+export type EventsListen = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
 export interface Limits {
   /** Largest WebSocket message accepted from a client; larger closes the connection (1009). */
   maxFrameBytes: number;
@@ -89,6 +91,11 @@ export interface Config {
    * origin. The desktop client's own forms are always admitted (see transport/origin-policy.ts).
    */
   allowedOrigins: string[] | null;
+  /**
+   * Where `POST /events` is served instead of the public port: a TCP address or a Unix
+   * socket path. Null: on the public port, as the stock server does.
+   */
+  eventsListen: EventsListen | null;
   /** Whether `GET /metrics` answers (Prometheus text format); 404 when false. */
   metrics: boolean;
   /** The secret of the admin status page at `/status`; null: the page is off (404). */

@@ -80,13 +80,16 @@ Environment (beats the config files, loses to options):
                                          closed, 0: no limit (100)
   NOTIFICATION_SERVER_HEADER_TIMEOUT     seconds a request may take to send its headers
                                          before it is answered 408 (10)
+  NOTIFICATION_SERVER_EVENTS_LISTEN      serve POST /events only here: host:port or a
+                                         Unix socket path (default: the public port)
   NOTIFICATION_SERVER_ALLOWED_ORIGINS    browser origins allowed to connect, e.g.
                                          https://cloud.example.com (default: any)
 The tuning settings can also be set in seafile.conf [notification] in lower case
 without the prefix: ping_interval, dead_peer_timeout, drain_seconds,
 group_cache_ttl, max_frame_bytes, max_event_bytes, send_queue_bytes,
 max_connections, max_libraries_per_connection, subscribe_timeout,
-max_failed_subscribes_per_minute, header_timeout, allowed_origins, redis_timeout.
+max_failed_subscribes_per_minute, header_timeout, allowed_origins, events_listen,
+redis_timeout.
 `;
 
 const OPTIONS = {

@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { resolveBackplane } from './backplane.js';
-import { ConfigError, DEFAULT_LIMITS, DEFAULTS, type Config, type Limits } from './config.js';
+import { ConfigError, DEFAULT_LIMITS, DEFAULTS, type Config, type EventsListen, type Limits } from './config.js';
 import type { ServeFlags } from './flags.js';
 import { resolveGroupDatabase } from './group-database.js';
 import { resolveJwtKey } from './jwt-key.js';
@@ -114,6 +114,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     deadPeerMs: tuning.deadPeerMs,
     drainMs: tuning.drainMs,
     allowedOrigins: tuning.allowedOrigins,
+    eventsListen: tuning.eventsListen,
     metrics,
     adminToken,
   };
@@ -247,6 +248,7 @@ interface Tuning {
   keyGraceMs: number;
   limits: Limits;
   allowedOrigins: string[] | null;
+  eventsListen: EventsListen | null;
   /** `name value (source)` for each setting not at its default. */
   changed: string[];
 }
@@ -300,6 +302,9 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
   const originSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_ALLOWED_ORIGINS'), fromFile(seafile, 'notification', 'allowed_origins'));
   const allowedOrigins = originSetting === null ? null : parseOriginList(originSetting);
   if (allowedOrigins !== null) changed.push(`allowed_origins ${allowedOrigins.join(' ')} (${originSetting!.source})`);
+  const eventsSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_EVENTS_LISTEN'), fromFile(seafile, 'notification', 'events_listen'));
+  const eventsListen = eventsSetting === null ? null : parseEventsListen(eventsSetting);
+  if (eventsListen !== null) changed.push(`events_listen ${describeEventsListen(eventsListen)} (${eventsSetting!.source})`);
   return {
     pingIntervalMs: ping.value,
     deadPeerMs: deadPeer.value,
@@ -308,6 +313,25 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     keyGraceMs: keyGrace.value,
     limits,
     allowedOrigins,
+    eventsListen,
     changed,
   };
+}
+
+/** `127.0.0.1:8084`, `[::1]:8084`, or an absolute Unix socket path. */
+function parseEventsListen(setting: Setting): EventsListen {
+  const text = setting.text.trim();
+  if (text.startsWith('/')) return { kind: 'unix', path: text };
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d+)$/.exec(text);
+  if (match === null) {
+    throw new ConfigError(
+      `invalid events_listen ${JSON.stringify(setting.text)} (${describeSetting(setting)}): use host:port (127.0.0.1:8084, [::1]:8084) or an absolute Unix socket path`,
+    );
+  }
+  const port = parseInteger({ ...setting, text: match[3]! }, 'events_listen port', 1, 65535);
+  return { kind: 'tcp', host: match[1] ?? match[2]!, port };
+}
+
+export function describeEventsListen(listen: EventsListen): string {
+  return listen.kind === 'unix' ? listen.path : `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
 }

@@ -44,6 +44,7 @@ const RESTART: readonly Setting[] = [
   { name: 'ping_interval', read: (c) => c.pingIntervalMs },
   { name: 'dead_peer_timeout', read: (c) => c.deadPeerMs },
   { name: 'allowed_origins', read: (c) => c.allowedOrigins },
+  { name: 'events_listen', read: (c) => c.eventsListen },
   { name: 'metrics', read: (c) => c.metrics },
   { name: 'admin_token', read: (c) => c.adminToken },
 ];

@@ -117,6 +117,7 @@ const RUNNING: Config = {
   deadPeerMs: DEFAULTS.deadPeerMs,
   drainMs: DEFAULTS.drainMs,
   allowedOrigins: null,
+  eventsListen: null,
   metrics: true,
   adminToken: null,
 };
