@@ -188,6 +188,15 @@ describe('notification-server check, in front of and behind the documented nginx
     assert.equal(result.code, 1);
   });
 
+  it('a bad --idle-seconds is refused before anything is checked, with exit 2', async () => {
+    for (const bad of ['0', 'soon', '-5']) {
+      const result = await runCli(['check', `--idle-seconds=${bad}`], { env: serverEnv() });
+      assert.equal(result.code, 2, bad);
+      assert.equal(result.stdout, '', bad);
+      assert.match(result.stderr, /--idle-seconds must be a whole number of at least 1/, bad);
+    }
+  });
+
   it('a setting the server would refuse fails the configuration line', async () => {
     const result = await runCli(['check', '--clients', '100'], {
       env: { ...serverEnv(), NOTIFICATION_SERVER_PING_INTERVAL: '60', NOTIFICATION_SERVER_DEAD_PEER_TIMEOUT: '30' },
