@@ -188,6 +188,13 @@ describe('notification-server check, in front of and behind the documented nginx
     assert.equal(result.code, 1);
   });
 
+  it('with no JWT key configured the key line is a warning with where to set it', async () => {
+    const { JWT_PRIVATE_KEY: _unset, ...withoutKey } = serverEnv();
+    const result = await runCli(['check', '--clients', '100'], { env: withoutKey, openFilesLimit: 4096 });
+    assert.match(linesOf(result).get('key')!, /^WARN +key: no JWT key configured.*not checked\. Fix: set JWT_PRIVATE_KEY or seafile\.conf \[notification\] jwt_private_key/);
+    assert.equal(result.code, 0, result.stdout);
+  });
+
   it('a bad --idle-seconds is refused before anything is checked, with exit 2', async () => {
     for (const bad of ['0', 'soon', '-5']) {
       const result = await runCli(['check', `--idle-seconds=${bad}`], { env: serverEnv() });
