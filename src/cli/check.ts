@@ -2,6 +2,7 @@
  * `notification-server check`: reads the configuration as the server does and tries what
  * clients and the server depend on, one line each, with a fix for what fails.
  */
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
@@ -14,6 +15,7 @@ import { loadConfig } from '../config/load-config.js';
 import { nonBlank, type Env } from '../config/setting.js';
 import { openGroupDirectory } from '../groups/open-group-directory.js';
 import { SEAFILE_SUBPROTOCOL } from '../transport/websocket-endpoint.js';
+import { signToken } from '../auth/jwt.js';
 import { describeFetchError, localServerUrl } from './server-url.js';
 
 export const CHECK_USAGE = `Usage: notification-server check [options]
@@ -22,9 +24,13 @@ Reads the configuration the way the server does (options, environment, -c <dir>)
 checks, one line each (OK, WARN or FAIL, with a fix for what fails):
   configuration   the settings load
   server          <host>:<port>/ping answers, as publishers reach it
+  key             the server accepts a token signed with the configured JWT key
+                  (WARN when the config files hold two different keys)
   group database  the ccnet GroupUser table answers
   ping            <public url>/notification/ping answers through the proxy
   websocket       a WebSocket upgrade through <public url>/notification works
+  idle proxy      the proxy keeps an idle WebSocket open longer than the server's
+                  ping interval (waits ping_interval + 5 s)
   open files      the open-files limit (ulimit -n) fits the expected clients
 Exits 0 when nothing failed, 1 otherwise.
 
@@ -37,6 +43,7 @@ Options:
                            (default: SEAFILE_SERVER_PROTOCOL://SEAFILE_SERVER_HOSTNAME,
                            else SERVICE_URL from ccnet.conf [General])
       --clients <n>        clients to plan for (default: 1000); each holds one open file
+      --idle-seconds <n>   how long the idle proxy check waits (default: ping_interval + 5)
   -h, --help               show this help
 `;
 
@@ -47,6 +54,7 @@ const OPTIONS = {
   port: { type: 'string' },
   'public-url': { type: 'string' },
   clients: { type: 'string' },
+  'idle-seconds': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -54,6 +62,12 @@ const TIMEOUT_MS = 5_000;
 /** Descriptors the server needs besides its clients: the log, the listening socket, the database. */
 const RESERVED_FILES = 64;
 const PONG = '{"ret": "pong"}';
+/** How much longer than one ping interval the idle proxy check waits: a ping must have crossed by then. */
+const IDLE_MARGIN_MS = 5_000;
+/** Matches the notice load-config gives for a second, different JWT key in the config files. */
+const OTHER_KEY_NOTICE = /differs from .* must sign with the key this server checks/;
+const SAME_KEY_FIX =
+  'seaf-server, seahub and the notification server must use the same JWT key: compare JWT_PRIVATE_KEY / seafile.conf [notification] jwt_private_key';
 
 type Status = 'OK' | 'WARN' | 'FAIL';
 
@@ -71,6 +85,14 @@ interface CheckInput {
   port: number | null;
   publicUrl: string | null;
   clients: number;
+  idleSeconds: number | null;
+}
+
+interface LoadedConfig {
+  config: Config;
+  notices: string[];
+  /** False when nothing gave a JWT key: the check then loaded the config with a placeholder. */
+  keyConfigured: boolean;
 }
 
 export async function check(argv: string[]): Promise<number> {
@@ -88,6 +110,7 @@ export async function check(argv: string[]): Promise<number> {
       port: parsePortFlag(values.port),
       publicUrl: nonEmpty(values['public-url'], '--public-url', 'a URL'),
       clients: parseClients(values.clients),
+      idleSeconds: parseIdleSeconds(values['idle-seconds']),
     };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -102,29 +125,43 @@ export async function check(argv: string[]): Promise<number> {
     process.stdout.write(`${finding.status.padEnd(5)} ${finding.name}: ${finding.detail}${fix}\n`);
   };
 
-  const config = await checkConfiguration(input, process.env, report);
-  if (config !== null) {
+  const loaded = await checkConfiguration(input, process.env, report);
+  const config = loaded?.config ?? null;
+  if (loaded !== null && config !== null) {
     report(await checkServer(config));
+    report(await checkKey(loaded));
     report(await checkGroupDatabase(config));
   }
+  // Without a configuration the server's own default applies.
+  const idleMs = input.idleSeconds !== null ? input.idleSeconds * 1000 : (config?.pingIntervalMs ?? DEFAULTS.pingIntervalMs) + IDLE_MARGIN_MS;
   const publicUrl = await findPublicUrl(input, process.env);
   if (publicUrl === null) {
     const fix = 'pass --public-url https://<your Seafile host> to check the proxy';
     report({ status: 'WARN', name: 'ping', detail: 'no public URL known, not checked.', fix });
     report({ status: 'WARN', name: 'websocket', detail: 'no public URL known, not checked.', fix });
+    report({ status: 'WARN', name: 'idle proxy', detail: 'no public URL known, not checked.', fix });
   } else {
     const base = notificationBase(publicUrl);
     if (base instanceof ConfigError) {
       const fix = 'write the public URL like https://seafile.example.com';
       report({ status: 'FAIL', name: 'ping', detail: `${base.message}, not checked.`, fix });
       report({ status: 'FAIL', name: 'websocket', detail: `${base.message}, not checked.`, fix });
+      report({ status: 'FAIL', name: 'idle proxy', detail: `${base.message}, not checked.`, fix });
     } else {
       report(await checkPing(base));
       report(await checkUpgrade(base));
+      report(await checkIdleProxy(base, idleMs));
     }
   }
   report(await checkOpenFiles(input.clients));
   return failed ? 1 : 0;
+}
+
+function parseIdleSeconds(text: string | undefined): number | null {
+  if (text === undefined) return null;
+  const seconds = /^\d{1,6}$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!(seconds >= 1)) throw new ConfigError(`--idle-seconds must be a whole number of at least 1, got ${JSON.stringify(text)}`);
+  return seconds;
 }
 
 function parseClients(text: string | undefined): number {
@@ -134,11 +171,11 @@ function parseClients(text: string | undefined): number {
   return clients;
 }
 
-async function checkConfiguration(input: CheckInput, env: Env, report: (finding: Finding) => void): Promise<Config | null> {
+async function checkConfiguration(input: CheckInput, env: Env, report: (finding: Finding) => void): Promise<LoadedConfig | null> {
   // With nothing configured the server would generate a key; a check must not leave one behind.
   const configured = input.configDir !== null || env['JWT_PRIVATE_KEY'] !== undefined;
   try {
-    const { config } = await loadConfig({
+    const { config, notices } = await loadConfig({
       flags: {
         configDir: input.configDir,
         ccnetDb: input.ccnetDb,
@@ -157,7 +194,7 @@ async function checkConfiguration(input: CheckInput, env: Env, report: (finding:
     });
     const key = configured ? `JWT key from ${config.jwtKeySource}` : 'no JWT key configured (the server generates one)';
     report({ status: 'OK', name: 'configuration', detail: `listens on ${config.host}:${config.port}, ${key}.` });
-    return config;
+    return { config, notices, keyConfigured: configured };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     report({ status: 'FAIL', name: 'configuration', detail: error.message, fix: 'correct the setting named; the server will not start until then' });
@@ -175,6 +212,74 @@ async function checkServer(config: Config): Promise<Finding> {
     detail: `${url}: ${answer.problem}.`,
     fix: 'start the notification server (systemctl start notification-server), or give the address it listens on (--host, --port)',
   };
+}
+
+/**
+ * Subscribes a made-up library with a token signed by the configured key, then pings: the server
+ * handles a connection's frames in order, so a refusal (`jwt-expired`) arrives before the pong.
+ */
+async function checkKey({ config, notices, keyConfigured }: LoadedConfig): Promise<Finding> {
+  if (!keyConfigured) {
+    return {
+      status: 'WARN',
+      name: 'key',
+      detail: 'no JWT key configured: a server started so generates its own, which seaf-server and seahub do not know; not checked.',
+      fix: 'set JWT_PRIVATE_KEY or seafile.conf [notification] jwt_private_key to the key seaf-server and seahub use',
+    };
+  }
+  const url = new URL(localServerUrl(config.host, config.port));
+  url.protocol = 'ws:';
+  const repoId = randomUUID();
+  const token = signToken(
+    { repo_id: repoId, username: 'notification-server-check', exp: Math.floor(Date.now() / 1000) + 300 },
+    Buffer.from(config.jwtPrivateKey, 'utf8'),
+  );
+  const outcome = await new Promise<'accepted' | 'refused' | { problem: string }>((settle) => {
+    const socket = new WebSocket(url, [SEAFILE_SUBPROTOCOL], { handshakeTimeout: TIMEOUT_MS, perMessageDeflate: false });
+    const timer = setTimeout(() => done({ problem: `no answer within ${(TIMEOUT_MS * 2) / 1000} s` }), TIMEOUT_MS * 2);
+    function done(result: 'accepted' | 'refused' | { problem: string }): void {
+      clearTimeout(timer);
+      socket.terminate();
+      settle(result);
+    }
+    socket.on('unexpected-response', (_request, response) => {
+      response.resume();
+      done({ problem: `answered ${response.statusCode} instead of 101 Switching Protocols` });
+    });
+    socket.on('error', (error) => done({ problem: error.message }));
+    socket.on('close', (code) => done({ problem: `the server closed the connection (${code})` }));
+    socket.on('open', () => {
+      socket.send(JSON.stringify({ type: 'subscribe', content: { repos: [{ id: repoId, jwt_token: token }] } }));
+      socket.ping();
+    });
+    socket.on('message', (data) => {
+      let message: unknown;
+      try {
+        message = JSON.parse(String(data));
+      } catch {
+        return;
+      }
+      const { type, content } = (message ?? {}) as { type?: unknown; content?: { repo_id?: unknown } };
+      if (type === 'jwt-expired' && content?.repo_id === repoId) done('refused');
+    });
+    socket.on('pong', () => done('accepted'));
+  });
+  if (typeof outcome === 'object') {
+    return { status: 'WARN', name: 'key', detail: `${url.href}: ${outcome.problem}; not checked.` };
+  }
+  if (outcome === 'refused') {
+    return {
+      status: 'FAIL',
+      name: 'key',
+      detail: `the server at ${url.href} refuses a token signed with the key from ${config.jwtKeySource} (clients get jwt-expired for every library).`,
+      fix: SAME_KEY_FIX,
+    };
+  }
+  const others = notices.filter((notice) => OTHER_KEY_NOTICE.test(notice));
+  if (others.length > 0) {
+    return { status: 'WARN', name: 'key', detail: `the server accepts the key from ${config.jwtKeySource}, but ${others.join(' ')}`, fix: SAME_KEY_FIX };
+  }
+  return { status: 'OK', name: 'key', detail: `the server at ${url.href} accepts a token signed with the key from ${config.jwtKeySource}.` };
 }
 
 async function checkGroupDatabase(config: Config): Promise<Finding> {
@@ -250,6 +355,52 @@ async function checkUpgrade(base: URL): Promise<Finding> {
     fix = 'check the public URL and that the proxy runs and is reachable from here';
   }
   return { status: 'FAIL', name: 'websocket', detail: `${url.href}: ${outcome.problem}.`, fix };
+}
+
+/** Holds a WebSocket through the proxy with nothing subscribed: only the server's pings keep it busy. */
+async function checkIdleProxy(base: URL, idleMs: number): Promise<Finding> {
+  const url = new URL(base.href);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  const seconds = Math.round(idleMs / 1000);
+  const outcome = await new Promise<{ ok: true } | { ok: false; problem: string }>((settle) => {
+    const socket = new WebSocket(url, [SEAFILE_SUBPROTOCOL], { handshakeTimeout: TIMEOUT_MS, perMessageDeflate: false });
+    let openedAt: number | null = null;
+    let timer = setTimeout(() => done({ ok: false, problem: `no answer within ${(TIMEOUT_MS * 2) / 1000} s` }), TIMEOUT_MS * 2);
+    function done(result: { ok: true } | { ok: false; problem: string }): void {
+      clearTimeout(timer);
+      socket.removeAllListeners();
+      socket.on('error', () => undefined);
+      socket.terminate();
+      settle(result);
+    }
+    socket.on('unexpected-response', (_request, response) => {
+      response.resume();
+      done({ ok: false, problem: `not opened: answered ${response.statusCode} instead of 101 Switching Protocols` });
+    });
+    socket.on('error', (error) => done({ ok: false, problem: openedAt === null ? `not opened: ${error.message}` : error.message }));
+    socket.on('open', () => {
+      openedAt = Date.now();
+      clearTimeout(timer);
+      timer = setTimeout(() => done({ ok: true }), idleMs);
+    });
+    socket.on('close', (code) => {
+      const after = openedAt === null ? '' : ` after ${((Date.now() - openedAt) / 1000).toFixed(1)} s idle`;
+      done({ ok: false, problem: `closed${after} (code ${code})` });
+    });
+  });
+  // The websocket line already fails with the fix when no WebSocket opens through the proxy.
+  if (!outcome.ok && outcome.problem.startsWith('not opened: ')) {
+    return { status: 'WARN', name: 'idle proxy', detail: `${url.href}: ${outcome.problem}; not checked.` };
+  }
+  if (outcome.ok) return { status: 'OK', name: 'idle proxy', detail: `${url.href} stayed open ${seconds} s with nothing subscribed (the server's pings cross the proxy).` };
+  return {
+    status: 'FAIL',
+    name: 'idle proxy',
+    detail: `${url.href}: ${outcome.problem}, within ${seconds} s with nothing subscribed (idle clients then reconnect over and over).`,
+    fix:
+      "make the proxy's idle timeout longer than the server's ping interval: nginx proxy_read_timeout, HAProxy timeout tunnel, " +
+      'Apache ProxyTimeout or ProxyPass timeout= (docs/deploy)',
+  };
 }
 
 async function checkOpenFiles(clients: number): Promise<Finding> {
