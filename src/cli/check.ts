@@ -11,6 +11,7 @@ import { ConfigError, DEFAULTS, type Config } from '../config/config.js';
 import { nonEmpty, parseCommandLine, parsePortFlag } from '../config/flags.js';
 import { describeDatabase } from '../config/group-database.js';
 import { readKeyFile } from '../config/keyfile.js';
+import { KEYS_DIFFER } from '../config/jwt-key.js';
 import { loadConfig } from '../config/load-config.js';
 import { nonBlank, type Env } from '../config/setting.js';
 import { openGroupDirectory } from '../groups/open-group-directory.js';
@@ -65,7 +66,7 @@ const PONG = '{"ret": "pong"}';
 /** How much longer than one ping interval the idle proxy check waits: a ping must have crossed by then. */
 const IDLE_MARGIN_MS = 5_000;
 /** Matches the notice load-config gives for a second, different JWT key in the config files. */
-const OTHER_KEY_NOTICE = /differs from .* must sign with the key this server checks/;
+const isOtherKeyNotice = (notice: string): boolean => notice.includes(' differs from ') && notice.includes(KEYS_DIFFER);
 const SAME_KEY_FIX =
   'seaf-server, seahub and the notification server must use the same JWT key: compare JWT_PRIVATE_KEY / seafile.conf [notification] jwt_private_key';
 
@@ -275,7 +276,7 @@ async function checkKey({ config, notices, keyConfigured }: LoadedConfig): Promi
       fix: SAME_KEY_FIX,
     };
   }
-  const others = notices.filter((notice) => OTHER_KEY_NOTICE.test(notice));
+  const others = notices.filter(isOtherKeyNotice);
   if (others.length > 0) {
     return { status: 'WARN', name: 'key', detail: `the server accepts the key from ${config.jwtKeySource}, but ${others.join(' ')}`, fix: SAME_KEY_FIX };
   }

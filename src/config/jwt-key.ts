@@ -25,6 +25,9 @@ interface ResolvedKey {
   source: string;
 }
 
+/** Ends the notice about a second, different key; `check` looks for it. */
+export const KEYS_DIFFER = 'seaf-server and seahub must sign with the key this server checks.';
+
 const MISSING_KEY_MESSAGE =
   'JWT_PRIVATE_KEY is not set: set it (or jwt_private_key in seafile.conf [notification]) to the key seaf-server uses; ' +
   'generate one with `notification-server keygen`';
@@ -58,7 +61,7 @@ export async function resolveJwtKey(input: {
     for (const other of candidates.slice(1)) {
       if (other.text === chosen.text || other.text.trim() === '') continue;
       notices.push(
-        `${other.source} differs from ${chosen.source}, which is used: seaf-server and seahub must sign with the key this server checks.` +
+        `${other.source} differs from ${chosen.source}, which is used: ${KEYS_DIFFER}` +
           (hasStrayQuote(other.text) ? ` (${other.source} has an unmatched quote, which is part of its value.)` : ''),
       );
     }
