@@ -42,6 +42,11 @@ export type BackplaneConfig =
 
 export type EventsListen = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
+/** `127.0.0.1:8084`, `[::1]:8084` or the socket path, for the log. */
+export function describeEventsListen(listen: EventsListen): string {
+  return listen.kind === 'unix' ? listen.path : `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
+}
+
 export interface Limits {
   /** Largest WebSocket message accepted from a client; larger closes the connection (1009). */
   maxFrameBytes: number;

@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { resolveBackplane } from './backplane.js';
-import { ConfigError, DEFAULT_LIMITS, DEFAULTS, type Config, type EventsListen, type Limits } from './config.js';
+import { ConfigError, DEFAULT_LIMITS, DEFAULTS, describeEventsListen, type Config, type EventsListen, type Limits } from './config.js';
 import type { ServeFlags } from './flags.js';
 import { resolveGroupDatabase } from './group-database.js';
 import { resolveJwtKey } from './jwt-key.js';
@@ -332,6 +332,3 @@ function parseEventsListen(setting: Setting): EventsListen {
   return { kind: 'tcp', host: match[1] ?? match[2]!, port };
 }
 
-export function describeEventsListen(listen: EventsListen): string {
-  return listen.kind === 'unix' ? listen.path : `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
-}
