@@ -19,6 +19,7 @@ import type { Logger } from './log.js';
 import { bothMetrics, NO_METRICS } from './metrics/metrics.js';
 import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { LiveStatus } from './status/live-status.js';
+import { StockClientRefresh } from './transport/stock-refresh.js';
 import { WebSocketEndpoint } from './transport/websocket-endpoint.js';
 
 export interface RunningServer {
@@ -68,7 +69,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       ? (metrics ?? NO_METRICS)
       : bothMetrics(metrics ?? NO_METRICS, { ...NO_METRICS, eventDelivered: (event, n, s) => status.eventDelivered(event, n, s) });
   // The backplane hands events to the hub only once started, and the hub reads its history.
-  const backplane = openBackplane(config.backplane, { deliver: (event) => hub.publish(event), key, logger, history: config.history });
+  const backplane = openBackplane(config.backplane, {
+    deliver: (event) => hub.publish(event),
+    key,
+    logger,
+    history: config.history,
+    followedLibraries: () => hub.index.libraryIds(),
+    onGap: (gap) => {
+      // Positioned clients catch up from the history; stock desktop clients are sent to re-read their state.
+      if (gap.cutOff === 'this-node') hub.catchUp();
+      const why = gap.cutOff === 'this-node' ? 'back on the backplane after missing other nodes\' events' : `node ${gap.node} was cut off and accepted events alone`;
+      refresh.refresh(gap.libraries, why);
+    },
+  });
   const hub = new Hub({ groups, logger, metrics: counting, now, history: backplane.history });
   const websockets = new WebSocketEndpoint({
     hub,
@@ -88,6 +101,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     maxConnections: config.limits.maxConnections,
     allowedOrigins: config.allowedOrigins,
   });
+  const refresh = new StockClientRefresh({ hub, connections: websockets.connections, logger, windowMs: config.gapRefreshWindowMs });
   const events = new EventEndpoint({
     backplane,
     credentials: { key: keys, staticToken: config.notificationToken },
@@ -249,6 +263,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       // the other keep meeting on it.
       keys.rotate(Buffer.from(running.jwtPrivateKey, 'utf8'), running.keyGraceMs);
       logger.level = running.logLevel;
+      refresh.reconfigure(running.gapRefreshWindowMs);
       events.reconfigure({ staticToken: running.notificationToken, maxBodyBytes: running.limits.maxEventBodyBytes });
       websockets.reconfigure({
         sendQueueBytes: running.limits.sendQueueBytes,
