@@ -26,8 +26,10 @@ function commitsOf(client: TestClient): string[] {
   return client.messages.filter((m: Message) => m.type === 'repo-update').map((m) => String(m.content['commit_id']));
 }
 
-async function desktopClient(node: ServerProcess, repoId: string): Promise<TestClient> {
-  const client = await TestClient.connect(node.wsUrl, { protocols: ['notification.seafile.com'] });
+/** A desktop client: 8.0.11 and later send a User-Agent and re-read their state on connecting; 8.0.10 sends none. */
+async function desktopClient(node: ServerProcess, repoId: string, userAgent: string | null = 'Seafile/9.0.8 (Linux)'): Promise<TestClient> {
+  const headers: Record<string, string> = userAgent === null ? {} : { 'user-agent': userAgent };
+  const client = await TestClient.connect(node.wsUrl, { protocols: ['notification.seafile.com'], headers });
   client.subscribe([{ id: repoId, jwt_token: subscriberToken(repoId, 'alice@example.com') }]);
   await client.roundTrip();
   return client;
@@ -187,10 +189,11 @@ describe('one node cut off from Redis while the others keep it', { skip }, () =>
     const [b] = others;
     const positionedHere = await positionedClient(cutOff, REPO);
     const desktopChanged = await desktopClient(cutOff, REPO);
+    const oldDesktopChanged = await desktopClient(cutOff, REPO, null);
     const desktopUnchanged = await desktopClient(cutOff, REPO_3);
     const desktopElsewhereAlone = await desktopClient(b!, REPO_2);
     const desktopElsewhereFine = await desktopClient(b!, REPO_3);
-    clients.push(positionedHere, desktopChanged, desktopUnchanged, desktopElsewhereAlone, desktopElsewhereFine);
+    clients.push(positionedHere, desktopChanged, oldDesktopChanged, desktopUnchanged, desktopElsewhereAlone, desktopElsewhereFine);
     await publish(b!, REPO, 'before');
     await positionedHere.waitFor((m) => m.content['commit_id'] === 'before');
 
@@ -221,6 +224,8 @@ describe('one node cut off from Redis while the others keep it', { skip }, () =>
     // Libraries nothing happened to during the outage: their desktop clients stay connected.
     await sleep(WINDOW_S * 1000 + 500);
     assert.equal(desktopUnchanged.socket.readyState, desktopUnchanged.socket.OPEN);
+    // 8.0.10 re-reads nothing when it reconnects: closing it would only blind it for 60 s.
+    assert.equal(oldDesktopChanged.socket.readyState, oldDesktopChanged.socket.OPEN);
     assert.equal(desktopElsewhereFine.socket.readyState, desktopElsewhereFine.socket.OPEN);
     assert.ok(b!.logs.some((line) => line.msg.includes('was cut off') && line['libraries'] === 1));
   });
