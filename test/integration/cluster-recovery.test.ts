@@ -193,6 +193,8 @@ describe('one node cut off from Redis while the others keep it', { skip }, () =>
     const desktopUnchanged = await desktopClient(cutOff, REPO_3);
     const desktopElsewhereAlone = await desktopClient(b!, REPO_2);
     const desktopElsewhereFine = await desktopClient(b!, REPO_3);
+    const positionedElsewhere = await positionedClient(b!, REPO_2);
+    clients.push(positionedElsewhere);
     clients.push(positionedHere, desktopChanged, oldDesktopChanged, desktopUnchanged, desktopElsewhereAlone, desktopElsewhereFine);
     await publish(b!, REPO, 'before');
     await positionedHere.waitFor((m) => m.content['commit_id'] === 'before');
@@ -228,5 +230,7 @@ describe('one node cut off from Redis while the others keep it', { skip }, () =>
     assert.equal(oldDesktopChanged.socket.readyState, oldDesktopChanged.socket.OPEN);
     assert.equal(desktopElsewhereFine.socket.readyState, desktopElsewhereFine.socket.OPEN);
     assert.ok(b!.logs.some((line) => line.msg.includes('was cut off') && line['libraries'] === 1));
+    // The event accepted alone is in no history: positioned clients of its library elsewhere start over.
+    assert.deepEqual(timeline(positionedElsewhere), ['subscribed@0', 'resync:events-not-shared@0']);
   });
 });
