@@ -61,8 +61,13 @@ describe('history and recovery across three nodes on one Redis', { skip }, () =>
 
   it('a client that left node A and comes back to node C with since gets what B and C accepted meanwhile, once, in order', async () => {
     const first = await positioned(nodes[0]!, REPO);
+    const stock = await desktopClient(nodes[0]!, REPO);
+    clients.push(stock);
     await publish(nodes[1]!, REPO, 'before');
     await first.waitFor((m) => m.content['commit_id'] === 'before');
+    // From another node, through Redis: the stock frame byte for byte.
+    await stock.waitForCount(1);
+    assert.deepEqual(stock.raw, [`{"type":"repo-update","content":{"repo_id":"${REPO}","commit_id":"before"}}`]);
     const since = lastPosition(first);
     first.close();
     await first.closed;
