@@ -109,6 +109,10 @@ describe('history and recovery across three nodes on one Redis', { skip }, () =>
     await stream;
     await publish(nodes[1]!, REPO, 'end');
     await back.waitFor((m) => m.content['commit_id'] === 'end', 10_000);
+    // Events posted to the other node just before 'end' may still be on their way.
+    const deadline = Date.now() + 10_000;
+    while (commitsOf(back).length < published.length + 1 && Date.now() < deadline) await sleep(20);
+    await sleep(100);
     // Exactly once each; per accepting node in the order it accepted them (two nodes' events
     // are ordered by which reached Redis first, which the HTTP answers do not wait for).
     const received = commitsOf(back);
@@ -124,7 +128,11 @@ describe('history and recovery across three nodes on one Redis', { skip }, () =>
     const first = await positioned(nodes[1]!, REPO_2);
     const since = lastPosition(first);
     first.close();
+    const watcher = await desktopClient(nodes[0]!, REPO_2);
+    clients.push(watcher);
     for (let i = 0; i < 60; i++) await publish(nodes[i % 3]!, REPO_2, `flood-${i}`);
+    // All numbered (the HTTP answer does not wait for Redis) before the client comes back.
+    await watcher.waitForCount(60, 10_000);
     const back = await positioned(nodes[2]!, REPO_2, since);
     await publish(nodes[0]!, REPO_2, 'after');
     await back.waitFor((m) => m.content['commit_id'] === 'after');
