@@ -214,6 +214,9 @@ describe('one node cut off from Redis while the others keep it', { skip }, () =>
     const desktopElsewhereAlone = await desktopClient(b!, REPO_2);
     const desktopElsewhereFine = await desktopClient(b!, REPO_3);
     const positionedElsewhere = await positionedClient(b!, REPO_2);
+    const awayElsewhere = await positionedClient(b!, REPO_2);
+    const awaySince = lastPosition(awayElsewhere);
+    awayElsewhere.close();
     clients.push(positionedElsewhere);
     clients.push(positionedHere, desktopChanged, oldDesktopChanged, desktopUnchanged, desktopElsewhereAlone, desktopElsewhereFine);
     await publish(b!, REPO, 'before');
@@ -251,6 +254,13 @@ describe('one node cut off from Redis while the others keep it', { skip }, () =>
     assert.equal(desktopElsewhereFine.socket.readyState, desktopElsewhereFine.socket.OPEN);
     assert.ok(b!.logs.some((line) => line.msg.includes('was cut off') && line['libraries'] === 1));
     // The event accepted alone is in no history: positioned clients of its library elsewhere start over.
-    assert.deepEqual(timeline(positionedElsewhere), ['subscribed@0', 'resync:events-not-shared@0']);
+    assert.deepEqual(timeline(positionedElsewhere), ['subscribed@0', 'resync:events-not-shared@1']);
+    // And one that was away then and comes back later with its position is told too: the history holds a mark.
+    const returning = await positionedClient(others[1]!, REPO_2, awaySince);
+    clients.push(returning);
+    assert.deepEqual(timeline(returning), ['resync:events-not-shared@1']);
+    await publish(b!, REPO_2, 'next');
+    await positionedElsewhere.waitFor((m) => m.content['commit_id'] === 'next');
+    assert.deepEqual(timeline(positionedElsewhere).slice(2), ['next@2']);
   });
 });

@@ -105,6 +105,17 @@ describe('memory history', () => {
     assert.equal(history.readNow('a', { epoch: history.epoch, offset: 1 }).kind, 'recovered');
   });
 
+  it('a mark of events accepted alone (in no history) after the position is answered with a resync', () => {
+    const e = (offset: number): LibraryEvent => ({ ...update('a', String(offset)), position: { epoch: 'E', offset } });
+    assert.deepEqual(judgeRecovery({ epoch: 'E', top: 3, events: [e(1), e(3)], unshared: [2] }, { epoch: 'E', offset: 1 }), {
+      kind: 'resync',
+      reason: 'events-not-shared',
+      position: { epoch: 'E', offset: 3 },
+    });
+    const after = judgeRecovery({ epoch: 'E', top: 3, events: [e(1), e(3)], unshared: [2] }, { epoch: 'E', offset: 2 });
+    assert.equal(after.kind === 'recovered' && after.events.length, 1);
+  });
+
   it('judges a snapshot with a hole in it as gone, never as a partial replay', () => {
     const e = (offset: number): LibraryEvent => ({ ...update('a', String(offset)), position: { epoch: 'E', offset } });
     assert.equal(judgeRecovery({ epoch: 'E', top: 4, events: [e(1), e(3), e(4)] }, { epoch: 'E', offset: 1 }).kind, 'resync');
