@@ -316,6 +316,20 @@ describe('hub: replay, then live', () => {
     assert.equal(hub.positionedSubscriptions, 0);
   });
 
+  it('a catch-up asked for while a read is in flight runs once that read is done', async () => {
+    const { slow, hub, publish, history } = setUp();
+    const client = new PositionedSubscriber();
+    hub.subscribe(client, { repoId: 'a', username: 'u', expiresAt: farFuture });
+    hub.catchUp();
+    slow.release();
+    await tick();
+    history.append(update('a', '1')); // accepted elsewhere while this node was away
+    slow.release();
+    await tick();
+    publish('a', '2');
+    assert.deepEqual(client.log(), ['subscribed@0', '1@1', 'subscribed@1', '2@2']);
+  });
+
   it('resync tells the positioned subscribers of the named libraries where their library stands', async () => {
     const { slow, hub, publish } = setUp();
     const [onA, onB] = [new PositionedSubscriber(), new PositionedSubscriber()];
