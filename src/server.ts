@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { KeyRing } from './auth/key-ring.js';
 import type { Backplane } from './backplane/backplane.js';
 import { openBackplane } from './backplane/open-backplane.js';
-import { describeEventsListen, type Config, type EventsListen } from './config/config.js';
+import { DEFAULTS, describeEventsListen, type Config, type EventsListen } from './config/config.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
 import { EventEndpoint } from './http/event-endpoint.js';
@@ -103,7 +103,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     maxConnections: config.limits.maxConnections,
     allowedOrigins: config.allowedOrigins,
   });
-  const refresh = new StockClientRefresh({ hub, connections: websockets.connections, logger, windowMs: config.gapRefreshWindowMs });
+  const refresh = new StockClientRefresh({ hub, connections: websockets.connections, logger, windowMs: config.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs });
   const events = new EventEndpoint({
     backplane,
     credentials: { key: keys, staticToken: config.notificationToken },
@@ -265,7 +265,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       // the other keep meeting on it.
       keys.rotate(Buffer.from(running.jwtPrivateKey, 'utf8'), running.keyGraceMs);
       logger.level = running.logLevel;
-      refresh.reconfigure(running.gapRefreshWindowMs);
+      refresh.reconfigure(running.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs);
       events.reconfigure({ staticToken: running.notificationToken, maxBodyBytes: running.limits.maxEventBodyBytes });
       websockets.reconfigure({
         sendQueueBytes: running.limits.sendQueueBytes,

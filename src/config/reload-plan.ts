@@ -63,7 +63,6 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     notificationToken: next.notificationToken,
     logLevel: next.logLevel,
     drainMs: next.drainMs,
-    gapRefreshWindowMs: next.gapRefreshWindowMs,
     limits: {
       ...running.limits,
       maxConnections: next.limits.maxConnections,
@@ -74,6 +73,9 @@ export function planReload(running: Config, next: Config): ReloadPlan {
       maxFailedSubscribesPerMinute: next.limits.maxFailedSubscribesPerMinute,
     },
   };
+  // Optional (absent: the default), so it is only present when set.
+  if (next.gapRefreshWindowMs === undefined) delete config.gapRefreshWindowMs;
+  else config.gapRefreshWindowMs = next.gapRefreshWindowMs;
   return {
     config,
     applied: LIVE.filter(changed(running, next)).map((s) => s.name),
