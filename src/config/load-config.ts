@@ -20,6 +20,7 @@ import {
   parseBoolean,
   parseInteger,
   parseLogLevel,
+  parseAddressList,
   parseOriginList,
   pick,
   type Env,
@@ -108,12 +109,14 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     notificationToken,
     groupDatabase,
     groupCacheTtlMs: tuning.groupCacheTtlMs,
+    groupLookupTimeoutMs: tuning.groupLookupTimeoutMs,
     backplane,
     limits: tuning.limits,
     pingIntervalMs: tuning.pingIntervalMs,
     deadPeerMs: tuning.deadPeerMs,
     drainMs: tuning.drainMs,
     allowedOrigins: tuning.allowedOrigins,
+    trustedProxies: tuning.trustedProxies,
     eventsListen: tuning.eventsListen,
     metrics,
     adminToken,
@@ -245,9 +248,11 @@ interface Tuning {
   deadPeerMs: number;
   drainMs: number;
   groupCacheTtlMs: number;
+  groupLookupTimeoutMs: number;
   keyGraceMs: number;
   limits: Limits;
   allowedOrigins: string[] | null;
+  trustedProxies: string[];
   eventsListen: EventsListen | null;
   /** `name value (source)` for each setting not at its default. */
   changed: string[];
@@ -278,6 +283,7 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
   // 0 is meaningful for these two: close at once, and do not cache.
   const drain = seconds('drain_seconds', DEFAULTS.drainMs, 0);
   const groupCache = seconds('group_cache_ttl', DEFAULTS.groupCacheTtlMs, 0);
+  const groupLookupTimeout = seconds('group_lookup_timeout', DEFAULTS.groupLookupTimeoutMs, 1);
   // 0: a new key (SIGHUP) replaces the old one at once.
   const keyGrace = seconds('key_grace', DEFAULTS.keyGraceMs, 0);
   if (deadPeer.value <= ping.value) {
@@ -293,6 +299,9 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     maxEventBodyBytes: bytes('max_event_bytes', DEFAULT_LIMITS.maxEventBodyBytes),
     sendQueueBytes: bytes('send_queue_bytes', DEFAULT_LIMITS.sendQueueBytes),
     maxConnections: read('max_connections', DEFAULT_LIMITS.maxConnections, 1, MAX_BYTES, '').value,
+    // 0 turns these two off.
+    maxConnectionsPerAddress: read('max_connections_per_address', DEFAULT_LIMITS.maxConnectionsPerAddress, 0, MAX_BYTES, '').value,
+    maxConnectionsPerUser: read('max_connections_per_user', DEFAULT_LIMITS.maxConnectionsPerUser, 0, MAX_BYTES, '').value,
     maxLibrariesPerConnection: read('max_libraries_per_connection', DEFAULT_LIMITS.maxLibrariesPerConnection, 1, MAX_BYTES, '').value,
     // 0 turns these two off.
     subscribeTimeoutMs: seconds('subscribe_timeout', DEFAULT_LIMITS.subscribeTimeoutMs, 0).value,
@@ -302,6 +311,9 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
   const originSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_ALLOWED_ORIGINS'), fromFile(seafile, 'notification', 'allowed_origins'));
   const allowedOrigins = originSetting === null ? null : parseOriginList(originSetting);
   if (allowedOrigins !== null) changed.push(`allowed_origins ${allowedOrigins.join(' ')} (${originSetting!.source})`);
+  const proxySetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_TRUSTED_PROXIES'), fromFile(seafile, 'notification', 'trusted_proxies'));
+  const trustedProxies = proxySetting === null ? [...DEFAULTS.trustedProxies] : parseAddressList(proxySetting);
+  if (proxySetting !== null) changed.push(`trusted_proxies ${trustedProxies.length === 0 ? 'none' : trustedProxies.join(' ')} (${proxySetting.source})`);
   const eventsSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_EVENTS_LISTEN'), fromFile(seafile, 'notification', 'events_listen'));
   const eventsListen = eventsSetting === null ? null : parseEventsListen(eventsSetting);
   if (eventsListen !== null) changed.push(`events_listen ${describeEventsListen(eventsListen)} (${eventsSetting!.source})`);
@@ -310,9 +322,11 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     deadPeerMs: deadPeer.value,
     drainMs: drain.value,
     groupCacheTtlMs: groupCache.value,
+    groupLookupTimeoutMs: groupLookupTimeout.value,
     keyGraceMs: keyGrace.value,
     limits,
     allowedOrigins,
+    trustedProxies,
     eventsListen,
     changed,
   };
