@@ -1,47 +1,12 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import { connect as connectTcp } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { scrape, scrapeUntil } from '../support/prometheus-text.js';
 import { ServerProcess, subscriberToken } from '../support/server-process.js';
 import { TestClient } from '../support/test-client.js';
+import { upgradeAnswer } from '../support/upgrade.js';
 
 const REPOS = ['0d3c7a5e-2222-4a4a-8b8b-000000000001', '0d3c7a5e-2222-4a4a-8b8b-000000000002', '0d3c7a5e-2222-4a4a-8b8b-000000000003'];
-
-/** Asks for a WebSocket upgrade and returns the HTTP answer (a 101 is closed at once); `from`: the loopback address to connect from. */
-async function upgradeAnswer(
-  port: number,
-  headers: Record<string, string> = {},
-  from?: string,
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      port,
-      localAddress: from,
-      path: '/',
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-key': randomBytes(16).toString('base64'),
-        'sec-websocket-version': '13',
-        ...headers,
-      },
-    });
-    req.once('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' });
-    });
-    req.once('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      res.once('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.once('error', reject);
-    req.end();
-  });
-}
 
 describe('limits, through the running server', () => {
   const servers: ServerProcess[] = [];
