@@ -123,11 +123,7 @@ describe('limits, through the running server', () => {
     assert.equal((await fetch(`${server.url}/ping`)).status, 200, 'the cap is on WebSockets only');
     first.close();
     await first.closed;
-    // The server sees the close a moment later: retry as a client would.
-    const deadline = Date.now() + 10_000;
-    let status = 0;
-    while (Date.now() < deadline && (status = (await upgradeAnswer(server.port)).status) !== 101) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(status, 101);
+    await upgradeUntil(server, 101);
   });
 
   /** Retries the upgrade, as a client would, until it is answered `status` (the server sees a close a moment after the client). */
