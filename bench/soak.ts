@@ -8,6 +8,7 @@
  * Not part of the test suite.
  */
 import { randomBytes } from 'node:crypto';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { RawWebSocket } from '../test/support/raw-websocket.js';
@@ -93,10 +94,12 @@ function sample(): void {
   samples.push({ atSeconds, usage });
   console.log(
     `t=${String(atSeconds).padStart(5)} s  rss=${(usage.rssBytes / 2 ** 20).toFixed(1)} MiB  open files=${usage.openFiles}  ` +
-      `events=${counts.events} churned=${counts.churned} abuses=${counts.abuses} errors=${counts.errors}`,
+      `events=${counts.events} churned=${counts.churned} abuses=${counts.abuses} errors=${counts.errors}  load=${loadavg()[0]!.toFixed(2)}`,
   );
 }
 
+const cpu = cpus();
+console.log(`machine: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}; load = 1-minute load average of the whole machine`);
 console.log(`soak: ${minutes} min on ${server.url} (pid ${pid}), ${FANOUT_SUBSCRIBERS} fan-out subscribers, ${CHURN_CONCURRENCY} churners, 1 abuser`);
 sample();
 const timer = setInterval(sample, everySeconds * 1000);

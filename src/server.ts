@@ -46,8 +46,8 @@ export interface RunningServer {
 
 const BACKPLANE_START_WAIT_MS = 5_000;
 
-function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: Record<string, string> = {}): void {
-  const body = `${reason}\n`;
+function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: Record<string, string> = {}, message = reason): void {
+  const body = `${message}\n`;
   const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\n${extra}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
@@ -61,7 +61,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const keys = new KeyRing(key, now);
   let running = config;
   const groups =
-    config.groupDatabase === null ? null : openGroupDirectory(config.groupDatabase, config.groupCacheTtlMs);
+    config.groupDatabase === null ? null : openGroupDirectory(config.groupDatabase, config.groupCacheTtlMs, config.groupLookupTimeoutMs);
   const metrics = config.metrics ? new PrometheusMetrics() : null;
   const status = config.adminToken === null ? null : new LiveStatus();
   const counting =
@@ -99,8 +99,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       maxLibraries: config.limits.maxLibrariesPerConnection,
       subscribeTimeoutMs: config.limits.subscribeTimeoutMs,
       maxFailedSubscribesPerMinute: config.limits.maxFailedSubscribesPerMinute,
+      maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
     },
     maxConnections: config.limits.maxConnections,
+    maxConnectionsPerAddress: config.limits.maxConnectionsPerAddress,
+    trustedProxies: config.trustedProxies,
     allowedOrigins: config.allowedOrigins,
   });
   const refresh = new StockClientRefresh({ hub, connections: websockets.connections, logger, windowMs: config.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs });
@@ -182,12 +185,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     if (routeOf(request.url) !== 'websocket') refuseUpgrade(socket, 404, 'Not Found');
     else if (draining) {
       counting.requestRefused('draining');
-      refuseUpgrade(socket, 503, 'Service Unavailable');
+      refuseUpgrade(socket, 503, 'Service Unavailable', {}, 'the server is shutting down');
     } else {
       const refusal = websockets.refusal(request);
       if (refusal !== null) {
         counting.requestRefused(refusal.why);
-        refuseUpgrade(socket, refusal.status, refusal.reason, refusal.headers);
+        refuseUpgrade(socket, refusal.status, refusal.reason, refusal.headers, refusal.message);
       } else websockets.handleUpgrade(request, socket, head);
     }
   });
@@ -270,10 +273,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       websockets.reconfigure({
         sendQueueBytes: running.limits.sendQueueBytes,
         maxConnections: running.limits.maxConnections,
+        maxConnectionsPerAddress: running.limits.maxConnectionsPerAddress,
         connectionLimits: {
           maxLibraries: running.limits.maxLibrariesPerConnection,
           subscribeTimeoutMs: running.limits.subscribeTimeoutMs,
           maxFailedSubscribesPerMinute: running.limits.maxFailedSubscribesPerMinute,
+          maxConnectionsPerUser: running.limits.maxConnectionsPerUser,
         },
       });
       return plan;

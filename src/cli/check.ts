@@ -293,7 +293,7 @@ async function checkGroupDatabase(config: Config): Promise<Finding> {
       fix: 'set ccnet.conf [Database], SEAFILE_MYSQL_DB_HOST or --ccnet-db / CCNET_DB_URL',
     };
   }
-  const directory = openGroupDirectory(database, 0);
+  const directory = openGroupDirectory(database, 0, config.groupLookupTimeoutMs);
   try {
     await directory.members(0);
     return { status: 'OK', name: 'group database', detail: `${describeDatabase(database)} answers.` };

@@ -57,6 +57,16 @@ export interface Limits {
   sendQueueBytes: number;
   /** WebSocket connections open at once; past it an upgrade is answered 503 with Retry-After. */
   maxConnections: number;
+  /**
+   * WebSocket connections open at once from one client address (see `trustedProxies`); past it
+   * an upgrade is answered 429 with Retry-After; 0: no limit.
+   */
+  maxConnectionsPerAddress: number;
+  /**
+   * Connections that may hold a subscription under one user name at once; a subscribe that would
+   * make one more is refused (`error` message, and close 4003 when the connection holds nothing else); 0: no limit.
+   */
+  maxConnectionsPerUser: number;
   /** Libraries one connection may follow; a subscribe past it is answered with an `error` message. */
   maxLibrariesPerConnection: number;
   /** A connection with no accepted subscribe this long after it opened is closed (4001); 0: never. */
@@ -84,6 +94,8 @@ export interface Config {
   /** Null: no group database, group-targeted permission events are not delivered. */
   groupDatabase: GroupDatabaseConfig | null;
   groupCacheTtlMs: number;
+  /** A group lookup not answered within this fails (the event is delivered to nobody). */
+  groupLookupTimeoutMs: number;
   backplane: BackplaneConfig;
   /** How many events each library keeps for recovery (`history_size`), and how long (`history_ttl`). */
   history: HistoryLimits;
@@ -106,6 +118,11 @@ export interface Config {
    */
   allowedOrigins: string[] | null;
   /**
+   * Peers (IP addresses and CIDR blocks) whose `X-Forwarded-For` / `X-Real-IP` name the client
+   * address; from any other peer those headers are ignored. Empty: trust none.
+   */
+  trustedProxies: string[];
+  /**
    * Where `POST /events` is served instead of the public port: a TCP address or a Unix
    * socket path. Null: on the public port, as the stock server does.
    */
@@ -121,6 +138,10 @@ export const DEFAULT_LIMITS: Limits = {
   maxEventBodyBytes: 64 * 1024,
   sendQueueBytes: 1024 * 1024,
   maxConnections: 100_000,
+  // A 2,000-person office behind one NAT address, each with a desktop client, SeaDrive and a web tab or two.
+  maxConnectionsPerAddress: 5_000,
+  // Far above one person's devices and tabs, room for a shared lab account; 1 % of max_connections.
+  maxConnectionsPerUser: 1_000,
   maxLibrariesPerConnection: 10_000,
   subscribeTimeoutMs: 60_000,
   maxFailedSubscribesPerMinute: 100,
@@ -142,6 +163,10 @@ export const DEFAULTS = {
   keyGraceMs: 600_000,
   metrics: true,
   redisTimeoutMs: 5_000,
+  /** A group lookup (pool wait, connect and query) that takes longer fails: the event reaches nobody. */
+  groupLookupTimeoutMs: 5_000,
+  /** The proxy in the documented deployment runs on the same host. */
+  trustedProxies: ['127.0.0.0/8', '::1'] as readonly string[],
 } as const;
 
 /** A setting is missing or invalid; the message says which and how to fix it. */

@@ -19,6 +19,7 @@ import {
   describeSetting,
   fromEnv,
   fromFile,
+  parseAddressList,
   parseBoolean,
   parseInteger,
   parseLogLevel,
@@ -110,6 +111,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     notificationToken,
     groupDatabase,
     groupCacheTtlMs: tuning.groupCacheTtlMs,
+    groupLookupTimeoutMs: tuning.groupLookupTimeoutMs,
     backplane,
     history: tuning.history,
     limits: tuning.limits,
@@ -118,6 +120,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     drainMs: tuning.drainMs,
     gapRefreshWindowMs: tuning.gapRefreshWindowMs,
     allowedOrigins: tuning.allowedOrigins,
+    trustedProxies: tuning.trustedProxies,
     eventsListen: tuning.eventsListen,
     metrics,
     adminToken,
@@ -250,10 +253,12 @@ interface Tuning {
   drainMs: number;
   gapRefreshWindowMs: number;
   groupCacheTtlMs: number;
+  groupLookupTimeoutMs: number;
   keyGraceMs: number;
   history: HistoryLimits;
   limits: Limits;
   allowedOrigins: string[] | null;
+  trustedProxies: string[];
   eventsListen: EventsListen | null;
   /** `name value (source)` for each setting not at its default. */
   changed: string[];
@@ -286,6 +291,7 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
   const groupCache = seconds('group_cache_ttl', DEFAULTS.groupCacheTtlMs, 0);
   // 0: desktop clients are never closed after a gap.
   const gapRefresh = seconds('gap_refresh_window', DEFAULTS.gapRefreshWindowMs, 0);
+  const groupLookupTimeout = seconds('group_lookup_timeout', DEFAULTS.groupLookupTimeoutMs, 1);
   // 0: a new key (SIGHUP) replaces the old one at once.
   const keyGrace = seconds('key_grace', DEFAULTS.keyGraceMs, 0);
   if (deadPeer.value <= ping.value) {
@@ -306,6 +312,9 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     maxEventBodyBytes: bytes('max_event_bytes', DEFAULT_LIMITS.maxEventBodyBytes),
     sendQueueBytes: bytes('send_queue_bytes', DEFAULT_LIMITS.sendQueueBytes),
     maxConnections: read('max_connections', DEFAULT_LIMITS.maxConnections, 1, MAX_BYTES, '').value,
+    // 0 turns these two off.
+    maxConnectionsPerAddress: read('max_connections_per_address', DEFAULT_LIMITS.maxConnectionsPerAddress, 0, MAX_BYTES, '').value,
+    maxConnectionsPerUser: read('max_connections_per_user', DEFAULT_LIMITS.maxConnectionsPerUser, 0, MAX_BYTES, '').value,
     maxLibrariesPerConnection: read('max_libraries_per_connection', DEFAULT_LIMITS.maxLibrariesPerConnection, 1, MAX_BYTES, '').value,
     // 0 turns these two off.
     subscribeTimeoutMs: seconds('subscribe_timeout', DEFAULT_LIMITS.subscribeTimeoutMs, 0).value,
@@ -315,6 +324,9 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
   const originSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_ALLOWED_ORIGINS'), fromFile(seafile, 'notification', 'allowed_origins'));
   const allowedOrigins = originSetting === null ? null : parseOriginList(originSetting);
   if (allowedOrigins !== null) changed.push(`allowed_origins ${allowedOrigins.join(' ')} (${originSetting!.source})`);
+  const proxySetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_TRUSTED_PROXIES'), fromFile(seafile, 'notification', 'trusted_proxies'));
+  const trustedProxies = proxySetting === null ? [...DEFAULTS.trustedProxies] : parseAddressList(proxySetting);
+  if (proxySetting !== null) changed.push(`trusted_proxies ${trustedProxies.length === 0 ? 'none' : trustedProxies.join(' ')} (${proxySetting.source})`);
   const eventsSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_EVENTS_LISTEN'), fromFile(seafile, 'notification', 'events_listen'));
   const eventsListen = eventsSetting === null ? null : parseEventsListen(eventsSetting);
   if (eventsListen !== null) changed.push(`events_listen ${describeEventsListen(eventsListen)} (${eventsSetting!.source})`);
@@ -324,10 +336,12 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     drainMs: drain.value,
     gapRefreshWindowMs: gapRefresh.value,
     groupCacheTtlMs: groupCache.value,
+    groupLookupTimeoutMs: groupLookupTimeout.value,
     keyGraceMs: keyGrace.value,
     history,
     limits,
     allowedOrigins,
+    trustedProxies,
     eventsListen,
     changed,
   };

@@ -25,12 +25,14 @@ const LIVE: readonly Setting[] = [
   { name: 'drain_seconds', read: (c) => c.drainMs },
   { name: 'gap_refresh_window', read: (c) => c.gapRefreshWindowMs },
   { name: 'max_connections', read: (c) => c.limits.maxConnections },
+  { name: 'max_connections_per_address', read: (c) => c.limits.maxConnectionsPerAddress },
   { name: 'max_event_bytes', read: (c) => c.limits.maxEventBodyBytes },
-  // These four are read when a connection opens: connections already open keep theirs.
+  // These five are read when a connection opens: connections already open keep theirs.
   { name: 'send_queue_bytes', read: (c) => c.limits.sendQueueBytes },
   { name: 'max_libraries_per_connection', read: (c) => c.limits.maxLibrariesPerConnection },
   { name: 'subscribe_timeout', read: (c) => c.limits.subscribeTimeoutMs },
   { name: 'max_failed_subscribes_per_minute', read: (c) => c.limits.maxFailedSubscribesPerMinute },
+  { name: 'max_connections_per_user', read: (c) => c.limits.maxConnectionsPerUser },
 ];
 
 const RESTART: readonly Setting[] = [
@@ -39,6 +41,7 @@ const RESTART: readonly Setting[] = [
   { name: 'log file (-l)', read: (c) => c.logFile },
   { name: 'group database', read: (c) => c.groupDatabase },
   { name: 'group_cache_ttl', read: (c) => c.groupCacheTtlMs },
+  { name: 'group_lookup_timeout', read: (c) => c.groupLookupTimeoutMs },
   { name: 'Redis backplane (redis_url, redis_timeout)', read: (c) => c.backplane },
   { name: 'history (history_size, history_ttl)', read: (c) => c.history },
   { name: 'max_frame_bytes', read: (c) => c.limits.maxFrameBytes },
@@ -46,6 +49,7 @@ const RESTART: readonly Setting[] = [
   { name: 'ping_interval', read: (c) => c.pingIntervalMs },
   { name: 'dead_peer_timeout', read: (c) => c.deadPeerMs },
   { name: 'allowed_origins', read: (c) => c.allowedOrigins },
+  { name: 'trusted_proxies', read: (c) => c.trustedProxies },
   { name: 'events_listen', read: (c) => c.eventsListen },
   { name: 'metrics', read: (c) => c.metrics },
   { name: 'admin_token', read: (c) => c.adminToken },
@@ -66,6 +70,8 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     limits: {
       ...running.limits,
       maxConnections: next.limits.maxConnections,
+      maxConnectionsPerAddress: next.limits.maxConnectionsPerAddress,
+      maxConnectionsPerUser: next.limits.maxConnectionsPerUser,
       maxEventBodyBytes: next.limits.maxEventBodyBytes,
       sendQueueBytes: next.limits.sendQueueBytes,
       maxLibrariesPerConnection: next.limits.maxLibrariesPerConnection,

@@ -3,6 +3,7 @@
  * and where it came from, so that the parsers here can name that place when
  * the text is invalid.
  */
+import { isIP } from 'node:net';
 import { ConfigError, type LogLevel } from './config.js';
 import type { KeyFile, KeyFileValue } from './keyfile.js';
 
@@ -118,4 +119,26 @@ export function parseOriginList(setting: Setting): string[] {
   }
   if (origins.length === 0) throw new ConfigError(`${describeSetting(setting)} names no origin: unset it to admit every origin`);
   return origins;
+}
+
+/**
+ * IP addresses and CIDR blocks, separated by commas or blanks: `127.0.0.1`, `10.0.0.0/8`,
+ * `::1`, `fd00::/8`. `none` alone is the empty list. Returned as written, lower-case.
+ */
+export function parseAddressList(setting: Setting): string[] {
+  const items = setting.text.split(/[\s,]+/).filter((word) => word !== '');
+  if (items.length === 1 && items[0]!.toLowerCase() === 'none') return [];
+  if (items.length === 0) throw new ConfigError(`${describeSetting(setting)} names no address: write none to trust no proxy`);
+  return items.map((item) => {
+    const match = /^([^/]+)(?:\/(\d{1,3}))?$/.exec(item);
+    const family = match === null ? 0 : isIP(match[1]!);
+    const prefix = match?.[2] === undefined ? null : Number(match[2]);
+    if (family === 0 || (prefix !== null && prefix > (family === 4 ? 32 : 128))) {
+      throw new ConfigError(
+        `invalid address ${JSON.stringify(item)} in ${describeSetting(setting)}: write IP addresses or CIDR blocks, ` +
+          'e.g. 127.0.0.1, 10.0.0.0/8, ::1, fd00::/8 (or none)',
+      );
+    }
+    return item.toLowerCase();
+  });
 }

@@ -3,6 +3,12 @@ import { GroupLookupError, type GroupDirectory } from './group-directory.js';
 export interface CachedGroupDirectoryOptions {
   /** How long a successful answer is reused. 0 disables caching but keeps coalescing. */
   ttlMs: number;
+  /**
+   * A query not answered within this many milliseconds fails with a GroupLookupError, whatever
+   * the driver is waiting on (a free pool connection, a connect, a query on a hung server).
+   * The next lookup starts a new query. Default: no deadline of its own.
+   */
+  timeoutMs?: number;
   /** Groups kept at most; past it the oldest answer is dropped. Default 10,000. */
   maxGroups?: number;
   /** Milliseconds clock; injectable for tests. */
@@ -30,6 +36,7 @@ interface CachedMembers {
 export class CachedGroupDirectory implements GroupDirectory {
   readonly #inner: GroupDirectory;
   readonly #ttlMs: number;
+  readonly #timeoutMs: number | null;
   readonly #maxGroups: number;
   readonly #now: () => number;
   // Map order is insertion order, which makes the first key the oldest answer.
@@ -43,6 +50,8 @@ export class CachedGroupDirectory implements GroupDirectory {
     if (!(maxGroups >= 1)) throw new RangeError(`maxGroups must be >= 1, got ${maxGroups}`);
     this.#inner = inner;
     this.#ttlMs = options.ttlMs;
+    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) throw new RangeError(`timeoutMs must be > 0, got ${options.timeoutMs}`);
+    this.#timeoutMs = options.timeoutMs ?? null;
     this.#maxGroups = maxGroups;
     this.#now = options.now ?? Date.now;
   }
@@ -79,7 +88,7 @@ export class CachedGroupDirectory implements GroupDirectory {
 
   async #query(groupId: number): Promise<ReadonlySet<string>> {
     try {
-      const members = await this.#inner.members(groupId);
+      const members = await this.#withDeadline(groupId, this.#inner.members(groupId));
       this.#remember(groupId, members);
       return members;
     } catch (error) {
@@ -88,6 +97,18 @@ export class CachedGroupDirectory implements GroupDirectory {
     } finally {
       this.#inFlight.delete(groupId);
     }
+  }
+
+  #withDeadline(groupId: number, query: Promise<ReadonlySet<string>>): Promise<ReadonlySet<string>> {
+    const timeoutMs = this.#timeoutMs;
+    if (timeoutMs === null) return query;
+    // The abandoned query may still fail later: nobody waits for it any more.
+    query.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new GroupLookupError(groupId, new Error(`no answer from the group database within ${timeoutMs} ms`))), timeoutMs);
+    });
+    return Promise.race([query, deadline]).finally(() => clearTimeout(timer));
   }
 
   #remember(groupId: number, members: ReadonlySet<string>): void {

@@ -6,20 +6,22 @@ import { PostgresGroupDirectory } from './postgres-group-directory.js';
 import { SqliteGroupDirectory } from './sqlite-group-directory.js';
 
 /**
- * The group directory for the configured ccnet database, behind a cache of `ttlMs`.
+ * The group directory for the configured ccnet database, behind a cache of `ttlMs`; a lookup
+ * not answered within `timeoutMs` fails (the drivers' own query timeouts are set to it too).
  * Nothing is contacted or opened until the first lookup, so a database that is down at start-up
  * delays nothing but permission events for groups.
  */
-export function openGroupDirectory(config: GroupDatabaseConfig, ttlMs: number): CachedGroupDirectory {
-  return new CachedGroupDirectory(openDatabase(config), { ttlMs });
+export function openGroupDirectory(config: GroupDatabaseConfig, ttlMs: number, timeoutMs: number): CachedGroupDirectory {
+  return new CachedGroupDirectory(openDatabase(config, timeoutMs), { ttlMs, timeoutMs });
 }
 
-function openDatabase(config: GroupDatabaseConfig): GroupDirectory {
+function openDatabase(config: GroupDatabaseConfig, timeoutMs: number): GroupDirectory {
+  const timeouts = { queryTimeoutMs: timeoutMs, connectTimeoutMs: Math.min(3_000, timeoutMs) };
   switch (config.kind) {
     case 'mysql':
-      return new MysqlGroupDirectory(config);
+      return new MysqlGroupDirectory(config, timeouts);
     case 'postgres':
-      return new PostgresGroupDirectory(config);
+      return new PostgresGroupDirectory(config, timeouts);
     case 'sqlite':
       return new SqliteGroupDirectory(config.path);
     default: {

@@ -1,9 +1,14 @@
 import type { Subscriber, Subscription } from './subscriber.js';
 
-/** Who follows which library: looked up by library for fan-out, by subscriber for cleanup. */
+/**
+ * Who follows which library: looked up by library for fan-out, by subscriber for cleanup, and
+ * by user name for the per-user connection cap.
+ */
 export class SubscriptionIndex {
   readonly #byLibrary = new Map<string, Set<Subscription>>();
   readonly #bySubscriber = new Map<Subscriber, Map<string, Subscription>>();
+  /** User name → the subscribers holding a subscription under it, with how many each holds. */
+  readonly #byUser = new Map<string, Map<Subscriber, number>>();
   #count = 0;
 
   /** Adds or replaces the subscriber's subscription to the library; returns the one replaced. */
@@ -18,6 +23,7 @@ export class SubscriptionIndex {
     if (previous !== undefined) this.#deleteFromLibrary(previous);
     else this.#count++;
     mine.set(repoId, subscription);
+    this.#countUser(subscription, 1);
     let followers = this.#byLibrary.get(repoId);
     if (followers === undefined) {
       followers = new Set();
@@ -36,6 +42,16 @@ export class SubscriptionIndex {
     this.#deleteFromLibrary(subscription);
     this.#count--;
     return true;
+  }
+
+  /** How many subscribers hold at least one subscription under `username`. */
+  subscribersOf(username: string): number {
+    return this.#byUser.get(username)?.size ?? 0;
+  }
+
+  /** Whether the subscriber holds at least one subscription under `username`. */
+  holdsUser(subscriber: Subscriber, username: string): boolean {
+    return this.#byUser.get(username)?.has(subscriber) ?? false;
   }
 
   get(subscriber: Subscriber, repoId: string): Subscription | undefined {
@@ -72,7 +88,23 @@ export class SubscriptionIndex {
     return this.#byLibrary.size;
   }
 
+  #countUser({ subscriber, username }: Subscription, change: 1 | -1): void {
+    let holders = this.#byUser.get(username);
+    if (holders === undefined) {
+      holders = new Map();
+      this.#byUser.set(username, holders);
+    }
+    const held = (holders.get(subscriber) ?? 0) + change;
+    if (held > 0) holders.set(subscriber, held);
+    else {
+      holders.delete(subscriber);
+      if (holders.size === 0) this.#byUser.delete(username);
+    }
+  }
+
+  /** Also uncounts it for its user: every removal passes here. */
   #deleteFromLibrary(subscription: Subscription): void {
+    this.#countUser(subscription, -1);
     const followers = this.#byLibrary.get(subscription.repoId);
     if (followers === undefined) return;
     followers.delete(subscription);

@@ -8,10 +8,13 @@ export type EventRejection = 'method' | 'too-large' | 'invalid';
 
 /**
  * Why the HTTP server turned a request away before it became a WebSocket: origin (403),
- * connection-cap (503), draining (503), bad-request (400: an unparsable request), timeout
+ * connection-cap (503), address-cap (429), draining (503), bad-request (400: an unparsable request), timeout
  * (408: headers or body not complete in time, a slowloris).
  */
-export type RequestRefusal = 'origin' | 'connection-cap' | 'draining' | 'bad-request' | 'timeout';
+export type RequestRefusal = 'origin' | 'connection-cap' | 'address-cap' | 'draining' | 'bad-request' | 'timeout';
+
+/** Why a subscribe entry with a valid token was refused: a per-connection or per-user limit. */
+export type SubscribeLimit = 'library-cap' | 'user-cap';
 
 /** Why a group-targeted event reached nobody. */
 export type UndeliveredReason = 'no-database' | 'lookup-failed';
@@ -28,6 +31,8 @@ export interface Metrics {
   connectionClosed(reason: CloseReason): void;
   /** One library of a subscribe message was refused (the client is sent `jwt-expired`). */
   subscribeRefused(reason: SubscribeFailure): void;
+  /** One library of a subscribe message, with a valid token, was refused by a limit (the client is sent `error`). */
+  subscribeLimited(reason: SubscribeLimit): void;
   subscriptionExpired(): void;
   publisherRefused(reason: PublisherAuthFailure): void;
   eventRejected(reason: EventRejection): void;
@@ -47,6 +52,7 @@ export function bothMetrics(first: Metrics, second: Metrics): Metrics {
     connectionOpened: () => (first.connectionOpened(), second.connectionOpened()),
     connectionClosed: (reason) => (first.connectionClosed(reason), second.connectionClosed(reason)),
     subscribeRefused: (reason) => (first.subscribeRefused(reason), second.subscribeRefused(reason)),
+    subscribeLimited: (reason) => (first.subscribeLimited(reason), second.subscribeLimited(reason)),
     subscriptionExpired: () => (first.subscriptionExpired(), second.subscriptionExpired()),
     publisherRefused: (reason) => (first.publisherRefused(reason), second.publisherRefused(reason)),
     eventRejected: (reason) => (first.eventRejected(reason), second.eventRejected(reason)),
@@ -62,6 +68,7 @@ export const NO_METRICS: Metrics = {
   connectionOpened() {},
   connectionClosed() {},
   subscribeRefused() {},
+  subscribeLimited() {},
   subscriptionExpired() {},
   publisherRefused() {},
   eventRejected() {},

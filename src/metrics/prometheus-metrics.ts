@@ -5,7 +5,7 @@ import type { SubscribeFailure } from '../auth/subscriber-token.js';
 import type { GroupCacheStats } from '../groups/cached-group-directory.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { CLOSE_REASONS, type CloseReason } from '../transport/close-codes.js';
-import type { EventRejection, Metrics, RequestRefusal, UndeliveredReason } from './metrics.js';
+import type { EventRejection, Metrics, RequestRefusal, SubscribeLimit, UndeliveredReason } from './metrics.js';
 
 /** Levels read from their owners at scrape time, so that the hot path never updates a gauge. */
 export interface MetricLevels {
@@ -63,10 +63,12 @@ const EVENT_REJECTIONS = Object.keys({ method: 1, 'too-large': 1, invalid: 1 } s
 const REQUEST_REFUSALS = Object.keys({
   origin: 1,
   'connection-cap': 1,
+  'address-cap': 1,
   draining: 1,
   'bad-request': 1,
   timeout: 1,
 } satisfies Record<RequestRefusal, 1>) as RequestRefusal[];
+const SUBSCRIBE_LIMITS = Object.keys({ 'library-cap': 1, 'user-cap': 1 } satisfies Record<SubscribeLimit, 1>) as SubscribeLimit[];
 const UNDELIVERED_REASONS = Object.keys({ 'no-database': 1, 'lookup-failed': 1 } satisfies Record<UndeliveredReason, 1>) as UndeliveredReason[];
 
 /** 0.1 ms to 1 s: a direct fan-out takes microseconds, one behind a group query milliseconds. */
@@ -119,6 +121,7 @@ export class PrometheusMetrics implements Metrics {
   /** Keyed by `<endpoint> <reason>`. */
   readonly #authFailures: Map<string, Cell>;
   readonly #expired: Counter;
+  readonly #limited: Map<SubscribeLimit, Cell>;
   readonly #rejected: Map<EventRejection, Cell>;
   /** Keyed by `<type label> <source>`. */
   readonly #accepted: Map<string, Cell>;
@@ -145,7 +148,7 @@ export class PrometheusMetrics implements Metrics {
     this.#closed = countsByLabel(
       {
         name: 'notification_connections_closed_total',
-        help: 'WebSocket connections ended since start, by why: normal (the client closed), going-away (shutdown), dead-peer, queue-overflow (4000, a client not reading), subscribe-timeout (4001), failed-subscribes (4002), malformed (1007), binary (1003), too-big (1009), protocol-error (1002), abnormal (no close frame).',
+        help: 'WebSocket connections ended since start, by why: normal (the client closed), going-away (shutdown), dead-peer, queue-overflow (4000, a client not reading), subscribe-timeout (4001), failed-subscribes (4002), user-cap (4003), malformed (1007), binary (1003), too-big (1009), protocol-error (1002), abnormal (no close frame).',
         labelNames: ['reason'],
         registers,
       },
@@ -186,6 +189,17 @@ export class PrometheusMetrics implements Metrics {
       help: 'Subscriptions ended because their token expired (the client was sent jwt-expired).',
       registers,
     });
+
+    this.#limited = countsByLabel(
+      {
+        name: 'notification_subscribes_limited_total',
+        help: 'Libraries of subscribe messages refused, although their token was valid, because of a limit (the client is sent an error message): library-cap (max_libraries_per_connection), user-cap (max_connections_per_user).',
+        labelNames: ['reason'],
+        registers,
+      },
+      SUBSCRIBE_LIMITS,
+      (reason) => ({ reason }),
+    );
 
     // One counter, two endpoints with reasons of their own.
     this.#authFailures = countsByLabel(
@@ -257,7 +271,7 @@ export class PrometheusMetrics implements Metrics {
     this.#refused = countsByLabel(
       {
         name: 'notification_requests_refused_total',
-        help: 'HTTP requests turned away before they became a WebSocket: origin (403), connection-cap (503), draining (503), bad-request (400), timeout (408, headers not complete in time).',
+        help: 'HTTP requests turned away before they became a WebSocket: origin (403), connection-cap (503), address-cap (429, max_connections_per_address), draining (503), bad-request (400), timeout (408, headers not complete in time).',
         labelNames: ['reason'],
         registers,
       },
@@ -307,6 +321,10 @@ export class PrometheusMetrics implements Metrics {
 
   subscribeRefused(reason: SubscribeFailure): void {
     this.#authFailures.get(`subscribe ${reason}`)!.inc();
+  }
+
+  subscribeLimited(reason: SubscribeLimit): void {
+    this.#limited.get(reason)!.inc();
   }
 
   subscriptionExpired(): void {

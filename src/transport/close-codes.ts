@@ -11,6 +11,8 @@ export const CloseCode = {
   SubscribeTimeout: 4001,
   /** The connection sent more refused subscribes than `max_failed_subscribes_per_minute` allows. */
   TooManyFailedSubscribes: 4002,
+  /** A subscribe was refused because its user already holds `max_connections_per_user` connections, and the connection holds nothing else. */
+  TooManyConnectionsForUser: 4003,
 } as const;
 
 /** Why a connection ended, as counted in `notification_connections_closed_total{reason}`. */
@@ -29,6 +31,8 @@ export type CloseReason =
   | 'subscribe-timeout'
   /** Too many refused subscribes in a minute (4002). */
   | 'failed-subscribes'
+  /** Its user already held `max_connections_per_user` other connections (4003). */
+  | 'user-cap'
   /** A message that is not valid JSON, or not valid UTF-8 (1007). */
   | 'malformed'
   /** A binary frame (1003). */
@@ -48,6 +52,7 @@ export const CLOSE_REASONS: readonly CloseReason[] = [
   'queue-overflow',
   'subscribe-timeout',
   'failed-subscribes',
+  'user-cap',
   'malformed',
   'binary',
   'too-big',
@@ -72,6 +77,8 @@ export function closeReasonOf(code: number): CloseReason {
       return 'subscribe-timeout';
     case CloseCode.TooManyFailedSubscribes:
       return 'failed-subscribes';
+    case CloseCode.TooManyConnectionsForUser:
+      return 'user-cap';
     default:
       return 'protocol-error';
   }

@@ -1,6 +1,6 @@
 import type { WebSocket, RawData } from 'ws';
 import type { VerificationKeys } from '../auth/key-ring.js';
-import { SubscribeRefused, verifySubscriberToken } from '../auth/subscriber-token.js';
+import { SubscribeRefused, verifySubscriberToken, type SubscriberGrant } from '../auth/subscriber-token.js';
 import type { Hub } from '../hub/hub.js';
 import type { Subscriber } from '../hub/subscriber.js';
 import type { Logger } from '../log.js';
@@ -17,6 +17,8 @@ export interface ConnectionLimits {
   subscribeTimeoutMs: number;
   /** 0: no limit. */
   maxFailedSubscribesPerMinute: number;
+  /** Connections that may hold subscriptions under one user name at once; 0 or absent: no limit. */
+  maxConnectionsPerUser?: number;
 }
 
 export interface ConnectionContext {
@@ -160,23 +162,52 @@ export class WebSocketConnection implements Subscriber {
     }
     if (message.type === 'subscribe') {
       const now = this.context.now();
+      let refusedForUser = false;
       for (const entry of message.entries) {
         if (this.#overLibraryLimit(entry.repoId)) continue;
+        let grant: SubscriberGrant;
         try {
-          const grant = verifySubscriberToken(entry.token ?? '', entry.repoId, this.context.key, now);
-          this.context.hub.subscribe(this, grant, this.positioned ? entry.since : undefined);
-          clearTimeout(this.#subscribeDeadline);
+          grant = verifySubscriberToken(entry.token ?? '', entry.repoId, this.context.key, now);
         } catch (err) {
           if (!(err instanceof SubscribeRefused)) throw err;
           this.context.metrics.subscribeRefused(err.reason);
           logger.debug({ connection: this.id, repoId: entry.repoId, reason: err.reason }, `subscribe refused: ${err.message}`);
           if (!this.#allowFailure(now)) return;
           this.send(encodeJwtExpired(entry.repoId));
+          continue;
         }
+        if (this.#overUserLimit(grant)) {
+          refusedForUser = true;
+          continue;
+        }
+        this.context.hub.subscribe(this, grant, this.positioned ? entry.since : undefined);
+        clearTimeout(this.#subscribeDeadline);
+      }
+      // Kept open, it would hold nothing but a socket until subscribe_timeout; the code tells why.
+      if (refusedForUser && this.context.hub.index.countOf(this) === 0) {
+        this.close(CloseCode.TooManyConnectionsForUser, 'too many connections for this user');
       }
     } else {
       for (const repoId of message.repoIds) this.context.hub.unsubscribe(this, repoId);
     }
+  }
+
+  /**
+   * A connection becomes one of its user's when it first holds a subscription under that user
+   * name; one more than `maxConnectionsPerUser` is refused with an `error` message. A
+   * connection already counted for the user may follow more of their libraries.
+   */
+  #overUserLimit(grant: SubscriberGrant): boolean {
+    const max = this.context.limits?.maxConnectionsPerUser ?? 0;
+    const { index } = this.context.hub;
+    if (max === 0 || index.holdsUser(this, grant.username) || index.subscribersOf(grant.username) < max) return false;
+    this.context.metrics.subscribeLimited('user-cap');
+    this.context.logger.warn(
+      { connection: this.id, remote: this.remote, repoId: grant.repoId, max },
+      'subscribe refused: the user already holds as many connections as max_connections_per_user allows',
+    );
+    this.send(encodeError(`subscribe refused: this user already has ${max} connections open, the server's limit; close one first`, grant.repoId));
+    return true;
   }
 
   /** A new library past the per-connection limit is refused with an `error` message; the connection stays. */
@@ -184,6 +215,7 @@ export class WebSocketConnection implements Subscriber {
     const max = this.context.limits?.maxLibraries;
     const { index } = this.context.hub;
     if (max === undefined || index.get(this, repoId) !== undefined || index.countOf(this) < max) return false;
+    this.context.metrics.subscribeLimited('library-cap');
     this.context.logger.debug({ connection: this.id, repoId, max }, 'subscribe refused: library limit reached');
     this.send(encodeError(`subscribe refused: this connection already follows ${max} libraries, the server's limit; unsubscribe one first`, repoId));
     return true;

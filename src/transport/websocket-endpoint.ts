@@ -6,6 +6,7 @@ import type { Hub } from '../hub/hub.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { POSITIONS_SUBPROTOCOL } from '../protocol/position-frames.js';
+import { TrustedProxies } from './client-address.js';
 import { CloseCode } from './close-codes.js';
 import { OriginPolicy } from './origin-policy.js';
 import { WebSocketConnection, type ConnectionLimits } from './websocket-connection.js';
@@ -28,22 +29,28 @@ export interface EndpointOptions {
   connectionLimits?: ConnectionLimits;
   /** Open WebSockets at once; past it upgrades are refused with 503. Absent: no cap. */
   maxConnections?: number;
+  /** Open WebSockets at once from one client address; past it upgrades are refused with 429. Absent or 0: no cap. */
+  maxConnectionsPerAddress?: number;
+  /** Peers whose X-Forwarded-For / X-Real-IP name the client address; absent: none. */
+  trustedProxies?: readonly string[];
   /** Browser origins admitted; null or absent: every origin (the stock behaviour). */
   allowedOrigins?: readonly string[] | null;
 }
 
 /** What a reload (SIGHUP) may change: the cap at once, the rest for connections opened after it. */
-export type LiveEndpointSettings = Pick<EndpointOptions, 'sendQueueBytes' | 'connectionLimits' | 'maxConnections'>;
+export type LiveEndpointSettings = Pick<EndpointOptions, 'sendQueueBytes' | 'connectionLimits' | 'maxConnections' | 'maxConnectionsPerAddress'>;
 
 /** Why an upgrade is answered with an HTTP error instead of a WebSocket. */
 export interface UpgradeRefusal {
-  why: 'origin' | 'connection-cap';
-  status: 403 | 503;
+  why: 'origin' | 'connection-cap' | 'address-cap';
+  status: 403 | 429 | 503;
   reason: string;
+  /** The body: one sentence for whoever reads it (a browser's console, a proxy's log, an admin with curl). */
+  message: string;
   headers: Record<string, string>;
 }
 
-/** What a client refused at the connection cap is told to wait; the desktop client's own rhythm. */
+/** What a client refused at a connection cap is told to wait; the desktop client's own rhythm. */
 export const RETRY_AFTER_SECONDS = 60;
 
 /**
@@ -57,12 +64,18 @@ export class WebSocketEndpoint {
   readonly #liveness: NodeJS.Timeout;
   readonly #now: () => number;
   readonly #origins: OriginPolicy | null;
+  readonly #proxies: TrustedProxies;
+  /** Open connections by client address; connections a trusted proxy did not attribute are not counted. */
+  readonly #perAddress = new Map<string, number>();
   #capWarnedAt = -Infinity;
+  #addressCapWarnedAt = -Infinity;
+  #warnedUnattributed = false;
 
   constructor(private options: EndpointOptions) {
     this.#now = options.now ?? Date.now;
     this.#metrics = options.metrics ?? NO_METRICS;
     this.#origins = options.allowedOrigins == null ? null : new OriginPolicy(options.allowedOrigins);
+    this.#proxies = new TrustedProxies(options.trustedProxies ?? []);
     this.#server = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -81,13 +94,19 @@ export class WebSocketEndpoint {
     this.options = { ...this.options, ...settings };
   }
 
-  /** Null when the upgrade may proceed; else the HTTP answer it gets (origin policy, connection cap). */
+  /** Open connections from one client address now (0 for an address with none). */
+  connectionsFrom(address: string): number {
+    return this.#perAddress.get(address) ?? 0;
+  }
+
+  /** Null when the upgrade may proceed; else the HTTP answer it gets (origin policy, connection caps). */
   refusal(request: IncomingMessage): UpgradeRefusal | null {
-    const { logger, maxConnections } = this.options;
+    const { logger, maxConnections, maxConnectionsPerAddress } = this.options;
     const origin = request.headers.origin;
+    const retryAfter = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
     if (this.#origins !== null && !this.#origins.admits(origin, request.headers.host)) {
       logger.debug({ remote: request.socket.remoteAddress, origin }, 'websocket refused: origin not allowed');
-      return { why: 'origin', status: 403, reason: 'Forbidden', headers: {} };
+      return { why: 'origin', status: 403, reason: 'Forbidden', message: 'this Origin is not allowed to connect (allowed_origins)', headers: {} };
     }
     if (maxConnections !== undefined && this.connections.size >= maxConnections) {
       const now = this.#now();
@@ -95,15 +114,67 @@ export class WebSocketEndpoint {
         this.#capWarnedAt = now;
         logger.warn({ connections: this.connections.size, maxConnections }, 'connection cap reached: refusing new WebSockets with 503 (max_connections)');
       }
-      return { why: 'connection-cap', status: 503, reason: 'Service Unavailable', headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } };
+      return {
+        why: 'connection-cap',
+        status: 503,
+        reason: 'Service Unavailable',
+        message: `the server holds as many connections as it allows (max_connections); try again in ${RETRY_AFTER_SECONDS} s`,
+        headers: retryAfter,
+      };
+    }
+    if (maxConnectionsPerAddress !== undefined && maxConnectionsPerAddress > 0) {
+      const client = this.#proxies.clientOf(request.socket.remoteAddress, request.headers);
+      const open = client.unattributed ? 0 : this.connectionsFrom(client.address);
+      if (open >= maxConnectionsPerAddress) {
+        const now = this.#now();
+        if (now - this.#addressCapWarnedAt >= 60_000) {
+          this.#addressCapWarnedAt = now;
+          logger.warn(
+            { remote: client.address, peer: request.socket.remoteAddress, connections: open, maxConnectionsPerAddress },
+            'connection cap per address reached: refusing new WebSockets from this address with 429 (max_connections_per_address; ' +
+              'if this address is a proxy or load balancer, list it in trusted_proxies and have it send X-Forwarded-For)',
+          );
+        }
+        return {
+          why: 'address-cap',
+          status: 429,
+          reason: 'Too Many Requests',
+          message: `too many connections from your address (max_connections_per_address is ${maxConnectionsPerAddress}); try again in ${RETRY_AFTER_SECONDS} s`,
+          headers: retryAfter,
+        };
+      }
     }
     return null;
   }
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const client = this.#proxies.clientOf(request.socket.remoteAddress, request.headers);
+    if (client.unattributed && !this.#warnedUnattributed) {
+      this.#warnedUnattributed = true;
+      this.options.logger.warn(
+        { peer: client.address },
+        'a WebSocket came through a trusted proxy that sent no X-Forwarded-For or X-Real-IP: such connections are not counted ' +
+          'per client address (max_connections_per_address); have the proxy send X-Forwarded-For (see docs/deploy)',
+      );
+    }
+    // Counted from the upgrade on, so that a burst of upgrades from one address cannot overshoot the cap.
+    const counted = client.unattributed ? null : client.address;
+    if (counted !== null) this.#perAddress.set(counted, this.connectionsFrom(counted) + 1);
+    const uncount = (): void => {
+      if (counted === null) return;
+      const left = this.connectionsFrom(counted) - 1;
+      if (left > 0) this.#perAddress.set(counted, left);
+      else this.#perAddress.delete(counted);
+    };
+    let accepted = false;
+    socket.once('close', () => {
+      // The handshake failed (bad headers, the client went away): no connection will uncount it.
+      if (!accepted) uncount();
+    });
     this.#server.handleUpgrade(request, socket, head, (ws) => {
+      accepted = true;
       const { options } = this;
-      const connection = new WebSocketConnection(ws, request.socket.remoteAddress ?? 'unknown', {
+      const connection = new WebSocketConnection(ws, client.address, {
         hub: options.hub,
         key: options.key,
         logger: options.logger,
@@ -111,6 +182,7 @@ export class WebSocketEndpoint {
         sendQueueBytes: options.sendQueueBytes,
         now: this.#now,
         onClose: (closed, reason) => {
+          uncount();
           this.connections.delete(closed);
           this.#metrics.connectionClosed(reason);
         },

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { scrape } from '../support/prometheus-text.js';
+import { scrape, scrapeUntil, Scrape } from '../support/prometheus-text.js';
 import { commits, flushFrom, isConnectedLine, startNodes, subscribedClient } from '../support/cluster.js';
 import { redisSkipReason, startRedis, type RedisInstance } from '../support/redis.js';
-import { ServerProcess, type LogLine } from '../support/server-process.js';
-import type { TestClient } from '../support/test-client.js';
+import { ServerProcess, subscriberToken, type LogLine } from '../support/server-process.js';
+import { TestClient } from '../support/test-client.js';
+import { upgradeAnswer } from '../support/upgrade.js';
 
 const skip = redisSkipReason() ?? false;
 const REPO = '8b2e0c1a-4444-4b4b-9c9c-000000000001';
@@ -236,5 +237,106 @@ describe('Redis frozen (connections open, no answers)', { skip }, () => {
       assert.deepEqual(received, ['before', 'after-0', 'after-1', 'after-2']);
     }
     assertAlive(nodes);
+  });
+});
+
+describe('limits and metrics while Redis is down, then frozen', { skip }, () => {
+  let redis: RedisInstance;
+  let node: ServerProcess;
+  const clients: TestClient[] = [];
+  const LIMITED_REPO = '8b2e0c1a-4444-4b4b-9c9c-000000000003';
+
+  before(async () => {
+    redis = await startRedis();
+    [node] = (await startNodes(1, redis.url, {
+      NOTIFICATION_SERVER_REDIS_TIMEOUT: '1',
+      NOTIFICATION_SERVER_MAX_CONNECTIONS: '6',
+      NOTIFICATION_SERVER_MAX_CONNECTIONS_PER_ADDRESS: '3',
+      NOTIFICATION_SERVER_TRUSTED_PROXIES: 'none',
+      NOTIFICATION_SERVER_MAX_CONNECTIONS_PER_USER: '1',
+      NOTIFICATION_SERVER_MAX_FAILED_SUBSCRIBES_PER_MINUTE: '2',
+      NOTIFICATION_SERVER_MAX_EVENT_BYTES: '1024',
+    })) as [ServerProcess];
+  });
+  after(async () => {
+    redis?.thaw();
+    for (const client of clients) client.socket.terminate();
+    await node?.stop();
+    await redis?.stop();
+  });
+
+  const backplaneConnected = async (expected: 0 | 1): Promise<void> => {
+    await scrapeUntil(node.url, (now) => now.value('notification_backplane_state', { kind: 'redis', state: 'connected' }) === expected, 20_000);
+  };
+  const connectFrom = async (localAddress: string): Promise<TestClient> => {
+    const client = await TestClient.connect(node.wsUrl, { localAddress });
+    clients.push(client);
+    return client;
+  };
+
+  /** Every limit answers as it does with Redis up, and /metrics counts each refusal. */
+  async function limitsHold(phase: string, alice: TestClient): Promise<void> {
+    const before = await scrape(node.url);
+    assert.equal(await node.publish('repo-update', { repo_id: LIMITED_REPO, commit_id: `own-${phase}` }), 200);
+    await alice.waitFor((m) => m.content['commit_id'] === `own-${phase}`, 10_000);
+    assert.equal(await node.publish('repo-update', { repo_id: LIMITED_REPO, commit_id: 'x'.repeat(2000) }), 413);
+    assert.equal(await node.publish('repo-update', { repo_id: LIMITED_REPO }, { authorization: `Token ${subscriberToken(LIMITED_REPO, 'mallory@example.com')}` }), 403);
+
+    const secondOfAlice = await connectFrom('127.0.0.2');
+    secondOfAlice.subscribe([{ id: LIMITED_REPO, jwt_token: subscriberToken(LIMITED_REPO, 'alice@example.com') }]);
+    assert.equal((await secondOfAlice.closed).code, 4003);
+    const prober = await connectFrom('127.0.0.2');
+    prober.subscribe(['a', 'b', 'c'].map((id) => ({ id, jwt_token: subscriberToken(id, 'mallory@example.com', { key: 'guessed' }) })));
+    assert.equal((await prober.closed).code, 4002);
+    await scrapeUntil(node.url, (now) => now.value('notification_connections') === 1);
+
+    const held = [await connectFrom('127.0.0.3'), await connectFrom('127.0.0.3'), await connectFrom('127.0.0.3')];
+    const perAddress = await upgradeAnswer(node.port, {}, '127.0.0.3');
+    assert.equal(perAddress.status, 429);
+    held.push(await connectFrom('127.0.0.4'), await connectFrom('127.0.0.4'));
+    const overall = await upgradeAnswer(node.port, {}, '127.0.0.5');
+    assert.equal(overall.status, 503);
+    assert.equal(overall.headers['retry-after'], '60');
+
+    const after = await scrape(node.url);
+    assert.equal(after.value('notification_backplane_state', { kind: 'redis', state: 'connected' }), 0, `${phase}: the backplane shows as connected`);
+    const counted = (name: string, labels: Record<string, string> = {}): number => Scrape.delta(before, after, name, labels);
+    assert.deepEqual(
+      {
+        tooLarge: counted('notification_events_rejected_total', { reason: 'too-large' }),
+        subscriberToken: counted('notification_auth_failures_total', { endpoint: 'events', reason: 'subscriber-token' }),
+        userCap: counted('notification_connections_closed_total', { reason: 'user-cap' }),
+        userCapSubscribes: counted('notification_subscribes_limited_total', { reason: 'user-cap' }),
+        failedSubscribes: counted('notification_connections_closed_total', { reason: 'failed-subscribes' }),
+        addressCap: counted('notification_requests_refused_total', { reason: 'address-cap' }),
+        connectionCap: counted('notification_requests_refused_total', { reason: 'connection-cap' }),
+        accepted: counted('notification_events_accepted_total', { type: 'repo-update', source: 'jwt' }),
+      },
+      { tooLarge: 1, subscriberToken: 1, userCap: 1, userCapSubscribes: 1, failedSubscribes: 1, addressCap: 1, connectionCap: 1, accepted: 1 },
+      phase,
+    );
+    for (const client of held) client.close();
+    await scrapeUntil(node.url, (now) => now.value('notification_connections') === 1);
+  }
+
+  it('every limit refuses and is counted as with Redis up, and /metrics shows the backplane down', async () => {
+    const alice = await connectFrom('127.0.0.1');
+    alice.subscribe([{ id: LIMITED_REPO, jwt_token: subscriberToken(LIMITED_REPO, 'alice@example.com') }]);
+    await alice.roundTrip();
+    await backplaneConnected(1);
+
+    await redis.kill();
+    await backplaneConnected(0);
+    await limitsHold('redis killed', alice);
+
+    await redis.restart();
+    await backplaneConnected(1);
+
+    redis.freeze();
+    await backplaneConnected(0);
+    await limitsHold('redis frozen', alice);
+    redis.thaw();
+    await backplaneConnected(1);
+    assertAlive([node]);
   });
 });

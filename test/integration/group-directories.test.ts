@@ -162,7 +162,7 @@ for (const server of sqlServers) {
     });
 
     test(`the configured ${server.name} is used through openGroupDirectory`, async () => {
-      const opened = openGroupDirectory(config, 10_000);
+      const opened = openGroupDirectory(config, 10_000, 5_000);
       try {
         assert.deepEqual(await opened.members(7), groupSeven);
       } finally {
@@ -237,7 +237,7 @@ describe('group membership from SQLite (ccnet/GroupMgr/groupmgr.db)', () => {
   after(() => rm(topDir, { recursive: true, force: true }));
 
   test('members of group 7 are read from groupmgr.db', async () => {
-    const directory = openGroupDirectory({ kind: 'sqlite', path }, 10_000);
+    const directory = openGroupDirectory({ kind: 'sqlite', path }, 10_000, 5_000);
     try {
       assert.deepEqual(await directory.members(7), groupSeven);
       assert.deepEqual(await directory.members(8), new Set(['carol@example.com']));
@@ -283,7 +283,7 @@ describe('group membership from SQLite (ccnet/GroupMgr/groupmgr.db)', () => {
 
   test('a missing groupmgr.db fails lookups with an error naming the file, and works once seaf-server creates it', async () => {
     const later = join(topDir, 'later', 'ccnet', 'GroupMgr', 'groupmgr.db');
-    const directory = openGroupDirectory({ kind: 'sqlite', path: later }, 10_000);
+    const directory = openGroupDirectory({ kind: 'sqlite', path: later }, 10_000, 5_000);
     try {
       await assert.rejects(
         directory.members(7),

@@ -1,41 +1,12 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
 import { connect as connectTcp } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { scrape } from '../support/prometheus-text.js';
+import { scrape, scrapeUntil } from '../support/prometheus-text.js';
 import { ServerProcess, subscriberToken } from '../support/server-process.js';
 import { TestClient } from '../support/test-client.js';
+import { upgradeAnswer } from '../support/upgrade.js';
 
 const REPOS = ['0d3c7a5e-2222-4a4a-8b8b-000000000001', '0d3c7a5e-2222-4a4a-8b8b-000000000002', '0d3c7a5e-2222-4a4a-8b8b-000000000003'];
-
-/** Asks for a WebSocket upgrade and returns the HTTP answer when it is not a 101. */
-async function upgradeAnswer(port: number, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      port,
-      path: '/',
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-key': randomBytes(16).toString('base64'),
-        'sec-websocket-version': '13',
-        ...headers,
-      },
-    });
-    req.once('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 0, headers: res.headers });
-    });
-    req.once('response', (res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? 0, headers: res.headers });
-    });
-    req.once('error', reject);
-    req.end();
-  });
-}
 
 describe('limits, through the running server', () => {
   const servers: ServerProcess[] = [];
@@ -51,8 +22,8 @@ describe('limits, through the running server', () => {
     return server;
   }
 
-  async function connect(server: ServerProcess, headers: Record<string, string> = {}): Promise<TestClient> {
-    const client = await TestClient.connect(server.wsUrl, { headers });
+  async function connect(server: ServerProcess, headers: Record<string, string> = {}, localAddress?: string): Promise<TestClient> {
+    const client = await TestClient.connect(server.wsUrl, { headers, localAddress });
     clients.push(client);
     return client;
   }
@@ -152,11 +123,87 @@ describe('limits, through the running server', () => {
     assert.equal((await fetch(`${server.url}/ping`)).status, 200, 'the cap is on WebSockets only');
     first.close();
     await first.closed;
-    // The server sees the close a moment later: retry as a client would.
+    await upgradeUntil(server, 101);
+  });
+
+  /** Retries the upgrade, as a client would, until it is answered `status` (the server sees a close a moment after the client). */
+  async function upgradeUntil(server: ServerProcess, status: number, headers: Record<string, string> = {}, from?: string): Promise<void> {
     const deadline = Date.now() + 10_000;
-    let status = 0;
-    while (Date.now() < deadline && (status = (await upgradeAnswer(server.port)).status) !== 101) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(status, 101);
+    let answer = 0;
+    while (Date.now() < deadline && (answer = (await upgradeAnswer(server.port, headers, from)).status) !== status) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answer, status);
+  }
+
+  it('past max_connections_per_address an upgrade from that address is answered 429 with Retry-After; other addresses still get in', async () => {
+    // No trusted proxy: the TCP peer is the client, whatever X-Forwarded-For says.
+    const server = await start({ NOTIFICATION_SERVER_MAX_CONNECTIONS_PER_ADDRESS: '2', NOTIFICATION_SERVER_TRUSTED_PROXIES: 'none' });
+    const first = await connect(server);
+    await connect(server, { 'x-forwarded-for': '198.51.100.1' });
+    const refused = await upgradeAnswer(server.port, { 'x-forwarded-for': '198.51.100.2' });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers['retry-after'], '60');
+    assert.match(refused.body, /^too many connections from your address \(max_connections_per_address is 2\); try again in 60 s\n$/);
+    assert.equal((await upgradeAnswer(server.port, {}, '127.0.0.2')).status, 101, 'another address is not affected');
+    const metrics = await scrape(server.url);
+    assert.equal(metrics.value('notification_requests_refused_total', { reason: 'address-cap' }), 1);
+    assert.equal(metrics.value('notification_requests_refused_total', { reason: 'connection-cap' }), 0);
+    const warning = await server.waitForLog((line) => line.msg.startsWith('connection cap per address reached'));
+    assert.equal(warning['remote'], '127.0.0.1');
+    first.close();
+    await first.closed;
+    await upgradeUntil(server, 101);
+  });
+
+  it('behind a trusted proxy the cap counts the address it names in X-Forwarded-For; a proxy that names nobody is not capped, and the log says so', async () => {
+    // The default trusted_proxies: loopback, where the documented proxy runs.
+    const server = await start({ NOTIFICATION_SERVER_MAX_CONNECTIONS_PER_ADDRESS: '2' });
+    const office = { 'x-forwarded-for': '203.0.113.50' };
+    await connect(server, office);
+    await connect(server, { 'x-forwarded-for': '1.2.3.4, 203.0.113.50' });
+    assert.equal((await upgradeAnswer(server.port, office)).status, 429);
+    assert.equal((await upgradeAnswer(server.port, { 'x-real-ip': '203.0.113.50' })).status, 429);
+    assert.equal((await upgradeAnswer(server.port, { 'x-forwarded-for': '203.0.113.51' })).status, 101);
+    for (let i = 0; i < 3; i++) await connect(server);
+    await server.waitForLog((line) => line.msg.startsWith('a WebSocket came through a trusted proxy that sent no X-Forwarded-For'));
+    assert.equal((await scrape(server.url)).value('notification_requests_refused_total', { reason: 'address-cap' }), 2);
+  });
+
+  it('past max_connections_per_user a subscribe of one more connection is refused with an error and the connection closed with 4003', async () => {
+    const server = await start({ NOTIFICATION_SERVER_MAX_CONNECTIONS_PER_USER: '2' });
+    const alice = (id: string) => ({ id, jwt_token: subscriberToken(id, 'alice@example.com') });
+    const laptop = await connect(server);
+    const desktop = await connect(server);
+    laptop.subscribe([alice(REPOS[0]!), alice(REPOS[1]!)]);
+    desktop.subscribe([alice(REPOS[0]!)]);
+    await laptop.roundTrip();
+    await desktop.roundTrip();
+    const third = await connect(server);
+    third.subscribe([alice(REPOS[2]!)]);
+    const refused = await third.waitFor((m) => m.type === 'error');
+    assert.equal(refused.content['repo_id'], REPOS[2]);
+    assert.match(String(refused.content['message']), /this user already has 2 connections open/);
+    assert.deepEqual(await third.closed, { code: 4003, reason: 'too many connections for this user' });
+    // The user's connections keep receiving, and other users are not affected.
+    const bob = await connect(server);
+    bob.subscribe([{ id: REPOS[0]!, jwt_token: subscriberToken(REPOS[0]!, 'bob@example.com') }]);
+    await bob.roundTrip();
+    await server.publish('repo-update', { repo_id: REPOS[0]!, commit_id: 'for-all' });
+    for (const client of [laptop, desktop, bob]) await client.waitFor((m) => m.content['commit_id'] === 'for-all');
+    const metrics = await scrapeUntil(server.url, (now) => now.value('notification_connections_closed_total', { reason: 'user-cap' }) === 1);
+    assert.equal(metrics.value('notification_subscribes_limited_total', { reason: 'user-cap' }), 1);
+    // Once one of alice's connections goes, there is room for another.
+    laptop.close();
+    await laptop.closed;
+    const deadline = Date.now() + 10_000;
+    let admitted: TestClient | null = null;
+    while (admitted === null && Date.now() < deadline) {
+      const next = await connect(server);
+      next.subscribe([alice(REPOS[2]!)]);
+      await next.roundTrip();
+      if (next.messages.some((m) => m.type === 'error')) await new Promise((r) => setTimeout(r, 50));
+      else admitted = next;
+    }
+    assert.ok(admitted, 'no room after a connection of the user closed');
   });
 
   it('with allowed_origins, only those browser origins get in, and the desktop client still does', async () => {

@@ -79,6 +79,15 @@ describe('behind the documented proxies (docs/deploy)', () => {
         client.close();
       });
 
+      it('the server sees the client\'s own address, which the proxy names in X-Forwarded-For', async () => {
+        // The proxy reaches the server from 127.0.0.1, a trusted proxy by default; the client comes from 127.0.0.2.
+        const userAgent = `address-probe-${kind.name}`;
+        const client = await TestClient.connect(`${proxy.wsUrl}/notification`, { headers: { 'user-agent': userAgent }, localAddress: '127.0.0.2' });
+        const connected = await server.waitForLog((line) => line.msg === 'websocket connected' && line['userAgent'] === userAgent);
+        assert.equal(connected['remote'], '127.0.0.2', proxy.log());
+        client.close();
+      });
+
       it('a browser that offers no subprotocol gets none back through the proxy', async () => {
         const client = await TestClient.connect(`${proxy.wsUrl}/notification`);
         assert.equal(client.socket.protocol, '');

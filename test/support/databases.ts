@@ -1,9 +1,12 @@
 /**
  * Throwaway MariaDB and PostgreSQL servers for tests: private data directory, free loopback
- * port, gone on stop(). Plus helpers that write ccnet `GroupUser` rows.
+ * port, gone on stop(). A fault test may halt one and start it again on the same port with
+ * the same data, or freeze it, as an admin's database would go away and come back. Plus
+ * helpers that write ccnet `GroupUser` rows.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { isCi } from './env.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +23,22 @@ export interface DatabaseInstance {
   readonly url: string;
   /** Stops the server and deletes its data directory. Safe to call twice. */
   stop(): Promise<void>;
+}
+
+/** A database server a test started for itself, which it may take away and bring back. */
+export interface ThrowawayDatabase extends DatabaseInstance {
+  readonly port: number;
+  /** Shuts the server down as an admin would (MariaDB: SIGTERM, PostgreSQL: fast shutdown); its data stays. */
+  halt(): Promise<void>;
+  /** Starts it again on the same port with the same data, after halt(). */
+  restart(): Promise<void>;
+  /**
+   * SIGSTOP to the server and every process it started (PostgreSQL's backends): connections
+   * stay open and new ones are accepted by the kernel, but nothing answers, as with a hung host.
+   */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
 }
 
 /** The server binaries are not installed; `debianPackage` provides them. */
@@ -40,7 +59,7 @@ const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
 const START_ATTEMPTS = 3;
 
-export async function startMariaDb(): Promise<DatabaseInstance> {
+export async function startMariaDb(): Promise<ThrowawayDatabase> {
   const server = findBinary(['mariadbd', 'mysqld'], [], 'mariadb-server');
   const dir = await mkdtemp(join(tmpdir(), 'notif-test-mariadb-'));
   try {
@@ -83,7 +102,7 @@ export async function startMariaDb(): Promise<DatabaseInstance> {
   }
 }
 
-export async function startPostgres(): Promise<DatabaseInstance> {
+export async function startPostgres(): Promise<ThrowawayDatabase> {
   const binDirs = postgresBinDirs();
   const initdb = findBinary(['initdb'], binDirs, 'postgresql');
   const server = findBinary(['postgres'], binDirs, 'postgresql');
@@ -247,6 +266,26 @@ export function groupDatabaseFromUrl(url: string, options: { requireDatabase?: b
   }
 }
 
+/**
+ * Why tests that start their own MariaDB or PostgreSQL must be skipped here, or null when they
+ * can run. Under CI=true a missing server is a failure, never a skip.
+ */
+export function databaseSkipReason(kind: 'mariadb' | 'postgres'): string | null {
+  try {
+    if (kind === 'mariadb') findBinary(['mariadbd', 'mysqld'], [], 'mariadb-server');
+    else {
+      findBinary(['initdb'], postgresBinDirs(), 'postgresql');
+      findBinary(['postgres'], postgresBinDirs(), 'postgresql');
+      if (process.getuid?.() === 0) postgresUser();
+    }
+    return null;
+  } catch (error) {
+    if (!(error instanceof ServerBinaryMissingError)) throw error;
+    if (isCi()) throw new Error(`${error.message}; CI=true requires every database test to run`);
+    return error.message;
+  }
+}
+
 /** A loopback port nobody listens on (for "database unreachable" tests). */
 export function closedLoopbackPort(): Promise<number> {
   return freeLoopbackPort();
@@ -267,30 +306,83 @@ interface ServerSpec {
 }
 
 /** Starts the server, retrying on a new port if another process took the free one meanwhile. */
-async function startServer(spec: ServerSpec): Promise<DatabaseInstance> {
+async function startServer(spec: ServerSpec): Promise<ThrowawayDatabase> {
   const logPath = join(spec.dir, 'server.log');
-  for (let attempt = 1; ; attempt++) {
-    const port = await freeLoopbackPort();
+  let child: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  const launch = async (port: number): Promise<boolean> => {
     const [command, ...args] = withParentDeathSignal(spec.command(port), spec.stopSignal);
     const log = openSync(logPath, 'a');
-    const child = spawn(command ?? '', args, { stdio: ['ignore', log, log] });
+    const started = spawn(command ?? '', args, { stdio: ['ignore', log, log] });
     closeSync(log);
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.once('error', () => {});
-    const ready = await waitUntilReady(spec, port, exited);
-    if (ready) {
+    child = started;
+    exited = new Promise<void>((resolve) => started.once('exit', () => resolve()));
+    started.once('error', () => {});
+    if (await waitUntilReady(spec, port, exited)) return true;
+    await stopProcess(started, exited, spec.stopSignal);
+    return false;
+  };
+  const current = (): ChildProcess => child!;
+  for (let attempt = 1; ; attempt++) {
+    const port = await freeLoopbackPort();
+    if (await launch(port)) {
       let stopping: Promise<void> | undefined;
+      const signalAll = (signal: NodeJS.Signals): void => {
+        for (const pid of processTree(current().pid)) {
+          try {
+            process.kill(pid, signal);
+          } catch {
+            // It exited meanwhile.
+          }
+        }
+      };
       return {
         url: spec.url(port),
-        stop: () => (stopping ??= stopProcess(child, exited, spec.stopSignal).finally(() => rm(spec.dir, { recursive: true, force: true }))),
+        port,
+        halt: () => stopProcess(current(), exited, spec.stopSignal),
+        restart: async () => {
+          await stopProcess(current(), exited, spec.stopSignal);
+          if (!(await launch(port))) throw new Error(`${spec.name} did not start again on port ${port}; its log ends:\n${logTail(logPath)}`);
+        },
+        freeze: () => signalAll('SIGSTOP'),
+        thaw: () => signalAll('SIGCONT'),
+        stop: () =>
+          (stopping ??= Promise.resolve(signalAll('SIGCONT'))
+            .then(() => stopProcess(current(), exited, spec.stopSignal))
+            .finally(() => rm(spec.dir, { recursive: true, force: true }))),
       };
     }
-    await stopProcess(child, exited, spec.stopSignal);
-    if (attempt >= START_ATTEMPTS || child.exitCode === null) {
-      const reason = child.exitCode === null ? `did not accept connections within ${READY_TIMEOUT_MS / 1000} s` : `exited with code ${child.exitCode}`;
+    const failed = current();
+    if (attempt >= START_ATTEMPTS || failed.exitCode === null) {
+      const reason = failed.exitCode === null ? `did not accept connections within ${READY_TIMEOUT_MS / 1000} s` : `exited with code ${failed.exitCode}`;
       throw new Error(`${spec.name} ${reason}; its log ends:\n${logTail(logPath)}`);
     }
   }
+}
+
+/** `pid` and every process below it, from /proc (PostgreSQL runs a process per connection). */
+function processTree(pid: number | undefined): number[] {
+  if (pid === undefined) return [];
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The command name is in parentheses and may hold blanks: the parent pid follows the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // It exited while we looked.
+    }
+  }
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const next = queue.shift()!;
+    found.push(next);
+    queue.push(...(children.get(next) ?? []));
+  }
+  return found;
 }
 
 async function waitUntilReady(spec: ServerSpec, port: number, exited: Promise<void>): Promise<boolean> {

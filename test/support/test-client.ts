@@ -27,8 +27,9 @@ export class TestClient {
     );
   }
 
-  static async connect(url: string, options: { protocols?: string[]; headers?: Record<string, string> } = {}): Promise<TestClient> {
-    const socket = new WebSocket(url, options.protocols ?? [], { headers: options.headers, handshakeTimeout: 5000 });
+  /** `localAddress`: the loopback address to connect from (127.0.0.2, …), to look like another client. */
+  static async connect(url: string, options: { protocols?: string[]; headers?: Record<string, string>; localAddress?: string } = {}): Promise<TestClient> {
+    const socket = new WebSocket(url, options.protocols ?? [], { headers: options.headers, handshakeTimeout: 5000, localAddress: options.localAddress });
     const client = new TestClient(socket);
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());

@@ -181,4 +181,19 @@ describe('group membership cache', () => {
   test('a negative TTL is refused', () => {
     assert.throws(() => new CachedGroupDirectory(new FakeDirectory(new Map()), { ttlMs: -1 }), RangeError);
   });
+
+  test('a query not answered within timeoutMs fails, is counted, and the next lookup asks the database again', async () => {
+    const database = new FakeDirectory(new Map([[7, ['alice@example.com']]]));
+    const directory = new CachedGroupDirectory(database, { ttlMs: 0, timeoutMs: 20 });
+    database.hold();
+    await assert.rejects(directory.members(7), (error: unknown) => error instanceof GroupLookupError && /no answer from the group database within 20 ms/.test(error.message));
+    assert.equal(directory.stats.failures, 1);
+    database.release();
+    assert.deepEqual(await directory.members(7), new Set(['alice@example.com']));
+    assert.deepEqual(database.queries, [7, 7], 'the hung query was not waited on again');
+  });
+
+  test('a timeout of 0 or less is refused', () => {
+    assert.throws(() => new CachedGroupDirectory(new FakeDirectory(new Map()), { ttlMs: 0, timeoutMs: 0 }), RangeError);
+  });
 });

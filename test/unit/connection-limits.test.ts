@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import type WebSocket from 'ws';
 import { signToken } from '../../src/auth/jwt.js';
 import { Hub } from '../../src/hub/hub.js';
-import { WebSocketConnection } from '../../src/transport/websocket-connection.js';
+import { WebSocketConnection, type ConnectionLimits } from '../../src/transport/websocket-connection.js';
 import { NO_METRICS } from '../../src/metrics/metrics.js';
 
 const KEY = Buffer.from('connection-limits-key');
@@ -30,23 +30,29 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-function setup(limits: { maxLibraries: number; subscribeTimeoutMs: number; maxFailedSubscribesPerMinute: number }) {
+function setup(limits: ConnectionLimits) {
   let now = 1_700_000_000_000;
   const hub = new Hub({ groups: null, logger: silent, now: () => now });
-  const socket = new FakeSocket();
-  const connection = new WebSocketConnection(socket as unknown as WebSocket, 'test', {
-    hub,
-    key: KEY,
-    logger: silent,
-    sendQueueBytes: 1 << 20,
-    now: () => now,
-    metrics: NO_METRICS,
-    onClose: () => undefined,
-    limits,
-  });
+  const limited: string[] = [];
+  const open = () => {
+    const socket = new FakeSocket();
+    const connection = new WebSocketConnection(socket as unknown as WebSocket, 'test', {
+      hub,
+      key: KEY,
+      logger: silent,
+      sendQueueBytes: 1 << 20,
+      now: () => now,
+      metrics: { ...NO_METRICS, subscribeLimited: (reason) => limited.push(reason) },
+      onClose: () => undefined,
+      limits,
+    });
+    return { socket, connection };
+  };
+  const { socket, connection } = open();
   const bad = (id: string) => ({ type: 'subscribe', content: { repos: [{ id, jwt_token: 'not.a.token' }] } });
-  const good = (id: string) => ({ type: 'subscribe', content: { repos: [{ id, jwt_token: signToken({ repo_id: id, username: 'u', exp: Math.floor(now / 1000) + 3600 }, KEY) }] } });
-  return { hub, socket, connection, bad, good, advance: (ms: number) => (now += ms) };
+  const grant = (id: string, username: string) => ({ id, jwt_token: signToken({ repo_id: id, username, exp: Math.floor(now / 1000) + 3600 }, KEY) });
+  const good = (id: string, username = 'u') => ({ type: 'subscribe', content: { repos: [grant(id, username)] } });
+  return { hub, socket, connection, bad, good, grant, open, limited, advance: (ms: number) => (now += ms) };
 }
 
 describe('per-connection limits', () => {
@@ -88,5 +94,78 @@ describe('per-connection limits', () => {
     assert.ok(connection.isOpen);
     assert.equal(hub.index.countOf(connection), 2);
     hub.close();
+  });
+
+  it('a library refused by the library limit is counted as library-cap', () => {
+    const { hub, socket, good, limited } = setup({ maxLibraries: 1, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0 });
+    socket.receive(good('a'));
+    socket.receive(good('b'));
+    assert.deepEqual(limited, ['library-cap']);
+    hub.close();
+  });
+
+  describe('connections per user', () => {
+    const limits = { maxLibraries: 100, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0, maxConnectionsPerUser: 2 };
+
+    it('a connection counts for a user from its first subscription under that user; one more than the limit is refused and closed with 4003', () => {
+      const { hub, socket: first, good, open, limited } = setup(limits);
+      const second = open();
+      const third = open();
+      first.receive(good('a', 'alice'));
+      first.receive(good('b', 'alice')); // the same connection: still one
+      second.socket.receive(good('a', 'alice'));
+      assert.equal(hub.index.subscribersOf('alice'), 2);
+      third.socket.receive(good('c', 'alice'));
+      assert.deepEqual(JSON.parse(third.socket.sent[0]!), {
+        type: 'error',
+        content: { repo_id: 'c', message: "subscribe refused: this user already has 2 connections open, the server's limit; close one first" },
+      });
+      assert.equal(third.socket.closedWith, 4003);
+      assert.deepEqual(limited, ['user-cap']);
+      assert.equal(hub.index.subscribersOf('alice'), 2);
+      // Other users are not affected.
+      const bob = open();
+      bob.socket.receive(good('a', 'bob'));
+      assert.ok(bob.connection.isOpen);
+      assert.equal(hub.index.countOf(bob.connection), 1);
+      hub.close();
+    });
+
+    it('room again once a connection of the user holds nothing of theirs: unsubscribed, or closed', () => {
+      const { hub, socket: first, connection, good, open } = setup(limits);
+      const second = open();
+      first.receive(good('a', 'alice'));
+      second.socket.receive(good('a', 'alice'));
+      first.receive({ type: 'unsubscribe', content: { repos: [{ id: 'a' }] } });
+      const third = open();
+      third.socket.receive(good('a', 'alice'));
+      assert.equal(hub.index.countOf(third.connection), 1);
+      second.connection.terminate('normal');
+      const fourth = open();
+      fourth.socket.receive(good('b', 'alice'));
+      assert.equal(hub.index.countOf(fourth.connection), 1);
+      assert.equal(hub.index.subscribersOf('alice'), 2);
+      assert.ok(connection.isOpen);
+      hub.close();
+    });
+
+    it('a connection that holds another user\'s library keeps it and stays open when one user is over the limit', () => {
+      const { hub, good, grant, open } = setup(limits);
+      open().socket.receive(good('a', 'alice'));
+      open().socket.receive(good('a', 'alice'));
+      const shared = open();
+      shared.socket.receive({ type: 'subscribe', content: { repos: [grant('x', 'carol'), grant('y', 'alice')] } });
+      assert.equal(shared.socket.closedWith, null);
+      assert.equal(hub.index.countOf(shared.connection), 1);
+      assert.equal(JSON.parse(shared.socket.sent[0]!).content.repo_id, 'y');
+      hub.close();
+    });
+
+    it('0 means no limit', () => {
+      const { hub, good, open } = setup({ ...limits, maxConnectionsPerUser: 0 });
+      for (let i = 0; i < 50; i++) open().socket.receive(good('a', 'alice'));
+      assert.equal(hub.index.subscribersOf('alice'), 50);
+      hub.close();
+    });
   });
 });

@@ -112,6 +112,7 @@ const RUNNING: Config = {
   notificationToken: null,
   groupDatabase: null,
   groupCacheTtlMs: DEFAULTS.groupCacheTtlMs,
+  groupLookupTimeoutMs: DEFAULTS.groupLookupTimeoutMs,
   backplane: { kind: 'memory' },
   history: DEFAULT_HISTORY_LIMITS,
   limits: DEFAULT_LIMITS,
@@ -119,6 +120,7 @@ const RUNNING: Config = {
   deadPeerMs: DEFAULTS.deadPeerMs,
   drainMs: DEFAULTS.drainMs,
   allowedOrigins: null,
+  trustedProxies: [...DEFAULTS.trustedProxies],
   eventsListen: null,
   metrics: true,
   adminToken: null,
@@ -158,5 +160,18 @@ describe('what a reload applies and what needs a restart', () => {
     assert.deepEqual(plan.applied, ['subscribe_timeout']);
     assert.deepEqual(plan.needsRestart, ['host', 'port', 'group database', 'Redis backplane (redis_url, redis_timeout)', 'max_frame_bytes']);
     assert.deepEqual(plan.config, { ...RUNNING, limits: { ...RUNNING.limits, subscribeTimeoutMs: 0 } });
+  });
+
+  it('the caps per address and per user are taken over; trusted proxies and the group lookup timeout need a restart', () => {
+    const next: Config = {
+      ...RUNNING,
+      trustedProxies: ['10.0.0.5'],
+      groupLookupTimeoutMs: 1_000,
+      limits: { ...RUNNING.limits, maxConnectionsPerAddress: 7, maxConnectionsPerUser: 3 },
+    };
+    const plan = planReload(RUNNING, next);
+    assert.deepEqual(plan.applied, ['max_connections_per_address', 'max_connections_per_user']);
+    assert.deepEqual(plan.needsRestart, ['group_lookup_timeout', 'trusted_proxies']);
+    assert.deepEqual(plan.config, { ...RUNNING, limits: { ...RUNNING.limits, maxConnectionsPerAddress: 7, maxConnectionsPerUser: 3 } });
   });
 });

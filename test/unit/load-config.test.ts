@@ -818,3 +818,29 @@ test('admin token: off by default; from NOTIFICATION_SERVER_ADMIN_TOKEN or seafi
     message: /^the admin token \(NOTIFICATION_SERVER_ADMIN_TOKEN\) is too short: use at least 16 characters/,
   });
 });
+
+test('limits: connections per address and per user, trusted proxies and the group lookup timeout; 0 turns the caps off, none trusts no proxy', async () => {
+  const defaults = (await load({}, { JWT_PRIVATE_KEY: KEY })).config;
+  assert.deepEqual([defaults.limits.maxConnectionsPerAddress, defaults.limits.maxConnectionsPerUser], [5_000, 1_000]);
+  assert.deepEqual(defaults.trustedProxies, ['127.0.0.0/8', '::1']);
+  assert.equal(defaults.groupLookupTimeoutMs, 5_000);
+  const { conf } = await seafileTop({
+    'seafile.conf':
+      `[notification]\njwt_private_key = ${KEY}\nmax_connections_per_address = 0\nmax_connections_per_user = 20\n` +
+      'trusted_proxies = 10.0.0.5, 192.168.0.0/16 FD00::/8\ngroup_lookup_timeout = 2\n',
+  });
+  const { config, notices } = await load({ configDir: conf }, { NOTIFICATION_SERVER_MAX_CONNECTIONS_PER_USER: '30' });
+  assert.equal(config.limits.maxConnectionsPerAddress, 0);
+  assert.equal(config.limits.maxConnectionsPerUser, 30);
+  assert.deepEqual(config.trustedProxies, ['10.0.0.5', '192.168.0.0/16', 'fd00::/8']);
+  assert.equal(config.groupLookupTimeoutMs, 2_000);
+  assert.ok(notices.some((n) => n.includes('trusted_proxies 10.0.0.5 192.168.0.0/16 fd00::/8 (seafile.conf [notification] trusted_proxies)')));
+  assert.deepEqual((await load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_TRUSTED_PROXIES: 'None' })).config.trustedProxies, []);
+  for (const bad of ['proxy.example.com', '10.0.0.0/33', '::1/129', '10.0.0.1:8080', 'none, 10.0.0.1', '10.0.0/8', ' , ']) {
+    await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_TRUSTED_PROXIES: bad }), { name: 'ConfigError', message: /NOTIFICATION_SERVER_TRUSTED_PROXIES/ }, bad);
+  }
+  await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_GROUP_LOOKUP_TIMEOUT: '0' }), {
+    name: 'ConfigError',
+    message: /^invalid group_lookup_timeout "0" \(NOTIFICATION_SERVER_GROUP_LOOKUP_TIMEOUT\): expected a whole number from 1 to /,
+  });
+});
