@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { VerificationKeys } from '../auth/key-ring.js';
@@ -112,7 +113,7 @@ export class WebSocketEndpoint {
           this.#metrics.connectionClosed(reason);
         },
         limits: options.connectionLimits,
-      });
+      }, socket as Socket);
       this.connections.add(connection);
       this.#metrics.connectionOpened();
       options.logger.debug(

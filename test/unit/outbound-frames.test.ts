@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, connect, type Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import { createRequire } from 'node:module';
+import { encodeTextFrame, pendingSockets, textFrameOf, writeBatched } from '../../src/transport/outbound-frames.js';
+
+interface FrameReceiver {
+  on(event: 'message', listener: (data: Buffer) => void): void;
+  write(bytes: Buffer): void;
+}
+// ws exports its receiver at run time, its type definitions do not.
+const Receiver = createRequire(import.meta.url)('ws').Receiver as new (options: { isServer: boolean }) => FrameReceiver;
+
+/** Decodes server-to-client frames the way a client does, with ws's own receiver. */
+function decode(bytes: Buffer): string[] {
+  const messages: string[] = [];
+  const receiver = new Receiver({ isServer: false });
+  receiver.on('message', (data: Buffer) => messages.push(data.toString()));
+  receiver.write(bytes);
+  return messages;
+}
+
+describe('outbound frames', () => {
+  it('a frame decodes to its payload at every length encoding (7-bit, 16-bit, 64-bit)', () => {
+    for (const length of [0, 1, 125, 126, 127, 65_535, 65_536, 70_000]) {
+      const payload = Buffer.alloc(length, 'x');
+      assert.deepEqual(decode(encodeTextFrame(payload)), [payload.toString()], `length ${length}`);
+    }
+  });
+
+  it('the frame is built once for one payload and anew for the next', () => {
+    const a = Buffer.from('{"type":"repo-update"}');
+    const b = Buffer.from('{"type":"repo-update"}');
+    assert.equal(textFrameOf(a), textFrameOf(a));
+    assert.notEqual(textFrameOf(b), textFrameOf(a));
+  });
+
+  it('frames written to one socket in one turn arrive together, whole and in order', async () => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as { port: number };
+    const client = connect(port, '127.0.0.1');
+    const [accepted] = (await once(server, 'connection')) as [Socket];
+    const received: Buffer[] = [];
+    client.on('data', (chunk: Buffer) => received.push(chunk));
+    for (let i = 0; i < 50; i++) writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${i}}`)));
+    assert.equal(pendingSockets(), 1, 'one socket corked, whatever the number of frames');
+    assert.equal(received.length, 0);
+    const deadline = Date.now() + 5000;
+    while (decode(Buffer.concat(received)).length < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(decode(Buffer.concat(received)), Array.from({ length: 50 }, (_, i) => `{"seq":${i}}`));
+    assert.equal(pendingSockets(), 0);
+    client.destroy();
+    accepted.destroy();
+    server.close();
+  });
+});
