@@ -170,6 +170,11 @@ async function closeAll(loads: LoadProcess[]): Promise<void> {
   await Promise.all(loads.map((load) => load.ask({ cmd: 'close' }, 120_000)));
 }
 
+/** CPU seconds used so far by the load processes together. */
+function loadCpu(loads: LoadProcess[]): number {
+  return loads.reduce((sum, load) => sum + readProcessUsage(load.pid).cpuSeconds, 0);
+}
+
 const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1);
 
 async function idle(): Promise<void> {
@@ -274,6 +279,7 @@ async function churn(): Promise<void> {
   })();
   try {
     const cpuStart = readProcessUsage(server.child.pid!).cpuSeconds;
+    const loadCpuStart = loadCpu(loads);
     const replies = await Promise.all(
       loads.map((load, p) =>
         load.ask<Extract<LoadReply, { cmd: 'churned' }>>(
@@ -283,11 +289,12 @@ async function churn(): Promise<void> {
       ),
     );
     const cpu = readProcessUsage(server.child.pid!).cpuSeconds - cpuStart;
+    const loadCpuSeconds = loadCpu(loads) - loadCpuStart;
     const cycles = replies.reduce((sum, r) => sum + r.cycles, 0);
     const failures = replies.reduce((sum, r) => sum + r.failures, 0);
     console.log(`churn: ${concurrency} concurrent loops for ${seconds} s`);
     console.log(`  ${cycles} connect-subscribe-receive-close cycles: ${Math.round(cycles / seconds)} per second (target >= 2,000), ${failures} failures${failures > 0 ? ` (first: ${replies.find((r) => r.firstError !== null)?.firstError})` : ''}`);
-    console.log(`  server CPU ${(cpu / seconds).toFixed(2)} cores`);
+    console.log(`  server CPU ${(cpu / seconds).toFixed(2)} cores (${((cpu * 1e6) / cycles).toFixed(0)} µs per cycle); load processes ${(loadCpuSeconds / seconds).toFixed(2)} cores`);
   } finally {
     publishing = false;
     await ticker.catch(() => undefined);
