@@ -33,19 +33,23 @@ export function encodeTextFrame(payload: Buffer): Buffer {
   return frame;
 }
 
-let lastPayload: Buffer | null = null;
-let lastFrame: Buffer | null = null;
+/** The frames of the last two payloads: a library's stock and positioned frames of one event. */
+const recentPayloads: [Buffer | null, Buffer | null] = [null, null];
+const recentFrames: [Buffer | null, Buffer | null] = [null, null];
+let older = 0;
 
 /**
  * The frame for `payload`, built once for a run of calls with the same Buffer (one event's
- * fan-out). One entry is enough: a fan-out finishes before the next event's starts.
+ * fan-out). Two entries are enough: one fan-out finishes before the next event's starts, and
+ * sends at most two payloads per event (stock, and positioned for the positions extension).
  */
 export function textFrameOf(payload: Buffer): Buffer {
-  if (payload !== lastPayload) {
-    lastFrame = encodeTextFrame(payload);
-    lastPayload = payload;
-  }
-  return lastFrame!;
+  if (payload === recentPayloads[0]) return recentFrames[0]!;
+  if (payload === recentPayloads[1]) return recentFrames[1]!;
+  const slot = older;
+  older = 1 - older;
+  recentPayloads[slot] = payload;
+  return (recentFrames[slot] = encodeTextFrame(payload));
 }
 
 /** Sockets corked since the last flush, uncorked together by `flush`. */

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { parseClientMessage, ProtocolError, type ClientMessage } from '../protocol/client-message.js';
 import { encodeError, encodeJwtExpired } from '../protocol/event.js';
+import { POSITIONS_SUBPROTOCOL } from '../protocol/position-frames.js';
 import { CloseCode, closeReasonOf, closeReasonOfFrameError, type CloseReason } from './close-codes.js';
 import { textFrameOf, writeBatched } from './outbound-frames.js';
 
@@ -61,6 +62,8 @@ function onError(this: WebSocket, err: Error & { code?: string }): void {
 /** One subscriber's WebSocket: reads its messages, queues its events, tracks its liveness. */
 export class WebSocketConnection implements Subscriber {
   readonly id = nextId++;
+  /** Opened with the positions subprotocol: positioned frames, `subscribed`, `resync`, and `since`. */
+  readonly positioned: boolean;
   /** Last inbound traffic of any kind (message, ping, pong), Unix milliseconds. */
   lastSeen: number;
   #open = true;
@@ -84,6 +87,7 @@ export class WebSocketConnection implements Subscriber {
     private readonly tcp: Socket | null = null,
   ) {
     this.lastSeen = context.now();
+    this.positioned = socket.protocol === POSITIONS_SUBPROTOCOL;
     (socket as Tagged)[CONNECTION] = this;
     socket.on('message', onMessage);
     socket.on('ping', onPingOrPong);
@@ -193,7 +197,8 @@ export class WebSocketConnection implements Subscriber {
       for (const entry of message.entries) {
         if (this.#overLibraryLimit(entry.repoId)) continue;
         try {
-          this.context.hub.subscribe(this, verifySubscriberToken(entry.token ?? '', entry.repoId, this.context.key, now));
+          const grant = verifySubscriberToken(entry.token ?? '', entry.repoId, this.context.key, now);
+          this.context.hub.subscribe(this, grant, this.positioned ? entry.since : undefined);
           clearTimeout(this.#subscribeDeadline);
         } catch (err) {
           if (!(err instanceof SubscribeRefused)) throw err;

@@ -29,11 +29,16 @@ describe('outbound frames', () => {
     }
   });
 
-  it('the frame is built once for one payload and anew for the next', () => {
-    const a = Buffer.from('{"type":"repo-update"}');
-    const b = Buffer.from('{"type":"repo-update"}');
-    assert.equal(textFrameOf(a), textFrameOf(a));
-    assert.notEqual(textFrameOf(b), textFrameOf(a));
+  it('the frame is built once per payload, also when stock and positioned payloads of one event alternate', () => {
+    const stock = Buffer.from('{"type":"repo-update"}');
+    const positioned = Buffer.from('{"type":"repo-update","position":{"epoch":"e","offset":1}}');
+    const first = textFrameOf(stock);
+    const second = textFrameOf(positioned);
+    assert.equal(textFrameOf(stock), first);
+    assert.equal(textFrameOf(positioned), second);
+    const next = Buffer.from('{"type":"repo-update"}');
+    assert.notEqual(textFrameOf(next), first, 'a new event (a new Buffer) gets its own frame');
+    assert.deepEqual(decode(textFrameOf(next)), ['{"type":"repo-update"}']);
   });
 
   it('frames written to one socket in one turn arrive together, whole and in order', async () => {
