@@ -5,6 +5,7 @@ import type { BackplaneConfig } from '../config/config.js';
 import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from '../history/event-history.js';
 import type { Logger } from '../log.js';
 import type { Backplane, DeliverEvent } from './backplane.js';
+import { IpcBackplane, type PrimaryChannel } from './ipc-backplane.js';
 import { MemoryBackplane } from './memory-backplane.js';
 import { RedisBackplane } from './redis-backplane.js';
 
@@ -15,10 +16,25 @@ export interface OpenBackplaneInput {
   logger: Logger;
   /** How much each library's history keeps (`history_size`, `history_ttl`). */
   history?: HistoryLimits;
+  /**
+   * Set in a cluster worker (`workers` > 1): events travel through the primary, whatever the
+   * configured backplane (the primary runs that one), see ipc-backplane.ts.
+   */
+  viaPrimary?: ViaPrimary;
+}
+
+/** A cluster worker's way to its primary. */
+export interface ViaPrimary {
+  workerId: number;
+  channel: PrimaryChannel;
 }
 
 export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput): Backplane {
   const nodeId = newNodeId();
+  if (input.viaPrimary !== undefined) {
+    const { workerId, channel } = input.viaPrimary;
+    return new IpcBackplane({ nodeId, workerId, channel, deliver: input.deliver, history: input.history ?? DEFAULT_HISTORY_LIMITS });
+  }
   switch (config.kind) {
     case 'memory':
       return new MemoryBackplane(nodeId, input.deliver, input.history ?? DEFAULT_HISTORY_LIMITS);

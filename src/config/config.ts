@@ -108,6 +108,11 @@ export interface Config {
   metrics: boolean;
   /** The secret of the admin status page at `/status`; null: the page is off (404). */
   adminToken: string | null;
+  /**
+   * Processes serving the port (`workers`): 1 is a single process; more start a primary that
+   * forks them (Node's cluster module) and numbers their events (docs/performance.md).
+   */
+  workers: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -135,7 +140,11 @@ export const DEFAULTS = {
   keyGraceMs: 600_000,
   metrics: true,
   redisTimeoutMs: 5_000,
+  workers: 1,
 } as const;
+
+/** Past this, `workers` is a typo: each worker is a whole server process. */
+export const MAX_WORKERS = 64;
 
 /** A setting is missing or invalid; the message says which and how to fix it. */
 export class ConfigError extends Error {
