@@ -3,11 +3,11 @@
  * of a library one after the other, so the WebSocket frame (header + payload, unmasked, as a
  * server sends it) is built once per event and the identical bytes go to every socket.
  *
- * Sockets written during one turn of the event loop are corked and uncorked together once
- * the turn is over, so several events that reach one socket in the same turn (a burst of
- * POSTs, several backplane messages read at once) leave in one write system call instead of
- * one per frame. A profile of the fan-out showed the write system call at about 58 % of the
- * server's CPU when every frame was its own write.
+ * A quiet server writes each frame at once. Under a burst (a fan-out starting within the
+ * cool-down of the previous one, see coolDown) sockets are corked and uncorked together when
+ * the cool-down ends, so several events that reach one socket meanwhile leave in one write
+ * system call instead of one per frame. A profile of the fan-out showed the write system
+ * call at about half of the server's CPU when every frame was its own write.
  */
 import type { Socket } from 'node:net';
 
@@ -52,15 +52,39 @@ export function textFrameOf(payload: Buffer): Buffer {
   return (recentFrames[slot] = encodeTextFrame(payload));
 }
 
+/**
+ * How this turn of the event loop writes: `none` until its first frame; `direct` when the
+ * server was quiet (each frame is written at once, so the first subscribers' bytes are on
+ * their way while the fan-out goes on); `batched` when the frame came within the cool-down
+ * after the previous fan-out (a burst): frames are corked and flushed together.
+ */
+let turn: 'none' | 'direct' | 'batched' = 'none';
+let turnStarted = 0;
+/** Until when (performance.now(), ms) a new fan-out counts as part of a burst. */
+let quietFrom = -Infinity;
 /** Sockets corked since the last flush, uncorked together by `flush`. */
 const corked: Socket[] = [];
-let flushScheduled = false;
-/** When the last flush ended and how long it took (performance.now(), ms). */
-let lastFlushEnd = -Infinity;
-let lastFlushCost = 0;
+
+/** Bound on the cool-down, whatever a fan-out cost. */
+const MAX_COOL_DOWN_MS = 20;
+
+/**
+ * A fan-out (direct writes, or a flush) that took T ms is followed by a cool-down of T ms:
+ * frames written during it are batched and flushed when it ends. Write system calls then get
+ * at most about half of the process under a burst, and each carries every frame that reached
+ * its socket meanwhile; a quiet server writes at once.
+ */
+function coolDown(started: number): void {
+  const ended = performance.now();
+  quietFrom = ended + Math.min(ended - started, MAX_COOL_DOWN_MS);
+  turn = 'none';
+}
+
+function endDirectTurn(): void {
+  coolDown(turnStarted);
+}
 
 function flush(): void {
-  flushScheduled = false;
   const started = performance.now();
   // uncork() may run user code (write callbacks, 'drain'); take the list first.
   const sockets = corked.splice(0);
@@ -68,35 +92,33 @@ function flush(): void {
     // Our cork is the outer one: ws corks and uncorks within a single send.
     if (socket.writableCorked > 0) socket.uncork();
   }
-  lastFlushEnd = performance.now();
-  lastFlushCost = lastFlushEnd - started;
+  coolDown(started);
 }
-
-function scheduleFlush(): void {
-  flushScheduled = true;
-  // A flush that took T ms is followed by at least T ms of other work before the next one:
-  // write system calls get at most about half of the process, and frames written
-  // meanwhile share them. A quiet server (or a small fan-out) flushes at the end of the
-  // current turn; a burst to many subscribers waits at most as long as one flush took.
-  const wait = lastFlushEnd + lastFlushCost - performance.now();
-  if (wait < 0.5) setImmediate(flush);
-  else setTimeout(flush, Math.min(wait, MAX_FLUSH_DELAY_MS));
-}
-
-/** Bound on the wait above, whatever a flush cost. */
-const MAX_FLUSH_DELAY_MS = 20;
 
 /**
- * Writes `frame` to `socket` after whatever ws or an earlier call queued on it; the bytes
- * leave at the next flush (the end of this turn of the event loop, or a little later under
- * a burst, see scheduleFlush), together with any other frame written to the same socket in
- * the meantime.
+ * Writes `frame` to `socket` after whatever ws or an earlier call queued on it: at once when
+ * the server is quiet, or corked until the end of the cool-down under a burst, together with
+ * any other frame written to the same socket in the meantime.
  */
 export function writeBatched(socket: Socket, frame: Buffer): void {
+  if (turn === 'none') {
+    const now = performance.now();
+    if (now >= quietFrom) {
+      turn = 'direct';
+      turnStarted = now;
+      setImmediate(endDirectTurn);
+    } else {
+      turn = 'batched';
+      setTimeout(flush, quietFrom - now);
+    }
+  }
+  if (turn === 'direct') {
+    socket.write(frame);
+    return;
+  }
   if (socket.writableCorked === 0) {
     socket.cork();
     corked.push(socket);
-    if (!flushScheduled) scheduleFlush();
   }
   socket.write(frame);
 }

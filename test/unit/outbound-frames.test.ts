@@ -41,7 +41,7 @@ describe('outbound frames', () => {
     assert.deepEqual(decode(textFrameOf(next)), ['{"type":"repo-update"}']);
   });
 
-  it('frames written to one socket in one turn arrive together, whole and in order', async () => {
+  it('a quiet server writes at once; frames that follow a fan-out within its cool-down are batched; all arrive whole and in order', async () => {
     const server = createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -50,9 +50,19 @@ describe('outbound frames', () => {
     const [accepted] = (await once(server, 'connection')) as [Socket];
     const received: Buffer[] = [];
     client.on('data', (chunk: Buffer) => received.push(chunk));
-    for (let i = 0; i < 50; i++) writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${i}}`)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    // A fan-out that takes 5 ms: written at once, not corked.
+    writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":0}')));
+    assert.equal(pendingSockets(), 0, 'quiet: written at once');
+    const busyUntil = performance.now() + 5;
+    while (performance.now() < busyUntil);
+    await new Promise((resolve) => setImmediate(resolve));
+
+    // Right after it: a burst, corked until the cool-down ends.
+    for (let i = 1; i < 50; i++) writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${i}}`)));
     assert.equal(pendingSockets(), 1, 'one socket corked, whatever the number of frames');
-    assert.equal(received.length, 0);
+
     const deadline = Date.now() + 5000;
     while (decode(Buffer.concat(received)).length < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     assert.deepEqual(decode(Buffer.concat(received)), Array.from({ length: 50 }, (_, i) => `{"seq":${i}}`));
