@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { lastPosition, positionedClient, timeline } from '../support/positioned-client.js';
@@ -97,5 +98,35 @@ describe('--workers 2: one port, the primary numbers every event', () => {
     assert.deepEqual(exit, { code: 0, signal: null });
     for (const closed of await Promise.all(closing)) assert.equal(closed.code, 1001);
     assert.deepEqual([...workersThatLogged(server, 'stopped')].sort(), [1, 2, undefined], 'both workers and the primary stopped');
+  });
+
+  it('a worker that dies is replaced: subscribers on the survivor and on the new worker get every event', async () => {
+    const cluster = await ServerProcess.start({ args: ['--workers', '2'] });
+    try {
+      const pid = cluster.child.pid!;
+      const workers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').map(Number);
+      assert.equal(workers.length, 2);
+      process.kill(workers[0]!, 'SIGKILL');
+      await cluster.waitForLog((line) => line.msg.includes('died') && line.msg.includes('starting another'), 5000);
+      await cluster.waitForLog((line) => line.msg === `worker 3 listening on 127.0.0.1:${cluster.port}`, 10_000);
+      const subscribers: TestClient[] = [];
+      for (let i = 0; i < 2; i++) {
+        const client = await TestClient.connect(cluster.wsUrl);
+        clients.push(client);
+        client.subscribe([{ id: REPO, jwt_token: subscriberToken(REPO, `user${i}@example.com`) }]);
+        await client.roundTrip();
+        subscribers.push(client);
+      }
+      const holders = cluster.logs.filter((line) => line.msg === 'websocket connected').map((line) => line['worker']);
+      assert.equal(new Set(holders).size, 2, `connections on the survivor and the new worker: ${JSON.stringify(holders)}`);
+      assert.equal(await postOnNewConnection(cluster.port, 'after'), 200);
+      assert.equal(await postOnNewConnection(cluster.port, 'again'), 200);
+      for (const client of subscribers) {
+        await client.waitForCount(2, 5000);
+        assert.deepEqual(client.messages.map((m) => m.content['commit_id']), ['after', 'again']);
+      }
+    } finally {
+      await cluster.stop();
+    }
   });
 });
