@@ -7,6 +7,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,7 +23,9 @@ import type { LoadCommand, LoadReply, ReceiptReport } from './load-messages.js';
 import { readProcessUsage } from './process-usage.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SCENARIOS = ['idle', 'fanout', 'churn', 'cluster', 'gap'] as const;
+const SCENARIOS = ['idle', 'fanout', 'churn', 'cluster', 'gap', 'scale'] as const;
+/** Run by `npm run bench` with no scenario named: scale takes minutes and most of the machine. */
+const DEFAULT_SCENARIOS: Scenario[] = ['idle', 'fanout', 'churn', 'cluster', 'gap'];
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values: options, positionals } = parseArgs({
@@ -41,6 +44,9 @@ const { values: options, positionals } = parseArgs({
     'cluster-rate': { type: 'string', default: '200' },
     'gap-clients': { type: 'string', default: '1000' },
     'gap-window': { type: 'string', default: '10' },
+    'scale-connections': { type: 'string', default: '100000' },
+    workers: { type: 'string', default: '7' },
+    'connections-per-load-process': { type: 'string', default: '12500' },
   },
 });
 
@@ -50,7 +56,7 @@ function positiveInteger(name: keyof typeof options): number {
   return value;
 }
 
-const scenarios: Scenario[] = positionals.length === 0 ? [...SCENARIOS] : positionals.map((name) => {
+const scenarios: Scenario[] = positionals.length === 0 ? [...DEFAULT_SCENARIOS] : positionals.map((name) => {
   if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`unknown scenario ${name}: use ${SCENARIOS.join(', ')}`);
   return name as Scenario;
 });
@@ -148,18 +154,24 @@ function merge(reports: ReceiptReport[]): { messages: number; outOfOrder: number
   };
 }
 
-async function startServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+async function startServer(env: Record<string, string> = {}, args: string[] = []): Promise<ServerProcess> {
   // e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" to profile the server.
   const nodeArgs = process.env['BENCH_SERVER_NODE_ARGS']?.split(' ').filter((arg) => arg !== '') ?? [];
-  return ServerProcess.start({ env: { NOTIFICATION_SERVER_LOG_LEVEL: 'info', ...env }, nodeArgs });
+  return ServerProcess.start({ env: { NOTIFICATION_SERVER_LOG_LEVEL: 'info', ...env }, nodeArgs, args });
 }
 
-async function openConnections(server: ServerProcess, loads: LoadProcess[], total: number, repos: string[]): Promise<number> {
+/** How many connections load process `p` of `loads` opens, of `total`. */
+function shareOf(total: number, loads: number, p: number): number {
+  const per = Math.ceil(total / loads);
+  return Math.max(0, Math.min(per, total - p * per));
+}
+
+async function openConnections(server: ServerProcess, loads: LoadProcess[], total: number, repos: string[], concurrency = 100): Promise<number> {
   const per = Math.ceil(total / loads.length);
   const replies = await Promise.all(
     loads.map((load, p) =>
       load.ask<Extract<LoadReply, { cmd: 'opened' }>>(
-        { cmd: 'open', url: server.wsUrl, count: Math.min(per, total - p * per), firstUser: p * per, repos, key: TEST_KEY, localAddresses: sourceAddresses(p), concurrency: 100 },
+        { cmd: 'open', url: server.wsUrl, count: shareOf(total, loads.length, p), firstUser: p * per, repos, key: TEST_KEY, localAddresses: sourceAddresses(p), concurrency },
         10 * 60_000,
       ),
     ),
@@ -175,6 +187,11 @@ async function report(loads: LoadProcess[]): Promise<ReturnType<typeof merge>> {
 
 async function closeAll(loads: LoadProcess[]): Promise<void> {
   await Promise.all(loads.map((load) => load.ask({ cmd: 'close' }, 120_000)));
+}
+
+/** CPU seconds used so far by the load processes together. */
+function loadCpu(loads: LoadProcess[]): number {
+  return loads.reduce((sum, load) => sum + readProcessUsage(load.pid).cpuSeconds, 0);
 }
 
 const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1);
@@ -219,42 +236,121 @@ async function waitForDelivery(loads: LoadProcess[], expected: number, timeoutMs
 
 async function fanout(): Promise<void> {
   const subscribers = positiveInteger('subscribers');
-  const events = positiveInteger('events');
-  const rate = positiveInteger('rate');
-  const burst = positiveInteger('burst-events');
   const repo = repoId(1);
   const server = await startServer();
   const loads = Array.from({ length: positiveInteger('load-processes') }, () => new LoadProcess());
   const publisher = new Publisher(server.port);
   try {
     await openConnections(server, loads, subscribers, [repo]);
+    console.log(`fanout: ${subscribers} subscribers of one library`);
+    await measureFanout(server, loads, publisher, repo, subscribers);
+    await closeAll(loads);
+  } finally {
+    publisher.close();
+    for (const load of loads) load.stop();
+    await server.stop();
+  }
+}
 
-    // Paced: one event every 1000/rate ms, on a schedule that does not drift.
-    const started = performance.now();
-    for (let seq = 0; seq < events; seq++) {
-      const due = started + (seq * 1000) / rate;
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
-      await publisher.post(repo, seq);
-    }
-    const paced = await waitForDelivery(loads, events * subscribers, 10_000);
-    const latencies = [...paced.perEvent.values()].map(([, latency]) => latency).sort((a, b) => a - b);
-    const complete = [...paced.perEvent.values()].filter(([count]) => count === subscribers).length;
-    console.log(`fanout: ${subscribers} subscribers of one library, ${events} events at ${rate}/s`);
-    console.log(`  delivered ${paced.messages} of ${events * subscribers} messages (${((100 * paced.messages) / (events * subscribers)).toFixed(2)} %), ${complete} of ${events} events reached every subscriber, ${paced.outOfOrder} out of order`);
-    console.log(`  last-subscriber latency: p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, max ${percentile(latencies, 100).toFixed(2)} ms (target p99 <= 20)`);
+/**
+ * `--events` at `--rate`/s, then `--burst-events` back to back, to the `subscribers` of `repo`
+ * (whatever else is connected); prints delivery, order, latency, messages/s and server CPU
+ * (all the server's processes: the primary and its workers with --workers).
+ */
+async function measureFanout(server: ServerProcess, loads: LoadProcess[], publisher: Publisher, repo: string, subscribers: number): Promise<void> {
+  const events = positiveInteger('events');
+  const rate = positiveInteger('rate');
+  const burst = positiveInteger('burst-events');
+  for (const load of loads) load.tell({ cmd: 'reset' });
 
-    // Back to back: each event posted as soon as the previous one is accepted. One request in
-    // flight keeps the acceptance order equal to seq, so the order check stays meaningful.
-    for (const load of loads) load.tell({ cmd: 'reset' });
-    const cpuStart = readProcessUsage(server.child.pid!).cpuSeconds;
-    const burstStart = performance.now();
-    for (let seq = 0; seq < burst; seq++) await publisher.post(repo, seq);
-    const burstResult = await waitForDelivery(loads, burst * subscribers, 120_000);
-    const seconds = (performance.now() - burstStart) / 1000;
-    const cpu = readProcessUsage(server.child.pid!).cpuSeconds - cpuStart;
-    console.log(`  back to back: ${burst} events -> ${burstResult.messages} messages in ${seconds.toFixed(2)} s: ${Math.round(burstResult.messages / seconds)} messages/s (target >= 100,000), ${burstResult.outOfOrder} out of order`);
-    console.log(`  server CPU ${(cpu * 1000).toFixed(0)} ms: ${((cpu * 1000) / (burstResult.messages / 1000)).toFixed(2)} ms per 1,000 messages, HTTP intake included (target <= 5)`);
+  // Paced: one event every 1000/rate ms, on a schedule that does not drift.
+  const started = performance.now();
+  for (let seq = 0; seq < events; seq++) {
+    const due = started + (seq * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    await publisher.post(repo, seq);
+  }
+  const paced = await waitForDelivery(loads, events * subscribers, 10_000);
+  const latencies = [...paced.perEvent.values()].map(([, latency]) => latency).sort((a, b) => a - b);
+  const complete = [...paced.perEvent.values()].filter(([count]) => count === subscribers).length;
+  console.log(`  ${events} events at ${rate}/s: delivered ${paced.messages} of ${events * subscribers} messages (${((100 * paced.messages) / (events * subscribers)).toFixed(2)} %), ${complete} of ${events} events reached every subscriber, ${paced.outOfOrder} out of order`);
+  console.log(`  last-subscriber latency: p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, max ${percentile(latencies, 100).toFixed(2)} ms (target p99 <= 20)`);
+
+  // Back to back: each event posted as soon as the previous one is accepted. One request in
+  // flight keeps the acceptance order equal to seq, so the order check stays meaningful.
+  for (const load of loads) load.tell({ cmd: 'reset' });
+  const cpuStart = serverUsage(server).cpuSeconds;
+  const burstStart = performance.now();
+  for (let seq = 0; seq < burst; seq++) await publisher.post(repo, seq);
+  const burstResult = await waitForDelivery(loads, burst * subscribers, 120_000);
+  const seconds = (performance.now() - burstStart) / 1000;
+  const cpu = serverUsage(server).cpuSeconds - cpuStart;
+  console.log(`  back to back: ${burst} events -> ${burstResult.messages} of ${burst * subscribers} messages in ${seconds.toFixed(2)} s: ${Math.round(burstResult.messages / seconds)} messages/s (target >= 100,000), ${burstResult.outOfOrder} out of order`);
+  console.log(`  server CPU ${(cpu * 1000).toFixed(0)} ms: ${((cpu * 1000) / (burstResult.messages / 1000)).toFixed(2)} ms per 1,000 messages, HTTP intake included (target <= 5)`);
+}
+
+/** The server's process and, with --workers, its workers: /proc/<pid>/task/<pid>/children. */
+function serverPids(server: ServerProcess): number[] {
+  const pid = server.child.pid!;
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return [pid, ...(children === '' ? [] : children.split(' ').map(Number))];
+  } catch {
+    return [pid];
+  }
+}
+
+/** CPU and RSS summed over the server's processes; open files of the fullest one. */
+function serverUsage(server: ServerProcess): { cpuSeconds: number; rssBytes: number; maxOpenFiles: number; processes: number } {
+  const usages = serverPids(server).map((pid) => readProcessUsage(pid));
+  return {
+    cpuSeconds: usages.reduce((sum, u) => sum + u.cpuSeconds, 0),
+    rssBytes: usages.reduce((sum, u) => sum + u.rssBytes, 0),
+    maxOpenFiles: Math.max(...usages.map((u) => u.openFiles)),
+    processes: usages.length,
+  };
+}
+
+/**
+ * `--scale-connections` (100,000) subscribed WebSockets over `--workers` (7) worker processes
+ * and enough load processes that each holds at most `--connections-per-load-process` (12,500):
+ * every process stays under the 20,000 open files this machine allows one. One connection in
+ * `--scale-connections / --subscribers` follows the hot library, the rest 1,000 others; the
+ * fan-out figures are then measured on the hot library with everything else still connected.
+ */
+async function scale(): Promise<void> {
+  const total = positiveInteger('scale-connections');
+  const workers = positiveInteger('workers');
+  const wanted = positiveInteger('subscribers');
+  const idleSeconds = positiveInteger('idle-seconds');
+  const loadCount = Math.max(positiveInteger('load-processes'), Math.ceil(total / positiveInteger('connections-per-load-process')));
+  const hotEvery = Math.max(1, Math.floor(total / wanted));
+  const hot = repoId(1);
+  const repos = [hot, ...Array.from({ length: hotEvery - 1 }, (_, i) => repoId(1000 + (i % 1000)))];
+  const subscribers = Array.from({ length: loadCount }, (_, p) => Math.ceil(shareOf(total, loadCount, p) / hotEvery)).reduce((a, b) => a + b, 0);
+  const server = await startServer({}, ['--workers', String(workers)]);
+  const loads = Array.from({ length: loadCount }, () => new LoadProcess());
+  const publisher = new Publisher(server.port);
+  try {
+    await sleep(1000);
+    const before = serverUsage(server);
+    console.log(`scale: ${total} subscribed connections, ${workers} workers (${before.processes} server processes with the primary), ${loadCount} load processes`);
+    const openMs = await openConnections(server, loads, total, repos, 50);
+    await sleep(5000);
+    const after = serverUsage(server);
+    console.log(`  opened in ${(openMs / 1000).toFixed(1)} s (${Math.round(total / (openMs / 1000))} per second); open files in the fullest server process: ${after.maxOpenFiles} (limit 20,000)`);
+    console.log(`  server RSS, all processes: ${mib(before.rssBytes)} MiB empty -> ${mib(after.rssBytes)} MiB: ${((after.rssBytes - before.rssBytes) / total / 1024).toFixed(2)} KiB per idle subscribed connection`);
+    const cpuStart = serverUsage(server).cpuSeconds;
+    const wallStart = performance.now();
+    await sleep(idleSeconds * 1000);
+    const cpu = serverUsage(server).cpuSeconds - cpuStart;
+    const wall = (performance.now() - wallStart) / 1000;
+    console.log(`  idle CPU over ${wall.toFixed(0)} s: ${(cpu / wall).toFixed(3)} cores for ${total} connections`);
+    console.log(`  fan-out to the ${subscribers} subscribers of one library among the ${total}:`);
+    await measureFanout(server, loads, publisher, hot, subscribers);
+    const still = await report(loads);
+    console.log(`  connections still open afterwards: ${still.open} of ${total}`);
     await closeAll(loads);
   } finally {
     publisher.close();
@@ -281,6 +377,7 @@ async function churn(): Promise<void> {
   })();
   try {
     const cpuStart = readProcessUsage(server.child.pid!).cpuSeconds;
+    const loadCpuStart = loadCpu(loads);
     const replies = await Promise.all(
       loads.map((load, p) =>
         load.ask<Extract<LoadReply, { cmd: 'churned' }>>(
@@ -290,11 +387,12 @@ async function churn(): Promise<void> {
       ),
     );
     const cpu = readProcessUsage(server.child.pid!).cpuSeconds - cpuStart;
+    const loadCpuSeconds = loadCpu(loads) - loadCpuStart;
     const cycles = replies.reduce((sum, r) => sum + r.cycles, 0);
     const failures = replies.reduce((sum, r) => sum + r.failures, 0);
     console.log(`churn: ${concurrency} concurrent loops for ${seconds} s`);
     console.log(`  ${cycles} connect-subscribe-receive-close cycles: ${Math.round(cycles / seconds)} per second (target >= 2,000), ${failures} failures${failures > 0 ? ` (first: ${replies.find((r) => r.firstError !== null)?.firstError})` : ''}`);
-    console.log(`  server CPU ${(cpu / seconds).toFixed(2)} cores`);
+    console.log(`  server CPU ${(cpu / seconds).toFixed(2)} cores (${((cpu * 1e6) / cycles).toFixed(0)} µs per cycle); load processes ${(loadCpuSeconds / seconds).toFixed(2)} cores`);
   } finally {
     publishing = false;
     await ticker.catch(() => undefined);
@@ -441,7 +539,7 @@ async function main(): Promise<void> {
   const cpu = cpus();
   console.log(`machine: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`);
   console.log('server and load generator share this machine; figures are one run each\n');
-  const run: Record<Scenario, () => Promise<void>> = { idle, fanout, churn, cluster, gap };
+  const run: Record<Scenario, () => Promise<void>> = { idle, fanout, churn, cluster, gap, scale };
   for (const scenario of scenarios) {
     await run[scenario]();
     console.log('');

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { KeyRing } from './auth/key-ring.js';
 import type { Backplane } from './backplane/backplane.js';
-import { openBackplane } from './backplane/open-backplane.js';
+import { openBackplane, type ViaPrimary } from './backplane/open-backplane.js';
 import { DEFAULTS, describeEventsListen, type Config, type EventsListen } from './config/config.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
@@ -55,7 +55,12 @@ function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: 
 }
 
 /** The composition root: wires config, hub, transports and HTTP routes, and owns start and stop. */
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export interface StartOptions {
+  /** Set in a cluster worker: events travel through the primary (backplane/ipc-backplane.ts). */
+  viaPrimary?: ViaPrimary;
+}
+
+export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningServer> {
   const now = Date.now;
   const key = Buffer.from(config.jwtPrivateKey, 'utf8');
   const keys = new KeyRing(key, now);
@@ -74,6 +79,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     key,
     logger,
     history: config.history,
+    viaPrimary: options.viaPrimary,
     followedLibraries: () => hub.index.libraryIds(),
     onGap: (gap) => {
       // Positioned clients catch up from the history; stock desktop clients are sent to re-read their state.
@@ -231,7 +237,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
   if (eventsServer !== null && config.eventsListen !== null) {
     const where = config.eventsListen;
-    await listenForEvents(eventsServer, where).catch(async (err: unknown) => {
+    // Workers share the primary's socket: none may remove the file another one listens on.
+    await listenForEvents(eventsServer, where, options.viaPrimary === undefined).catch(async (err: unknown) => {
       server.close();
       await backplane.close();
       throw err;
@@ -286,9 +293,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   };
 }
 
-async function listenForEvents(server: Server, where: EventsListen): Promise<void> {
+async function listenForEvents(server: Server, where: EventsListen, removeStaleSocket: boolean): Promise<void> {
   // A socket file left by a server that died would make listen fail with EADDRINUSE.
-  if (where.kind === 'unix') await rm(where.path, { force: true });
+  if (where.kind === 'unix' && removeStaleSocket) await removeStaleSocketFile(where.path);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     const done = (): void => {
@@ -298,4 +305,9 @@ async function listenForEvents(server: Server, where: EventsListen): Promise<voi
     if (where.kind === 'unix') server.listen(where.path, done);
     else server.listen(where.port, where.host, done);
   });
+}
+
+/** Removes a Unix socket file left by a server that died (the cluster primary does it once for its workers). */
+export async function removeStaleSocketFile(path: string): Promise<void> {
+  await rm(path, { force: true });
 }

@@ -5,6 +5,7 @@ import type { BackplaneConfig } from '../config/config.js';
 import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from '../history/event-history.js';
 import type { Logger } from '../log.js';
 import type { Backplane, BackplaneGap, DeliverEvent } from './backplane.js';
+import { IpcBackplane, type PrimaryChannel } from './ipc-backplane.js';
 import { MemoryBackplane } from './memory-backplane.js';
 import { RedisBackplane } from './redis-backplane.js';
 
@@ -19,10 +20,25 @@ export interface OpenBackplaneInput {
   onGap?: (gap: BackplaneGap) => void;
   /** The libraries this node's subscribers follow: after an outage, those that had events meanwhile make the gap. */
   followedLibraries?: () => Iterable<string>;
+  /**
+   * Set in a cluster worker (`workers` > 1): events travel through the primary, whatever the
+   * configured backplane (the primary runs that one), see ipc-backplane.ts.
+   */
+  viaPrimary?: ViaPrimary;
+}
+
+/** A cluster worker's way to its primary. */
+export interface ViaPrimary {
+  workerId: number;
+  channel: PrimaryChannel;
 }
 
 export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput): Backplane {
   const nodeId = newNodeId();
+  if (input.viaPrimary !== undefined) {
+    const { workerId, channel } = input.viaPrimary;
+    return new IpcBackplane({ nodeId, workerId, channel, deliver: input.deliver, history: input.history ?? DEFAULT_HISTORY_LIMITS });
+  }
   switch (config.kind) {
     case 'memory':
       return new MemoryBackplane(nodeId, input.deliver, input.history ?? DEFAULT_HISTORY_LIMITS);

@@ -183,6 +183,7 @@ async function checkConfiguration(input: CheckInput, env: Env, report: (finding:
         host: input.host,
         port: input.port,
         logFile: null,
+        workers: null,
         logLevel: null,
         stateDir: null,
         help: false,

@@ -1,3 +1,5 @@
+import cluster from 'node:cluster';
+import type { PrimaryChannel } from '../backplane/ipc-backplane.js';
 import { ConfigError } from '../config/config.js';
 import { parseServeFlags, SERVE_USAGE, type ServeFlags } from '../config/flags.js';
 import { loadConfig } from '../config/load-config.js';
@@ -22,7 +24,14 @@ export async function serve(argv: string[]): Promise<number> {
   }
   const { config, notices } = loaded;
   const output = createLogOutput(config.logLevel, config.logFile);
-  const { logger } = output;
+  if (config.workers > 1 && cluster.isPrimary) {
+    for (const notice of notices) output.logger.info(notice);
+    return (await import('../cluster/primary.js')).runPrimary(config, output);
+  }
+  // A cluster worker: its lines say which one it is; the primary logged the notices.
+  const worker = cluster.isWorker ? cluster.worker! : null;
+  const logger = worker === null ? output.logger : output.logger.child({ worker: worker.id });
+  const viaPrimary = worker === null ? undefined : { workerId: worker.id, channel: process as unknown as PrimaryChannel };
   // Installed before the (possibly slow) start: SIGHUP's default action would kill the process.
   // A SIGHUP during the start is carried out once the server listens.
   let listening: (running: RunningServer) => void = () => {};
@@ -33,20 +42,21 @@ export async function serve(argv: string[]): Promise<number> {
   process.on('SIGHUP', () => {
     reloading = reloading.then(async () => reload(await started, reloadFlags, logger));
   });
-  for (const notice of notices) logger.info(notice);
+  if (worker === null) for (const notice of notices) logger.info(notice);
 
   let server;
   try {
-    server = await startServer(config, logger);
+    server = await startServer(config, logger, { viaPrimary });
   } catch (err) {
     logger.error({ err }, `cannot start: ${err instanceof Error ? err.message : String(err)}`);
     output.flush();
     process.stderr.write(`notification-server: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (worker !== null) process.disconnect();
     return 1;
   }
   logger.info(
     { host: server.address.address, port: server.address.port, key: config.jwtKeySource },
-    `notification server listening on ${server.address.address}:${server.address.port}`,
+    `${worker === null ? 'notification server' : `worker ${worker.id}`} listening on ${server.address.address}:${server.address.port}`,
   );
 
   process.on('SIGUSR1', () => {
@@ -64,17 +74,22 @@ export async function serve(argv: string[]): Promise<number> {
         () => {
           logger.info('stopped');
           output.flush();
+          // A worker's IPC channel would keep it alive.
+          if (worker !== null) process.disconnect();
           resolve(0);
         },
         (err: unknown) => {
           logger.error({ err }, 'error while stopping');
           output.flush();
+          if (worker !== null) process.disconnect();
           resolve(1);
         },
       );
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    // The primary went away without telling us (killed): nobody numbers events any more.
+    if (worker !== null) process.on('disconnect', () => stop('SIGTERM'));
   });
 }
 

@@ -49,6 +49,7 @@ export async function resolveSigningKey(options: SigningKeyOptions, env: Env, cw
       configDir: options.configDir,
       stateDir: options.stateDir,
       logFile: null,
+      workers: null,
       host: null,
       port: null,
       logLevel: null,

@@ -131,6 +131,11 @@ export interface Config {
   metrics: boolean;
   /** The secret of the admin status page at `/status`; null: the page is off (404). */
   adminToken: string | null;
+  /**
+   * Processes serving the port (`workers`): 1 is a single process; more start a primary that
+   * forks them (Node's cluster module) and numbers their events (docs/performance.md).
+   */
+  workers: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -167,7 +172,11 @@ export const DEFAULTS = {
   groupLookupTimeoutMs: 5_000,
   /** The proxy in the documented deployment runs on the same host. */
   trustedProxies: ['127.0.0.0/8', '::1'] as readonly string[],
+  workers: 1,
 } as const;
+
+/** Past this, `workers` is a typo: each worker is a whole server process. */
+export const MAX_WORKERS = 64;
 
 /** A setting is missing or invalid; the message says which and how to fix it. */
 export class ConfigError extends Error {

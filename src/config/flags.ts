@@ -18,6 +18,8 @@ export interface ServeFlags {
   ccnetDb: string | null;
   /** `--state-dir`: where a generated JWT key is kept when nothing is configured. */
   stateDir: string | null;
+  /** `--workers`: a count or `auto`, checked by loadConfig. */
+  workers: string | null;
   help: boolean;
 }
 
@@ -43,6 +45,8 @@ Options:
                            postgres://user:pass@host:5432/ccnet_db, sqlite:/path/groupmgr.db
       --state-dir <dir>    where a generated JWT key is kept when nothing is configured
                            (default: ./.notification-server)
+      --workers <n|auto>   worker processes sharing the port (Node's cluster module);
+                           auto: one per core (default: 1, a single process)
   -h, --help               show this help
 
 Environment (beats the config files, loses to options):
@@ -60,6 +64,7 @@ Environment (beats the config files, loses to options):
   SEAFILE_MYSQL_DB_PASSWORD              ("")
   SEAFILE_MYSQL_DB_CCNET_DB_NAME         (ccnet_db)
   NOTIFICATION_SERVER_STATE_DIR          as --state-dir
+  NOTIFICATION_SERVER_WORKERS            as --workers (1)
   REDIS_URL                              several nodes: redis://[:password@]host:6379 or rediss://
                                          (seafile.conf [notification] redis_url)
   NOTIFICATION_SERVER_REDIS_TIMEOUT      seconds Redis may not answer before its connection is reopened (5)
@@ -89,7 +94,7 @@ without the prefix: ping_interval, dead_peer_timeout, drain_seconds,
 group_cache_ttl, max_frame_bytes, max_event_bytes, send_queue_bytes,
 max_connections, max_libraries_per_connection, subscribe_timeout,
 max_failed_subscribes_per_minute, header_timeout, allowed_origins, events_listen,
-redis_timeout.
+redis_timeout, workers.
 `;
 
 const OPTIONS = {
@@ -100,6 +105,7 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   'ccnet-db': { type: 'string' },
   'state-dir': { type: 'string' },
+  workers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -114,6 +120,7 @@ export function parseServeFlags(argv: string[]): ServeFlags {
     logLevel: nonEmpty(values['log-level'], '--log-level', 'debug, info, warn or error'),
     ccnetDb: nonEmpty(values['ccnet-db'], '--ccnet-db', 'a database URL'),
     stateDir: nonEmpty(values['state-dir'], '--state-dir', 'a directory'),
+    workers: nonEmpty(values.workers, '--workers', 'a number of processes or auto'),
     help: values.help ?? false,
   };
 }

@@ -4,13 +4,14 @@
  * that sets it wins: flag > environment > seafile.conf [notification] >
  * notification.conf [general] > default.
  */
+import { availableParallelism } from 'node:os';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import type { HistoryLimits } from '../history/event-history.js';
 import { DEFAULT_HISTORY_LIMITS } from '../history/event-history.js';
 import { resolveBackplane } from './backplane.js';
-import { ConfigError, DEFAULT_LIMITS, DEFAULTS, describeEventsListen, type Config, type EventsListen, type Limits } from './config.js';
+import { ConfigError, DEFAULT_LIMITS, DEFAULTS, describeEventsListen, MAX_WORKERS, type Config, type EventsListen, type Limits } from './config.js';
 import type { ServeFlags } from './flags.js';
 import { resolveGroupDatabase } from './group-database.js';
 import { resolveJwtKey } from './jwt-key.js';
@@ -92,6 +93,18 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
   const metrics = resolveMetrics(env, seafile, notices);
   const adminToken = resolveAdminToken(env, seafile, notices);
   const backplane = resolveBackplane(env, seafile, notification, notices);
+  const workersSetting = pick(
+    flags.workers === null ? null : { text: flags.workers, source: '--workers' },
+    fromEnv(env, 'NOTIFICATION_SERVER_WORKERS'),
+    fromSeafile('workers'),
+  );
+  const workers =
+    workersSetting === null
+      ? DEFAULTS.workers
+      : workersSetting.text.trim() === 'auto'
+        ? Math.min(MAX_WORKERS, availableParallelism())
+        : parseInteger(workersSetting, 'workers', 1, MAX_WORKERS);
+  if (workers !== DEFAULTS.workers) notices.push(`Workers: ${workers} processes share port ${port} (${workersSetting!.source}).`);
 
   notices.push(
     `Settings: host ${host} (${hostSetting?.source ?? 'default'}), port ${port} (${portSetting?.source ?? 'default'}), ` +
@@ -124,6 +137,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     eventsListen: tuning.eventsListen,
     metrics,
     adminToken,
+    workers,
   };
   return { config, notices };
 }

@@ -53,6 +53,7 @@ const RESTART: readonly Setting[] = [
   { name: 'events_listen', read: (c) => c.eventsListen },
   { name: 'metrics', read: (c) => c.metrics },
   { name: 'admin_token', read: (c) => c.adminToken },
+  { name: 'workers', read: (c) => c.workers },
 ];
 
 const changed = (running: Config, next: Config) => (setting: Setting) =>

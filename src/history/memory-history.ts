@@ -38,14 +38,47 @@ export class MemoryHistory implements EventHistory {
 
   /** Gives the event the library's next position and keeps it. Returns the event with its position. */
   append(event: LibraryEvent): LibraryEvent {
-    let library = this.#libraries.get(event.repoId);
+    const library = this.#library(event.repoId);
+    const positioned: LibraryEvent = { ...event, position: { epoch: this.epoch, offset: ++library.top } };
+    this.#keep(library, positioned);
+    return positioned;
+  }
+
+  /**
+   * Keeps an event another process numbered in this history's epoch (a worker's copy of the
+   * cluster primary's history, fed in the primary's order). A skipped offset leaves a gap that
+   * recovery across it answers with `history-gone`.
+   */
+  record(event: LibraryEvent): void {
+    const { position } = event;
+    if (position === undefined || position.epoch !== this.epoch) return;
+    const library = this.#library(event.repoId);
+    if (position.offset <= library.top) return;
+    if (position.offset !== library.top + 1) this.#forget(library);
+    library.top = position.offset;
+    this.#keep(library, event);
+  }
+
+  #library(repoId: string): LibraryHistory {
+    let library = this.#libraries.get(repoId);
     if (library === undefined) {
       library = { top: 0, ring: [], start: 0, count: 0 };
-      this.#libraries.set(event.repoId, library);
+      this.#libraries.set(repoId, library);
     }
-    const positioned: LibraryEvent = { ...event, position: { epoch: this.epoch, offset: ++library.top } };
+    return library;
+  }
+
+  /** Drops what a library holds: it does not join up with what comes next. */
+  #forget(library: LibraryHistory): void {
+    this.#held -= library.count;
+    library.ring = [];
+    library.start = 0;
+    library.count = 0;
+  }
+
+  #keep(library: LibraryHistory, positioned: LibraryEvent): void {
     const { size } = this.limits;
-    if (size === 0) return positioned;
+    if (size === 0) return;
     const now = this.now();
     this.#sweep(now);
     this.#expire(library, now);
@@ -66,7 +99,6 @@ export class MemoryHistory implements EventHistory {
       ring[library.start] = held;
       library.start = (library.start + 1) % ring.length;
     }
-    return positioned;
   }
 
   async read(repoId: string, since: Position | null): Promise<HistoryRead> {

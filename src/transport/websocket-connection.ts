@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { WebSocket, RawData } from 'ws';
 import type { VerificationKeys } from '../auth/key-ring.js';
 import { SubscribeRefused, verifySubscriberToken, type SubscriberGrant } from '../auth/subscriber-token.js';
@@ -9,6 +10,7 @@ import { parseClientMessage, ProtocolError, type ClientMessage } from '../protoc
 import { encodeError, encodeJwtExpired } from '../protocol/event.js';
 import { POSITIONS_SUBPROTOCOL } from '../protocol/position-frames.js';
 import { CloseCode, closeReasonOf, closeReasonOfFrameError, type CloseReason } from './close-codes.js';
+import { textFrameOf, writeBatched } from './outbound-frames.js';
 
 /** Per-connection limits (config `Limits`); absent: none. */
 export interface ConnectionLimits {
@@ -37,8 +39,29 @@ export interface ConnectionContext {
 }
 
 const SEND_OPTIONS = { binary: false, compress: false } as const;
+const WS_OPEN = 1;
 
 let nextId = 1;
+
+/**
+ * ws emits with the WebSocket as `this`; one set of listeners shared by every connection
+ * finds its connection through this property, so a connection costs no closures.
+ */
+const CONNECTION = Symbol('connection');
+type Tagged = WebSocket & { [CONNECTION]: WebSocketConnection };
+
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  (this as Tagged)[CONNECTION].handleMessage(data, isBinary);
+}
+function onPingOrPong(this: WebSocket): void {
+  (this as Tagged)[CONNECTION].seen();
+}
+function onClose(this: WebSocket, code: number): void {
+  (this as Tagged)[CONNECTION].handleClose(code);
+}
+function onError(this: WebSocket, err: Error & { code?: string }): void {
+  (this as Tagged)[CONNECTION].handleError(err);
+}
 
 /** One subscriber's WebSocket: reads its messages, queues its events, tracks its liveness. */
 export class WebSocketConnection implements Subscriber {
@@ -60,22 +83,25 @@ export class WebSocketConnection implements Subscriber {
   #failureAllowance: number;
   #failureCheckedAt: number;
 
+  /**
+   * @param tcp the TCP socket under the WebSocket: events are written to it directly as
+   * pre-built frames, batched per turn of the event loop (outbound-frames.ts). Without it
+   * (unit tests with a fake WebSocket) events go through `socket.send`.
+   */
   constructor(
     readonly socket: WebSocket,
     readonly remote: string,
     private readonly context: ConnectionContext,
+    private readonly tcp: Socket | null = null,
   ) {
     this.lastSeen = context.now();
     this.positioned = socket.protocol === POSITIONS_SUBPROTOCOL;
-    socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
-    socket.on('ping', () => this.#seen());
-    socket.on('pong', () => this.#seen());
-    socket.on('close', (code) => this.#onClose(code));
-    socket.on('error', (err: Error & { code?: string }) => {
-      // ws reports a client frame that breaks a rule here, then closes with the matching code.
-      this.#closeReason ??= closeReasonOfFrameError(err.code);
-      context.logger.debug({ err, connection: this.id }, 'websocket error');
-    });
+    (socket as Tagged)[CONNECTION] = this;
+    socket.on('message', onMessage);
+    socket.on('ping', onPingOrPong);
+    socket.on('pong', onPingOrPong);
+    socket.on('close', onClose);
+    socket.on('error', onError);
     this.#failureAllowance = context.limits?.maxFailedSubscribesPerMinute ?? 0;
     this.#failureCheckedAt = this.lastSeen;
     const timeoutMs = context.limits?.subscribeTimeoutMs ?? 0;
@@ -91,11 +117,18 @@ export class WebSocketConnection implements Subscriber {
 
   send(frame: Buffer): void {
     if (!this.#open) return;
-    if (this.socket.bufferedAmount + frame.length > this.context.sendQueueBytes) {
+    const { socket, tcp } = this;
+    // bufferedAmount counts what ws and we queued on the TCP socket, corked bytes included.
+    if (socket.bufferedAmount + frame.length > this.context.sendQueueBytes) {
       this.#overflow();
       return;
     }
-    this.socket.send(frame, SEND_OPTIONS);
+    if (tcp === null) {
+      socket.send(frame, SEND_OPTIONS);
+    } else if (socket.readyState === WS_OPEN && tcp.writable) {
+      // Not after ws sent a close frame (CLOSING): nothing may follow it on the wire.
+      writeBatched(tcp, textFrameOf(frame));
+    }
   }
 
   /** Closes with a code the client sees; a peer that does not answer is cut off after `graceMs`. */
@@ -113,8 +146,15 @@ export class WebSocketConnection implements Subscriber {
     this.socket.terminate();
   }
 
-  #seen(): void {
+  /** Inbound traffic of any kind. */
+  seen(): void {
     this.lastSeen = this.context.now();
+  }
+
+  /** ws reports a client frame that breaks a rule here, then closes with the matching code. */
+  handleError(err: Error & { code?: string }): void {
+    this.#closeReason ??= closeReasonOfFrameError(err.code);
+    this.context.logger.debug({ err, connection: this.id }, 'websocket error');
   }
 
   #stop(): void {
@@ -124,7 +164,7 @@ export class WebSocketConnection implements Subscriber {
     this.context.hub.removeSubscriber(this);
   }
 
-  #onClose(code: number): void {
+  handleClose(code: number): void {
     this.#stop();
     // Nobody on our side started it: the client sent a close frame, or just went away (1006).
     this.context.onClose(this, this.#closeReason ?? (code === 1006 ? 'abnormal' : 'normal'));
@@ -138,8 +178,8 @@ export class WebSocketConnection implements Subscriber {
     this.close(CloseCode.SendQueueOverflow, 'send queue overflow', 1000);
   }
 
-  #onMessage(data: RawData, isBinary: boolean): void {
-    this.#seen();
+  handleMessage(data: RawData, isBinary: boolean): void {
+    this.seen();
     if (!this.#open) return;
     const { logger } = this.context;
     if (isBinary) {

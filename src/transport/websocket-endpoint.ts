@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { VerificationKeys } from '../auth/key-ring.js';
@@ -54,8 +55,17 @@ export interface UpgradeRefusal {
 export const RETRY_AFTER_SECONDS = 60;
 
 /**
+ * The liveness timer ticks this many times per ping interval and pings one slice of the
+ * connections at each tick (by id), so that 100k connections are not all pinged in the same
+ * millisecond: at once, their pongs saturated this 2-core machine for seconds every ping
+ * interval and delayed events by as much (docs/performance.md).
+ */
+const PING_SLICES = 20;
+
+/**
  * Accepts subscriber WebSockets and keeps them alive: one shared timer pings the connections
- * that have been silent and drops those silent past the dead-peer timeout.
+ * that have been silent (a slice of them at each tick) and drops those silent past the
+ * dead-peer timeout.
  */
 export class WebSocketEndpoint {
   readonly connections = new Set<WebSocketConnection>();
@@ -70,6 +80,7 @@ export class WebSocketEndpoint {
   #capWarnedAt = -Infinity;
   #addressCapWarnedAt = -Infinity;
   #warnedUnattributed = false;
+  #tick = 0;
 
   constructor(private options: EndpointOptions) {
     this.#now = options.now ?? Date.now;
@@ -86,7 +97,7 @@ export class WebSocketEndpoint {
       handleProtocols: (offered) =>
         offered.has(POSITIONS_SUBPROTOCOL) ? POSITIONS_SUBPROTOCOL : offered.has(SEAFILE_SUBPROTOCOL) ? SEAFILE_SUBPROTOCOL : false,
     });
-    this.#liveness = setInterval(() => this.#checkLiveness(), options.pingIntervalMs);
+    this.#liveness = setInterval(() => this.#checkLiveness(), Math.max(1, Math.floor(options.pingIntervalMs / PING_SLICES)));
     this.#liveness.unref();
   }
 
@@ -188,7 +199,7 @@ export class WebSocketEndpoint {
         },
         limits: options.connectionLimits,
         userAgent: request.headers['user-agent'],
-      });
+      }, socket as Socket);
       this.connections.add(connection);
       this.#metrics.connectionOpened();
       options.logger.debug(
@@ -201,12 +212,14 @@ export class WebSocketEndpoint {
   #checkLiveness(): void {
     const now = this.#now();
     const { pingIntervalMs, deadPeerMs } = this.options;
+    // Each connection's slice comes round once per ping interval, as a single sweep did.
+    const slice = this.#tick++ % PING_SLICES;
     for (const connection of this.connections) {
       const silentFor = now - connection.lastSeen;
       if (silentFor >= deadPeerMs) {
         this.options.logger.debug({ connection: connection.id, silentFor }, 'dead peer: no traffic, dropping');
         connection.terminate('dead-peer');
-      } else if (silentFor >= pingIntervalMs / 2 && connection.isOpen) {
+      } else if (connection.id % PING_SLICES === slice && silentFor >= pingIntervalMs / 2 && connection.isOpen) {
         connection.socket.ping();
       }
     }

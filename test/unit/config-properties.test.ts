@@ -122,6 +122,7 @@ describe('command-line flags (properties)', () => {
     logLevel: fc.option(text, { nil: null }),
     ccnetDb: fc.option(text, { nil: null }),
     stateDir: fc.option(text, { nil: null }),
+    workers: fc.option(text, { nil: null }),
     help: fc.boolean(),
   });
   const SPELLINGS: Record<Exclude<keyof ServeFlags, 'help'>, string[]> = {
@@ -132,11 +133,12 @@ describe('command-line flags (properties)', () => {
     logLevel: ['--log-level'],
     ccnetDb: ['--ccnet-db'],
     stateDir: ['--state-dir'],
+    workers: ['--workers'],
   };
 
   it('any set of values written as options, in any order and spelling, reads back the same', () => {
     check(
-      fc.property(flags, fc.array(fc.nat(), { minLength: 9, maxLength: 9 }), (given, choices) => {
+      fc.property(flags, fc.array(fc.nat(), { minLength: 10, maxLength: 10 }), (given, choices) => {
         const groups: string[][] = [];
         let n = 0;
         for (const [name, spellings] of Object.entries(SPELLINGS) as Array<[keyof typeof SPELLINGS, string[]]>) {

@@ -12,6 +12,7 @@ test('the reference command line -c <dir> -l - is accepted', () => {
     logLevel: null,
     ccnetDb: null,
     stateDir: null,
+    workers: null,
     help: false,
   });
 });
@@ -36,6 +37,8 @@ test('long options work with a space or an equals sign', () => {
     '--ccnet-db',
     'mysql://u:p@db/ccnet_db',
     '--state-dir=/var/lib/notif',
+    '--workers',
+    '4',
   ]);
   assert.deepEqual(flags, {
     configDir: '/conf',
@@ -45,6 +48,7 @@ test('long options work with a space or an equals sign', () => {
     logLevel: 'debug',
     ccnetDb: 'mysql://u:p@db/ccnet_db',
     stateDir: '/var/lib/notif',
+    workers: '4',
     help: false,
   });
 });

@@ -124,6 +124,7 @@ const RUNNING: Config = {
   eventsListen: null,
   metrics: true,
   adminToken: null,
+  workers: 1,
 };
 
 describe('what a reload applies and what needs a restart', () => {

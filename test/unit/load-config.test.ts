@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -309,6 +310,21 @@ test('an invalid port is an error naming the setting and its source', async () =
     name: 'ConfigError',
     message: `invalid port "70000" (notification.conf [general] port, ${join(conf, 'notification.conf')}:2): expected a whole number from 1 to 65535`,
   });
+});
+
+test('workers: 1 by default, a count from --workers, the environment or seafile.conf, auto is one per core, 0 and 65 are refused', async () => {
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY })).config.workers, 1);
+  assert.equal((await load({ workers: '3' }, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_WORKERS: '2' })).config.workers, 3);
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_WORKERS: '2' })).config.workers, 2);
+  assert.equal((await load({ workers: 'auto' }, { JWT_PRIVATE_KEY: KEY })).config.workers, Math.min(64, availableParallelism()));
+  const { conf } = await seafileTop({ 'seafile.conf': `[notification]\njwt_private_key = ${KEY}\nworkers = 4\n` });
+  assert.equal((await load({ configDir: conf })).config.workers, 4);
+  for (const bad of ['0', '65', 'two']) {
+    await assert.rejects(load({ workers: bad }, { JWT_PRIVATE_KEY: KEY }), {
+      name: 'ConfigError',
+      message: `invalid workers "${bad}" (--workers): expected a whole number from 1 to 64`,
+    });
+  }
 });
 
 // --------------------------------------------------------------- JWT key

@@ -1,0 +1,151 @@
+/**
+ * `workers` > 1: this process serves no client. It forks the workers (Node's cluster module;
+ * they share the listening port, the primary handing each new connection to the next worker
+ * in turn), and it is the single sequencer of their events: every event a worker accepts
+ * comes here, gets its position from the configured backplane (memory, or Redis between
+ * machines) and goes to every worker in that one order (backplane/ipc-backplane.ts).
+ *
+ * Signals: SIGTERM/SIGINT drain every worker (each closes its clients over drain_seconds)
+ * and stop; SIGHUP and SIGUSR1 are passed on (each worker rereads the configuration, or
+ * reopens its log). A worker that dies is replaced; one that dies before it ever listened
+ * stops the whole server (a port in use, a bad setting), as a single process would.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Backplane, BackplaneState } from '../backplane/backplane.js';
+import { fromWire, isWorkerMessage, toWire, type PrimaryMessage } from '../backplane/cluster-messages.js';
+import { MemoryBackplane } from '../backplane/memory-backplane.js';
+import { openBackplane } from '../backplane/open-backplane.js';
+import type { Config } from '../config/config.js';
+import type { LogOutput } from '../log.js';
+import type { LibraryEvent } from '../protocol/event.js';
+import { removeStaleSocketFile } from '../server.js';
+
+const BACKPLANE_START_WAIT_MS = 5_000;
+/** A replaced worker is started after this pause, so a crash loop does not spin. */
+const RESTART_DELAY_MS = 1_000;
+/** After the drain window, workers get this long to exit before they are killed. */
+const STOP_GRACE_MS = 10_000;
+
+export async function runPrimary(config: Config, output: LogOutput): Promise<number> {
+  const { logger } = output;
+  const count = config.workers;
+  const welcomed = new Set<Worker>();
+  const listened = new Set<number>();
+  let stopping = false;
+  let origin = 0;
+
+  const broadcast = (event: LibraryEvent): void => {
+    const message: PrimaryMessage = { nsw: 'event', event: toWire(event), origin };
+    for (const worker of welcomed) if (worker.isConnected()) worker.send(message);
+  };
+  // The workers keep the history rings; the primary only numbers (a memory history of size 0
+  // still counts each library's offsets).
+  const history = config.backplane.kind === 'memory' ? { ...config.history, size: 0 } : config.history;
+  const sequencer: Backplane = openBackplane(config.backplane, {
+    deliver: broadcast,
+    key: Buffer.from(config.jwtPrivateKey, 'utf8'),
+    logger,
+    history,
+  });
+  const epoch = sequencer instanceof MemoryBackplane ? sequencer.history.epoch : null;
+  await sequencer.start(BACKPLANE_START_WAIT_MS);
+  if (config.eventsListen?.kind === 'unix') await removeStaleSocketFile(config.eventsListen.path);
+
+  // Redis going down or coming back is told to every worker (their /metrics and status show it).
+  let lastState: BackplaneState = sequencer.state;
+  const stateWatch = setInterval(() => {
+    if (sequencer.state === lastState) return;
+    lastState = sequencer.state;
+    const message: PrimaryMessage = { nsw: 'state', state: lastState };
+    for (const worker of welcomed) if (worker.isConnected()) worker.send(message);
+  }, 1_000);
+  stateWatch.unref();
+
+  cluster.setupPrimary({ exec: process.argv[1]!, args: process.argv.slice(2), serialization: 'advanced' });
+  cluster.on('message', (worker: Worker, message: unknown) => {
+    if (!isWorkerMessage(message)) return;
+    if (message.nsw === 'hello') {
+      welcomed.add(worker);
+      worker.send({ nsw: 'welcome', epoch, state: sequencer.state } satisfies PrimaryMessage);
+    } else {
+      // The memory backplane delivers within publish: `origin` names the worker for its stats.
+      origin = worker.id;
+      sequencer.publish(fromWire(message.event));
+      origin = 0;
+    }
+  });
+
+  return new Promise<number>((resolve) => {
+    let allListening = false;
+    const finish = async (code: number): Promise<void> => {
+      clearInterval(stateWatch);
+      await sequencer.close();
+      logger.info('stopped');
+      output.flush();
+      resolve(code);
+    };
+
+    const stopAll = (why: string, code: number): void => {
+      if (stopping) return;
+      stopping = true;
+      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+      logger.info({ workers: workers.length }, `${why}: draining every worker`);
+      if (workers.length === 0) {
+        void finish(code);
+        return;
+      }
+      let left = workers.length;
+      const killer = setTimeout(() => {
+        for (const worker of workers) if (!worker.isDead()) worker.process.kill('SIGKILL');
+      }, config.drainMs + STOP_GRACE_MS);
+      for (const worker of workers) {
+        worker.once('exit', () => {
+          if (--left === 0) {
+            clearTimeout(killer);
+            void finish(code);
+          }
+        });
+        worker.process.kill('SIGTERM');
+      }
+    };
+
+    cluster.on('listening', (worker: Worker) => {
+      listened.add(worker.id);
+      if (allListening || listened.size < count) return;
+      allListening = true;
+      logger.info(
+        { host: config.host, port: config.port, workers: count, key: config.jwtKeySource },
+        `notification server listening on ${config.host}:${config.port} with ${count} workers`,
+      );
+    });
+    cluster.on('exit', (worker: Worker, code: number | null, signal: string | null) => {
+      welcomed.delete(worker);
+      if (stopping) return;
+      if (!listened.has(worker.id)) {
+        logger.error({ worker: worker.id, code, signal }, `worker ${worker.id} exited before it listened: stopping`);
+        output.flush();
+        process.stderr.write(`notification-server: worker ${worker.id} could not start (exit ${code ?? signal}): see its log lines above\n`);
+        stopAll('start-up failed', 1);
+        return;
+      }
+      logger.error({ worker: worker.id, code, signal }, `worker ${worker.id} died (${signal ?? `exit ${code}`}): starting another`);
+      setTimeout(() => {
+        if (!stopping) cluster.fork();
+      }, RESTART_DELAY_MS).unref();
+    });
+
+    process.on('SIGTERM', () => stopAll('SIGTERM', 0));
+    process.on('SIGINT', () => stopAll('SIGINT', 0));
+    process.on('SIGHUP', () => {
+      logger.info('SIGHUP: passed on to every worker');
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+    });
+    process.on('SIGUSR1', () => {
+      output.reopen();
+      logger.info('log file reopened');
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGUSR1');
+    });
+
+    for (let i = 0; i < count; i++) cluster.fork();
+  });
+}

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, connect, type Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import { createRequire } from 'node:module';
+import { encodeTextFrame, pendingSockets, textFrameOf, writeBatched } from '../../src/transport/outbound-frames.js';
+
+interface FrameReceiver {
+  on(event: 'message', listener: (data: Buffer) => void): void;
+  write(bytes: Buffer): void;
+}
+// ws exports its receiver at run time, its type definitions do not.
+const Receiver = createRequire(import.meta.url)('ws').Receiver as new (options: { isServer: boolean }) => FrameReceiver;
+
+/** Decodes server-to-client frames the way a client does, with ws's own receiver. */
+function decode(bytes: Buffer): string[] {
+  const messages: string[] = [];
+  const receiver = new Receiver({ isServer: false });
+  receiver.on('message', (data: Buffer) => messages.push(data.toString()));
+  receiver.write(bytes);
+  return messages;
+}
+
+describe('outbound frames', () => {
+  it('a frame decodes to its payload at every length encoding (7-bit, 16-bit, 64-bit)', () => {
+    for (const length of [0, 1, 125, 126, 127, 65_535, 65_536, 70_000]) {
+      const payload = Buffer.alloc(length, 'x');
+      assert.deepEqual(decode(encodeTextFrame(payload)), [payload.toString()], `length ${length}`);
+    }
+  });
+
+  it('the frame is built once per payload, also when stock and positioned payloads of one event alternate', () => {
+    const stock = Buffer.from('{"type":"repo-update"}');
+    const positioned = Buffer.from('{"type":"repo-update","position":{"epoch":"e","offset":1}}');
+    const first = textFrameOf(stock);
+    const second = textFrameOf(positioned);
+    assert.equal(textFrameOf(stock), first);
+    assert.equal(textFrameOf(positioned), second);
+    const next = Buffer.from('{"type":"repo-update"}');
+    assert.notEqual(textFrameOf(next), first, 'a new event (a new Buffer) gets its own frame');
+    assert.deepEqual(decode(textFrameOf(next)), ['{"type":"repo-update"}']);
+  });
+
+  it('a quiet server writes at once; frames that follow a fan-out within its cool-down are batched; all arrive whole and in order', async () => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as { port: number };
+    const client = connect(port, '127.0.0.1');
+    const [accepted] = (await once(server, 'connection')) as [Socket];
+    const received: Buffer[] = [];
+    client.on('data', (chunk: Buffer) => received.push(chunk));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    // A fan-out that takes 5 ms: written at once, not corked.
+    writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":0}')));
+    assert.equal(pendingSockets(), 0, 'quiet: written at once');
+    const busyUntil = performance.now() + 5;
+    while (performance.now() < busyUntil);
+    await new Promise((resolve) => setImmediate(resolve));
+
+    // Right after it: a burst, corked until the cool-down ends.
+    for (let i = 1; i < 50; i++) writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${i}}`)));
+    assert.equal(pendingSockets(), 1, 'one socket corked, whatever the number of frames');
+
+    const deadline = Date.now() + 5000;
+    while (decode(Buffer.concat(received)).length < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(decode(Buffer.concat(received)), Array.from({ length: 50 }, (_, i) => `{"seq":${i}}`));
+    assert.equal(pendingSockets(), 0);
+    client.destroy();
+    accepted.destroy();
+    server.close();
+  });
+});
