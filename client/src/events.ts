@@ -7,6 +7,15 @@
 export interface ServerMessage {
   type: string;
   content: Record<string, unknown>;
+  /** `<epoch>:<offset>` of a library event, on connections that asked for positions. */
+  position?: string;
+}
+
+/** `resync`: the server's history no longer reaches back to the client's position; re-read the library's state. */
+export interface Resync {
+  repo_id: string;
+  /** Where the client continues from. */
+  position: string;
 }
 
 interface LibraryContent {
@@ -59,6 +68,7 @@ export type LibraryEventName = keyof LibraryEvents;
 export type ParsedEvent =
   | { [N in LibraryEventName]: { kind: 'library'; name: N; content: LibraryEvents[N] } }[LibraryEventName]
   | { kind: 'jwt-expired'; repoId: string }
+  | { kind: 'subscribed' | 'resync'; repoId: string; position: string }
   | { kind: 'other' }
   | { kind: 'malformed'; reason: string };
 
@@ -81,10 +91,27 @@ export function parseServerMessage(text: string): { message: ServerMessage | nul
     return { message: null, event: { kind: 'malformed', reason: 'not a {"type": string, "content": object} message' } };
   }
   const message: ServerMessage = { type: value['type'], content: value['content'] };
+  const position = value['position'];
+  if (position !== undefined) {
+    if (typeof position !== 'string' || !POSITION.test(position)) {
+      return { message: null, event: { kind: 'malformed', reason: 'a position that is not "<epoch>:<offset>"' } };
+    }
+    message.position = position;
+  }
   return { message, event: classify(message) };
 }
 
+/** `<epoch>:<offset>` as the server formats it. */
+export const POSITION = /^[A-Za-z0-9_-]{1,32}:(0|[1-9][0-9]{0,15})$/;
+
 function classify({ type, content }: ServerMessage): ParsedEvent {
+  if (type === 'subscribed' || type === 'resync') {
+    const repoId = content['repo_id'];
+    const position = content['position'];
+    return typeof repoId === 'string' && typeof position === 'string' && POSITION.test(position)
+      ? { kind: type, repoId, position }
+      : { kind: 'malformed', reason: `${type} without a string repo_id and an "<epoch>:<offset>" position` };
+  }
   if (type === 'jwt-expired') {
     return typeof content['repo_id'] === 'string'
       ? { kind: 'jwt-expired', repoId: content['repo_id'] }
