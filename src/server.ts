@@ -67,8 +67,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     status === null
       ? (metrics ?? NO_METRICS)
       : bothMetrics(metrics ?? NO_METRICS, { ...NO_METRICS, eventDelivered: (event, n, s) => status.eventDelivered(event, n, s) });
-  const hub = new Hub({ groups, logger, metrics: counting, now });
-  const backplane = openBackplane(config.backplane, { deliver: (event) => hub.publish(event), key, logger });
+  // The backplane hands events to the hub only once started, and the hub reads its history.
+  const backplane = openBackplane(config.backplane, { deliver: (event) => hub.publish(event), key, logger, history: config.history });
+  const hub = new Hub({ groups, logger, metrics: counting, now, history: backplane.history });
   const websockets = new WebSocketEndpoint({
     hub,
     key: keys,

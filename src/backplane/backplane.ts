@@ -3,13 +3,13 @@
  * A node hands every event it accepts to its backplane; the backplane delivers it to this
  * node's Hub at once and carries it to every other node, whose backplanes hand it to their Hubs.
  *
- * Where history will slot in: a per-library offset must be assigned in one place for the
- * whole cluster, so the Redis backplane would publish through a script that increments the
- * library's offset, appends the message to a capped per-library stream and publishes it with
- * `offset` and `epoch` added to the message header (backplane-message.ts); the memory
- * backplane would keep a ring per library. Outside src/backplane/ only the event handed to
- * the Hub changes: it would carry its offset.
+ * History: the backplane gives every event it accepts its position (a per-library offset in
+ * an epoch, src/history/position.ts), in one place for the whole cluster, and keeps the
+ * library's recent events where any node can read them (`history`). The memory backplane keeps
+ * a ring per library in the process; the Redis one numbers, stores and publishes each event
+ * in one script. The event handed to the Hub carries its position.
  */
+import type { EventHistory } from '../history/event-history.js';
 import type { LibraryEvent } from '../protocol/event.js';
 
 /**
@@ -44,12 +44,17 @@ export interface Backplane {
   readonly stats: Readonly<BackplaneStats>;
   /** Connects; resolves once connected, or once the first attempt failed or took `waitMs` (retrying goes on). */
   start(waitMs: number): Promise<void>;
-  /** Delivers an event accepted by this node here at once, and to every other node. */
+  /**
+   * Gives an event accepted by this node its position and delivers it here and to every other
+   * node. An event that cannot be given a position (Redis down) is delivered here only, without one.
+   */
   publish(event: LibraryEvent): void;
+  /** The recent events of each library, as positioned subscribers recover them. */
+  readonly history: EventHistory;
   close(): Promise<void>;
 }
 
-/** Where a backplane hands events (its own and other nodes') to this node's subscribers. */
+/** Where a backplane hands events (its own and other nodes', with their positions) to this node's subscribers. */
 export type DeliverEvent = (event: LibraryEvent) => void;
 
 export function emptyBackplaneStats(): BackplaneStats {

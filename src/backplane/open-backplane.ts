@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
 import type { BackplaneConfig } from '../config/config.js';
+import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from '../history/event-history.js';
 import type { Logger } from '../log.js';
 import type { Backplane, DeliverEvent } from './backplane.js';
 import { MemoryBackplane } from './memory-backplane.js';
@@ -12,13 +13,15 @@ export interface OpenBackplaneInput {
   /** The JWT key: nodes of one deployment share it, so it names their channel. */
   key: Buffer;
   logger: Logger;
+  /** How much each library's history keeps (`history_size`, `history_ttl`). */
+  history?: HistoryLimits;
 }
 
 export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput): Backplane {
   const nodeId = newNodeId();
   switch (config.kind) {
     case 'memory':
-      return new MemoryBackplane(nodeId, input.deliver);
+      return new MemoryBackplane(nodeId, input.deliver, input.history ?? DEFAULT_HISTORY_LIMITS);
     case 'redis':
       return new RedisBackplane({
         url: config.url,

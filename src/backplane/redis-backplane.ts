@@ -10,6 +10,7 @@
  */
 import { Redis } from 'ioredis';
 
+import type { EventHistory, HistoryRead } from '../history/event-history.js';
 import type { Logger } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { emptyBackplaneStats, type Backplane, type BackplaneState, type DeliverEvent } from './backplane.js';
@@ -39,6 +40,9 @@ export class RedisBackplane implements Backplane {
   readonly kind = 'redis';
   readonly nodeId: string;
   readonly stats = emptyBackplaneStats();
+  readonly history: EventHistory = {
+    read: async (): Promise<HistoryRead> => ({ kind: 'resync', reason: 'history-unavailable', position: null }),
+  };
   readonly #options: RedisBackplaneOptions;
   readonly #logger: Logger;
   readonly #now: () => number;

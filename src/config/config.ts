@@ -1,4 +1,5 @@
 /** The one typed configuration every part of the server reads. Built by `loadConfig`. */
+import type { HistoryLimits } from '../history/event-history.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -84,6 +85,8 @@ export interface Config {
   groupDatabase: GroupDatabaseConfig | null;
   groupCacheTtlMs: number;
   backplane: BackplaneConfig;
+  /** How many events each library keeps for recovery (`history_size`), and how long (`history_ttl`). */
+  history: HistoryLimits;
   limits: Limits;
   /** Interval of the shared server ping timer. */
   pingIntervalMs: number;

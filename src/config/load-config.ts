@@ -7,6 +7,8 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
+import type { HistoryLimits } from '../history/event-history.js';
+import { DEFAULT_HISTORY_LIMITS } from '../history/event-history.js';
 import { resolveBackplane } from './backplane.js';
 import { ConfigError, DEFAULT_LIMITS, DEFAULTS, describeEventsListen, type Config, type EventsListen, type Limits } from './config.js';
 import type { ServeFlags } from './flags.js';
@@ -109,6 +111,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     groupDatabase,
     groupCacheTtlMs: tuning.groupCacheTtlMs,
     backplane,
+    history: tuning.history,
     limits: tuning.limits,
     pingIntervalMs: tuning.pingIntervalMs,
     deadPeerMs: tuning.deadPeerMs,
@@ -246,6 +249,7 @@ interface Tuning {
   drainMs: number;
   groupCacheTtlMs: number;
   keyGraceMs: number;
+  history: HistoryLimits;
   limits: Limits;
   allowedOrigins: string[] | null;
   eventsListen: EventsListen | null;
@@ -288,6 +292,11 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
         `ping_interval (${ping.value / 1000} s, ${from(ping)}), or every client is dropped before its pong can arrive`,
     );
   }
+  // 0 events: nothing is kept, a client that missed anything is told to resync.
+  const history: HistoryLimits = {
+    size: read('history_size', DEFAULT_HISTORY_LIMITS.size, 0, 1_000_000, ' events').value,
+    ttlMs: seconds('history_ttl', DEFAULT_HISTORY_LIMITS.ttlMs, 1).value,
+  };
   const limits: Limits = {
     maxFrameBytes: bytes('max_frame_bytes', DEFAULT_LIMITS.maxFrameBytes),
     maxEventBodyBytes: bytes('max_event_bytes', DEFAULT_LIMITS.maxEventBodyBytes),
@@ -311,6 +320,7 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     drainMs: drain.value,
     groupCacheTtlMs: groupCache.value,
     keyGraceMs: keyGrace.value,
+    history,
     limits,
     allowedOrigins,
     eventsListen,

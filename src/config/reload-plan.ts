@@ -39,6 +39,7 @@ const RESTART: readonly Setting[] = [
   { name: 'group database', read: (c) => c.groupDatabase },
   { name: 'group_cache_ttl', read: (c) => c.groupCacheTtlMs },
   { name: 'Redis backplane (redis_url, redis_timeout)', read: (c) => c.backplane },
+  { name: 'history (history_size, history_ttl)', read: (c) => c.history },
   { name: 'max_frame_bytes', read: (c) => c.limits.maxFrameBytes },
   { name: 'header_timeout', read: (c) => c.limits.headerTimeoutMs },
   { name: 'ping_interval', read: (c) => c.pingIntervalMs },

@@ -1,9 +1,12 @@
 import type { SubscriberGrant } from '../auth/subscriber-token.js';
 import type { GroupDirectory } from '../groups/group-directory.js';
+import type { EventHistory } from '../history/event-history.js';
+import type { Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { encodeJwtExpired, type LibraryEvent } from '../protocol/event.js';
 import { ExpirySchedule } from './expiry-schedule.js';
+import { PositionedDelivery } from './positioned-delivery.js';
 import type { Subscriber, Subscription } from './subscriber.js';
 import { SubscriptionIndex } from './subscription-index.js';
 
@@ -14,6 +17,11 @@ export interface HubOptions {
   /** Where deliveries, expiries and undelivered group events are counted. */
   metrics?: Metrics;
   now?: () => number;
+  /**
+   * Where positioned subscribers recover what they missed (the backplane's history). Absent:
+   * they are answered `resync` (`history-unavailable`) and then get live positioned events.
+   */
+  history?: EventHistory;
 }
 
 const NOBODY: ReadonlySet<Subscription> = new Set();
@@ -24,10 +32,18 @@ interface PendingEvent {
   acceptedAt: number;
 }
 
+const NO_HISTORY: EventHistory = {
+  read: async () => ({ kind: 'resync', reason: 'history-unavailable', position: null }),
+};
+
 /**
  * Subscriptions and fan-out. Each event is delivered in the order it was accepted: directly
  * when its audience is known, or after its group lookup, in which case later events of the
  * same library wait behind it (and only those: other libraries keep flowing).
+ *
+ * Stock subscribers get each event's stock frame. Positioned subscribers (`Subscriber.positioned`,
+ * the positions extension) get the frame with its position, and recover what they missed with
+ * `subscribe(..., since)`: see positioned-delivery.ts.
  */
 export class Hub {
   readonly index = new SubscriptionIndex();
@@ -37,6 +53,7 @@ export class Hub {
   readonly #groups: GroupDirectory | null;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
+  readonly #positioned: PositionedDelivery;
   #warnedNoGroups = false;
 
   constructor(options: HubOptions) {
@@ -48,17 +65,32 @@ export class Hub {
       (s) => this.#expire(s),
       options.now,
     );
+    this.#positioned = new PositionedDelivery({
+      history: options.history ?? NO_HISTORY,
+      reaches: (subscription, event) => this.#reaches(subscription, event),
+      isCurrent: (subscription) => this.index.get(subscription.subscriber, subscription.repoId) === subscription,
+      logger: options.logger,
+    });
   }
 
-  subscribe(subscriber: Subscriber, grant: SubscriberGrant): void {
+  /**
+   * Follows the library under the grant (replacing the subscriber's previous subscription to it).
+   * For a positioned subscriber, `since` asks for what it missed: the events after that position
+   * are sent first, then `subscribed` (or `resync` when they cannot be), then live events. Without
+   * `since` it gets `subscribed` with the library's position; `since` null (not a position) gets
+   * `resync`. Stock subscribers ignore `since`.
+   */
+  subscribe(subscriber: Subscriber, grant: SubscriberGrant, since?: Position | null): void {
     const subscription: Subscription = { subscriber, ...grant };
     if (this.index.add(subscription) !== undefined) this.#expiry.cancelled();
     this.#expiry.add(subscription);
+    if (subscriber.positioned === true) this.#positioned.start(subscription, since);
   }
 
   unsubscribe(subscriber: Subscriber, repoId: string): void {
     const subscription = this.index.get(subscriber, repoId);
     if (subscription !== undefined && this.index.delete(subscription)) this.#expiry.cancelled();
+    if (subscriber.positioned === true) this.#positioned.forget(subscriber, repoId);
   }
 
   /** Forgets a subscriber that went away. */
@@ -66,6 +98,20 @@ export class Hub {
     const count = this.index.countOf(subscriber);
     this.index.deleteSubscriber(subscriber);
     for (let i = 0; i < count; i++) this.#expiry.cancelled();
+    if (subscriber.positioned === true) this.#positioned.forget(subscriber);
+  }
+
+  /**
+   * The backplane is back after an outage: positioned subscribers catch up on what other nodes
+   * accepted meanwhile (or are told to resync). Stock subscribers cannot; see docs/cluster.md.
+   */
+  catchUp(): void {
+    this.#positioned.catchUp();
+  }
+
+  /** Positioned subscriptions held here. */
+  get positionedSubscriptions(): number {
+    return this.#positioned.size;
   }
 
   publish(event: LibraryEvent): void {
@@ -121,13 +167,29 @@ export class Hub {
     }
   }
 
+  /** Whether the event is meant for the subscription's user, looking up its group if it has one. */
+  async #reaches(subscription: Subscription, event: LibraryEvent): Promise<boolean> {
+    const { audience } = event;
+    if (audience.kind === 'library') return true;
+    if (audience.kind === 'user') return subscription.username === audience.username;
+    return (await this.#members(audience.groupId, event)).has(subscription.username);
+  }
+
   #deliver(event: LibraryEvent, members: ReadonlySet<string> | null, acceptedAt: number): void {
     const followers = this.index.followers(event.repoId) ?? NOBODY;
     const { audience, frame } = event;
     let sent = 0;
     for (const subscription of followers) {
-      if (audience.kind === 'user' && subscription.username !== audience.username) continue;
-      if (members !== null && !members.has(subscription.username)) continue;
+      const reached =
+        (audience.kind !== 'user' || subscription.username === audience.username) &&
+        (members === null || members.has(subscription.username));
+      if (subscription.subscriber.positioned === true) {
+        // Positioned subscribers see every event of the library go by, to keep their place.
+        this.#positioned.live(subscription, event, reached);
+        if (reached) sent++;
+        continue;
+      }
+      if (!reached) continue;
       subscription.subscriber.send(frame);
       sent++;
     }
@@ -137,6 +199,7 @@ export class Hub {
 
   #expire(subscription: Subscription): void {
     this.index.delete(subscription);
+    if (subscription.subscriber.positioned === true) this.#positioned.forget(subscription.subscriber, subscription.repoId);
     this.#metrics.subscriptionExpired();
     subscription.subscriber.send(encodeJwtExpired(subscription.repoId));
   }

@@ -1,8 +1,20 @@
+import type { Position } from '../history/position.js';
+
 /** One client connection as the hub sees it, whatever the transport. */
 export interface Subscriber {
   readonly id: number;
-  /** Queues a complete message for this client; never blocks, may close a slow client. */
-  send(frame: Buffer): void;
+  /**
+   * Queues a complete message for this client; never blocks, may close a slow client. For a
+   * positioned subscriber, an event's frame comes with its position (a transport may use it,
+   * e.g. as an SSE `id:`); the frame already carries it.
+   */
+  send(frame: Buffer, position?: Position): void;
+  /**
+   * True when the client opted in to the positions extension (docs/recovery.md): it receives
+   * positioned frames, `subscribed` and `resync` messages, and may recover with `since`.
+   * Absent or false: stock frames only.
+   */
+  readonly positioned?: boolean;
 }
 
 /** One library followed by one subscriber, under the user its token names. */

@@ -1,14 +1,24 @@
+import { parsePosition, type Position } from '../history/position.js';
+
 /**
  * Messages a subscriber sends:
  *   {"type":"subscribe","content":{"repos":[{"id":"<repo_id>","jwt_token":"<jwt>"}]}}
  *   {"type":"unsubscribe","content":{"repos":[{"id":"<repo_id>"}]}}
  * Older servers took unsubscribe ids as plain strings; both forms are accepted.
+ * A client of the positions extension (docs/recovery.md) may add its last position to an entry:
+ *   {"id":"<repo_id>","jwt_token":"<jwt>","since":{"epoch":"k3x9q2","offset":17}}
  */
 
 export interface SubscribeEntry {
   repoId: string;
   /** Null when the entry carried no token: it is refused with `jwt-expired` like any bad token. */
   token: string | null;
+  /**
+   * The positions extension: absent when the entry has no `since`; the position it names; null
+   * when `since` is there but is not a position (answered with a resync, `unknown-position`).
+   * Only connections that opted in act on it.
+   */
+  since?: Position | null;
 }
 
 export type ClientMessage =
@@ -66,7 +76,9 @@ export function parseClientMessage(text: string): ClientMessage {
         continue;
       }
       const token = repo['jwt_token'];
-      entries.push({ repoId: repo['id'], token: typeof token === 'string' ? token : null });
+      const entry: SubscribeEntry = { repoId: repo['id'], token: typeof token === 'string' ? token : null };
+      if (repo['since'] !== undefined) entry.since = parsePosition(repo['since']);
+      entries.push(entry);
     }
     return { type, entries, ignored };
   }

@@ -1,3 +1,4 @@
+import type { Position } from '../history/position.js';
 import { MAX_REPO_ID_LENGTH } from './client-message.js';
 import { rawMember } from './raw-json.js';
 
@@ -14,6 +15,12 @@ export interface LibraryEvent {
   audience: Audience;
   /** The complete WebSocket text frame payload, `{"type":...,"content":<raw content>}`. */
   frame: Buffer;
+  /**
+   * Where the event stands in its library's history, given by the backplane when it accepts the
+   * event. Absent when it could not be given one (Redis was down): such an event reached this
+   * node's subscribers only and is in no history.
+   */
+  position?: Position;
 }
 
 export class EventError extends Error {

@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { parseClientMessage, ProtocolError, type ClientMessage } from '../protocol/client-message.js';
 import { encodeError, encodeJwtExpired } from '../protocol/event.js';
+import { POSITIONS_SUBPROTOCOL } from '../protocol/position-frames.js';
 import { CloseCode, closeReasonOf, closeReasonOfFrameError, type CloseReason } from './close-codes.js';
 
 /** Per-connection limits (config `Limits`); absent: none. */
@@ -38,6 +39,8 @@ let nextId = 1;
 /** One subscriber's WebSocket: reads its messages, queues its events, tracks its liveness. */
 export class WebSocketConnection implements Subscriber {
   readonly id = nextId++;
+  /** Opened with the positions subprotocol: positioned frames, `subscribed`, `resync`, and `since`. */
+  readonly positioned: boolean;
   /** Last inbound traffic of any kind (message, ping, pong), Unix milliseconds. */
   lastSeen: number;
   #open = true;
@@ -55,6 +58,7 @@ export class WebSocketConnection implements Subscriber {
     private readonly context: ConnectionContext,
   ) {
     this.lastSeen = context.now();
+    this.positioned = socket.protocol === POSITIONS_SUBPROTOCOL;
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
     socket.on('ping', () => this.#seen());
     socket.on('pong', () => this.#seen());
@@ -153,7 +157,8 @@ export class WebSocketConnection implements Subscriber {
       for (const entry of message.entries) {
         if (this.#overLibraryLimit(entry.repoId)) continue;
         try {
-          this.context.hub.subscribe(this, verifySubscriberToken(entry.token ?? '', entry.repoId, this.context.key, now));
+          const grant = verifySubscriberToken(entry.token ?? '', entry.repoId, this.context.key, now);
+          this.context.hub.subscribe(this, grant, this.positioned ? entry.since : undefined);
           clearTimeout(this.#subscribeDeadline);
         } catch (err) {
           if (!(err instanceof SubscribeRefused)) throw err;

@@ -5,6 +5,7 @@ import type { VerificationKeys } from '../auth/key-ring.js';
 import type { Hub } from '../hub/hub.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
+import { POSITIONS_SUBPROTOCOL } from '../protocol/position-frames.js';
 import { CloseCode } from './close-codes.js';
 import { OriginPolicy } from './origin-policy.js';
 import { WebSocketConnection, type ConnectionLimits } from './websocket-connection.js';
@@ -67,8 +68,10 @@ export class WebSocketEndpoint {
       clientTracking: false,
       perMessageDeflate: false,
       maxPayload: options.maxFrameBytes,
-      // Echo the desktop client's subprotocol; a browser that offered none gets none back.
-      handleProtocols: (offered) => (offered.has(SEAFILE_SUBPROTOCOL) ? SEAFILE_SUBPROTOCOL : false),
+      // Echo the desktop client's subprotocol; a browser that offered none gets none back. A
+      // client that offers the positions extension (docs/recovery.md) opts in to it.
+      handleProtocols: (offered) =>
+        offered.has(POSITIONS_SUBPROTOCOL) ? POSITIONS_SUBPROTOCOL : offered.has(SEAFILE_SUBPROTOCOL) ? SEAFILE_SUBPROTOCOL : false,
     });
     this.#liveness = setInterval(() => this.#checkLiveness(), options.pingIntervalMs);
     this.#liveness.unref();

@@ -5,6 +5,7 @@ import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
 import { backplaneChannel } from '../../src/backplane/open-backplane.js';
 import { OriginSequences } from '../../src/backplane/origin-sequences.js';
 import { reconnectDelay } from '../../src/backplane/reconnect-delay.js';
+import { DEFAULT_HISTORY_LIMITS } from '../../src/history/event-history.js';
 import { parseEvent, type LibraryEvent } from '../../src/protocol/event.js';
 
 const REPO = '9c3e0c1a-5555-4b4b-9c9c-000000000001';
@@ -103,13 +104,20 @@ describe('reconnect delay', () => {
 });
 
 describe('memory backplane', () => {
-  it('hands an event to this node at once and is always connected', async () => {
+  it('hands an event to this node at once, with the next position of its library, and is always connected', async () => {
     const delivered: LibraryEvent[] = [];
-    const backplane = new MemoryBackplane('node', (event) => delivered.push(event));
+    const backplane = new MemoryBackplane('node', (event) => delivered.push(event), DEFAULT_HISTORY_LIMITS);
     await backplane.start();
     const event = parseEvent(JSON.stringify({ type: 'repo-update', content: { repo_id: REPO } }));
     backplane.publish(event);
-    assert.deepEqual(delivered, [event]);
+    backplane.publish(event);
+    backplane.publish(parseEvent(JSON.stringify({ type: 'repo-update', content: { repo_id: 'other' } })));
+    assert.deepEqual(delivered[0], { ...event, position: { epoch: backplane.history.epoch, offset: 1 } });
+    assert.deepEqual(delivered.map((e) => e.position?.offset), [1, 2, 1]);
+    assert.ok(delivered[0]!.frame.equals(event.frame), 'the stock frame is untouched');
+    const read = await backplane.history.read(REPO, { epoch: backplane.history.epoch, offset: 1 });
+    assert.equal(read.kind, 'recovered');
+    assert.deepEqual(read.kind === 'recovered' && read.events.map((e) => e.position?.offset), [2]);
     assert.equal(backplane.state, 'connected');
     await backplane.close();
     assert.equal(backplane.state, 'closed');

@@ -7,6 +7,7 @@ import { authenticatePublisher, PublisherAuthError } from '../../src/auth/publis
 import { SubscribeRefused, verifySubscriberToken } from '../../src/auth/subscriber-token.js';
 import { DEFAULT_LIMITS, DEFAULTS, type Config } from '../../src/config/config.js';
 import { planReload } from '../../src/config/reload-plan.js';
+import { DEFAULT_HISTORY_LIMITS } from '../../src/history/event-history.js';
 
 const OLD = Buffer.from('the-old-key-0123456789abcdef');
 const NEW = Buffer.from('the-new-key-0123456789abcdef');
@@ -112,6 +113,7 @@ const RUNNING: Config = {
   groupDatabase: null,
   groupCacheTtlMs: DEFAULTS.groupCacheTtlMs,
   backplane: { kind: 'memory' },
+  history: DEFAULT_HISTORY_LIMITS,
   limits: DEFAULT_LIMITS,
   pingIntervalMs: DEFAULTS.pingIntervalMs,
   deadPeerMs: DEFAULTS.deadPeerMs,

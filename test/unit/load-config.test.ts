@@ -670,6 +670,20 @@ test('key_grace: seconds from seafile.conf or the environment, 0 turns the grace
   });
 });
 
+test('history: 1000 events for 1 hour by default; history_size and history_ttl from seafile.conf or the environment', async () => {
+  assert.deepEqual((await load({}, { JWT_PRIVATE_KEY: KEY })).config.history, { size: 1000, ttlMs: 3_600_000 });
+  const { conf } = await seafileTop({ 'seafile.conf': `[notification]\njwt_private_key = ${KEY}\nhistory_size = 50\nhistory_ttl = 600\n` });
+  const fromFile = await load({ configDir: conf }, {});
+  assert.deepEqual(fromFile.config.history, { size: 50, ttlMs: 600_000 });
+  assert.ok(fromFile.notices.some((n) => n.includes('history_size 50 events (seafile.conf [notification] history_size)')));
+  const fromEnv = await load({ configDir: conf }, { NOTIFICATION_SERVER_HISTORY_SIZE: '0', NOTIFICATION_SERVER_HISTORY_TTL: '30' });
+  assert.deepEqual(fromEnv.config.history, { size: 0, ttlMs: 30_000 });
+  await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_HISTORY_TTL: '0' }), {
+    name: 'ConfigError',
+    message: /^invalid history_ttl "0" \(NOTIFICATION_SERVER_HISTORY_TTL\): expected a whole number from 1 to /,
+  });
+});
+
 test('tuning: the environment beats seafile.conf, seconds become milliseconds', async () => {
   const { conf } = await seafileTop({
     'seafile.conf':

@@ -1,0 +1,194 @@
+/**
+ * What a positioned subscriber (the positions extension, docs/recovery.md) receives for one
+ * library: first, when it asked with `since`, the events it missed, read from the history;
+ * then `subscribed` (or `resync` when they cannot be given); then live events, each with its
+ * position, with no gap and no duplicate between the two.
+ *
+ * Live events that arrive while the history is being read are held and sent after it, minus
+ * those the replay already carried. A live event that skips offsets (this node missed some)
+ * or a backplane that comes back after an outage starts the same catch-up from the last
+ * position the subscriber was given.
+ */
+import type { EventHistory, HistoryRead, ResyncReason } from '../history/event-history.js';
+import type { Position } from '../history/position.js';
+import type { Logger } from '../log.js';
+import type { LibraryEvent } from '../protocol/event.js';
+import { encodeResync, encodeSubscribed, positionedFrame } from '../protocol/position-frames.js';
+import type { Subscriber, Subscription } from './subscriber.js';
+
+/** Live events held for one subscription while its replay is read; past this it is told to resync. */
+export const MAX_HELD_EVENTS = 10_000;
+
+interface HeldEvent {
+  event: LibraryEvent;
+  reached: boolean;
+}
+
+interface Cursor {
+  subscription: Subscription;
+  /** The last event handled for it (sent, or not meant for its user); null: not known. */
+  at: Position | null;
+  /** Live events held while a replay is read; null when live. */
+  held: HeldEvent[] | null;
+  /** Held events were dropped past MAX_HELD_EVENTS: the replay ends in a resync from here. */
+  overflowAt: Position | null;
+}
+
+/** What to ask the history: the events after `since` (null: none, only where the library stands), or only its position for a resync. */
+type Request = { since: Position | null } | { resync: ResyncReason };
+
+export interface PositionedDeliveryOptions {
+  history: EventHistory;
+  /** Whether the subscription's user is in the event's audience (a group event looks up the group). */
+  reaches: (subscription: Subscription, event: LibraryEvent) => Promise<boolean>;
+  /** Whether the subscription is still the subscriber's current one for its library. */
+  isCurrent: (subscription: Subscription) => boolean;
+  logger: Logger;
+}
+
+export class PositionedDelivery {
+  readonly #cursors = new Map<Subscriber, Map<string, Cursor>>();
+
+  constructor(private readonly options: PositionedDeliveryOptions) {}
+
+  /**
+   * A positioned subscription begins (or replaces the subscriber's previous one for the library,
+   * e.g. a token renewal). `since`: absent, the client asked for nothing to be recovered (a
+   * renewal goes on from where the previous subscription was); a position, recover from it;
+   * null, it sent something that is not a position.
+   */
+  start(subscription: Subscription, since: Position | null | undefined): void {
+    const { subscriber, repoId } = subscription;
+    let mine = this.#cursors.get(subscriber);
+    if (mine === undefined) {
+      mine = new Map();
+      this.#cursors.set(subscriber, mine);
+    }
+    const previous = mine.get(repoId);
+    const cursor: Cursor = { subscription, at: null, held: [], overflowAt: null };
+    mine.set(repoId, cursor);
+    let request: Request;
+    if (since === null) request = { resync: 'unknown-position' };
+    else if (since !== undefined) request = { since };
+    else request = { since: previous?.at ?? null };
+    void this.#recover(cursor, request);
+  }
+
+  /** A live event of the library, in order; `reached`: whether it is meant for the subscription's user. */
+  live(subscription: Subscription, event: LibraryEvent, reached: boolean): void {
+    const cursor = this.#cursors.get(subscription.subscriber)?.get(subscription.repoId);
+    if (cursor === undefined || cursor.subscription !== subscription) return;
+    if (cursor.held !== null) {
+      if (cursor.held.length < MAX_HELD_EVENTS) cursor.held.push({ event, reached });
+      else cursor.overflowAt = event.position ?? cursor.overflowAt;
+      return;
+    }
+    this.#handle(cursor, event, reached);
+  }
+
+  /** Forgets one library of the subscriber, or all of them. */
+  forget(subscriber: Subscriber, repoId?: string): void {
+    if (repoId === undefined) this.#cursors.delete(subscriber);
+    else {
+      const mine = this.#cursors.get(subscriber);
+      mine?.delete(repoId);
+      if (mine?.size === 0) this.#cursors.delete(subscriber);
+    }
+  }
+
+  /**
+   * After the backplane was away, every positioned subscription catches up from the last
+   * position it was given: the events other nodes accepted meanwhile are replayed, or it is
+   * told to resync when history no longer reaches back.
+   */
+  catchUp(): void {
+    for (const mine of this.#cursors.values()) {
+      for (const cursor of mine.values()) {
+        if (cursor.held !== null || !this.options.isCurrent(cursor.subscription)) continue;
+        cursor.held = [];
+        void this.#recover(cursor, cursor.at === null ? { resync: 'history-unavailable' } : { since: cursor.at });
+      }
+    }
+  }
+
+  /** Positioned subscriptions this node holds. */
+  get size(): number {
+    let count = 0;
+    for (const mine of this.#cursors.values()) count += mine.size;
+    return count;
+  }
+
+  #handle(cursor: Cursor, event: LibraryEvent, reached: boolean): void {
+    const { subscriber } = cursor.subscription;
+    const position = event.position;
+    // Accepted while Redis was away: in no history, sent as it is; the cursor stays.
+    if (position === undefined) {
+      if (reached) subscriber.send(event.frame);
+      return;
+    }
+    const at = cursor.at;
+    if (at !== null) {
+      const sameEpoch = at.epoch === position.epoch;
+      if (sameEpoch && position.offset <= at.offset) return;
+      if ((sameEpoch && position.offset > at.offset + 1) || (!sameEpoch && position.offset !== 1)) {
+        // Events were missed in between: read them (this one included) before going on.
+        cursor.held = [{ event, reached }];
+        void this.#recover(cursor, { since: at });
+        return;
+      }
+    }
+    cursor.at = position;
+    if (reached) subscriber.send(positionedFrame(event), position);
+  }
+
+  async #recover(cursor: Cursor, request: Request): Promise<void> {
+    const { history, logger, isCurrent } = this.options;
+    const { subscriber, repoId } = cursor.subscription;
+    const read: HistoryRead = await history.read(repoId, 'since' in request ? request.since : null);
+    if (!this.#owns(cursor)) return;
+    if (cursor.overflowAt !== null) {
+      this.#resync(cursor, 'too-far-behind', cursor.overflowAt);
+    } else if ('resync' in request) {
+      this.#resync(cursor, request.resync, read.position);
+    } else if (read.kind === 'resync') {
+      this.#resync(cursor, read.reason, read.position);
+    } else {
+      for (const event of read.events) {
+        const reached = await this.options.reaches(cursor.subscription, event);
+        if (!this.#owns(cursor) || !isCurrent(cursor.subscription)) return;
+        if (reached) subscriber.send(positionedFrame(event), event.position);
+      }
+      if (read.events.length > 0) logger.debug({ connection: subscriber.id, repoId, replayed: read.events.length }, 'replayed missed events');
+      cursor.at = read.position;
+      subscriber.send(encodeSubscribed(repoId, read.position));
+    }
+    this.#drain(cursor);
+  }
+
+  #resync(cursor: Cursor, reason: ResyncReason, position: Position | null): void {
+    const { subscriber, repoId } = cursor.subscription;
+    this.options.logger.debug({ connection: subscriber.id, repoId, reason }, 'resync: missed events cannot be replayed');
+    cursor.at = position;
+    cursor.overflowAt = null;
+    subscriber.send(encodeResync(repoId, reason, position));
+  }
+
+  /** Sends what was held during the replay, then goes live; a gap among them starts another catch-up. */
+  #drain(cursor: Cursor): void {
+    const held = cursor.held ?? [];
+    cursor.held = null;
+    for (let i = 0; i < held.length; i++) {
+      this.#handle(cursor, held[i]!.event, held[i]!.reached);
+      if (cursor.held !== null) {
+        (cursor.held as HeldEvent[]).push(...held.slice(i + 1));
+        return;
+      }
+    }
+  }
+
+  /** Whether the cursor is still the one in charge of its subscription's library. */
+  #owns(cursor: Cursor): boolean {
+    const { subscriber, repoId } = cursor.subscription;
+    return this.#cursors.get(subscriber)?.get(repoId) === cursor;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The messages of the positions extension (docs/recovery.md), for clients that opened their
+ * WebSocket with the `notification.positions.v1` subprotocol. Stock clients never see them.
+ *
+ *   {"type":"repo-update","content":{...},"position":{"epoch":"k3x9q2","offset":18}}
+ *   {"type":"subscribed","content":{"repo_id":"<id>","position":{"epoch":"k3x9q2","offset":18}}}
+ *   {"type":"resync","content":{"repo_id":"<id>","reason":"history-gone","position":{"epoch":"k3x9q2","offset":18}}}
+ */
+import type { ResyncReason } from '../history/event-history.js';
+import { positionJson, type Position } from '../history/position.js';
+import type { LibraryEvent } from './event.js';
+
+/** The WebSocket subprotocol a client offers to opt in. */
+export const POSITIONS_SUBPROTOCOL = 'notification.positions.v1';
+
+const encoded = new WeakMap<LibraryEvent, Buffer>();
+
+/**
+ * The stock frame with the event's `position` added as a last member: encoded once per event
+ * (on first use) however many positioned subscribers receive it. An event without a position
+ * (accepted while Redis was down) is sent as its stock frame.
+ */
+export function positionedFrame(event: LibraryEvent): Buffer {
+  if (event.position === undefined) return event.frame;
+  let frame = encoded.get(event);
+  if (frame === undefined) {
+    // The stock frame is `{"type":...,"content":<raw>}`: insert before its closing brace.
+    const tail = Buffer.from(`,"position":${positionJson(event.position)}}`);
+    frame = Buffer.concat([event.frame.subarray(0, event.frame.length - 1), tail]);
+    encoded.set(event, frame);
+  }
+  return frame;
+}
+
+/** The library is followed; what the client missed (if it asked) was sent before this; live events follow. */
+export function encodeSubscribed(repoId: string, position: Position): Buffer {
+  return Buffer.from(`{"type":"subscribed","content":{"repo_id":${JSON.stringify(repoId)},"position":${positionJson(position)}}}`);
+}
+
+/**
+ * What the client missed cannot be given: it must fetch the library's state again. It is
+ * subscribed all the same, and live events follow from `position` (null: not known yet).
+ */
+export function encodeResync(repoId: string, reason: ResyncReason, position: Position | null): Buffer {
+  const where = position === null ? 'null' : positionJson(position);
+  return Buffer.from(`{"type":"resync","content":{"repo_id":${JSON.stringify(repoId)},"reason":"${reason}","position":${where}}}`);
+}
