@@ -7,7 +7,7 @@ export {
   type NotificationClientEvents,
   type NotificationClientOptions,
 } from './notification-client.js';
-export type { CommentUpdate, FileLockChanged, FolderPermChanged, LibraryEventName, LibraryEvents, RepoUpdate, Resync, ServerMessage } from './events.js';
+export type { CommentUpdate, FileLockChanged, FolderPermChanged, LibraryEventName, LibraryEvents, Position, RepoUpdate, Resync, ServerMessage } from './events.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { tokenExpiry } from './token-expiry.js';

@@ -1,6 +1,6 @@
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import { parseServerMessage, type LibraryEvents, type Resync, type ServerMessage } from './events.js';
+import { parseServerMessage, type LibraryEvents, type Position, type Resync, type ServerMessage } from './events.js';
 import type { FetchFunction } from './http-subscription-transport.js';
 import { longPollTransport } from './long-poll-transport.js';
 import { sseTransport } from './sse-transport.js';
@@ -105,8 +105,8 @@ interface Library {
   timer: TimerHandle | undefined;
   /** When the last subscribe was sent. */
   subscribedAt: number | undefined;
-  /** `<epoch>:<offset>` of the last event (or subscribe answer) received: where a reconnect resumes. */
-  position: string | undefined;
+  /** The position of the last event (or subscribe answer) received: where a reconnect resumes. */
+  position: Position | undefined;
 }
 
 const DEFAULTS = { stableAfterMs: 10_000, tokenRefreshMarginMs: 60_000, idleTimeoutMs: 60_000, fallbackAfter: 2 } as const;
@@ -173,8 +173,8 @@ export class NotificationClient {
     return this.#transports[this.#transportIndex]!.name;
   }
 
-  /** The last position received for a library (`<epoch>:<offset>`), if the server hands them out. */
-  positionOf(repoId: string): string | undefined {
+  /** The last position received for a library, if the server hands them out. */
+  positionOf(repoId: string): Position | undefined {
     return this.#libraries.get(repoId)?.position;
   }
 
@@ -340,8 +340,8 @@ export class NotificationClient {
       case 'resync': {
         const library = this.#libraries.get(event.repoId);
         if (library === undefined) break;
-        library.position = event.position;
-        this.#emit('resync', { repo_id: event.repoId, position: event.position });
+        library.position = event.position ?? undefined;
+        this.#emit('resync', { repo_id: event.repoId, reason: event.reason, position: event.position });
         break;
       }
       case 'library':
@@ -371,14 +371,11 @@ export class NotificationClient {
    * Records a library's new position; false when the event was delivered already (a replay
    * overlapping what an earlier connection had delivered): it is dropped, not dispatched twice.
    */
-  #advance(repoId: unknown, position: string): boolean {
+  #advance(repoId: unknown, position: Position): boolean {
     const library = typeof repoId === 'string' ? this.#libraries.get(repoId) : undefined;
     if (library === undefined) return true;
-    const [epoch, offset] = splitPosition(position);
-    if (library.position !== undefined) {
-      const [lastEpoch, lastOffset] = splitPosition(library.position);
-      if (epoch === lastEpoch && offset <= lastOffset) return false;
-    }
+    const last = library.position;
+    if (last !== undefined && last.epoch === position.epoch && position.offset <= last.offset) return false;
     library.position = position;
     return true;
   }
@@ -515,11 +512,6 @@ function checkUrl(url: string): string {
     throw new TypeError(`url must use ws:, wss:, http: or https:, got ${parsed.protocol}`);
   }
   return parsed.href;
-}
-
-function splitPosition(position: string): [string, number] {
-  const colon = position.lastIndexOf(':');
-  return [position.slice(0, colon), Number(position.slice(colon + 1))];
 }
 
 function nonNegative(name: string, value: number): number {

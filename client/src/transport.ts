@@ -1,4 +1,5 @@
 import type { Clock } from './clock.js';
+import type { Position } from './events.js';
 
 /**
  * The seam between the client and a wire. The client owns subscriptions, tokens, positions
@@ -22,8 +23,8 @@ export interface Transport {
 export interface SubscribeEntry {
   repoId: string;
   token: string;
-  /** `<epoch>:<offset>`: resume after this position (the server replays what was missed). */
-  since?: string;
+  /** Resume after this position (the server replays what was missed). */
+  since?: Position;
 }
 
 export interface TransportHandlers {
@@ -37,7 +38,7 @@ export interface TransportHandlers {
    */
   onActivity(): void;
   /** The last position the client holds for a library, for transports that reopen by themselves. */
-  positionOf(repoId: string): string | undefined;
+  positionOf(repoId: string): Position | undefined;
 }
 
 export interface CloseInfo {
@@ -61,12 +62,12 @@ export function endpointUrl(baseUrl: string, path: string, scheme: 'http' | 'ws'
   return url;
 }
 
-/** The cursor the SSE and long-poll endpoints take: `<repo_id>@<epoch>:<offset>` joined by commas. */
-export function encodeCursor(repoIds: Iterable<string>, positionOf: (repoId: string) => string | undefined): string {
+/** The cursor the SSE and long-poll endpoints take: `<repo_id>@<epoch>:<offset>` joined by commas, each part URI-encoded. */
+export function encodeCursor(repoIds: Iterable<string>, positionOf: (repoId: string) => Position | undefined): string {
   const parts: string[] = [];
   for (const repoId of repoIds) {
     const position = positionOf(repoId);
-    if (position !== undefined) parts.push(`${encodeURIComponent(repoId)}@${position}`);
+    if (position !== undefined) parts.push(`${encodeURIComponent(repoId)}@${encodeURIComponent(position.epoch)}:${position.offset}`);
   }
   return parts.join(',');
 }

@@ -40,7 +40,7 @@ function setup(overrides: Partial<NotificationClientOptions> = {}) {
   return { client, clock, fake, http, seen, errors, resyncs };
 }
 
-const frame = (type: string, content: Record<string, unknown>, position?: string) =>
+const frame = (type: string, content: Record<string, unknown>, position?: { epoch: string; offset: number }) =>
   JSON.stringify(position === undefined ? { type, content } : { type, content, position });
 const sse = (data: string, id = 'ignored') => `id: ${id}\ndata: ${data}\n\n`;
 
@@ -73,17 +73,17 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
 
     request.openStream();
     request.push(': keep-alive\n\n');
-    request.push(sse(frame('subscribed', { repo_id: REPO_A, position: 'e1:4', recovered: false })));
-    request.push(sse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c5' }, 'e1:5')).slice(0, 20));
+    request.push(sse(frame('subscribed', { repo_id: REPO_A, position: { epoch: 'e1', offset: 4 }, })));
+    request.push(sse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c5' }, { epoch: 'e1', offset: 5 })).slice(0, 20));
     await settle();
     assert.deepEqual(seen, [], 'half an event is not dispatched');
-    request.push(sse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c5' }, 'e1:5')).slice(20));
-    request.push(`data: ${frame('file-lock-changed', { repo_id: REPO_B, path: '/a.md', change_event: 'locked', lock_user: 'bob' }, 'e1:9')}\r\n\r\n`);
+    request.push(sse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c5' }, { epoch: 'e1', offset: 5 })).slice(20));
+    request.push(`data: ${frame('file-lock-changed', { repo_id: REPO_B, path: '/a.md', change_event: 'locked', lock_user: 'bob' }, { epoch: 'e1', offset: 9 })}\r\n\r\n`);
     await settle();
     assert.deepEqual(seen, ['c5', '/a.md locked']);
     assert.equal(client.state, 'open');
-    assert.equal(client.positionOf(REPO_A), 'e1:5');
-    assert.equal(client.positionOf(REPO_B), 'e1:9');
+    assert.deepEqual(client.positionOf(REPO_A), { epoch: 'e1', offset: 5 });
+    assert.deepEqual(client.positionOf(REPO_B), { epoch: 'e1', offset: 9 });
     client.close();
     assert.ok(request.aborted, 'close() aborts the stream');
   });
@@ -96,7 +96,7 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     await clock.advance(0);
     const first = http.last();
     first.openStream();
-    first.push(sse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c1' }, 'e1:1')));
+    first.push(sse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c1' }, { epoch: 'e1', offset: 1 })));
     await settle();
     first.end();
     await settle();
@@ -107,8 +107,8 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     assert.notEqual(second, first);
     assert.equal(second.url.searchParams.get('cursor'), `${REPO_A}@e1:1`);
     second.openStream();
-    second.push(sse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c1' }, 'e1:1')));
-    second.push(sse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c2' }, 'e1:2')));
+    second.push(sse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c1' }, { epoch: 'e1', offset: 1 })));
+    second.push(sse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c2' }, { epoch: 'e1', offset: 2 })));
     await settle();
     assert.deepEqual(seen, ['c1', 'c2']);
     client.close();
@@ -122,7 +122,7 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     await clock.advance(0);
     const first = http.last();
     first.openStream();
-    first.push(sse(frame('subscribed', { repo_id: REPO_A, position: 'e1:7', recovered: false })));
+    first.push(sse(frame('subscribed', { repo_id: REPO_A, position: { epoch: 'e1', offset: 7 }, })));
     await settle();
     client.subscribe(REPO_B);
     await settle(); // the provider's token
@@ -155,12 +155,12 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     assert.equal(poll.url.pathname, '/notification/poll');
     assert.equal(poll.body.cursor, '');
     assert.deepEqual(poll.body.repos.map((repo) => repo.id), [REPO_A]);
-    poll.answer(200, { messages: [JSON.parse(frame('subscribed', { repo_id: REPO_A, position: 'e1:3', recovered: false }))] });
+    poll.answer(200, { messages: [JSON.parse(frame('subscribed', { repo_id: REPO_A, position: { epoch: 'e1', offset: 3 }, }))] });
     await settle();
     const next = http.last();
     assert.notEqual(next, poll);
     assert.equal(next.body.cursor, `${REPO_A}@e1:3`);
-    next.answer(200, { messages: [JSON.parse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c4' }, 'e1:4'))] });
+    next.answer(200, { messages: [JSON.parse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c4' }, { epoch: 'e1', offset: 4 }))] });
     await settle();
     assert.deepEqual(seen, ['c4']);
     assert.equal(http.last().body.cursor, `${REPO_A}@e1:4`);
@@ -244,20 +244,20 @@ describe('NotificationClient: positions over WebSocket', () => {
     await settle();
     assert.deepEqual(protocols, [['notification.positions.v1']]);
     assert.equal(fake.last().messages[0]!.content.repos[0]!['since'], undefined, 'no position yet: the stock subscribe');
-    fake.last().deliver('subscribed', { repo_id: REPO_A, position: 'e1:0', recovered: false });
-    fake.last().onmessage?.({ data: frame('repo-update', { repo_id: REPO_A, commit_id: 'c1' }, 'e1:1') });
+    fake.last().deliver('subscribed', { repo_id: REPO_A, position: { epoch: 'e1', offset: 0 }, });
+    fake.last().onmessage?.({ data: frame('repo-update', { repo_id: REPO_A, commit_id: 'c1' }, { epoch: 'e1', offset: 1 }) });
     fake.last().drop(1001);
     await clock.fireNext();
     fake.last().accept();
     await settle();
-    assert.equal(fake.last().messages[0]!.content.repos[0]!['since'], 'e1:1');
-    fake.last().onmessage?.({ data: frame('repo-update', { repo_id: REPO_A, commit_id: 'c1' }, 'e1:1') });
-    fake.last().onmessage?.({ data: frame('repo-update', { repo_id: REPO_A, commit_id: 'c2' }, 'e1:2') });
-    fake.last().deliver('resync', { repo_id: REPO_A, position: 'e2:40' });
-    fake.last().onmessage?.({ data: frame('repo-update', { repo_id: REPO_A, commit_id: 'c41' }, 'e2:41') });
+    assert.deepEqual(fake.last().messages[0]!.content.repos[0]!['since'], { epoch: 'e1', offset: 1 });
+    fake.last().onmessage?.({ data: frame('repo-update', { repo_id: REPO_A, commit_id: 'c1' }, { epoch: 'e1', offset: 1 }) });
+    fake.last().onmessage?.({ data: frame('repo-update', { repo_id: REPO_A, commit_id: 'c2' }, { epoch: 'e1', offset: 2 }) });
+    fake.last().deliver('resync', { repo_id: REPO_A, reason: 'epoch-changed', position: { epoch: 'e2', offset: 40 } });
+    fake.last().onmessage?.({ data: frame('repo-update', { repo_id: REPO_A, commit_id: 'c41' }, { epoch: 'e2', offset: 41 }) });
     assert.deepEqual(seen, ['c1', 'c2', 'c41']);
-    assert.deepEqual(resyncs, [{ repo_id: REPO_A, position: 'e2:40' }]);
-    assert.equal(client.positionOf(REPO_A), 'e2:41');
+    assert.deepEqual(resyncs, [{ repo_id: REPO_A, reason: 'epoch-changed', position: { epoch: 'e2', offset: 40 } }]);
+    assert.deepEqual(client.positionOf(REPO_A), { epoch: 'e2', offset: 41 });
     client.close();
   });
 });

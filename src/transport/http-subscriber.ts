@@ -1,0 +1,98 @@
+import type { VerificationKeys } from '../auth/key-ring.js';
+import { SubscribeRefused, verifySubscriberToken } from '../auth/subscriber-token.js';
+import type { Hub } from '../hub/hub.js';
+import type { Subscriber } from '../hub/subscriber.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { encodeJwtExpired } from '../protocol/event.js';
+import { formatCursor, type Cursor } from './cursor.js';
+import type { FallbackRequest } from './fallback-request.js';
+
+export interface HttpSubscriberContext {
+  hub: Hub;
+  key: VerificationKeys;
+  logger: Logger;
+  metrics: Metrics;
+  now: () => number;
+}
+
+let nextId = 1;
+
+/**
+ * What an SSE stream and a long poll have in common as subscribers: they subscribe the
+ * libraries of one request at once, resuming each from the request's cursor through the
+ * hub's replay, and keep the cursor up to date with every positioned message they pass on.
+ * Ids are negative so that they never meet a WebSocket connection's in the logs.
+ */
+export abstract class HttpSubscriber implements Subscriber {
+  readonly id = -nextId++;
+  readonly cursor: Cursor;
+
+  constructor(
+    protected readonly context: HttpSubscriberContext,
+    readonly remote: string,
+    request: FallbackRequest,
+  ) {
+    this.cursor = new Map(request.cursor);
+  }
+
+  /** Subscribes every library of the request; a refused token is answered with `jwt-expired`, as on a WebSocket. */
+  protected subscribeAll(request: FallbackRequest): void {
+    const { hub, key, logger, metrics } = this.context;
+    const now = this.context.now();
+    for (const { repoId, token } of request.entries) {
+      try {
+        const grant = verifySubscriberToken(token, repoId, key, now);
+        hub.subscribe(this, grant, { since: request.cursor.get(repoId) });
+      } catch (err) {
+        if (!(err instanceof SubscribeRefused)) throw err;
+        metrics.subscribeRefused(err.reason);
+        logger.debug({ subscriber: this.id, remote: this.remote, repoId, reason: err.reason }, `subscribe refused: ${err.message}`);
+        this.send(encodeJwtExpired(repoId));
+      }
+    }
+  }
+
+  /** Libraries still subscribed: none left means the client has to come back with new tokens. */
+  protected get subscribed(): number {
+    return this.context.hub.index.countOf(this);
+  }
+
+  protected get cursorText(): string {
+    return formatCursor(this.cursor);
+  }
+
+  send(frame: Buffer): void {
+    const moved = positionOf(frame);
+    if (moved !== null) this.cursor.set(moved.repoId, moved.position);
+    this.deliver(frame);
+  }
+
+  /** One complete message for this client, the cursor already moved past it. */
+  protected abstract deliver(frame: Buffer): void;
+
+  /** Leaves the hub: every subscription of this request ends. */
+  protected leave(): void {
+    this.context.hub.removeSubscriber(this);
+  }
+}
+
+/**
+ * The library and position a message moves the cursor to: a positioned event's `position`,
+ * or the one in `subscribed` and `resync`. Fallback clients are few; parsing is fine here.
+ */
+function positionOf(frame: Buffer): { repoId: string; position: string } | null {
+  let message: unknown;
+  try {
+    message = JSON.parse(frame.toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof message !== 'object' || message === null) return null;
+  const { type, content, position } = message as { type?: unknown; content?: Record<string, unknown>; position?: unknown };
+  const repoId = content?.['repo_id'];
+  if (typeof repoId !== 'string') return null;
+  if (typeof position === 'string') return { repoId, position };
+  if ((type === 'subscribed' || type === 'resync') && typeof content?.['position'] === 'string') return { repoId, position: content['position'] };
+  return null;
+}
