@@ -4,6 +4,7 @@ import type { Hub } from '../hub/hub.js';
 import type { Subscriber } from '../hub/subscriber.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { parsePosition, type Position } from '../history/position.js';
 import { encodeJwtExpired } from '../protocol/event.js';
 import { formatCursor, type Cursor } from './cursor.js';
 import type { FallbackRequest } from './fallback-request.js';
@@ -26,6 +27,8 @@ let nextId = 1;
  */
 export abstract class HttpSubscriber implements Subscriber {
   readonly id = -nextId++;
+  /** SSE and long polling always carry positions: they exist to resume. */
+  readonly positioned = true;
   readonly cursor: Cursor;
 
   constructor(
@@ -43,7 +46,7 @@ export abstract class HttpSubscriber implements Subscriber {
     for (const { repoId, token } of request.entries) {
       try {
         const grant = verifySubscriberToken(token, repoId, key, now);
-        hub.subscribe(this, grant, { since: request.cursor.get(repoId) });
+        hub.subscribe(this, grant, request.cursor.get(repoId));
       } catch (err) {
         if (!(err instanceof SubscribeRefused)) throw err;
         metrics.subscribeRefused(err.reason);
@@ -62,8 +65,8 @@ export abstract class HttpSubscriber implements Subscriber {
     return formatCursor(this.cursor);
   }
 
-  send(frame: Buffer): void {
-    const moved = positionOf(frame);
+  send(frame: Buffer, position?: Position): void {
+    const moved = movedTo(frame, position);
     if (moved !== null) this.cursor.set(moved.repoId, moved.position);
     this.deliver(frame);
   }
@@ -78,21 +81,21 @@ export abstract class HttpSubscriber implements Subscriber {
 }
 
 /**
- * The library and position a message moves the cursor to: a positioned event's `position`,
- * or the one in `subscribed` and `resync`. Fallback clients are few; parsing is fine here.
+ * The library and position a message moves the cursor to: a positioned event's, or the one
+ * in `subscribed` and `resync` (their repo id is in the frame, not handed along, so it is
+ * parsed: fallback clients are few).
  */
-function positionOf(frame: Buffer): { repoId: string; position: string } | null {
+function movedTo(frame: Buffer, position: Position | undefined): { repoId: string; position: Position } | null {
+  if (position === undefined && !frame.subarray(0, 24).toString('latin1').match(/^\{"type":"(subscribed|resync)"/)) return null;
   let message: unknown;
   try {
     message = JSON.parse(frame.toString('utf8'));
   } catch {
     return null;
   }
-  if (typeof message !== 'object' || message === null) return null;
-  const { type, content, position } = message as { type?: unknown; content?: Record<string, unknown>; position?: unknown };
-  const repoId = content?.['repo_id'];
+  const content = typeof message === 'object' && message !== null ? (message as { content?: unknown }).content : undefined;
+  const repoId = typeof content === 'object' && content !== null ? (content as Record<string, unknown>)['repo_id'] : undefined;
   if (typeof repoId !== 'string') return null;
-  if (typeof position === 'string') return { repoId, position };
-  if ((type === 'subscribed' || type === 'resync') && typeof content?.['position'] === 'string') return { repoId, position: content['position'] };
-  return null;
+  const moved = position ?? parsePosition((content as Record<string, unknown>)['position']);
+  return moved === null ? null : { repoId, position: moved };
 }

@@ -28,6 +28,8 @@ export interface EndpointOptions {
   connectionLimits?: ConnectionLimits;
   /** Open WebSockets at once; past it upgrades are refused with 503. Absent: no cap. */
   maxConnections?: number;
+  /** Connections of other transports (SSE streams, waiting polls) that count against maxConnections. */
+  otherConnections?: () => number;
   /** Browser origins admitted; null or absent: every origin (the stock behaviour). */
   allowedOrigins?: readonly string[] | null;
 }
@@ -89,7 +91,7 @@ export class WebSocketEndpoint {
       logger.debug({ remote: request.socket.remoteAddress, origin }, 'websocket refused: origin not allowed');
       return { why: 'origin', status: 403, reason: 'Forbidden', headers: {} };
     }
-    if (maxConnections !== undefined && this.connections.size >= maxConnections) {
+    if (maxConnections !== undefined && this.connections.size + (this.options.otherConnections?.() ?? 0) >= maxConnections) {
       const now = this.#now();
       if (now - this.#capWarnedAt >= 60_000) {
         this.#capWarnedAt = now;
