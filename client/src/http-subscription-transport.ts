@@ -32,7 +32,8 @@ export abstract class HttpSubscriptionTransport implements Transport {
   ) {
     const fetchFunction = options.fetch ?? (globalThis as { fetch?: FetchFunction }).fetch;
     if (fetchFunction === undefined) throw new TypeError('no global fetch here: pass one as the fetch option');
-    this.fetch = fetchFunction;
+    // Called as a plain function: a browser's fetch throws "Illegal invocation" on any other `this`.
+    this.fetch = (url, init) => fetchFunction(url, init);
     // Open at once: the libraries arrive as subscribe() calls and start the first request.
     queueMicrotask(() => {
       if (!this.#done) handlers.onOpen();
