@@ -23,6 +23,7 @@ import type { FallbackAdmission } from './transport/fallback-admission.js';
 import { DEFAULT_POLL_WAIT_MS, LongPollEndpoint } from './transport/long-poll-endpoint.js';
 import { OriginPolicy } from './transport/origin-policy.js';
 import { SseEndpoint } from './transport/sse-endpoint.js';
+import { StockClientRefresh } from './transport/stock-refresh.js';
 import { WebSocketEndpoint } from './transport/websocket-endpoint.js';
 
 export interface RunningServer {
@@ -75,7 +76,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       ? (metrics ?? NO_METRICS)
       : bothMetrics(metrics ?? NO_METRICS, { ...NO_METRICS, eventDelivered: (event, n, s) => status.eventDelivered(event, n, s) });
   // The backplane hands events to the hub only once started, and the hub reads its history.
-  const backplane = openBackplane(config.backplane, { deliver: (event) => hub.publish(event), key, logger, history: config.history });
+  const backplane = openBackplane(config.backplane, {
+    deliver: (event) => hub.publish(event),
+    key,
+    logger,
+    history: config.history,
+    followedLibraries: () => hub.index.libraryIds(),
+    onGap: (gap) => {
+      // Positioned clients catch up from the history; stock desktop clients are sent to re-read their state.
+      if (gap.cutOff === 'this-node') hub.catchUp();
+      const why = gap.cutOff === 'this-node' ? 'back on the backplane after missing other nodes\' events' : `node ${gap.node} was cut off and accepted events alone`;
+      refresh.refresh(gap.libraries, why);
+    },
+  });
   const hub = new Hub({ groups, logger, metrics: counting, now, history: backplane.history });
   const websockets = new WebSocketEndpoint({
     hub,
@@ -107,6 +120,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const fallbackContext = { hub, key: keys, logger, metrics: counting, now, admission, maxLibraries: config.limits.maxLibrariesPerConnection, sendQueueBytes: config.limits.sendQueueBytes };
   const sse = new SseEndpoint({ ...fallbackContext, keepAliveMs: config.pingIntervalMs });
   const polls = new LongPollEndpoint({ ...fallbackContext, maxBodyBytes: config.limits.maxFrameBytes, waitMs: DEFAULT_POLL_WAIT_MS });
+  const refresh = new StockClientRefresh({ hub, connections: websockets.connections, logger, windowMs: config.gapRefreshWindowMs });
   const events = new EventEndpoint({
     backplane,
     credentials: { key: keys, staticToken: config.notificationToken },
@@ -279,6 +293,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       // the other keep meeting on it.
       keys.rotate(Buffer.from(running.jwtPrivateKey, 'utf8'), running.keyGraceMs);
       logger.level = running.logLevel;
+      refresh.reconfigure(running.gapRefreshWindowMs);
       events.reconfigure({ staticToken: running.notificationToken, maxBodyBytes: running.limits.maxEventBodyBytes });
       const fallbackLimits = { maxLibraries: running.limits.maxLibrariesPerConnection, sendQueueBytes: running.limits.sendQueueBytes };
       sse.reconfigure(fallbackLimits);

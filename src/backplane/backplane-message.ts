@@ -3,12 +3,14 @@
  * is for, then the WebSocket frame exactly as the accepting node encoded it. Receiving nodes
  * parse only the small header and send the frame bytes as they are.
  *
- *   {"v":1,"origin":"web1:4242:9f3a0c","seq":17,"at":1732600000000,"type":"repo-update","repo":"<id>","audience":{"kind":"library"}}\n<frame>
+ *   {"v":1,"origin":"web1:4242:9f3a0c","seq":17,"at":1732600000000,"type":"repo-update","repo":"<id>","audience":{"kind":"library"},"offset":18,"epoch":"k3x9q2"}\n<frame>
  *
  * `origin` + `seq` (gapless per origin, counting events accepted while the backplane was down)
- * let a receiver drop repeats and count what it missed; a later history step can add a
- * per-library offset to the header without changing the frame.
+ * let a receiver drop repeats and count what it missed. `offset` and `epoch`, the event's
+ * position, are appended by the Redis script that numbers the event (redis-history.ts), which
+ * is why the header is built as an open prefix; a node of an older version ignores them.
  */
+import { MAX_EPOCH_LENGTH, type Position } from '../history/position.js';
 import type { Audience, LibraryEvent } from '../protocol/event.js';
 
 export const BACKPLANE_MESSAGE_VERSION = 1;
@@ -28,7 +30,8 @@ export class BackplaneMessageError extends Error {
   override readonly name = 'BackplaneMessageError';
 }
 
-export function encodeBackplaneMessage(message: BackplaneMessage): Buffer {
+/** The header without its closing brace, so that members can be appended (`,"offset":18,...}`). */
+export function openBackplaneHeader(message: BackplaneMessage): string {
   const { event } = message;
   const header = JSON.stringify({
     v: BACKPLANE_MESSAGE_VERSION,
@@ -39,6 +42,14 @@ export function encodeBackplaneMessage(message: BackplaneMessage): Buffer {
     repo: event.repoId,
     audience: event.audience,
   });
+  return header.slice(0, -1);
+}
+
+/** The whole message; the event's position, when it has one, goes in the header. */
+export function encodeBackplaneMessage(message: BackplaneMessage): Buffer {
+  const { event } = message;
+  const position = event.position === undefined ? '' : `,"offset":${event.position.offset},"epoch":${JSON.stringify(event.position.epoch)}`;
+  const header = `${openBackplaneHeader(message)}${position}}`;
   const headerBytes = Buffer.byteLength(header);
   const bytes = Buffer.allocUnsafe(headerBytes + 1 + event.frame.length);
   bytes.write(header, 0, 'utf8');
@@ -81,5 +92,16 @@ export function decodeBackplaneMessage(bytes: Buffer): BackplaneMessage {
   if (typeof repo !== 'string' || repo === '') throw new BackplaneMessageError('bad repo');
   const frame = bytes.subarray(newline + 1);
   if (frame.length === 0) throw new BackplaneMessageError('no frame');
-  return { origin, seq, acceptedAt: at, event: { type, repoId: repo, audience: decodeAudience(header['audience']), frame } };
+  const event: LibraryEvent = { type, repoId: repo, audience: decodeAudience(header['audience']), frame };
+  const position = decodePosition(header['offset'], header['epoch']);
+  if (position !== null) event.position = position;
+  return { origin, seq, acceptedAt: at, event };
+}
+
+/** Both or neither: a message numbered by the script carries both. */
+function decodePosition(offset: unknown, epoch: unknown): Position | null {
+  if (offset === undefined && epoch === undefined) return null;
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 1) throw new BackplaneMessageError('bad offset');
+  if (typeof epoch !== 'string' || epoch === '' || epoch.length > MAX_EPOCH_LENGTH) throw new BackplaneMessageError('bad epoch');
+  return { epoch, offset };
 }

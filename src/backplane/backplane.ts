@@ -54,6 +54,20 @@ export interface Backplane {
   close(): Promise<void>;
 }
 
+/**
+ * Events some subscribers of this node may have missed, known once the backplane is whole again:
+ * `this-node` was cut off (other nodes' events did not reach it), or `another-node` was and
+ * accepted events that reached its own subscribers only. `libraries`: those that had such
+ * events, or `all` when that cannot be told.
+ */
+export interface BackplaneGap {
+  cutOff: 'this-node' | 'another-node';
+  /** The node that was cut off. */
+  node: string;
+  libraries: ReadonlySet<string> | 'all';
+  outageMs: number;
+}
+
 /** Where a backplane hands events (its own and other nodes', with their positions) to this node's subscribers. */
 export type DeliverEvent = (event: LibraryEvent) => void;
 

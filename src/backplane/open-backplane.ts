@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { BackplaneConfig } from '../config/config.js';
 import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from '../history/event-history.js';
 import type { Logger } from '../log.js';
-import type { Backplane, DeliverEvent } from './backplane.js';
+import type { Backplane, BackplaneGap, DeliverEvent } from './backplane.js';
 import { MemoryBackplane } from './memory-backplane.js';
 import { RedisBackplane } from './redis-backplane.js';
 
@@ -15,6 +15,10 @@ export interface OpenBackplaneInput {
   logger: Logger;
   /** How much each library's history keeps (`history_size`, `history_ttl`). */
   history?: HistoryLimits;
+  /** Called when the backplane is whole again after this node or another was cut off (Redis). */
+  onGap?: (gap: BackplaneGap) => void;
+  /** The libraries this node's subscribers follow: after an outage, those that had events meanwhile make the gap. */
+  followedLibraries?: () => Iterable<string>;
 }
 
 export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput): Backplane {
@@ -28,6 +32,10 @@ export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput
         displayUrl: config.displayUrl,
         timeoutMs: config.timeoutMs,
         channel: backplaneChannel(input.key),
+        keyPrefix: backplaneKeyPrefix(input.key),
+        history: input.history ?? DEFAULT_HISTORY_LIMITS,
+        onGap: input.onGap,
+        followedLibraries: input.followedLibraries,
         nodeId,
         deliver: input.deliver,
         logger: input.logger,
@@ -50,6 +58,14 @@ function newNodeId(): string {
  * tells nothing about the key.
  */
 export function backplaneChannel(key: Buffer): string {
-  const tag = createHmac('sha256', key).update('seafile-notification-server backplane channel').digest('hex').slice(0, 16);
-  return `seafile-notification:events:${tag}`;
+  return `seafile-notification:events:${deploymentTag(key)}`;
+}
+
+/** Where a deployment keeps its history keys in Redis (redis-history.ts); `{tag}` keeps them in one cluster slot. */
+export function backplaneKeyPrefix(key: Buffer): string {
+  return `seafile-notification:{${deploymentTag(key)}}:`;
+}
+
+function deploymentTag(key: Buffer): string {
+  return createHmac('sha256', key).update('seafile-notification-server backplane channel').digest('hex').slice(0, 16);
 }

@@ -1,22 +1,28 @@
 /**
- * Events travel between nodes over one Redis pub/sub channel. A node delivers the events
- * posted to it at once, then publishes them; it ignores its own when they come back, and
- * hands every other node's to its Hub in the order that node published them.
+ * Events travel between nodes over one Redis pub/sub channel. A node hands each event posted
+ * to it to a Redis script that numbers it in its library, keeps it in the library's history
+ * and publishes it (redis-history.ts); every node, this one included, hands the events to its
+ * Hub as they come back over the channel, so all nodes deliver one library's events in one
+ * order, the order of their positions. An event of this node that cannot come back that way
+ * (the subscription is down) is delivered here when Redis has answered the script.
  *
  * Two connections: pub/sub needs one of its own. The publishing one has no offline queue and
  * does not resend after a reconnect: an event accepted while Redis is away is delivered on
- * this node only, never late and out of order on the others. The subscribing one subscribes
- * again on every reconnect; the backplane counts as connected only when both are up.
+ * this node only, without a position, never late and out of order on the others. The
+ * subscribing one subscribes again on every reconnect; the backplane counts as connected only
+ * when both are up. When it is back after an outage, `rejoined` is called.
  */
 import { Redis } from 'ioredis';
 
-import type { EventHistory, HistoryRead } from '../history/event-history.js';
+import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from '../history/event-history.js';
+import type { Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
-import { emptyBackplaneStats, type Backplane, type BackplaneState, type DeliverEvent } from './backplane.js';
-import { BackplaneMessageError, decodeBackplaneMessage, encodeBackplaneMessage } from './backplane-message.js';
+import { emptyBackplaneStats, type Backplane, type BackplaneGap, type BackplaneState, type DeliverEvent } from './backplane.js';
+import { BackplaneMessageError, decodeBackplaneMessage, type BackplaneMessage } from './backplane-message.js';
 import { OriginSequences } from './origin-sequences.js';
 import { DEFAULT_RECONNECT_POLICY, reconnectDelay, type ReconnectPolicy } from './reconnect-delay.js';
+import { defineHistoryCommands, RedisHistory } from './redis-history.js';
 
 export interface RedisBackplaneOptions {
   /** `redis://` or `rediss://`, with credentials: never logged. */
@@ -24,6 +30,14 @@ export interface RedisBackplaneOptions {
   /** The URL with the password masked, for the log. */
   displayUrl: string;
   channel: string;
+  /** Prefix of this deployment's history keys, `seafile-notification:{<tag>}:`; default derived from the channel. */
+  keyPrefix?: string;
+  /** How much history each library keeps in Redis. */
+  history?: HistoryLimits;
+  /** Called when the backplane is whole again after this node or another was cut off. */
+  onGap?: (gap: BackplaneGap) => void;
+  /** The libraries this node's subscribers follow. */
+  followedLibraries?: () => Iterable<string>;
   /** A connection whose Redis does not answer for this long is dropped and reopened. */
   timeoutMs: number;
   nodeId: string;
@@ -36,14 +50,27 @@ export interface RedisBackplaneOptions {
 
 type Role = 'publisher' | 'subscriber';
 
+/** A gap notice names at most this many libraries; past it, `all`. */
+const MAX_GAP_LIBRARIES = 10_000;
+/** Nodes' clocks differ a little: an event stamped this much before the loss still counts as during it. */
+const CLOCK_MARGIN_MS = 1_000;
+
+/** An event of this node, from its acceptance until this node's Hub has it. */
+interface OwnEvent {
+  seq: number;
+  event: LibraryEvent;
+  /** null: the script has not answered; `local`: deliver it here only, as it is; `numbered`: it has its position. */
+  outcome: null | 'local' | 'numbered';
+}
+
 export class RedisBackplane implements Backplane {
   readonly kind = 'redis';
   readonly nodeId: string;
   readonly stats = emptyBackplaneStats();
-  readonly history: EventHistory = {
-    read: async (): Promise<HistoryRead> => ({ kind: 'resync', reason: 'history-unavailable', position: null }),
-  };
+  readonly history: RedisHistory;
   readonly #options: RedisBackplaneOptions;
+  /** Where a node back from an outage names the libraries whose events only it had. */
+  readonly #gapChannel: string;
   readonly #logger: Logger;
   readonly #now: () => number;
   readonly #publisher: Redis;
@@ -52,6 +79,18 @@ export class RedisBackplane implements Backplane {
   #state: BackplaneState = 'connecting';
   #subscribed = false;
   #seq = 0;
+  /** This node's events not yet handed to its Hub, oldest first. */
+  readonly #own: OwnEvent[] = [];
+  /** The last of this node's events handed to its Hub. */
+  #ownDelivered = 0;
+  /** Libraries of the events accepted here while cut off (only here); `all` past MAX_GAP_LIBRARIES. */
+  #alone: Set<string> | 'all' = new Set();
+  /** The history's epoch as last seen before an outage: a different one after it means Redis lost the history. */
+  #epoch: string | null = null;
+  /** The epoch read when the publishing connection was last checked. */
+  #epochNow: string | null = null;
+  /** The publishing connection may run the history scripts (an ACL may refuse them). */
+  #publisherChecked = false;
   #lostAt = 0;
   #notSharedAtLoss = 0;
   #lastError: string | null = null;
@@ -68,7 +107,21 @@ export class RedisBackplane implements Backplane {
     this.#sequences = new OriginSequences(this.#now);
     this.#publisher = this.#connect('publisher', { enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
     this.#subscriber = this.#connect('subscriber', { autoResubscribe: false });
-    this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#receive(message));
+    defineHistoryCommands(this.#publisher);
+    this.#publisher.on('ready', () => void this.#checkPublisher());
+    this.history = new RedisHistory({
+      redis: this.#publisher,
+      keyPrefix: options.keyPrefix ?? `${options.channel.replace(/:events:([^:]+)$/, ':{$1}')}:`,
+      channel: options.channel,
+      limits: options.history ?? DEFAULT_HISTORY_LIMITS,
+      logger: this.#logger,
+      now: this.#now,
+    });
+    this.#gapChannel = `${options.channel}:gaps`;
+    this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      if (channel.toString() === this.#gapChannel) this.#receiveGap(message);
+      else this.#receive(message);
+    });
     this.#subscriber.on('ready', () => this.#subscribe());
     // A frozen Redis or a dead link closes no socket: only an unanswered PING tells.
     this.#watchdog = setInterval(() => {
@@ -108,22 +161,111 @@ export class RedisBackplane implements Backplane {
   }
 
   publish(event: LibraryEvent): void {
-    this.#options.deliver(event);
     // Counted even when not shared, so that other nodes can tell how many they missed.
     const seq = ++this.#seq;
+    const own: OwnEvent = { seq, event, outcome: null };
+    this.#own.push(own);
     if (this.#state !== 'connected' || this.#publisher.status !== 'ready') {
       this.stats.eventsNotShared++;
+      this.#acceptedAlone(event.repoId);
+      own.outcome = 'local';
+      this.#settle();
       return;
     }
-    const message = encodeBackplaneMessage({ origin: this.nodeId, seq, acceptedAt: this.#now(), event });
-    this.#publisher.publish(this.#options.channel, message).then(
-      () => this.stats.eventsShared++,
+    const message: BackplaneMessage = { origin: this.nodeId, seq, acceptedAt: this.#now(), event };
+    this.history.numberAndPublish(message).then(
+      (position: Position) => {
+        this.stats.eventsShared++;
+        own.event = { ...event, position };
+        own.outcome = 'numbered';
+        this.#settle();
+      },
       (err: unknown) => {
         // The connection went away under it; the state change is logged once by #update.
         this.stats.eventsNotShared++;
         this.#logger.debug({ err, repoId: event.repoId, seq }, 'backplane: event not shared');
+        this.#acceptedAlone(event.repoId);
+        own.outcome = 'local';
+        this.#settle();
       },
     );
+  }
+
+  /**
+   * Hands this node's settled events to its Hub in the order it accepted them: one that Redis
+   * numbered normally arrives over the subscription (#receive), and is waited for unless the
+   * subscription is down.
+   */
+  #settle(): void {
+    while (this.#own.length > 0) {
+      const head = this.#own[0]!;
+      if (head.outcome === null) return;
+      if (head.outcome === 'numbered' && head.seq > this.#ownDelivered && this.#subscribed) return;
+      this.#own.shift();
+      this.#deliverOwn(head.seq, head.event);
+    }
+  }
+
+  #acceptedAlone(repoId: string): void {
+    if (this.#alone === 'all') return;
+    this.#alone.add(repoId);
+    if (this.#alone.size > MAX_GAP_LIBRARIES) this.#alone = 'all';
+  }
+
+  /** Back after an outage: tell the other nodes what only we had, find what we missed, and say so. */
+  async #afterRejoin(outageMs: number, lostAt: number): Promise<void> {
+    const alone = this.#alone;
+    this.#alone = new Set();
+    if (alone === 'all' || alone.size > 0) {
+      const notice = JSON.stringify({ v: 1, node: this.nodeId, outageMs, libraries: alone === 'all' ? 'all' : [...alone] });
+      this.#publisher.publish(this.#gapChannel, notice).catch((err: unknown) => {
+        this.#logger.debug({ err }, 'backplane: the gap notice was not sent');
+      });
+    }
+    const before = this.#epoch;
+    this.#epoch = this.#epochNow;
+    const followed = this.#options.followedLibraries?.() ?? [];
+    let libraries: ReadonlySet<string> | 'all';
+    try {
+      // A history that lost its epoch, keeps nothing, or expired during the outage cannot tell.
+      const limits = this.#options.history ?? DEFAULT_HISTORY_LIMITS;
+      if (before === null || before !== this.#epoch || limits.size === 0 || outageMs >= limits.ttlMs) libraries = 'all';
+      else libraries = await this.history.changedSince(followed, lostAt - CLOCK_MARGIN_MS);
+    } catch (err) {
+      this.#logger.debug({ err }, 'backplane: could not read what changed during the outage');
+      libraries = 'all';
+    }
+    if (this.#state === 'closed') return;
+    this.#options.onGap?.({ cutOff: 'this-node', node: this.nodeId, libraries, outageMs });
+  }
+
+  #receiveGap(bytes: Buffer): void {
+    let notice: unknown;
+    try {
+      notice = JSON.parse(bytes.toString());
+    } catch {
+      notice = null;
+    }
+    const record = typeof notice === 'object' && notice !== null ? (notice as Record<string, unknown>) : {};
+    const { node, libraries, outageMs } = record;
+    const list = libraries === 'all' ? 'all' : Array.isArray(libraries) && libraries.every((l) => typeof l === 'string') ? new Set(libraries as string[]) : null;
+    if (record['v'] !== 1 || typeof node !== 'string' || list === null) {
+      this.stats.malformedMessages++;
+      return;
+    }
+    if (node === this.nodeId) return;
+    const outage = typeof outageMs === 'number' ? outageMs : 0;
+    this.#logger.info(
+      { node, libraries: list === 'all' ? 'all' : list.size, outageMs: outage },
+      `backplane: node ${node} was cut off for ${(outage / 1000).toFixed(1)} s and accepted events for ${list === 'all' ? 'many' : list.size} librar${list !== 'all' && list.size === 1 ? 'y' : 'ies'} that never reached this node`,
+    );
+    this.#options.onGap?.({ cutOff: 'another-node', node, libraries: list, outageMs: outage });
+  }
+
+  #deliverOwn(seq: number, event: LibraryEvent): void {
+    if (seq <= this.#ownDelivered) return;
+    this.#ownDelivered = seq;
+    this.#options.deliver(event);
   }
 
   async close(): Promise<void> {
@@ -168,12 +310,32 @@ export class RedisBackplane implements Backplane {
     });
     redis.on('ready', () => this.#update());
     redis.on('close', () => {
-      if (role === 'subscriber') this.#subscribed = false;
+      if (role === 'publisher') this.#publisherChecked = false;
+      if (role === 'subscriber') {
+        this.#subscribed = false;
+        // Numbered events of ours will not come back over it: deliver them now.
+        this.#settle();
+      }
       this.#update();
       // A first attempt that failed will not be helped by waiting: start now, retry meanwhile.
       if (this.#state === 'connecting') this.#wake();
     });
     return redis;
+  }
+
+  /** Runs the read script once: a Redis that refuses it (ACL) is treated like one that refuses the subscription. */
+  async #checkPublisher(): Promise<void> {
+    try {
+      this.#epochNow = await this.history.epoch();
+      this.#publisherChecked = true;
+      this.#update();
+    } catch (err) {
+      this.#lastError = err instanceof Error ? err.message : String(err);
+      if (this.#publisher.status === 'ready' && this.#state !== 'closed') {
+        this.#logger.debug({ error: this.#lastError }, 'backplane: Redis refused the history script');
+        this.#publisher.disconnect(true);
+      }
+    }
   }
 
   #probe(redis: Redis): void {
@@ -193,7 +355,7 @@ export class RedisBackplane implements Backplane {
 
   async #subscribe(): Promise<void> {
     try {
-      await this.#subscriber.subscribe(this.#options.channel);
+      await this.#subscriber.subscribe(this.#options.channel, this.#gapChannel);
       this.#subscribed = true;
       this.#update();
     } catch (err) {
@@ -210,7 +372,7 @@ export class RedisBackplane implements Backplane {
   /** Derives the state from both connections and logs each change once. */
   #update(): void {
     if (this.#state === 'closed') return;
-    const up = this.#subscribed && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
+    const up = this.#subscribed && this.#publisherChecked && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
     if (up && this.#state !== 'connected') {
       const previous = this.#state;
       this.#setState('connected');
@@ -218,9 +380,13 @@ export class RedisBackplane implements Backplane {
       this.#attempts.subscriber = 0;
       this.#lastError = null;
       if (previous === 'connecting') {
+        this.#epoch ??= this.#epochNow;
         this.#logger.info({ node: this.nodeId }, `backplane: connected to Redis at ${this.#options.displayUrl}`);
       } else {
         const notShared = this.stats.eventsNotShared - this.#notSharedAtLoss;
+        const outageMs = this.#now() - this.#lostAt;
+        const lostAt = this.#lostAt;
+        void this.#afterRejoin(outageMs, lostAt);
         this.#logger.info(
           { outageMs: this.#now() - this.#lostAt, eventsNotShared: notShared },
           `backplane: back on Redis after ${((this.#now() - this.#lostAt) / 1000).toFixed(1)} s; ` +
@@ -264,7 +430,15 @@ export class RedisBackplane implements Backplane {
       );
       return;
     }
-    if (message.origin === this.nodeId) return;
+    if (message.event.position !== undefined) this.#epoch = message.event.position.epoch;
+    if (message.origin === this.nodeId) {
+      // Ours, numbered and back: delivered in the cluster's order, unless it already was here.
+      if (message.seq > this.#ownDelivered) {
+        this.#deliverOwn(message.seq, message.event);
+        this.#settle();
+      } else this.stats.duplicatesDropped++;
+      return;
+    }
     const verdict = this.#sequences.check(message.origin, message.seq);
     if (!verdict.deliver) {
       this.stats.duplicatesDropped++;

@@ -95,6 +95,11 @@ export interface Config {
   /** On SIGTERM/SIGINT, WebSocket closes (1001) are spread over this window. */
   drainMs: number;
   /**
+   * After a known gap (a node was cut off from Redis), the desktop clients that may have missed
+   * events are closed (1000) spread over this window, to reconnect and re-read their state; 0: never.
+   */
+  gapRefreshWindowMs: number;
+  /**
    * Browser origins (`https://host[:port]`) allowed to open a WebSocket; null admits every
    * origin. The desktop client's own forms are always admitted (see transport/origin-policy.ts).
    */
@@ -132,6 +137,7 @@ export const DEFAULTS = {
   pingIntervalMs: 20_000,
   deadPeerMs: 50_000,
   drainMs: 5_000,
+  gapRefreshWindowMs: 10_000,
   keyGraceMs: 600_000,
   metrics: true,
   redisTimeoutMs: 5_000,

@@ -116,6 +116,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     pingIntervalMs: tuning.pingIntervalMs,
     deadPeerMs: tuning.deadPeerMs,
     drainMs: tuning.drainMs,
+    gapRefreshWindowMs: tuning.gapRefreshWindowMs,
     allowedOrigins: tuning.allowedOrigins,
     eventsListen: tuning.eventsListen,
     metrics,
@@ -247,6 +248,7 @@ interface Tuning {
   pingIntervalMs: number;
   deadPeerMs: number;
   drainMs: number;
+  gapRefreshWindowMs: number;
   groupCacheTtlMs: number;
   keyGraceMs: number;
   history: HistoryLimits;
@@ -282,6 +284,8 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
   // 0 is meaningful for these two: close at once, and do not cache.
   const drain = seconds('drain_seconds', DEFAULTS.drainMs, 0);
   const groupCache = seconds('group_cache_ttl', DEFAULTS.groupCacheTtlMs, 0);
+  // 0: desktop clients are never closed after a gap.
+  const gapRefresh = seconds('gap_refresh_window', DEFAULTS.gapRefreshWindowMs, 0);
   // 0: a new key (SIGHUP) replaces the old one at once.
   const keyGrace = seconds('key_grace', DEFAULTS.keyGraceMs, 0);
   if (deadPeer.value <= ping.value) {
@@ -318,6 +322,7 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     pingIntervalMs: ping.value,
     deadPeerMs: deadPeer.value,
     drainMs: drain.value,
+    gapRefreshWindowMs: gapRefresh.value,
     groupCacheTtlMs: groupCache.value,
     keyGraceMs: keyGrace.value,
     history,

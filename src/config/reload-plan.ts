@@ -23,6 +23,7 @@ const LIVE: readonly Setting[] = [
   { name: 'notification_token', read: (c) => c.notificationToken },
   { name: 'log_level', read: (c) => c.logLevel },
   { name: 'drain_seconds', read: (c) => c.drainMs },
+  { name: 'gap_refresh_window', read: (c) => c.gapRefreshWindowMs },
   { name: 'max_connections', read: (c) => c.limits.maxConnections },
   { name: 'max_event_bytes', read: (c) => c.limits.maxEventBodyBytes },
   // These four are read when a connection opens: connections already open keep theirs.
@@ -62,6 +63,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     notificationToken: next.notificationToken,
     logLevel: next.logLevel,
     drainMs: next.drainMs,
+    gapRefreshWindowMs: next.gapRefreshWindowMs,
     limits: {
       ...running.limits,
       maxConnections: next.limits.maxConnections,

@@ -55,6 +55,11 @@ export class SubscriptionIndex {
     return this.#byLibrary.get(repoId);
   }
 
+  /** The libraries someone follows here. */
+  libraryIds(): IterableIterator<string> {
+    return this.#byLibrary.keys();
+  }
+
   countOf(subscriber: Subscriber): number {
     return this.#bySubscriber.get(subscriber)?.size ?? 0;
   }

@@ -1,5 +1,7 @@
 /** WebSocket close codes this server sends (RFC 6455 §7.4; 4000-4999 are ours). */
 export const CloseCode = {
+  /** Sent to a desktop client that missed events while its node was cut off: it reconnects and re-reads its state. */
+  Normal: 1000,
   GoingAway: 1001,
   UnsupportedData: 1003,
   InvalidPayload: 1007,
@@ -17,6 +19,8 @@ export type CloseReason =
   | 'normal'
   /** The server is shutting down (1001). */
   | 'going-away'
+  /** A desktop client closed (1000) after a known gap so that it reconnects and re-reads its state (docs/cluster.md). */
+  | 'refresh'
   /** No inbound traffic past the dead-peer timeout. */
   | 'dead-peer'
   /** The client did not read its messages (4000). */
@@ -39,6 +43,7 @@ export type CloseReason =
 export const CLOSE_REASONS: readonly CloseReason[] = [
   'normal',
   'going-away',
+  'refresh',
   'dead-peer',
   'queue-overflow',
   'subscribe-timeout',
@@ -53,6 +58,8 @@ export const CLOSE_REASONS: readonly CloseReason[] = [
 /** The reason for a close the server starts with `code`. */
 export function closeReasonOf(code: number): CloseReason {
   switch (code) {
+    case CloseCode.Normal:
+      return 'refresh';
     case CloseCode.GoingAway:
       return 'going-away';
     case CloseCode.UnsupportedData:

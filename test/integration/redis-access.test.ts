@@ -7,8 +7,10 @@ import type { TestClient } from '../support/test-client.js';
 
 const skip = redisSkipReason() ?? false;
 const REPO = 'cf6e0c1a-8888-4b4b-9c9c-000000000001';
-// What the backplane needs, and no more (CLIENT SETNAME only names the connection in CLIENT LIST).
-const NEEDED = '-@all +publish +subscribe +ping +hello +info +client|setname';
+// What the backplane needs, and no more (CLIENT SETNAME only names the connection in CLIENT LIST);
+// the commands after +eval run inside the history scripts.
+const NEEDED =
+  '-@all +publish +subscribe +ping +hello +info +client|setname +evalsha +eval +get +set +incr +exists +del +xadd +pexpire +xrange +xrevrange';
 
 const retryLine = (line: LogLine): boolean => /reconnecting: attempt \d+ in \d+ ms/.test(line.msg);
 
@@ -22,8 +24,8 @@ describe('Redis access control', { skip }, () => {
     redis = await startRedis({
       acl: [
         'user default off',
-        `user notify on >notify-secret resetchannels &seafile-notification:* ${NEEDED}`,
-        `user elsewhere on >elsewhere-secret resetchannels &other-app:* ${NEEDED}`,
+        `user notify on >notify-secret resetchannels &seafile-notification:* resetkeys ~seafile-notification:* ${NEEDED}`,
+        `user elsewhere on >elsewhere-secret resetchannels &other-app:* resetkeys ~other-app:* ${NEEDED}`,
       ],
     });
   });

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { encodeBackplaneMessage } from '../../src/backplane/backplane-message.js';
 import { backplaneChannel } from '../../src/backplane/open-backplane.js';
 import { RedisBackplane } from '../../src/backplane/redis-backplane.js';
+import type { Position } from '../../src/history/position.js';
 import { parseEvent, type LibraryEvent } from '../../src/protocol/event.js';
 import { requireServiceUrl } from '../support/env.js';
 
@@ -22,20 +23,24 @@ function commitOf(delivered: LibraryEvent): string {
 }
 
 /** A backplane on this test's channel, recording what it hands to its Hub. */
-async function node(nodeId: string, channel: string): Promise<{ backplane: RedisBackplane; delivered: string[] }> {
+async function node(nodeId: string, channel: string): Promise<{ backplane: RedisBackplane; delivered: string[]; positions: Position[] }> {
   const delivered: string[] = [];
+  const positions: Position[] = [];
   const backplane = new RedisBackplane({
     url: redisUrl!,
     displayUrl: 'test',
     channel,
     timeoutMs: 5_000,
     nodeId,
-    deliver: (e) => delivered.push(commitOf(e)),
+    deliver: (e) => {
+      delivered.push(commitOf(e));
+      if (e.position !== undefined) positions.push(e.position);
+    },
     logger: silent,
   });
   await backplane.start(10_000);
   assert.equal(backplane.state, 'connected');
-  return { backplane, delivered };
+  return { backplane, delivered, positions };
 }
 
 async function until(done: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -77,22 +82,26 @@ describe('Redis backplane', { skip: redisUrl === undefined ? 'TEST_REDIS_URL is 
     assert.equal(receiver.backplane.stats.eventsReceived, 3);
   });
 
-  it("a node delivers its own events once, at once, and another deployment's channel never reaches it", async () => {
+  it("a node delivers its own events once, numbered in Redis's order like everyone's, and another deployment's channel never reaches it", async () => {
     const a = await node('a', channel);
     const b = await node('b', channel);
     const stranger = await node('stranger', backplaneChannel(Buffer.from('another deployment key')));
     opened.push(a.backplane, b.backplane, stranger.backplane);
     a.backplane.publish(event('a-1'));
-    // Delivered here before anything went to Redis.
-    assert.deepEqual(a.delivered, ['a-1']);
-    stranger.backplane.publish(event('stranger-1'));
     b.backplane.publish(event('b-1'));
-    await until(() => a.delivered.includes('b-1') && b.delivered.includes('a-1'));
-    // Separate connections are not ordered with each other: give a stray message a moment to show up.
+    a.backplane.publish(event('a-2'));
+    stranger.backplane.publish(event('stranger-1'));
+    await until(() => a.delivered.length === 3 && b.delivered.length === 3 && stranger.delivered.length === 1);
+    // Give a stray repeat a moment to show up.
     await sleep(50);
-    assert.deepEqual(a.delivered, ['a-1', 'b-1']);
-    assert.deepEqual(b.delivered, ['b-1', 'a-1']);
+    // One library, one order on every node: the order Redis numbered them in.
+    assert.deepEqual(a.delivered, b.delivered);
+    assert.deepEqual(a.positions, b.positions);
+    assert.deepEqual(a.positions.map((p) => p.offset), [a.positions[0]!.offset, a.positions[0]!.offset + 1, a.positions[0]!.offset + 2]);
+    assert.ok(a.delivered.indexOf('a-1') < a.delivered.indexOf('a-2'));
     assert.deepEqual(stranger.delivered, ['stranger-1']);
-    assert.equal(a.backplane.stats.eventsShared, 1);
+    assert.notEqual(stranger.positions[0]!.epoch, undefined);
+    assert.equal(a.backplane.stats.eventsShared, 2);
+    assert.equal(a.backplane.stats.duplicatesDropped, 0);
   });
 });

@@ -118,6 +118,7 @@ const RUNNING: Config = {
   pingIntervalMs: DEFAULTS.pingIntervalMs,
   deadPeerMs: DEFAULTS.deadPeerMs,
   drainMs: DEFAULTS.drainMs,
+  gapRefreshWindowMs: DEFAULTS.gapRefreshWindowMs,
   allowedOrigins: null,
   eventsListen: null,
   metrics: true,

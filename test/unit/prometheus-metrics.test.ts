@@ -12,7 +12,7 @@ async function scrape(metrics: PrometheusMetrics) {
 describe('Prometheus metrics', () => {
   it('every close reason, auth failure and accepted type/source series exists at zero from the start', async () => {
     const counts = await scrape(new PrometheusMetrics({ processMetrics: false }));
-    for (const reason of ['normal', 'going-away', 'dead-peer', 'queue-overflow', 'subscribe-timeout', 'failed-subscribes', 'malformed', 'binary', 'too-big', 'protocol-error', 'abnormal']) {
+    for (const reason of ['normal', 'going-away', 'refresh', 'dead-peer', 'queue-overflow', 'subscribe-timeout', 'failed-subscribes', 'malformed', 'binary', 'too-big', 'protocol-error', 'abnormal']) {
       assert.equal(counts.value('notification_connections_closed_total', { reason }), 0, reason);
     }
     assert.equal(counts.value('notification_auth_failures_total', { endpoint: 'subscribe', reason: 'wrong-library' }), 0);

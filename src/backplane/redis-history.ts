@@ -1,0 +1,193 @@
+/**
+ * History in Redis: the one place where the whole cluster numbers each library's events. One
+ * script takes the library's next offset (INCR), appends the message to the library's capped
+ * stream (XADD MAXLEN ~, the offset as the entry id, so a replay reads from an offset with
+ * XRANGE) and publishes it with its position to every node, atomically: all nodes see one
+ * order per library, the same one the history holds.
+ *
+ * Keys, per deployment (the tag comes from the JWT key, as the channel's does):
+ *   seafile-notification:{<tag>}:epoch           the epoch, set once (SET NX) by whichever script runs first
+ *   seafile-notification:{<tag>}:offset:<repo>    the library's last offset (no expiry: offsets never restart)
+ *   seafile-notification:{<tag>}:history:<repo>   stream of the latest `history_size` messages, expiring `history_ttl` after the last one
+ *
+ * A FLUSHALL (or a Redis restarted empty) removes the epoch with the offsets, so the next
+ * script draws a new epoch and offsets start again at 1 in it: positions from before are
+ * answered with a resync (`epoch-changed`), never mistaken for new ones.
+ */
+import type { Redis } from 'ioredis';
+
+import { judgeRecovery, type EventHistory, type HistoryLimits, type HistoryRead } from '../history/event-history.js';
+import { newEpoch, type Position } from '../history/position.js';
+import type { Logger } from '../log.js';
+import type { LibraryEvent } from '../protocol/event.js';
+import { BackplaneMessageError, decodeBackplaneMessage, openBackplaneHeader, type BackplaneMessage } from './backplane-message.js';
+
+/**
+ * KEYS: epoch, offset, history. ARGV: channel, open header, frame, history size, ttl (ms),
+ * epoch candidate, now (ms). Returns {epoch, offset}.
+ *
+ * An offset that starts again at 1 while the library's stream still exists means the offset
+ * key alone was lost (evicted): offsets of this epoch would repeat, so a new epoch is drawn.
+ */
+const NUMBER_AND_PUBLISH = `
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  redis.call('SET', KEYS[1], ARGV[6], 'NX')
+  epoch = redis.call('GET', KEYS[1])
+end
+local offset = redis.call('INCR', KEYS[2])
+if offset == 1 and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('DEL', KEYS[3])
+  redis.call('SET', KEYS[1], ARGV[6])
+  epoch = ARGV[6]
+end
+local message = ARGV[2] .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"}\\n' .. ARGV[3]
+if tonumber(ARGV[4]) > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], offset .. '-0', 't', ARGV[7], 'm', message)
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
+redis.call('PUBLISH', ARGV[1], message)
+return {epoch, offset}
+`;
+
+/**
+ * KEYS: epoch, offset, history. ARGV: epoch candidate, first offset wanted ('' for none), count.
+ * Returns {epoch, top, entries}: entries as XRANGE gives them.
+ */
+const READ_HISTORY = `
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  redis.call('SET', KEYS[1], ARGV[1], 'NX')
+  epoch = redis.call('GET', KEYS[1])
+end
+local top = tonumber(redis.call('GET', KEYS[2]) or '0')
+local entries = {}
+if ARGV[2] ~= '' then
+  entries = redis.call('XRANGE', KEYS[3], ARGV[2] .. '-0', '+', 'COUNT', ARGV[3])
+end
+return {epoch, top, entries}
+`;
+
+interface HistoryCommands {
+  notificationNumberAndPublish(...args: Array<string | Buffer | number>): Promise<[string, number]>;
+  notificationReadHistoryBuffer(...args: Array<string | Buffer | number>): Promise<[Buffer, number, Array<[Buffer, Buffer[]]>]>;
+}
+
+/** Teaches a connection the two scripts (sent once, then called by their SHA). */
+export function defineHistoryCommands(redis: Redis): void {
+  redis.defineCommand('notificationNumberAndPublish', { numberOfKeys: 3, lua: NUMBER_AND_PUBLISH });
+  redis.defineCommand('notificationReadHistory', { numberOfKeys: 3, lua: READ_HISTORY });
+}
+
+function commands(redis: Redis): HistoryCommands {
+  return redis as unknown as HistoryCommands;
+}
+
+/** The keys of one deployment (`prefix` ends with `:`) for one library. */
+function keysOf(prefix: string, repoId: string): [string, string, string] {
+  return [`${prefix}epoch`, `${prefix}offset:${repoId}`, `${prefix}history:${repoId}`];
+}
+
+export interface RedisHistoryOptions {
+  /** The connection commands go through; it must have `defineHistoryCommands` applied. */
+  redis: Redis;
+  /** `seafile-notification:{<tag>}:` */
+  keyPrefix: string;
+  channel: string;
+  limits: HistoryLimits;
+  logger: Logger;
+  now?: () => number;
+}
+
+export class RedisHistory implements EventHistory {
+  readonly #now: () => number;
+
+  constructor(private readonly options: RedisHistoryOptions) {
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Numbers the event, keeps it and publishes it to every node (this one included), in one step. */
+  async numberAndPublish(message: BackplaneMessage): Promise<Position> {
+    const { redis, keyPrefix, channel, limits } = this.options;
+    const [epoch, offset] = await commands(redis).notificationNumberAndPublish(
+      ...keysOf(keyPrefix, message.event.repoId),
+      channel,
+      openBackplaneHeader(message),
+      message.event.frame,
+      limits.size,
+      limits.ttlMs,
+      newEpoch(),
+      this.#now(),
+    );
+    return { epoch, offset: Number(offset) };
+  }
+
+  /** The current epoch (drawn now if Redis has none). Rejects when Redis does not answer. */
+  async epoch(): Promise<string> {
+    const { redis, keyPrefix } = this.options;
+    const [epoch] = await commands(redis).notificationReadHistoryBuffer(...keysOf(keyPrefix, ''), newEpoch(), '', 1);
+    return epoch.toString();
+  }
+
+  /**
+   * Which of `repoIds` have an event in their history stamped at or after `sinceMs`: the
+   * libraries that changed while this node was away. Rejects when Redis does not answer.
+   */
+  async changedSince(repoIds: Iterable<string>, sinceMs: number): Promise<Set<string>> {
+    const { redis, keyPrefix } = this.options;
+    const changed = new Set<string>();
+    const all = [...repoIds];
+    for (let i = 0; i < all.length; i += CHANGED_BATCH) {
+      const batch = all.slice(i, i + CHANGED_BATCH);
+      const pipeline = redis.pipeline();
+      for (const repoId of batch) pipeline.xrevrange(keysOf(keyPrefix, repoId)[2], '+', '-', 'COUNT', 1);
+      const replies = (await pipeline.exec()) ?? [];
+      replies.forEach(([err, entries], j) => {
+        if (err !== null) throw err;
+        const newest = (entries as Array<[string, string[]]>)[0];
+        if (newest === undefined) return;
+        const t = newest[1].indexOf('t');
+        if (t >= 0 && Number(newest[1][t + 1]) >= sinceMs) changed.add(batch[j]!);
+      });
+    }
+    return changed;
+  }
+
+  async read(repoId: string, since: Position | null): Promise<HistoryRead> {
+    const { redis, keyPrefix, limits, logger } = this.options;
+    const from = since === null ? '' : String(since.offset + 1);
+    let reply;
+    try {
+      // One more than history_size can hold: more than that missed is gone anyway.
+      reply = await commands(redis).notificationReadHistoryBuffer(...keysOf(keyPrefix, repoId), newEpoch(), from, limits.size + 1);
+    } catch (err) {
+      logger.debug({ err, repoId }, 'history: Redis did not answer a read');
+      return { kind: 'resync', reason: 'history-unavailable', position: null };
+    }
+    const [epochBytes, top, entries] = reply;
+    const oldest = this.#now() - limits.ttlMs;
+    const events: LibraryEvent[] = [];
+    for (const [, fields] of entries) {
+      const entry = fieldsOf(fields);
+      const at = Number(entry.get('t')?.toString() ?? '0');
+      const bytes = entry.get('m');
+      if (bytes === undefined || at <= oldest) continue;
+      try {
+        events.push(decodeBackplaneMessage(bytes).event);
+      } catch (err) {
+        if (!(err instanceof BackplaneMessageError)) throw err;
+        logger.warn({ repoId, reason: err.message }, 'history: an entry that is not ours to read was skipped');
+      }
+    }
+    return judgeRecovery({ epoch: epochBytes.toString(), top: Number(top), events }, since);
+  }
+}
+
+/** Libraries whose history is read at once when looking for changes. */
+const CHANGED_BATCH = 1000;
+
+function fieldsOf(flat: Buffer[]): Map<string, Buffer> {
+  const map = new Map<string, Buffer>();
+  for (let i = 0; i + 1 < flat.length; i += 2) map.set(flat[i]!.toString(), flat[i + 1]!);
+  return map;
+}

@@ -1,0 +1,85 @@
+/**
+ * Stock desktop clients (the desktop client and SeaDrive: the `notification.seafile.com`
+ * subprotocol) cannot ask for what they missed. When this node knows they missed events (it
+ * was cut off from the backplane, or another node was and accepted events alone), those that
+ * follow an affected library are closed with 1000, spread evenly over a window: each comes back
+ * exactly 60 s after its close, re-reads its lock and folder-permission state, and resubscribes.
+ * The spread keeps them from all coming back in the same second. Browsers (no subprotocol: the
+ * web UI has a handful of reconnects for a tab's whole life and re-reads nothing) and positioned
+ * clients (they catch up from the history) are left alone. See docs/cluster.md.
+ */
+import type { Hub } from '../hub/hub.js';
+import type { Logger } from '../log.js';
+import { CloseCode } from './close-codes.js';
+import type { WebSocketConnection } from './websocket-connection.js';
+import { SEAFILE_SUBPROTOCOL } from './websocket-endpoint.js';
+
+export interface StockRefreshOptions {
+  hub: Hub;
+  connections: ReadonlySet<WebSocketConnection>;
+  logger: Logger;
+  /** Closes are spread over this window; 0 turns the refresh off. */
+  windowMs: number;
+}
+
+/** What `refresh` decided: how many were picked to be closed, and over which window. */
+export interface RefreshPlan {
+  clients: number;
+  windowMs: number;
+  /** Resolves when the last of them was closed. */
+  done: Promise<void>;
+}
+
+export function isStockDesktopClient(connection: WebSocketConnection): boolean {
+  return !connection.positioned && connection.socket.protocol === SEAFILE_SUBPROTOCOL;
+}
+
+export class StockClientRefresh {
+  constructor(private options: StockRefreshOptions) {}
+
+  reconfigure(windowMs: number): void {
+    this.options = { ...this.options, windowMs };
+  }
+
+  /** Closes the stock desktop clients that follow any of `libraries` (or all of them), spread over the window. */
+  refresh(libraries: ReadonlySet<string> | 'all', why: string): RefreshPlan {
+    const { hub, connections, logger, windowMs } = this.options;
+    if (windowMs <= 0) return { clients: 0, windowMs, done: Promise.resolve() };
+    const picked = new Set<WebSocketConnection>();
+    if (libraries === 'all') {
+      for (const connection of connections) if (isStockDesktopClient(connection) && hub.index.countOf(connection) > 0) picked.add(connection);
+    } else {
+      for (const repoId of libraries) {
+        for (const subscription of hub.index.followers(repoId) ?? []) {
+          const connection = subscription.subscriber as WebSocketConnection;
+          if (connections.has(connection) && isStockDesktopClient(connection)) picked.add(connection);
+        }
+      }
+    }
+    const pending = [...picked];
+    if (pending.length === 0) return { clients: 0, windowMs, done: Promise.resolve() };
+    logger.info(
+      { clients: pending.length, windowMs, libraries: libraries === 'all' ? 'all' : libraries.size },
+      `${why}: closing ${pending.length} desktop client(s) over ${(windowMs / 1000).toFixed(1)} s so that they reconnect and re-read lock and permission state`,
+    );
+    const started = Date.now();
+    let closed = 0;
+    const done = new Promise<void>((resolve) => {
+      const closeDue = (): void => {
+        const due = Math.min(pending.length, Math.floor(((Date.now() - started) * pending.length) / windowMs) + 1);
+        while (closed < due) {
+          const connection = pending[closed++]!;
+          if (connection.isOpen) connection.close(CloseCode.Normal, 'missed events: reconnect to refresh');
+        }
+        if (closed === pending.length) {
+          clearInterval(timer);
+          resolve();
+        }
+      };
+      const timer = setInterval(closeDue, 20);
+      timer.unref();
+      closeDue();
+    });
+    return { clients: pending.length, windowMs, done };
+  }
+}
