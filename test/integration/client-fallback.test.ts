@@ -8,10 +8,13 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { NotificationClient, type NotificationClientError, type Resync } from '#client';
+import { isConnectedLine } from '../support/cluster.js';
+import { requireServiceUrl } from '../support/env.js';
 import { ServerProcess, subscriberToken } from '../support/server-process.js';
 import { SwitchableProxy } from '../support/switchable-proxy.js';
 
 const REPO = '4b1e0c1a-7777-4b4b-9c9c-000000000001';
+const redisUrl = requireServiceUrl('TEST_REDIS_URL');
 const USER = 'alice@example.com';
 
 const clients: NotificationClient[] = [];
@@ -147,5 +150,43 @@ describe('NotificationClient when the WebSocket does not get through', () => {
     for (let i = 0; i < 3; i++) await second.publish('repo-update', { repo_id: REPO, commit_id: `after-${i}` });
     await waitUntil(() => commits.length === 4, 'the events after the restart');
     assert.deepEqual(commits, ['before', 'after-0', 'after-1', 'after-2']);
+  });
+
+  it('with the Redis backplane a server restart loses nothing: events published while the client was away arrive once, in order', {
+    skip: redisUrl === undefined ? 'TEST_REDIS_URL is not set (run `npm test`)' : false,
+  }, async () => {
+    // Each run its own library: the Redis history outlives the test.
+    const repo = `restart-${Date.now()}`;
+    const env = { REDIS_URL: redisUrl! };
+    const first = await ServerProcess.start({ env });
+    servers.push(first);
+    await first.waitForLog(isConnectedLine, 15_000);
+    const proxy = await SwitchableProxy.start(first.port);
+    proxies.push(proxy);
+    const commits: string[] = [];
+    const resyncs: Resync[] = [];
+    const client = new NotificationClient({ url: `${proxy.url}/notification`, WebSocket, backoff: { initialMs: 50, maxMs: 400 }, tokenProvider: async (id) => subscriberToken(id, USER) });
+    clients.push(client);
+    client.on('repoUpdate', (e) => commits.push(e.commit_id));
+    client.on('resync', (e) => resyncs.push(e));
+    client.subscribe(repo);
+    await waitUntil(() => client.state === 'open' && client.positionOf(repo) !== undefined, 'the client to be subscribed');
+    for (let i = 0; i < 3; i++) await first.publish('repo-update', { repo_id: repo, commit_id: `before-${i}` });
+    await waitUntil(() => commits.length === 3, 'the events before the restart');
+
+    // The client cannot reach the server while it restarts, and for a while after.
+    proxy.down = true;
+    proxy.cutAll();
+    assert.deepEqual(await first.stop('SIGTERM'), { code: 0, signal: null });
+    const second = await ServerProcess.start({ env: { ...env, NOTIFICATION_SERVER_PORT: String(first.port) } });
+    servers.push(second);
+    await second.waitForLog(isConnectedLine, 15_000);
+    for (let i = 0; i < 3; i++) await second.publish('repo-update', { repo_id: repo, commit_id: `while-away-${i}` });
+    proxy.down = false;
+    await waitUntil(() => commits.length === 6, 'the events published while the client was away');
+    for (let i = 0; i < 3; i++) await second.publish('repo-update', { repo_id: repo, commit_id: `after-${i}` });
+    await waitUntil(() => commits.length === 9, 'the later events');
+    assert.deepEqual(commits, [...['before', 'while-away', 'after'].flatMap((label) => [0, 1, 2].map((i) => `${label}-${i}`))]);
+    assert.deepEqual(resyncs, [], 'the history outlived the restart: nothing to re-read');
   });
 });
