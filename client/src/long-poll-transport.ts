@@ -25,7 +25,8 @@ class LongPollTransport extends HttpSubscriptionTransport {
         cursor: this.cursor(),
         repos: [...this.entries.values()].map((entry) => ({ id: entry.repoId, jwt_token: entry.token })),
       });
-      const response = await this.fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, cache: 'no-store', signal });
+      // text/plain: a cross-origin page needs no CORS preflight; the server reads JSON whatever the type.
+      const response = await this.fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain;charset=UTF-8' }, body, cache: 'no-store', signal });
       if (!response.ok) {
         await response.body?.cancel();
         this.fail(signal, { code: response.status, reason: `the long-poll endpoint answered ${response.status}` });
