@@ -5,7 +5,7 @@ import type { FetchFunction } from './http-subscription-transport.js';
 import { longPollTransport } from './long-poll-transport.js';
 import { sseTransport } from './sse-transport.js';
 import { tokenExpiry } from './token-expiry.js';
-import type { CloseInfo, Transport, TransportFactory } from './transport.js';
+import { endpointUrl, type CloseInfo, type Transport, type TransportFactory } from './transport.js';
 import { globalWebSocket, webSocketTransport, type WebSocketConstructor } from './websocket-transport.js';
 
 /**
@@ -127,6 +127,10 @@ export class NotificationClient {
   #transportIndex = 0;
   #failuresInRow = 0;
   #openedAt = 0;
+  /** Whether the server answers its ping; undefined when there is no fetch to ask with. */
+  readonly #reachable: (() => Promise<boolean>) | undefined;
+  /** A reachability check in flight: the next attempt waits for its verdict. */
+  #probing: Promise<void> | undefined;
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #backoffOptions: BackoffOptions;
@@ -161,6 +165,8 @@ export class NotificationClient {
     this.#fallbackAfter = Math.max(1, nonNegative('fallbackAfter', options.fallbackAfter ?? DEFAULTS.fallbackAfter));
     this.#transports = options.transports ?? (options.transport !== undefined ? [options.transport] : defaultTransports(options));
     if (this.#transports.length === 0) throw new TypeError('transports must name at least one transport');
+    const fetchFunction = options.fetch ?? (globalThis as { fetch?: FetchFunction }).fetch;
+    this.#reachable = fetchFunction === undefined ? undefined : () => answersPing(fetchFunction, this.#url, this.#clock);
     this.#connect();
   }
 
@@ -293,31 +299,49 @@ export class NotificationClient {
     const what = wasOpen ? 'connection lost' : 'cannot connect';
     this.#setState('reconnecting');
     const next = this.transport === transport ? '' : ` over ${this.transport}`;
+    const checking = this.#probing === undefined ? '' : ' (checking whether the server answers before falling back)';
     this.#emit(
       'error',
-      new NotificationClientError('connection', `${what} (${transport}: ${info.code}${info.reason ? ` ${info.reason}` : ''}): retrying${next} in ${delay} ms`),
+      new NotificationClientError('connection', `${what} (${transport}: ${info.code}${info.reason ? ` ${info.reason}` : ''}): retrying${next} in ${delay} ms${checking}`),
     );
     if (this.#state !== 'reconnecting') return; // an error listener closed the client
     this.#reconnectTimer = this.#clock.setTimeout(() => {
       this.#reconnectTimer = undefined;
-      this.#connect();
+      const probing = this.#probing;
+      if (probing === undefined) this.#connect();
+      else void probing.then(() => this.#state === 'reconnecting' && this.#transport === undefined && this.#reconnectTimer === undefined && this.#connect());
     }, delay);
   }
 
   /**
    * A connection that held for `stableAfterMs` was fine: the next attempt starts over with the
    * preferred transport. Otherwise a transport that cannot open, or keeps dropping, hands over
-   * to the next after `fallbackAfter` failures in a row, and after the last the first is tried
-   * again (a server that was down for a while is then reached over whichever works).
+   * to the next after `fallbackAfter` failures in a row (after the last, to the first again),
+   * but only when the server answers its ping: a server that is down, or a network that is
+   * gone, fails every transport alike, and the client then stays on the one it has.
    */
   #chooseTransport(heldStable: boolean): void {
     if (heldStable) {
       this.#transportIndex = 0;
       this.#failuresInRow = 0;
     } else if (++this.#failuresInRow >= this.#fallbackAfter && this.#transports.length > 1) {
-      this.#transportIndex = (this.#transportIndex + 1) % this.#transports.length;
       this.#failuresInRow = 0;
+      const reachable = this.#reachable;
+      if (reachable === undefined) {
+        this.#fallBack();
+        return;
+      }
+      const probing: Promise<void> = reachable().then((answers) => {
+        if (this.#probing !== probing) return;
+        this.#probing = undefined;
+        if (answers && this.#state === 'reconnecting') this.#fallBack();
+      });
+      this.#probing = probing;
     }
+  }
+
+  #fallBack(): void {
+    this.#transportIndex = (this.#transportIndex + 1) % this.#transports.length;
   }
 
   #dropConnection(): void {
@@ -499,6 +523,21 @@ function defaultTransports(options: NotificationClientOptions): TransportFactory
     throw new TypeError('neither WebSocket nor fetch here: pass one, e.g. `WebSocket` from the ws package, as the WebSocket option');
   }
   return transports;
+}
+
+/** Whether `<url>/ping` answers 200 within 5 s: the server is up, only the transport failed. */
+async function answersPing(fetchFunction: FetchFunction, baseUrl: string, clock: Clock): Promise<boolean> {
+  const controller = new AbortController();
+  const timer = clock.setTimeout(() => controller.abort(), 5000);
+  try {
+    const response = await fetchFunction(endpointUrl(baseUrl, 'ping', 'http').href, { cache: 'no-store', signal: controller.signal });
+    await response.body?.cancel();
+    return response.ok;
+  } catch {
+    return false;
+  } finally {
+    clock.clearTimeout(timer);
+  }
 }
 
 function checkUrl(url: string): string {

@@ -209,10 +209,18 @@ export class FakeRequest {
   }
 }
 
-/** A `fetch` whose requests the test answers. */
+/** A `fetch` whose requests the test answers; the client's reachability pings are answered by themselves. */
 export class FakeFetch {
   readonly requests: FakeRequest[] = [];
+  /** The status `/ping` answers with; null: the network is down. */
+  pingStatus: number | null = 200;
+  readonly pings: string[] = [];
   readonly fetch = (url: string, init: RequestInit): Promise<Response> => {
+    if (new URL(url).pathname.endsWith('/ping')) {
+      this.pings.push(url);
+      if (this.pingStatus === null) return Promise.reject(new TypeError('fetch failed'));
+      return Promise.resolve(new Response('{"ret": "pong"}\n', { status: this.pingStatus }));
+    }
     const request = new FakeRequest(new URL(url), init);
     this.requests.push(request);
     return request.response;

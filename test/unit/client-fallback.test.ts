@@ -26,6 +26,7 @@ function setup(overrides: Partial<NotificationClientOptions> = {}) {
     url: 'https://cloud.example.com/notification',
     tokenProvider: async (repoId) => signToken({ repo_id: repoId, username: 'alice@example.com', exp: Math.floor(clock.now() / 1000) + 3600, n: ++issued }, KEY),
     transports: [webSocketTransport(fake.WebSocket), sseTransport({ fetch: http.fetch }), longPollTransport({ fetch: http.fetch })],
+    fetch: http.fetch,
     clock,
     random: () => 0.5,
     ...overrides,
@@ -61,7 +62,8 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     client.subscribe(REPO_B);
     await refuseWebSockets(setupResult);
     assert.equal(fake.sockets.length, 2, 'fallbackAfter 2: two WebSocket attempts');
-    assert.match(errors[1]!.message, /^cannot connect \(websocket: 1006\): retrying over sse in \d+ ms$/);
+    assert.match(errors[1]!.message, /^cannot connect \(websocket: 1006\): retrying in \d+ ms \(checking whether the server answers before falling back\)$/);
+    assert.deepEqual(http.pings, ['https://cloud.example.com/notification/ping'], 'it fell back once the server answered its ping');
     assert.equal(client.transport, 'sse');
     await clock.advance(0);
     assert.equal(http.requests.length, 1, 'one request for both libraries');
@@ -213,6 +215,30 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     assert.ok(first.aborted);
     assert.deepEqual(second.url.searchParams.getAll('repo_id'), [REPO_A, REPO_B]);
     assert.notEqual(second.url.searchParams.getAll('jwt_token')[1], oldTokenB);
+    client.close();
+  });
+});
+
+describe('NotificationClient: no fallback while the server does not answer', () => {
+  it('a server that is down (its ping fails too) keeps the client on WebSocket, however often it fails', async () => {
+    const { client, clock, fake, http } = setup();
+    http.pingStatus = null;
+    client.subscribe(REPO_A);
+    for (let i = 0; i < 10; i++) {
+      fake.last().drop(1006);
+      await settle(); // the ping's answer
+      await clock.fireNext();
+      assert.equal(client.transport, 'websocket');
+    }
+    assert.equal(fake.sockets.length, 11);
+    assert.equal(http.pings.length, 5, 'asked after every second failure');
+    assert.deepEqual(http.requests, []);
+    http.pingStatus = 200;
+    fake.last().drop(1006);
+    await clock.fireNext();
+    fake.last().drop(1006);
+    await clock.fireNext();
+    assert.equal(client.transport, 'sse', 'the server answers, the WebSocket does not: fall back');
     client.close();
   });
 });
