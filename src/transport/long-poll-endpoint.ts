@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBody } from '../http/request-body.js';
 import { admit, badRequest, corsHeaders, type FallbackAdmission } from './fallback-admission.js';
 import { FallbackRequestError, parsePollRequest, type FallbackRequest } from './fallback-request.js';
 import { HttpSubscriber, type HttpSubscriberContext } from './http-subscriber.js';
@@ -38,21 +39,12 @@ export class LongPollEndpoint {
   handle(request: IncomingMessage, response: ServerResponse): void {
     const { admission, maxBodyBytes } = this.options;
     if (!admit(request, response, 'POST', admission)) return;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let refused = false;
-    request.on('data', (chunk: Buffer) => {
-      if (refused) return;
-      size += chunk.length;
-      if (size > maxBodyBytes) {
-        refused = true;
+    readBody(request, maxBodyBytes, {
+      body: (body) => this.#serve(request, response, body.toString('utf8')),
+      tooLarge: () => {
         badRequest(request, response, admission, `the body is larger than ${maxBodyBytes} bytes: name fewer libraries per poll`);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => {
-      if (!refused) this.#serve(request, response, Buffer.concat(chunks, size).toString('utf8'));
+        request.resume();
+      },
     });
     request.on('error', (err) => admission.logger.debug({ err }, 'poll request aborted'));
   }

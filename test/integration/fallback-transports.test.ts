@@ -119,6 +119,13 @@ describe('SSE: GET /notification/sse', () => {
     assert.ok(after.value('notification_fallback_requests_total', { transport: 'sse' }) - before.value('notification_fallback_requests_total', { transport: 'sse' }) >= 2);
   });
 
+  it('a token that expires while the stream is open gets jwt-expired, and the stream with no library left ends', async () => {
+    const reader = await open(sseUrl(server, [[REPO_A, subscriberToken(REPO_A, ALICE, { exp: Math.floor(Date.now() / 1000) + 2 })]]));
+    await reader.waitFor(() => reader.messages.some((m) => m.type === 'subscribed'), 'subscribed');
+    await reader.ended;
+    assert.deepEqual(reader.messages.at(-1), { type: 'jwt-expired', content: { repo_id: REPO_A } });
+  });
+
   it('a folder permission change for one user reaches only that user', async () => {
     const alice = await open(sseUrl(server, [[REPO_A, subscriberToken(REPO_A, ALICE)]]));
     const carol = await open(sseUrl(server, [[REPO_A, subscriberToken(REPO_A, 'carol@example.com')]]));
@@ -183,6 +190,9 @@ describe('long polling: POST /notification/poll', () => {
   it('a refused token is answered jwt-expired at once; a bad body 400', async () => {
     const refused = await poll(server, { cursor: '', repos: [{ id: REPO_A, jwt_token: subscriberToken(REPO_A, ALICE, { exp: 1000 }) }] });
     assert.deepEqual(refused.messages, [{ type: 'jwt-expired', content: { repo_id: REPO_A } }]);
+    const huge = await poll(server, { repos: [{ id: REPO_A, jwt_token: 'x'.repeat(70 * 1024) }] });
+    assert.equal(huge.status, 400);
+    assert.match(huge.text, /larger than 65536 bytes/);
     const bad = await poll(server, '{"repos": "all of them"}');
     assert.equal(bad.status, 400);
     assert.match(bad.text, /"repos": \[\{"id"/);
