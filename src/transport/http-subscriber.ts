@@ -36,7 +36,9 @@ export abstract class HttpSubscriber implements Subscriber {
     readonly remote: string,
     request: FallbackRequest,
   ) {
-    this.cursor = new Map(request.cursor);
+    // Only the request's libraries: a cursor naming others must not grow every id: line.
+    const named = new Set(request.entries.map((entry) => entry.repoId));
+    this.cursor = new Map([...request.cursor].filter(([repoId]) => named.has(repoId)));
   }
 
   /** Subscribes every library of the request; a refused token is answered with `jwt-expired`, as on a WebSocket. */

@@ -82,12 +82,13 @@ describe('SSE: GET /notification/sse', () => {
     for (const [repoId, commit] of [[REPO_A, 'missed-a1'], [REPO_B, 'missed-b1'], [REPO_A, 'missed-a2']] as const) {
       await server.publish('repo-update', { repo_id: repoId, commit_id: commit });
     }
-    const resumed = await open(sseUrl(server, libraries), { 'last-event-id': lastId });
+    const resumed = await open(sseUrl(server, libraries), { 'last-event-id': `${lastId},not-in-this-stream@x:1` });
     await resumed.waitFor(() => resumed.messages.filter((m) => m.type === 'subscribed').length === 2, 'both resumed');
     await server.publish('repo-update', { repo_id: REPO_B, commit_id: 'live' });
     await resumed.waitFor(() => commits(resumed.messages).includes('live'), 'the live event');
     assert.deepEqual(commits(resumed.messages).sort(), ['live', 'missed-a1', 'missed-a2', 'missed-b1']);
     assert.deepEqual(commits(resumed.messages.filter((m) => m.content['repo_id'] === REPO_A)), ['missed-a1', 'missed-a2'], 'in order');
+    assert.ok(resumed.events.every((event) => !event.id!.includes('not-in-this-stream')), 'the id names the stream\'s libraries only');
   });
 
   it('a silent stream gets keep-alive comments at the ping interval', async () => {
