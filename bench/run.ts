@@ -13,13 +13,16 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
 import { signToken } from '../src/auth/jwt.js';
-import { ServerProcess, TEST_KEY } from '../test/support/server-process.js';
+import { CuttableLink } from '../test/support/cuttable-link.js';
+import { startRedis, type RedisInstance } from '../test/support/redis.js';
+import { ServerProcess, subscriberToken, TEST_KEY } from '../test/support/server-process.js';
 import type { LoadCommand, LoadReply, ReceiptReport } from './load-messages.js';
 import { readProcessUsage } from './process-usage.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SCENARIOS = ['idle', 'fanout', 'churn'] as const;
+const SCENARIOS = ['idle', 'fanout', 'churn', 'cluster', 'gap'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values: options, positionals } = parseArgs({
@@ -34,6 +37,10 @@ const { values: options, positionals } = parseArgs({
     'churn-seconds': { type: 'string', default: '10' },
     'churn-concurrency': { type: 'string', default: '64' },
     'load-processes': { type: 'string', default: '2' },
+    'cluster-events': { type: 'string', default: '1000' },
+    'cluster-rate': { type: 'string', default: '200' },
+    'gap-clients': { type: 'string', default: '1000' },
+    'gap-window': { type: 'string', default: '10' },
   },
 });
 
@@ -297,11 +304,144 @@ async function churn(): Promise<void> {
   }
 }
 
+/** Three nodes on a throwaway Redis, each logging at info, all joined. */
+async function startCluster(redisUrl: string, count: number, env: Record<string, string> = {}): Promise<ServerProcess[]> {
+  const nodes = await Promise.all(Array.from({ length: count }, () => startServer({ REDIS_URL: redisUrl, ...env })));
+  await Promise.all(nodes.map((node) => node.waitForLog((line) => line.msg.startsWith('backplane: connected to Redis'), 15_000)));
+  return nodes;
+}
+
+/** A subscriber in this process recording, per `seq`, the arrival time minus the `sent` stamp. */
+async function latencyProbe(url: string, repo: string): Promise<{ latencies: Map<number, number>; socket: WebSocket }> {
+  const latencies = new Map<number, number>();
+  const socket = new WebSocket(url, ['notification.seafile.com']);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
+  socket.on('message', (data) => {
+    const now = performance.timeOrigin + performance.now();
+    const { content } = JSON.parse(data.toString()) as { content: { seq?: number; sent?: number } };
+    if (typeof content.seq === 'number' && typeof content.sent === 'number' && !latencies.has(content.seq)) latencies.set(content.seq, now - content.sent);
+  });
+  socket.send(JSON.stringify({ type: 'subscribe', content: { repos: [{ id: repo, jwt_token: subscriberToken(repo, 'bench@example.com') }] } }));
+  await new Promise<void>((resolve) => {
+    socket.ping();
+    socket.once('pong', () => resolve());
+  });
+  return { latencies, socket };
+}
+
+function describeLatencies(label: string, latencies: Map<number, number>, expected: number): string {
+  const sorted = [...latencies.values()].sort((a, b) => a - b);
+  return `  ${label}: ${latencies.size} of ${expected} events, p50 ${percentile(sorted, 50).toFixed(2)} ms, p99 ${percentile(sorted, 99).toFixed(2)} ms, max ${percentile(sorted, 100).toFixed(2)} ms`;
+}
+
+async function cluster(): Promise<void> {
+  const events = positiveInteger('cluster-events');
+  const rate = positiveInteger('cluster-rate');
+  const repo = repoId(3);
+  let redis: RedisInstance | null = null;
+  let nodes: ServerProcess[] = [];
+  const sockets: WebSocket[] = [];
+  try {
+    redis = await startRedis();
+    nodes = await startCluster(redis.url, 3);
+    const [a, b, c] = nodes as [ServerProcess, ServerProcess, ServerProcess];
+    const onA = await latencyProbe(a.wsUrl, repo);
+    const onB = await latencyProbe(b.wsUrl, repo);
+    const onC = await latencyProbe(c.wsUrl, repo);
+    sockets.push(onA.socket, onB.socket, onC.socket);
+    const publisher = new Publisher(a.port);
+    const started = performance.now();
+    for (let seq = 0; seq < events; seq++) {
+      const wait = started + (seq * 1000) / rate - performance.now();
+      if (wait > 0) await sleep(wait);
+      await publisher.post(repo, seq);
+    }
+    const deadline = performance.now() + 10_000;
+    while ([onA, onB, onC].some((probe) => probe.latencies.size < events) && performance.now() < deadline) await sleep(50);
+    publisher.close();
+    console.log(`cluster: 3 nodes on one Redis ${redis.url.replace(/\/$/, '')} (redis-server on this machine), ${events} events at ${rate}/s posted to node A`);
+    console.log(describeLatencies('node A (where it was posted; through the Redis script and back)', onA.latencies, events));
+    console.log(describeLatencies('node B (another node)', onB.latencies, events));
+    console.log(describeLatencies('node C (another node)', onC.latencies, events));
+    console.log('  latency: from just before the POST to the arrival at a WebSocket client of that node');
+  } finally {
+    for (const socket of sockets) socket.terminate();
+    await Promise.all(nodes.map((node) => node.stop()));
+    await redis?.stop();
+  }
+}
+
+/**
+ * Stock desktop clients after a known gap: node A is cut off from Redis for a few seconds
+ * while node B accepts an event for every library; when A is back, its desktop clients of
+ * those libraries are closed with 1000 over gap_refresh_window and come back 60 s later
+ * (the desktop client's own pause), re-reading their lock and permission state.
+ */
+async function gap(): Promise<void> {
+  const clients = positiveInteger('gap-clients');
+  const windowS = positiveInteger('gap-window');
+  const libraries = Array.from({ length: 100 }, (_, i) => repoId(1000 + i));
+  let redis: RedisInstance | null = null;
+  let link: CuttableLink | null = null;
+  let nodes: ServerProcess[] = [];
+  const sockets: WebSocket[] = [];
+  try {
+    redis = await startRedis();
+    link = await CuttableLink.open(redis.port);
+    const env = { NOTIFICATION_SERVER_GAP_REFRESH_WINDOW: String(windowS), NOTIFICATION_SERVER_REDIS_TIMEOUT: '1' };
+    nodes = [...(await startCluster(`redis://127.0.0.1:${link.port}/`, 1, env)), ...(await startCluster(redis.url, 1, env))];
+    const [a, b] = nodes as [ServerProcess, ServerProcess];
+    const changed = new Set(libraries.slice(0, libraries.length / 2));
+    const closedAt: number[] = [];
+    let unchangedClosed = 0;
+    let changedClients = 0;
+    for (let i = 0; i < clients; i++) {
+      const repo = libraries[i % libraries.length]!;
+      if (changed.has(repo)) changedClients++;
+      const socket = new WebSocket(a.wsUrl, ['notification.seafile.com'], { headers: { 'user-agent': 'Seafile/9.0.8 (Linux)' } });
+      await new Promise<void>((resolve, reject) => {
+        socket.once('open', () => resolve());
+        socket.once('error', reject);
+      });
+      socket.on('close', (code) => {
+        if (code !== 1000) return;
+        if (changed.has(repo)) closedAt.push(performance.now());
+        else unchangedClosed++;
+      });
+      socket.send(JSON.stringify({ type: 'subscribe', content: { repos: [{ id: repo, jwt_token: subscriberToken(repo, `user${i}@example.com`) }] } }));
+      sockets.push(socket);
+    }
+    await sleep(500);
+    link.cut();
+    await a.waitForLog((line) => line.msg.startsWith('backplane: lost Redis'), 15_000);
+    const publisher = new Publisher(b.port);
+    for (const [seq, repo] of [...changed].entries()) await publisher.post(repo, seq);
+    publisher.close();
+    await sleep(2000);
+    link.restore();
+    await a.waitForLog((line) => line.msg.startsWith('backplane: back on Redis'), 20_000);
+    const backAt = performance.now();
+    await sleep(windowS * 1000 + 2000);
+    const after = closedAt.map((t) => (t - backAt) / 1000).sort((x, y) => x - y);
+    console.log(`gap: ${clients} desktop clients on node A over ${libraries.length} libraries; A cut off from Redis while B accepted one event for each of ${changed.size} of them`);
+    console.log(`  after A is back: ${after.length} of the ${changedClients} clients of the libraries that changed closed with 1000, the first after ${percentile(after, 0.001).toFixed(2)} s, half after ${percentile(after, 50).toFixed(2)} s, the last after ${percentile(after, 100).toFixed(2)} s (gap_refresh_window ${windowS} s); ${unchangedClosed} of the ${clients - changedClients} others`);
+    console.log(`  each comes back 60 s after its close (the desktop client's pause) and re-reads lock and permission state: right again ${(60 + percentile(after, 0.001)).toFixed(0)}-${(60 + percentile(after, 100)).toFixed(0)} s after A is back; left connected, not until its next reconnect`);
+  } finally {
+    for (const socket of sockets) socket.terminate();
+    await Promise.all(nodes.map((node) => node.stop()));
+    await link?.close();
+    await redis?.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const cpu = cpus();
   console.log(`machine: ${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`);
   console.log('server and load generator share this machine; figures are one run each\n');
-  const run: Record<Scenario, () => Promise<void>> = { idle, fanout, churn };
+  const run: Record<Scenario, () => Promise<void>> = { idle, fanout, churn, cluster, gap };
   for (const scenario of scenarios) {
     await run[scenario]();
     console.log('');

@@ -84,7 +84,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     followedLibraries: () => hub.index.libraryIds(),
     onGap: (gap) => {
       // Positioned clients catch up from the history; stock desktop clients are sent to re-read their state.
+      // Events another node accepted alone are in no history: its libraries' positioned clients start over.
       if (gap.cutOff === 'this-node') hub.catchUp();
+      else hub.resync(gap.libraries, 'events-not-shared');
       const why = gap.cutOff === 'this-node' ? 'back on the backplane after missing other nodes\' events' : `node ${gap.node} was cut off and accepted events alone`;
       refresh.refresh(gap.libraries, why);
     },

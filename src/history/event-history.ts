@@ -13,9 +13,17 @@ import type { Position } from './position.js';
  * - `history-gone`: what it missed is older than the history keeps (`history_size`, `history_ttl`);
  * - `unknown-position`: the position was never given out (past the newest event, or malformed);
  * - `history-unavailable`: the history cannot be read now (Redis is down);
- * - `too-far-behind`: more events arrived while its replay was being read than a replay may hold.
+ * - `too-far-behind`: more events arrived while its replay was being read than a replay may hold;
+ * - `events-not-shared`: a node cut off from the others accepted events for the library that
+ *   reached its own subscribers only, and are in no history.
  */
-export type ResyncReason = 'epoch-changed' | 'history-gone' | 'unknown-position' | 'history-unavailable' | 'too-far-behind';
+export type ResyncReason =
+  | 'epoch-changed'
+  | 'history-gone'
+  | 'unknown-position'
+  | 'history-unavailable'
+  | 'too-far-behind'
+  | 'events-not-shared';
 
 export type HistoryRead =
   /** `events` are those after `since`, oldest first, ending at `position` (the library's newest). */

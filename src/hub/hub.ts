@@ -1,6 +1,6 @@
 import type { SubscriberGrant } from '../auth/subscriber-token.js';
 import type { GroupDirectory } from '../groups/group-directory.js';
-import type { EventHistory } from '../history/event-history.js';
+import type { EventHistory, ResyncReason } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
@@ -107,6 +107,14 @@ export class Hub {
    */
   catchUp(): void {
     this.#positioned.catchUp();
+  }
+
+  /**
+   * Positioned subscribers of these libraries (or of all) are told to `resync`: events they can
+   * never be given happened (another node, cut off, accepted them alone).
+   */
+  resync(libraries: ReadonlySet<string> | 'all', reason: ResyncReason): void {
+    this.#positioned.resync(libraries, reason);
   }
 
   /** Positioned subscriptions held here. */

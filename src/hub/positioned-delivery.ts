@@ -32,6 +32,8 @@ interface Cursor {
   held: HeldEvent[] | null;
   /** Held events were dropped past MAX_HELD_EVENTS: the replay ends in a resync from here. */
   overflowAt: Position | null;
+  /** A resync asked for while a replay was being read: sent once it is done. */
+  pendingResync?: ResyncReason;
 }
 
 /** What to ask the history: the events after `since` (null: none, only where the library stands), or only its position for a resync. */
@@ -111,6 +113,24 @@ export class PositionedDelivery {
     }
   }
 
+  /** Every positioned subscription to one of `libraries` (or to any) is told to resync, with where its library stands now. */
+  resync(libraries: ReadonlySet<string> | 'all', reason: ResyncReason): void {
+    for (const mine of this.#cursors.values()) {
+      for (const cursor of mine.values()) {
+        const { repoId } = cursor.subscription;
+        if (libraries !== 'all' && !libraries.has(repoId)) continue;
+        if (!this.options.isCurrent(cursor.subscription)) continue;
+        // One already reading its replay is told after it, from where the replay ends.
+        if (cursor.held !== null) {
+          cursor.pendingResync = reason;
+          continue;
+        }
+        cursor.held = [];
+        void this.#recover(cursor, { resync: reason });
+      }
+    }
+  }
+
   /** Positioned subscriptions this node holds. */
   get size(): number {
     let count = 0;
@@ -150,6 +170,8 @@ export class PositionedDelivery {
       this.#resync(cursor, 'too-far-behind', cursor.overflowAt);
     } else if ('resync' in request) {
       this.#resync(cursor, request.resync, read.position);
+    } else if (cursor.pendingResync !== undefined) {
+      this.#resync(cursor, cursor.pendingResync, read.position);
     } else if (read.kind === 'resync') {
       this.#resync(cursor, read.reason, read.position);
     } else {
@@ -170,6 +192,7 @@ export class PositionedDelivery {
     this.options.logger.debug({ connection: subscriber.id, repoId, reason }, 'resync: missed events cannot be replayed');
     cursor.at = position;
     cursor.overflowAt = null;
+    delete cursor.pendingResync;
     subscriber.send(encodeResync(repoId, reason, position));
   }
 

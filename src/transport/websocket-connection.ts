@@ -30,6 +30,8 @@ export interface ConnectionContext {
   /** Called once, when the socket has closed, with the first reason either side gave. */
   onClose: (connection: WebSocketConnection, reason: CloseReason) => void;
   limits?: ConnectionLimits;
+  /** The `User-Agent` of the upgrade request, if any (desktop clients from 8.0.11 send `Seafile/<version> (<os>)`). */
+  userAgent?: string;
 }
 
 const SEND_OPTIONS = { binary: false, compress: false } as const;
@@ -41,6 +43,10 @@ export class WebSocketConnection implements Subscriber {
   readonly id = nextId++;
   /** Opened with the positions subprotocol: positioned frames, `subscribed`, `resync`, and `since`. */
   readonly positioned: boolean;
+
+  get userAgent(): string | undefined {
+    return this.context.userAgent;
+  }
   /** Last inbound traffic of any kind (message, ping, pong), Unix milliseconds. */
   lastSeen: number;
   #open = true;

@@ -117,6 +117,7 @@ export class WebSocketEndpoint {
           this.#metrics.connectionClosed(reason);
         },
         limits: options.connectionLimits,
+        userAgent: request.headers['user-agent'],
       });
       this.connections.add(connection);
       this.#metrics.connectionOpened();

@@ -26,8 +26,10 @@ function commitsOf(client: TestClient): string[] {
   return client.messages.filter((m: Message) => m.type === 'repo-update').map((m) => String(m.content['commit_id']));
 }
 
-async function desktopClient(node: ServerProcess, repoId: string): Promise<TestClient> {
-  const client = await TestClient.connect(node.wsUrl, { protocols: ['notification.seafile.com'] });
+/** A desktop client: 8.0.11 and later send a User-Agent and re-read their state on connecting; 8.0.10 sends none. */
+async function desktopClient(node: ServerProcess, repoId: string, userAgent: string | null = 'Seafile/9.0.8 (Linux)'): Promise<TestClient> {
+  const headers: Record<string, string> = userAgent === null ? {} : { 'user-agent': userAgent };
+  const client = await TestClient.connect(node.wsUrl, { protocols: ['notification.seafile.com'], headers });
   client.subscribe([{ id: repoId, jwt_token: subscriberToken(repoId, 'alice@example.com') }]);
   await client.roundTrip();
   return client;
@@ -59,8 +61,13 @@ describe('history and recovery across three nodes on one Redis', { skip }, () =>
 
   it('a client that left node A and comes back to node C with since gets what B and C accepted meanwhile, once, in order', async () => {
     const first = await positioned(nodes[0]!, REPO);
+    const stock = await desktopClient(nodes[0]!, REPO);
+    clients.push(stock);
     await publish(nodes[1]!, REPO, 'before');
     await first.waitFor((m) => m.content['commit_id'] === 'before');
+    // From another node, through Redis: the stock frame byte for byte.
+    await stock.waitForCount(1);
+    assert.deepEqual(stock.raw, [`{"type":"repo-update","content":{"repo_id":"${REPO}","commit_id":"before"}}`]);
     const since = lastPosition(first);
     first.close();
     await first.closed;
@@ -187,10 +194,13 @@ describe('one node cut off from Redis while the others keep it', { skip }, () =>
     const [b] = others;
     const positionedHere = await positionedClient(cutOff, REPO);
     const desktopChanged = await desktopClient(cutOff, REPO);
+    const oldDesktopChanged = await desktopClient(cutOff, REPO, null);
     const desktopUnchanged = await desktopClient(cutOff, REPO_3);
     const desktopElsewhereAlone = await desktopClient(b!, REPO_2);
     const desktopElsewhereFine = await desktopClient(b!, REPO_3);
-    clients.push(positionedHere, desktopChanged, desktopUnchanged, desktopElsewhereAlone, desktopElsewhereFine);
+    const positionedElsewhere = await positionedClient(b!, REPO_2);
+    clients.push(positionedElsewhere);
+    clients.push(positionedHere, desktopChanged, oldDesktopChanged, desktopUnchanged, desktopElsewhereAlone, desktopElsewhereFine);
     await publish(b!, REPO, 'before');
     await positionedHere.waitFor((m) => m.content['commit_id'] === 'before');
 
@@ -221,7 +231,11 @@ describe('one node cut off from Redis while the others keep it', { skip }, () =>
     // Libraries nothing happened to during the outage: their desktop clients stay connected.
     await sleep(WINDOW_S * 1000 + 500);
     assert.equal(desktopUnchanged.socket.readyState, desktopUnchanged.socket.OPEN);
+    // 8.0.10 re-reads nothing when it reconnects: closing it would only blind it for 60 s.
+    assert.equal(oldDesktopChanged.socket.readyState, oldDesktopChanged.socket.OPEN);
     assert.equal(desktopElsewhereFine.socket.readyState, desktopElsewhereFine.socket.OPEN);
     assert.ok(b!.logs.some((line) => line.msg.includes('was cut off') && line['libraries'] === 1));
+    // The event accepted alone is in no history: positioned clients of its library elsewhere start over.
+    assert.deepEqual(timeline(positionedElsewhere), ['subscribed@0', 'resync:events-not-shared@0']);
   });
 });

@@ -34,6 +34,16 @@ describe('backplane messages', () => {
     assert.match(decoded.event.frame.toString(), /12345678901234567890/);
   });
 
+  it('carry the position the Redis script appended to the header, and refuse a half one', () => {
+    const event = { ...parseEvent(JSON.stringify({ type: 'repo-update', content: { repo_id: REPO } })), position: { epoch: 'k3x9q2Hs', offset: 18 } };
+    const bytes = encodeBackplaneMessage(message(event));
+    assert.match(bytes.toString(), /"audience":\{"kind":"library"\},"offset":18,"epoch":"k3x9q2Hs"\}\n\{"type"/);
+    assert.deepEqual(decodeBackplaneMessage(bytes).event.position, { epoch: 'k3x9q2Hs', offset: 18 });
+    assert.equal(decodeBackplaneMessage(encodeBackplaneMessage(message(parseEvent(JSON.stringify({ type: 'x', content: { repo_id: REPO } }))))).event.position, undefined);
+    assert.throws(() => decodeBackplaneMessage(header({ offset: 3 })), /bad epoch/);
+    assert.throws(() => decodeBackplaneMessage(header({ offset: 0, epoch: 'e' })), /bad offset/);
+  });
+
   it('keep a user or a group audience', () => {
     const forUser = parseEvent(JSON.stringify({ type: 'folder-perm-changed', content: { repo_id: REPO, user: 'alice@example.com', group: -1 } }));
     const forGroup = parseEvent(JSON.stringify({ type: 'folder-perm-changed', content: { repo_id: REPO, user: '', group: 42 } }));

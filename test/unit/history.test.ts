@@ -305,6 +305,22 @@ describe('hub: replay, then live', () => {
     assert.equal(hub.positionedSubscriptions, 0);
   });
 
+  it('resync tells the positioned subscribers of the named libraries where their library stands', async () => {
+    const { slow, hub, publish } = setUp();
+    const [onA, onB] = [new PositionedSubscriber(), new PositionedSubscriber()];
+    hub.subscribe(onA, { repoId: 'a', username: 'u', expiresAt: farFuture });
+    hub.subscribe(onB, { repoId: 'b', username: 'u', expiresAt: farFuture });
+    slow.release();
+    await tick();
+    publish('a', '1');
+    hub.resync(new Set(['a']), 'events-not-shared');
+    slow.release();
+    await tick();
+    publish('a', '2');
+    assert.deepEqual(onA.log(), ['subscribed@0', '1@1', 'resync:events-not-shared@1', '2@2']);
+    assert.deepEqual(onB.log(), ['subscribed@0']);
+  });
+
   it('renewing a token without since goes on from where the subscription was, losing nothing in flight', async () => {
     const { slow, hub, publish, history } = setUp();
     const client = new PositionedSubscriber();

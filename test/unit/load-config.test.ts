@@ -678,6 +678,8 @@ test('history: 1000 events for 1 hour by default; history_size and history_ttl f
   assert.ok(fromFile.notices.some((n) => n.includes('history_size 50 events (seafile.conf [notification] history_size)')));
   const fromEnv = await load({ configDir: conf }, { NOTIFICATION_SERVER_HISTORY_SIZE: '0', NOTIFICATION_SERVER_HISTORY_TTL: '30' });
   assert.deepEqual(fromEnv.config.history, { size: 0, ttlMs: 30_000 });
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY })).config.gapRefreshWindowMs, 10_000);
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_GAP_REFRESH_WINDOW: '0' })).config.gapRefreshWindowMs, 0);
   await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_HISTORY_TTL: '0' }), {
     name: 'ConfigError',
     message: /^invalid history_ttl "0" \(NOTIFICATION_SERVER_HISTORY_TTL\): expected a whole number from 1 to /,
