@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { scrape } from '../support/prometheus-text.js';
+import { scrape, scrapeUntil } from '../support/prometheus-text.js';
 import { ServerProcess, subscriberToken } from '../support/server-process.js';
 import { SseReader } from '../support/sse-reader.js';
 import { TestClient } from '../support/test-client.js';
@@ -203,7 +203,7 @@ describe('long polling: POST /notification/poll', () => {
     const own = await ServerProcess.start();
     const first = await poll(own, { repos: [{ id: REPO_A, jwt_token: token }] });
     const waiting = poll(own, { cursor: first.cursor, repos: [{ id: REPO_A, jwt_token: token }] });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await scrapeUntil(own.url, (now) => now.value('notification_fallback_requests', { transport: 'long-poll' }) === 1);
     const stopped = own.stop();
     const answer = await waiting;
     assert.equal(answer.status, 200);
@@ -236,6 +236,8 @@ describe('the fallbacks share the WebSocket limits', () => {
     await assert.rejects(TestClient.connect(server.wsUrl), /503/);
     stream.close();
     ws.close();
+    // The next test needs the places back: wait until the server has seen both go.
+    await scrapeUntil(server.url, (now) => now.value('notification_connections') === 0 && now.value('notification_fallback_requests', { transport: 'sse' }) === 0);
   });
 
   it('max_libraries_per_connection bounds one request; allowed_origins refuses other browser origins and answers CORS to allowed ones', async () => {
