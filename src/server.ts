@@ -20,7 +20,7 @@ import { bothMetrics, NO_METRICS } from './metrics/metrics.js';
 import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { LiveStatus } from './status/live-status.js';
 import type { FallbackAdmission } from './transport/fallback-admission.js';
-import { DEFAULT_POLL_WAIT_MS, LongPollEndpoint } from './transport/long-poll-endpoint.js';
+import { LongPollEndpoint } from './transport/long-poll-endpoint.js';
 import { OriginPolicy } from './transport/origin-policy.js';
 import { SseEndpoint } from './transport/sse-endpoint.js';
 import { StockClientRefresh } from './transport/stock-refresh.js';
@@ -121,7 +121,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   };
   const fallbackContext = { hub, key: keys, logger, metrics: counting, now, admission, maxLibraries: config.limits.maxLibrariesPerConnection, sendQueueBytes: config.limits.sendQueueBytes };
   const sse = new SseEndpoint({ ...fallbackContext, keepAliveMs: config.pingIntervalMs });
-  const polls = new LongPollEndpoint({ ...fallbackContext, maxBodyBytes: config.limits.maxFrameBytes, waitMs: DEFAULT_POLL_WAIT_MS });
+  const polls = new LongPollEndpoint({ ...fallbackContext, maxBodyBytes: config.limits.maxFrameBytes, waitMs: config.longPollWaitMs });
   const refresh = new StockClientRefresh({ hub, connections: websockets.connections, logger, windowMs: config.gapRefreshWindowMs });
   const events = new EventEndpoint({
     backplane,
@@ -299,7 +299,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       events.reconfigure({ staticToken: running.notificationToken, maxBodyBytes: running.limits.maxEventBodyBytes });
       const fallbackLimits = { maxLibraries: running.limits.maxLibrariesPerConnection, sendQueueBytes: running.limits.sendQueueBytes };
       sse.reconfigure(fallbackLimits);
-      polls.reconfigure({ ...fallbackLimits, maxBodyBytes: running.limits.maxFrameBytes });
+      polls.reconfigure({ ...fallbackLimits, maxBodyBytes: running.limits.maxFrameBytes, waitMs: running.longPollWaitMs });
       websockets.reconfigure({
         sendQueueBytes: running.limits.sendQueueBytes,
         maxConnections: running.limits.maxConnections,

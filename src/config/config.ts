@@ -99,6 +99,8 @@ export interface Config {
    * events are closed (1000) spread over this window, to reconnect and re-read their state; 0: never.
    */
   gapRefreshWindowMs: number;
+  /** How long a long poll with nothing to answer waits for the next message (below proxies' read timeouts). */
+  longPollWaitMs: number;
   /**
    * Browser origins (`https://host[:port]`) allowed to open a WebSocket; null admits every
    * origin. The desktop client's own forms are always admitted (see transport/origin-policy.ts).
@@ -138,6 +140,7 @@ export const DEFAULTS = {
   deadPeerMs: 50_000,
   drainMs: 5_000,
   gapRefreshWindowMs: 10_000,
+  longPollWaitMs: 25_000,
   keyGraceMs: 600_000,
   metrics: true,
   redisTimeoutMs: 5_000,

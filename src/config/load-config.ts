@@ -117,6 +117,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     deadPeerMs: tuning.deadPeerMs,
     drainMs: tuning.drainMs,
     gapRefreshWindowMs: tuning.gapRefreshWindowMs,
+    longPollWaitMs: tuning.longPollWaitMs,
     allowedOrigins: tuning.allowedOrigins,
     eventsListen: tuning.eventsListen,
     metrics,
@@ -249,6 +250,7 @@ interface Tuning {
   deadPeerMs: number;
   drainMs: number;
   gapRefreshWindowMs: number;
+  longPollWaitMs: number;
   groupCacheTtlMs: number;
   keyGraceMs: number;
   history: HistoryLimits;
@@ -286,6 +288,7 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
   const groupCache = seconds('group_cache_ttl', DEFAULTS.groupCacheTtlMs, 0);
   // 0: desktop clients are never closed after a gap.
   const gapRefresh = seconds('gap_refresh_window', DEFAULTS.gapRefreshWindowMs, 0);
+  const longPollWait = seconds('long_poll_wait', DEFAULTS.longPollWaitMs, 1);
   // 0: a new key (SIGHUP) replaces the old one at once.
   const keyGrace = seconds('key_grace', DEFAULTS.keyGraceMs, 0);
   if (deadPeer.value <= ping.value) {
@@ -323,6 +326,7 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     deadPeerMs: deadPeer.value,
     drainMs: drain.value,
     gapRefreshWindowMs: gapRefresh.value,
+    longPollWaitMs: longPollWait.value,
     groupCacheTtlMs: groupCache.value,
     keyGraceMs: keyGrace.value,
     history,

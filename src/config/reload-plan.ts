@@ -24,6 +24,7 @@ const LIVE: readonly Setting[] = [
   { name: 'log_level', read: (c) => c.logLevel },
   { name: 'drain_seconds', read: (c) => c.drainMs },
   { name: 'gap_refresh_window', read: (c) => c.gapRefreshWindowMs },
+  { name: 'long_poll_wait', read: (c) => c.longPollWaitMs },
   { name: 'max_connections', read: (c) => c.limits.maxConnections },
   { name: 'max_event_bytes', read: (c) => c.limits.maxEventBodyBytes },
   // These four are read when a connection opens: connections already open keep theirs.
@@ -64,6 +65,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     logLevel: next.logLevel,
     drainMs: next.drainMs,
     gapRefreshWindowMs: next.gapRefreshWindowMs,
+    longPollWaitMs: next.longPollWaitMs,
     limits: {
       ...running.limits,
       maxConnections: next.limits.maxConnections,

@@ -16,10 +16,7 @@ export interface LongPollEndpointOptions extends HttpSubscriberContext {
   waitMs: number;
 }
 
-export type LiveLongPollSettings = Pick<LongPollEndpointOptions, 'maxLibraries' | 'maxBodyBytes' | 'sendQueueBytes'>;
-
-/** Below proxies' usual 60 s read timeout, with room to spare. */
-export const DEFAULT_POLL_WAIT_MS = 25_000;
+export type LiveLongPollSettings = Pick<LongPollEndpointOptions, 'maxLibraries' | 'maxBodyBytes' | 'sendQueueBytes' | 'waitMs'>;
 
 /**
  * `POST /notification/poll`: long polling, the last resort for clients that can hold neither

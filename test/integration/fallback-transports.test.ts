@@ -174,6 +174,19 @@ describe('long polling: POST /notification/poll', () => {
     assert.match(next.cursor, new RegExp(`^${REPO_A}@[\\w-]+:${next.messages.find((m) => m.type === 'repo-update')!.position!.offset}$`));
   });
 
+  it('a poll with nothing new is answered after long_poll_wait with only the confirmation, and the same cursor', async () => {
+    const own = await ServerProcess.start({ env: { NOTIFICATION_SERVER_LONG_POLL_WAIT: '1' } });
+    try {
+      const first = await poll(own, { repos: [{ id: REPO_A, jwt_token: token }] });
+      const quiet = await poll(own, { cursor: first.cursor, repos: [{ id: REPO_A, jwt_token: token }] });
+      assert.equal(quiet.status, 200);
+      assert.deepEqual(quiet.messages.map((m) => m.type), ['subscribed']);
+      assert.equal(quiet.cursor, first.cursor);
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('a cursor behind gets what it missed at once, in order; one history no longer covers gets resync', async () => {
     const start = await poll(server, { repos: [{ id: REPO_A, jwt_token: token }] });
     await server.publish('repo-update', { repo_id: REPO_A, commit_id: 'm1' });

@@ -119,6 +119,7 @@ const RUNNING: Config = {
   deadPeerMs: DEFAULTS.deadPeerMs,
   drainMs: DEFAULTS.drainMs,
   gapRefreshWindowMs: DEFAULTS.gapRefreshWindowMs,
+  longPollWaitMs: DEFAULTS.longPollWaitMs,
   allowedOrigins: null,
   eventsListen: null,
   metrics: true,
