@@ -150,6 +150,8 @@ export class NotificationClient {
   #stableTimer: TimerHandle | undefined;
   #idleTimer: TimerHandle | undefined;
   #lastInbound = 0;
+  /** Whether anything arrived over the current connection (see #lost). */
+  #heard = false;
 
   constructor(options: NotificationClientOptions) {
     this.#url = checkUrl(options.url);
@@ -249,7 +251,9 @@ export class NotificationClient {
           onOpen: () => current() && this.#opened(),
           onMessage: (text) => current() && this.#received(text),
           onActivity: () => {
-            if (current()) this.#lastInbound = this.#clock.now();
+            if (!current()) return;
+            this.#lastInbound = this.#clock.now();
+            this.#heard = true;
           },
           onClose: (info) => current() && this.#lost(info),
           positionOf: (repoId) => this.#libraries.get(repoId)?.position,
@@ -265,6 +269,7 @@ export class NotificationClient {
   #opened(): void {
     this.#open = true;
     this.#lastInbound = this.#openedAt = this.#clock.now();
+    this.#heard = false;
     this.#setState('open');
     if (this.#state !== 'open') return; // a state listener closed the client
     this.#stableTimer = this.#clock.setTimeout(() => this.#backoff.reset(), this.#stableAfterMs);
@@ -288,7 +293,10 @@ export class NotificationClient {
   #lost(info: CloseInfo): void {
     const wasOpen = this.#open;
     const transport = this.transport;
-    this.#chooseTransport(wasOpen && this.#clock.now() - this.#openedAt >= this.#stableAfterMs);
+    // A transport that reports traffic must have carried some to count as working: an SSE
+    // stream that a buffering proxy holds back is open, yet nothing ever arrives through it.
+    const silent = this.#transport?.reportsActivity === true && !this.#heard;
+    this.#chooseTransport(wasOpen && !silent && this.#clock.now() - this.#openedAt >= this.#stableAfterMs);
     this.#dropConnection();
     this.#transport = undefined;
     for (const library of this.#libraries.values()) {
@@ -354,6 +362,7 @@ export class NotificationClient {
 
   #received(text: string): void {
     this.#lastInbound = this.#clock.now();
+    this.#heard = true;
     const { message, event } = parseServerMessage(text);
     if (message?.position !== undefined && !this.#advance(message.content['repo_id'], message.position)) return;
     if (message !== null) this.#emit('event', message);

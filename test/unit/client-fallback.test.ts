@@ -189,10 +189,28 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     assert.equal(client.transport, 'sse');
     await clock.advance(0);
     http.last().openStream();
+    http.last().push('retry: 3000\n: following 1 libraries\n\n');
     await clock.advance(6000);
     http.last().end();
     await settle();
     assert.equal(client.transport, 'websocket', 'the SSE stream held past stableAfterMs: WebSocket first again');
+    client.close();
+  });
+
+  it('an SSE stream through which nothing ever arrives (a buffering proxy) counts as failed: long polling takes over', async () => {
+    const setupResult = setup({ idleTimeoutMs: 30_000, stableAfterMs: 10_000 });
+    const { client, clock, http } = setupResult;
+    client.subscribe(REPO_A);
+    await refuseWebSockets(setupResult);
+    for (let i = 0; i < 2; i++) {
+      assert.equal(client.transport, 'sse');
+      await clock.advance(0);
+      http.last().openStream(); // the headers pass, the body is held back
+      await clock.advance(30_000); // the idle watchdog drops it, long past stableAfterMs
+      assert.equal(client.state, 'reconnecting');
+      await clock.fireNext();
+    }
+    assert.equal(client.transport, 'long-poll');
     client.close();
   });
 
