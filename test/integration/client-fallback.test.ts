@@ -21,7 +21,7 @@ const clients: NotificationClient[] = [];
 const servers: ServerProcess[] = [];
 const proxies: SwitchableProxy[] = [];
 
-function startClient(url: string) {
+function startClient(url: string, options: { idleTimeoutMs?: number } = {}) {
   const commits: string[] = [];
   const transports: string[] = [];
   const errors: NotificationClientError[] = [];
@@ -31,6 +31,7 @@ function startClient(url: string) {
     WebSocket,
     backoff: { initialMs: 50, maxMs: 400 },
     tokenProvider: async (repoId) => subscriberToken(repoId, USER),
+    ...options,
   });
   client.on('repoUpdate', (e) => {
     commits.push(e.commit_id);
@@ -110,6 +111,19 @@ describe('NotificationClient when the WebSocket does not get through', () => {
     for (let i = 5; i < 8; i++) await server.publish('repo-update', { repo_id: REPO, commit_id: `poll-${i}` });
     await waitUntil(() => commits.length === 8, 'the events after a cut poll');
     assert.deepEqual(commits, Array.from({ length: 8 }, (_, i) => `poll-${i}`));
+  });
+
+  it('behind a proxy that refuses upgrades and buffers answers, the SSE stream never gets through: long polling takes over', async () => {
+    const { server, proxy } = await setup();
+    proxy.refuseUpgrades = true;
+    proxy.bufferAnswers = true;
+    // The watchdog gives up on a stream that carries nothing for this long.
+    const { client, commits } = startClient(`${proxy.url}/notification`, { idleTimeoutMs: 1500 });
+    await untilPositioned(client);
+    assert.equal(client.transport, 'long-poll');
+    for (let i = 0; i < 3; i++) await server.publish('repo-update', { repo_id: REPO, commit_id: `buffered-${i}` });
+    await waitUntil(() => commits.length === 3, 'the events');
+    assert.deepEqual(commits, ['buffered-0', 'buffered-1', 'buffered-2']);
   });
 
   it('over WebSocket, a connection dropped mid-stream resumes from its position: the events published meanwhile arrive once', async () => {

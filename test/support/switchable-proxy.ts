@@ -12,6 +12,8 @@ export class SwitchableProxy {
   refuseUpgrades = false;
   /** Paths (without the query) answered 403. */
   readonly refusedPaths = new Set<string>();
+  /** Hold every answer until it is complete, as a buffering proxy does: an SSE stream never gets through. */
+  bufferAnswers = false;
   /** Every connection refused (reset) while true: the network is down. */
   down = false;
   upgradesRefused = 0;
@@ -62,8 +64,17 @@ export class SwitchableProxy {
       return;
     }
     const upstream = httpRequest({ host: '127.0.0.1', port: this.upstreamPort, method: request.method, path: request.url, headers: request.headers }, (answer) => {
-      response.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(response);
+      if (!this.bufferAnswers) {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+      answer.on('end', () => {
+        const { 'transfer-encoding': _chunked, ...headers } = answer.headers;
+        response.writeHead(answer.statusCode ?? 502, headers).end(Buffer.concat(chunks));
+      });
     });
     upstream.on('socket', (socket) => this.#track(socket));
     upstream.on('error', () => {
