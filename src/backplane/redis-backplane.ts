@@ -217,6 +217,10 @@ export class RedisBackplane implements Backplane {
     const alone = this.#alone;
     this.#alone = new Set();
     if (alone === 'all' || alone.size > 0) {
+      // First in the history, so that a client coming back later is told too; then to the nodes' clients now.
+      await this.history.markUnshared(alone).catch((err: unknown) => {
+        this.#logger.warn({ err }, 'backplane: could not mark in the history the events accepted while cut off');
+      });
       const notice = JSON.stringify({ v: 1, node: this.nodeId, outageMs, libraries: alone === 'all' ? 'all' : [...alone] });
       this.#publisher.publish(this.#gapChannel, notice).catch((err: unknown) => {
         this.#logger.debug({ err }, 'backplane: the gap notice was not sent');

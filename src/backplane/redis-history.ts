@@ -10,6 +10,10 @@
  *   seafile-notification:{<tag>}:offset:<repo>    the library's last offset (no expiry: offsets never restart)
  *   seafile-notification:{<tag>}:history:<repo>   stream of the latest `history_size` messages, expiring `history_ttl` after the last one
  *
+ * A node back from being cut off marks, for each library it accepted events for alone, the
+ * next offset as `unshared` (no event, no publish): those events are in no history, and a
+ * client whose position is before the mark is told to resync.
+ *
  * A FLUSHALL (or a Redis restarted empty) removes the epoch with the offsets, so the next
  * script draws a new epoch and offsets start again at 1 in it: positions from before are
  * answered with a resync (`epoch-changed`), never mistaken for new ones.
@@ -51,6 +55,30 @@ return {epoch, offset}
 `;
 
 /**
+ * KEYS: epoch, offset, history. ARGV: history size, ttl (ms), epoch candidate, now (ms).
+ * Takes an offset that stands for the events a node accepted alone while cut off (they are in
+ * no history) and keeps a marker there; publishes nothing. Returns {epoch, offset}.
+ */
+const MARK_UNSHARED = `
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  redis.call('SET', KEYS[1], ARGV[3], 'NX')
+  epoch = redis.call('GET', KEYS[1])
+end
+local offset = redis.call('INCR', KEYS[2])
+if offset == 1 and redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('DEL', KEYS[3])
+  redis.call('SET', KEYS[1], ARGV[3])
+  epoch = ARGV[3]
+end
+if tonumber(ARGV[1]) > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], offset .. '-0', 't', ARGV[4], 'unshared', '1')
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+return {epoch, offset}
+`;
+
+/**
  * KEYS: epoch, offset, history. ARGV: epoch candidate, first offset wanted ('' for none), count.
  * Returns {epoch, top, entries}: entries as XRANGE gives them.
  */
@@ -70,6 +98,7 @@ return {epoch, top, entries}
 
 interface HistoryCommands {
   notificationNumberAndPublish(...args: Array<string | Buffer | number>): Promise<[string, number]>;
+  notificationMarkUnshared(...args: Array<string | Buffer | number>): Promise<[string, number]>;
   notificationReadHistoryBuffer(...args: Array<string | Buffer | number>): Promise<[Buffer, number, Array<[Buffer, Buffer[]]>]>;
 }
 
@@ -77,6 +106,7 @@ interface HistoryCommands {
 export function defineHistoryCommands(redis: Redis): void {
   redis.defineCommand('notificationNumberAndPublish', { numberOfKeys: 3, lua: NUMBER_AND_PUBLISH });
   redis.defineCommand('notificationReadHistory', { numberOfKeys: 3, lua: READ_HISTORY });
+  redis.defineCommand('notificationMarkUnshared', { numberOfKeys: 3, lua: MARK_UNSHARED });
 }
 
 function commands(redis: Redis): HistoryCommands {
@@ -120,6 +150,24 @@ export class RedisHistory implements EventHistory {
       this.#now(),
     );
     return { epoch, offset: Number(offset) };
+  }
+
+  /**
+   * Marks, in each library's history, that events were accepted alone (by a node cut off from
+   * the others) and are in no history: a client whose position is before the mark is told to
+   * resync. `all` (too many libraries to name): a new epoch, which tells every client.
+   */
+  async markUnshared(repoIds: ReadonlySet<string> | 'all'): Promise<void> {
+    const { redis, keyPrefix, limits } = this.options;
+    if (repoIds === 'all') {
+      await redis.set(`${keyPrefix}epoch`, newEpoch());
+      return;
+    }
+    await Promise.all(
+      [...repoIds].map((repoId) =>
+        commands(redis).notificationMarkUnshared(...keysOf(keyPrefix, repoId), limits.size, limits.ttlMs, newEpoch(), this.#now()),
+      ),
+    );
   }
 
   /** The current epoch (drawn now if Redis has none). Rejects when Redis does not answer. */
@@ -167,8 +215,13 @@ export class RedisHistory implements EventHistory {
     const [epochBytes, top, entries] = reply;
     const oldest = this.#now() - limits.ttlMs;
     const events: LibraryEvent[] = [];
-    for (const [, fields] of entries) {
+    const unshared: number[] = [];
+    for (const [id, fields] of entries) {
       const entry = fieldsOf(fields);
+      if (entry.has('unshared')) {
+        unshared.push(Number(id.toString().split('-')[0]));
+        continue;
+      }
       const at = Number(entry.get('t')?.toString() ?? '0');
       const bytes = entry.get('m');
       if (bytes === undefined || at <= oldest) continue;
@@ -179,7 +232,7 @@ export class RedisHistory implements EventHistory {
         logger.warn({ repoId, reason: err.message }, 'history: an entry that is not ours to read was skipped');
       }
     }
-    return judgeRecovery({ epoch: epochBytes.toString(), top: Number(top), events }, since);
+    return judgeRecovery({ epoch: epochBytes.toString(), top: Number(top), events, unshared }, since);
   }
 }
 

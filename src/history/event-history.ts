@@ -55,6 +55,11 @@ export interface HistorySnapshot {
   top: number;
   /** The events still held (within size and age), oldest first; each carries its position. */
   events: readonly LibraryEvent[];
+  /**
+   * Offsets that stand for events accepted by a node cut off from the others, which are in no
+   * history: a client whose position is before one of them is told to resync (`events-not-shared`).
+   */
+  unshared?: readonly number[];
 }
 
 /** Whether a client at `since` recovers from `snapshot`, and with which events. */
@@ -63,6 +68,7 @@ export function judgeRecovery(snapshot: HistorySnapshot, since: Position | null)
   if (since === null) return { kind: 'recovered', position, events: [] };
   if (since.epoch !== snapshot.epoch) return { kind: 'resync', reason: 'epoch-changed', position };
   if (since.offset > snapshot.top) return { kind: 'resync', reason: 'unknown-position', position };
+  if (snapshot.unshared?.some((offset) => offset > since.offset)) return { kind: 'resync', reason: 'events-not-shared', position };
   const missed = snapshot.events.filter((event) => (event.position?.offset ?? 0) > since.offset);
   const complete =
     missed.length === snapshot.top - since.offset && missed.every((event, i) => event.position?.offset === since.offset + 1 + i);

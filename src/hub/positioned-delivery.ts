@@ -34,6 +34,8 @@ interface Cursor {
   overflowAt: Position | null;
   /** A resync asked for while a replay was being read: sent once it is done. */
   pendingResync?: ResyncReason;
+  /** A catch-up asked for while a replay was being read (which may have failed): started once it is done. */
+  pendingCatchUp?: boolean;
 }
 
 /** What to ask the history: the events after `since` (null: none, only where the library stands), or only its position for a resync. */
@@ -106,11 +108,17 @@ export class PositionedDelivery {
   catchUp(): void {
     for (const mine of this.#cursors.values()) {
       for (const cursor of mine.values()) {
-        if (cursor.held !== null || !this.options.isCurrent(cursor.subscription)) continue;
-        cursor.held = [];
-        void this.#recover(cursor, cursor.at === null ? { resync: 'history-unavailable' } : { since: cursor.at });
+        if (!this.options.isCurrent(cursor.subscription)) continue;
+        if (cursor.held !== null) cursor.pendingCatchUp = true;
+        else this.#catchUpOne(cursor);
       }
     }
+  }
+
+  #catchUpOne(cursor: Cursor): void {
+    delete cursor.pendingCatchUp;
+    cursor.held = [];
+    void this.#recover(cursor, cursor.at === null ? { resync: 'history-unavailable' } : { since: cursor.at });
   }
 
   /** Every positioned subscription to one of `libraries` (or to any) is told to resync, with where its library stands now. */
@@ -200,6 +208,11 @@ export class PositionedDelivery {
   #drain(cursor: Cursor): void {
     const held = cursor.held ?? [];
     cursor.held = null;
+    if (cursor.pendingCatchUp === true) {
+      this.#catchUpOne(cursor);
+      cursor.held!.push(...held);
+      return;
+    }
     for (let i = 0; i < held.length; i++) {
       this.#handle(cursor, held[i]!.event, held[i]!.reached);
       if (cursor.held !== null) {

@@ -105,6 +105,17 @@ describe('memory history', () => {
     assert.equal(history.readNow('a', { epoch: history.epoch, offset: 1 }).kind, 'recovered');
   });
 
+  it('a mark of events accepted alone (in no history) after the position is answered with a resync', () => {
+    const e = (offset: number): LibraryEvent => ({ ...update('a', String(offset)), position: { epoch: 'E', offset } });
+    assert.deepEqual(judgeRecovery({ epoch: 'E', top: 3, events: [e(1), e(3)], unshared: [2] }, { epoch: 'E', offset: 1 }), {
+      kind: 'resync',
+      reason: 'events-not-shared',
+      position: { epoch: 'E', offset: 3 },
+    });
+    const after = judgeRecovery({ epoch: 'E', top: 3, events: [e(1), e(3)], unshared: [2] }, { epoch: 'E', offset: 2 });
+    assert.equal(after.kind === 'recovered' && after.events.length, 1);
+  });
+
   it('judges a snapshot with a hole in it as gone, never as a partial replay', () => {
     const e = (offset: number): LibraryEvent => ({ ...update('a', String(offset)), position: { epoch: 'E', offset } });
     assert.equal(judgeRecovery({ epoch: 'E', top: 4, events: [e(1), e(3), e(4)] }, { epoch: 'E', offset: 1 }).kind, 'resync');
@@ -303,6 +314,20 @@ describe('hub: replay, then live', () => {
     assert.equal(hub.positionedSubscriptions, 1);
     hub.removeSubscriber(client);
     assert.equal(hub.positionedSubscriptions, 0);
+  });
+
+  it('a catch-up asked for while a read is in flight runs once that read is done', async () => {
+    const { slow, hub, publish, history } = setUp();
+    const client = new PositionedSubscriber();
+    hub.subscribe(client, { repoId: 'a', username: 'u', expiresAt: farFuture });
+    hub.catchUp();
+    slow.release();
+    await tick();
+    history.append(update('a', '1')); // accepted elsewhere while this node was away
+    slow.release();
+    await tick();
+    publish('a', '2');
+    assert.deepEqual(client.log(), ['subscribed@0', '1@1', 'subscribed@1', '2@2']);
   });
 
   it('resync tells the positioned subscribers of the named libraries where their library stands', async () => {
