@@ -67,6 +67,7 @@ document.getElementById('commit').addEventListener('click', async () => {
   if (!answer.published) note('committed, but the notification server is down');
 });
 
+let listedSinceSubscribed = false;
 const client = new NotificationClient({
   url,
   backoff: { initialMs: 250, maxMs: 4000 },
@@ -94,6 +95,13 @@ document.getElementById('commit').addEventListener('click', async () => {
   if (!answer.published) note('committed, but the notification server is down');
 });
   showBanner('Reconnected: the file list was reloaded.');
+});
+client.on('event', (message) => {
+  // Read the list once the subscription stands, so that no lock change falls between the two.
+  if (message.type === 'subscribed' && !listedSinceSubscribed) {
+    listedSinceSubscribed = true;
+    void loadFiles();
+  }
 });
 client.on('error', (error) => note(error.message));
 client.subscribe(config.repoId);
