@@ -159,7 +159,7 @@ export class PrometheusMetrics implements Metrics {
     );
 
     new Gauge({
-      name: 'notification_fallback_requests',
+      name: 'notification_fallback_requests_open',
       help: 'Clients without a WebSocket now: SSE streams open (transport="sse") and long polls waiting for an answer (transport="long-poll").',
       labelNames: ['transport'],
       registers,

@@ -216,7 +216,7 @@ describe('long polling: POST /notification/poll', () => {
     const own = await ServerProcess.start();
     const first = await poll(own, { repos: [{ id: REPO_A, jwt_token: token }] });
     const waiting = poll(own, { cursor: first.cursor, repos: [{ id: REPO_A, jwt_token: token }] });
-    await scrapeUntil(own.url, (now) => now.value('notification_fallback_requests', { transport: 'long-poll' }) === 1);
+    await scrapeUntil(own.url, (now) => now.value('notification_fallback_requests_open', { transport: 'long-poll' }) === 1);
     const stopped = own.stop();
     const answer = await waiting;
     assert.equal(answer.status, 200);
@@ -250,7 +250,7 @@ describe('the fallbacks share the WebSocket limits', () => {
     stream.close();
     ws.close();
     // The next test needs the places back: wait until the server has seen both go.
-    await scrapeUntil(server.url, (now) => now.value('notification_connections') === 0 && now.value('notification_fallback_requests', { transport: 'sse' }) === 0);
+    await scrapeUntil(server.url, (now) => now.value('notification_connections') === 0 && now.value('notification_fallback_requests_open', { transport: 'sse' }) === 0);
   });
 
   it('max_libraries_per_connection bounds one request; allowed_origins refuses other browser origins and answers CORS to allowed ones', async () => {

@@ -52,8 +52,8 @@ describe('Prometheus metrics', () => {
     metrics.readLevelsFrom({ connections: () => connections, fallbacks: () => ({ sse: 3, 'long-poll': 2 }), subscriptions: () => 7, subscribedLibraries: () => 5, groupLookups: () => cache, backplane: () => ({ kind: 'redis', state: 'reconnecting' }) });
     let counts = await scrape(metrics);
     assert.equal(counts.value('notification_connections'), 4);
-    assert.equal(counts.value('notification_fallback_requests', { transport: 'sse' }), 3);
-    assert.equal(counts.value('notification_fallback_requests', { transport: 'long-poll' }), 2);
+    assert.equal(counts.value('notification_fallback_requests_open', { transport: 'sse' }), 3);
+    assert.equal(counts.value('notification_fallback_requests_open', { transport: 'long-poll' }), 2);
     assert.equal(counts.value('notification_subscriptions'), 7);
     assert.equal(counts.value('notification_subscribed_libraries'), 5);
     assert.equal(counts.value('notification_group_lookups_total', { result: 'hit' }), 9);
