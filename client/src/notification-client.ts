@@ -36,6 +36,11 @@ export interface NotificationClientOptions {
   transport?: TransportFactory;
   /** Failures in a row of one transport before the next is tried (default 2). */
   fallbackAfter?: number;
+  /**
+   * On a fallback, try the first transport again in the background this often (default 5 min;
+   * 0: never): if it opens, the client moves over to it, resuming from its positions.
+   */
+  upgradeAfterMs?: number;
   /** Reconnect delays: full jitter under min(maxMs, initialMs * 2^attempt). Default 1 s to 30 s. */
   backoff?: Partial<BackoffOptions>;
   /** A connection open this long resets the reconnect backoff (default 10 s). */
@@ -109,7 +114,7 @@ interface Library {
   position: Position | undefined;
 }
 
-const DEFAULTS = { stableAfterMs: 10_000, tokenRefreshMarginMs: 60_000, idleTimeoutMs: 60_000, fallbackAfter: 2 } as const;
+const DEFAULTS = { stableAfterMs: 10_000, tokenRefreshMarginMs: 60_000, idleTimeoutMs: 60_000, fallbackAfter: 2, upgradeAfterMs: 300_000 } as const;
 /** Never refresh a token sooner than this after fetching it, however short its life. */
 const MIN_REFRESH_MS = 1000;
 
@@ -148,6 +153,8 @@ export class NotificationClient {
   #open = false;
   #reconnectTimer: TimerHandle | undefined;
   #stableTimer: TimerHandle | undefined;
+  #upgradeTimer: TimerHandle | undefined;
+  readonly #upgradeAfterMs: number;
   #idleTimer: TimerHandle | undefined;
   #lastInbound = 0;
   /** Whether anything arrived over the current connection (see #lost). */
@@ -165,6 +172,7 @@ export class NotificationClient {
     this.#refreshMarginMs = nonNegative('tokenRefreshMarginMs', options.tokenRefreshMarginMs ?? DEFAULTS.tokenRefreshMarginMs);
     this.#idleTimeoutMs = nonNegative('idleTimeoutMs', options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs);
     this.#fallbackAfter = Math.max(1, nonNegative('fallbackAfter', options.fallbackAfter ?? DEFAULTS.fallbackAfter));
+    this.#upgradeAfterMs = nonNegative('upgradeAfterMs', options.upgradeAfterMs ?? DEFAULTS.upgradeAfterMs);
     this.#transports = options.transports ?? (options.transport !== undefined ? [options.transport] : defaultTransports(options));
     if (this.#transports.length === 0) throw new TypeError('transports must name at least one transport');
     const fetchFunction = options.fetch ?? (globalThis as { fetch?: FetchFunction }).fetch;
@@ -273,6 +281,7 @@ export class NotificationClient {
     this.#setState('open');
     if (this.#state !== 'open') return; // a state listener closed the client
     this.#stableTimer = this.#clock.setTimeout(() => this.#backoff.reset(), this.#stableAfterMs);
+    if (this.#transportIndex !== 0 && this.#upgradeAfterMs > 0) this.#scheduleUpgrade();
     if (this.#idleTimeoutMs > 0 && this.#transport?.reportsActivity === true) this.#watchIdle(this.#idleTimeoutMs);
     for (const library of this.#libraries.values()) void this.#subscribeLibrary(library, true);
   }
@@ -348,6 +357,48 @@ export class NotificationClient {
     }
   }
 
+  /** On a fallback: tries the preferred transport on the side, without disturbing the connection in use. */
+  #scheduleUpgrade(): void {
+    this.#upgradeTimer = this.#clock.setTimeout(() => {
+      this.#upgradeTimer = undefined;
+      const connection = this.#connection;
+      let settled = false;
+      let probe: Transport | undefined;
+      const settle = (opened: boolean): void => {
+        if (settled) return;
+        settled = true;
+        probe?.close(1000, 'only checking');
+        if (connection !== this.#connection || this.#state !== 'open') return;
+        if (opened) this.#moveToPreferred();
+        else this.#scheduleUpgrade();
+      };
+      try {
+        probe = this.#transports[0]!.open(
+          this.#url,
+          { onOpen: () => settle(true), onClose: () => settle(false), onMessage: () => {}, onActivity: () => {}, positionOf: () => undefined },
+          this.#clock,
+        );
+      } catch {
+        settle(false);
+      }
+    }, this.#upgradeAfterMs);
+  }
+
+  /** The preferred transport works again: leave the fallback for it; the libraries resume from their positions. */
+  #moveToPreferred(): void {
+    const fallback = this.#transport;
+    this.#dropConnection();
+    this.#transport = undefined;
+    fallback?.close(1000, 'moving to the preferred transport');
+    for (const library of this.#libraries.values()) {
+      this.#clearTimer(library.timer);
+      library.timer = undefined;
+    }
+    this.#transportIndex = 0;
+    this.#failuresInRow = 0;
+    this.#connect();
+  }
+
   #fallBack(): void {
     this.#transportIndex = (this.#transportIndex + 1) % this.#transports.length;
   }
@@ -357,7 +408,8 @@ export class NotificationClient {
     this.#connection++;
     this.#clearTimer(this.#stableTimer);
     this.#clearTimer(this.#idleTimer);
-    this.#stableTimer = this.#idleTimer = undefined;
+    this.#clearTimer(this.#upgradeTimer);
+    this.#stableTimer = this.#idleTimer = this.#upgradeTimer = undefined;
   }
 
   #received(text: string): void {

@@ -21,7 +21,7 @@ const clients: NotificationClient[] = [];
 const servers: ServerProcess[] = [];
 const proxies: SwitchableProxy[] = [];
 
-function startClient(url: string, options: { idleTimeoutMs?: number } = {}) {
+function startClient(url: string, options: { idleTimeoutMs?: number; upgradeAfterMs?: number } = {}) {
   const commits: string[] = [];
   const transports: string[] = [];
   const errors: NotificationClientError[] = [];
@@ -111,6 +111,22 @@ describe('NotificationClient when the WebSocket does not get through', () => {
     for (let i = 5; i < 8; i++) await server.publish('repo-update', { repo_id: REPO, commit_id: `poll-${i}` });
     await waitUntil(() => commits.length === 8, 'the events after a cut poll');
     assert.deepEqual(commits, Array.from({ length: 8 }, (_, i) => `poll-${i}`));
+  });
+
+  it('once the proxy lets WebSockets through again, the client moves back from SSE to WebSocket without losing an event', async () => {
+    const { server, proxy } = await setup();
+    proxy.refuseUpgrades = true;
+    const { client, commits, transports } = startClient(`${proxy.url}/notification`, { upgradeAfterMs: 300 });
+    await untilPositioned(client);
+    assert.equal(client.transport, 'sse');
+    await server.publish('repo-update', { repo_id: REPO, commit_id: 'over-sse' });
+    await waitUntil(() => commits.length === 1, 'the event over SSE');
+    proxy.refuseUpgrades = false;
+    await waitUntil(() => client.transport === 'websocket' && client.state === 'open', 'the move to WebSocket');
+    for (let i = 0; i < 3; i++) await server.publish('repo-update', { repo_id: REPO, commit_id: `after-${i}` });
+    await waitUntil(() => commits.length === 4, 'the events after the move');
+    assert.deepEqual(commits, ['over-sse', 'after-0', 'after-1', 'after-2']);
+    assert.equal(transports.at(-1), 'websocket');
   });
 
   it('behind a proxy that refuses upgrades and buffers answers, the SSE stream never gets through: long polling takes over', async () => {

@@ -214,6 +214,42 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     client.close();
   });
 
+  it('on a fallback it tries WebSocket on the side every upgradeAfterMs, and moves back once one opens, resuming from its position', async () => {
+    const setupResult = setup({ upgradeAfterMs: 60_000, idleTimeoutMs: 0 });
+    const { client, clock, fake, http, seen } = setupResult;
+    client.subscribe(REPO_A);
+    await refuseWebSockets(setupResult);
+    await clock.advance(0);
+    const stream = http.last();
+    stream.openStream();
+    stream.push(sse(frame('repo-update', { repo_id: REPO_A, commit_id: 'c1' }, { epoch: 'e1', offset: 1 })));
+    await settle();
+    const socketsBefore = fake.sockets.length;
+    await clock.advance(60_000);
+    assert.equal(fake.sockets.length, socketsBefore + 1, 'a WebSocket tried on the side');
+    fake.last().drop(1006); // still refused
+    await settle();
+    assert.equal(client.transport, 'sse');
+    assert.equal(client.state, 'open');
+    assert.ok(!stream.aborted, 'the stream in use was not disturbed');
+    await clock.advance(60_000);
+    const probe = fake.last();
+    assert.equal(fake.sockets.length, socketsBefore + 2);
+    probe.accept();
+    await settle();
+    assert.ok(probe.closedByClient !== undefined, 'the probe is closed');
+    assert.ok(stream.aborted, 'the stream is left');
+    assert.equal(client.transport, 'websocket');
+    const socket = fake.last();
+    assert.notEqual(socket, probe);
+    socket.accept();
+    await settle();
+    assert.deepEqual(socket.messages[0]!.content.repos[0]!['since'], { epoch: 'e1', offset: 1 }, 'resumed from its position');
+    socket.onmessage?.({ data: frame('repo-update', { repo_id: REPO_A, commit_id: 'c2' }, { epoch: 'e1', offset: 2 }) });
+    assert.deepEqual(seen, ['c1', 'c2']);
+    client.close();
+  });
+
   it('jwt-expired on SSE drops that token: the library is sent again only with a new one', async () => {
     const setupResult = setup();
     const { client, clock, http, errors } = setupResult;
