@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { KeyRing } from './auth/key-ring.js';
 import type { Backplane } from './backplane/backplane.js';
 import { openBackplane } from './backplane/open-backplane.js';
-import { describeEventsListen, type Config, type EventsListen } from './config/config.js';
+import { DEFAULTS, describeEventsListen, type Config, type EventsListen } from './config/config.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
 import { EventEndpoint } from './http/event-endpoint.js';
@@ -121,8 +121,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   };
   const fallbackContext = { hub, key: keys, logger, metrics: counting, now, admission, maxLibraries: config.limits.maxLibrariesPerConnection, sendQueueBytes: config.limits.sendQueueBytes };
   const sse = new SseEndpoint({ ...fallbackContext, keepAliveMs: config.pingIntervalMs });
-  const polls = new LongPollEndpoint({ ...fallbackContext, maxBodyBytes: config.limits.maxFrameBytes, waitMs: config.longPollWaitMs });
-  const refresh = new StockClientRefresh({ hub, connections: websockets.connections, logger, windowMs: config.gapRefreshWindowMs });
+  const polls = new LongPollEndpoint({ ...fallbackContext, maxBodyBytes: config.limits.maxFrameBytes, waitMs: config.longPollWaitMs ?? DEFAULTS.longPollWaitMs });
+  const refresh = new StockClientRefresh({ hub, connections: websockets.connections, logger, windowMs: config.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs });
   const events = new EventEndpoint({
     backplane,
     credentials: { key: keys, staticToken: config.notificationToken },
@@ -295,11 +295,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       // the other keep meeting on it.
       keys.rotate(Buffer.from(running.jwtPrivateKey, 'utf8'), running.keyGraceMs);
       logger.level = running.logLevel;
-      refresh.reconfigure(running.gapRefreshWindowMs);
+      refresh.reconfigure(running.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs);
       events.reconfigure({ staticToken: running.notificationToken, maxBodyBytes: running.limits.maxEventBodyBytes });
       const fallbackLimits = { maxLibraries: running.limits.maxLibrariesPerConnection, sendQueueBytes: running.limits.sendQueueBytes };
       sse.reconfigure(fallbackLimits);
-      polls.reconfigure({ ...fallbackLimits, maxBodyBytes: running.limits.maxFrameBytes, waitMs: running.longPollWaitMs });
+      polls.reconfigure({ ...fallbackLimits, maxBodyBytes: running.limits.maxFrameBytes, waitMs: running.longPollWaitMs ?? DEFAULTS.longPollWaitMs });
       websockets.reconfigure({
         sendQueueBytes: running.limits.sendQueueBytes,
         maxConnections: running.limits.maxConnections,

@@ -97,10 +97,11 @@ export interface Config {
   /**
    * After a known gap (a node was cut off from Redis), the desktop clients that may have missed
    * events are closed (1000) spread over this window, to reconnect and re-read their state; 0: never.
+   * Absent: the default (DEFAULTS.gapRefreshWindowMs).
    */
-  gapRefreshWindowMs: number;
-  /** How long a long poll with nothing to answer waits for the next message (below proxies' read timeouts). */
-  longPollWaitMs: number;
+  gapRefreshWindowMs?: number;
+  /** How long a long poll with nothing to answer waits for the next message (below proxies' read timeouts); absent: the default. */
+  longPollWaitMs?: number;
   /**
    * Browser origins (`https://host[:port]`) allowed to open a WebSocket; null admits every
    * origin. The desktop client's own forms are always admitted (see transport/origin-policy.ts).

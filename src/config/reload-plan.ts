@@ -64,8 +64,6 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     notificationToken: next.notificationToken,
     logLevel: next.logLevel,
     drainMs: next.drainMs,
-    gapRefreshWindowMs: next.gapRefreshWindowMs,
-    longPollWaitMs: next.longPollWaitMs,
     limits: {
       ...running.limits,
       maxConnections: next.limits.maxConnections,
@@ -76,6 +74,11 @@ export function planReload(running: Config, next: Config): ReloadPlan {
       maxFailedSubscribesPerMinute: next.limits.maxFailedSubscribesPerMinute,
     },
   };
+  // Optional (absent: the default), so it is only present when set.
+  if (next.gapRefreshWindowMs === undefined) delete config.gapRefreshWindowMs;
+  else config.gapRefreshWindowMs = next.gapRefreshWindowMs;
+  if (next.longPollWaitMs === undefined) delete config.longPollWaitMs;
+  else config.longPollWaitMs = next.longPollWaitMs;
   return {
     config,
     applied: LIVE.filter(changed(running, next)).map((s) => s.name),

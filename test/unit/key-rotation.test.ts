@@ -118,8 +118,6 @@ const RUNNING: Config = {
   pingIntervalMs: DEFAULTS.pingIntervalMs,
   deadPeerMs: DEFAULTS.deadPeerMs,
   drainMs: DEFAULTS.drainMs,
-  gapRefreshWindowMs: DEFAULTS.gapRefreshWindowMs,
-  longPollWaitMs: DEFAULTS.longPollWaitMs,
   allowedOrigins: null,
   eventsListen: null,
   metrics: true,
