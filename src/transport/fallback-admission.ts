@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { FallbackRequestError } from './fallback-request.js';
 import type { OriginPolicy } from './origin-policy.js';
 import { RETRY_AFTER_SECONDS } from './websocket-endpoint.js';
 
@@ -63,6 +64,17 @@ export function admit(request: IncomingMessage, response: ServerResponse, method
     return false;
   }
   return true;
+}
+
+/** The request `parse` makes of it, or null when it is unusable: then answered 400 with what to fix. */
+export function parsedOrRefused<T>(request: IncomingMessage, response: ServerResponse, admission: FallbackAdmission, parse: () => T): T | null {
+  try {
+    return parse();
+  } catch (err) {
+    if (!(err instanceof FallbackRequestError)) throw err;
+    badRequest(request, response, admission, err.message);
+    return null;
+  }
 }
 
 /** Answers 400 with the message (an unusable query or body), CORS headers included so that a page can read it. */

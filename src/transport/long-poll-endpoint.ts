@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody } from '../http/request-body.js';
-import { admit, badRequest, corsHeaders, type FallbackAdmission } from './fallback-admission.js';
-import { FallbackRequestError, parsePollRequest, type FallbackRequest } from './fallback-request.js';
+import { admit, badRequest, corsHeaders, parsedOrRefused, type FallbackAdmission } from './fallback-admission.js';
+import { parsePollRequest, type FallbackRequest } from './fallback-request.js';
 import { HttpSubscriber, type HttpSubscriberContext } from './http-subscriber.js';
 
 export interface LongPollEndpointOptions extends HttpSubscriberContext {
@@ -53,14 +53,8 @@ export class LongPollEndpoint {
 
   #serve(request: IncomingMessage, response: ServerResponse, body: string): void {
     const { admission, maxLibraries } = this.options;
-    let parsed: FallbackRequest;
-    try {
-      parsed = parsePollRequest(body, maxLibraries);
-    } catch (err) {
-      if (!(err instanceof FallbackRequestError)) throw err;
-      badRequest(request, response, admission, err.message);
-      return;
-    }
+    const parsed = parsedOrRefused(request, response, admission, () => parsePollRequest(body, maxLibraries));
+    if (parsed === null) return;
     admission.metrics.fallbackRequest('long-poll');
     const poll = new LongPoll(this.options, request, response, parsed, (answered) => this.pending.delete(answered));
     this.pending.add(poll);

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { FallbackRequestError, parseSseRequest, type FallbackRequest } from './fallback-request.js';
-import { admit, badRequest, corsHeaders, type FallbackAdmission } from './fallback-admission.js';
+import { admit, corsHeaders, parsedOrRefused, type FallbackAdmission } from './fallback-admission.js';
+import { parseSseRequest, type FallbackRequest } from './fallback-request.js';
 import { HttpSubscriber, type HttpSubscriberContext } from './http-subscriber.js';
 
 export interface SseEndpointOptions extends HttpSubscriberContext {
@@ -44,16 +44,11 @@ export class SseEndpoint {
   handle(request: IncomingMessage, response: ServerResponse): void {
     const { admission, maxLibraries } = this.options;
     if (!admit(request, response, 'GET', admission)) return;
-    let parsed: FallbackRequest;
-    try {
-      const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
-      const lastEventId = request.headers['last-event-id'];
-      parsed = parseSseRequest(query, typeof lastEventId === 'string' ? lastEventId : undefined, maxLibraries);
-    } catch (err) {
-      if (!(err instanceof FallbackRequestError)) throw err;
-      badRequest(request, response, admission, err.message);
-      return;
-    }
+    const lastEventId = request.headers['last-event-id'];
+    const parsed = parsedOrRefused(request, response, admission, () =>
+      parseSseRequest(new URL(request.url ?? '/', 'http://localhost').searchParams, typeof lastEventId === 'string' ? lastEventId : undefined, maxLibraries),
+    );
+    if (parsed === null) return;
     admission.metrics.fallbackRequest('sse');
     const stream = new SseStream(this.options, request, response, parsed, (ended) => this.streams.delete(ended));
     this.streams.add(stream);
