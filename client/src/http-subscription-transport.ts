@@ -19,11 +19,13 @@ export interface HttpTransportOptions {
 export abstract class HttpSubscriptionTransport implements Transport {
   /** Keep-alive comments (SSE) and poll answers prove the connection is alive. */
   readonly reportsActivity = true;
+  readonly subscribesBeforeOpen = true;
   protected readonly entries = new Map<string, SubscribeEntry>();
   protected readonly fetch: FetchFunction;
   #controller: AbortController | undefined;
   #restartTimer: TimerHandle | undefined;
   #done = false;
+  #opened = false;
 
   constructor(
     protected readonly baseUrl: string,
@@ -34,10 +36,6 @@ export abstract class HttpSubscriptionTransport implements Transport {
     if (fetchFunction === undefined) throw new TypeError('no global fetch here: pass one as the fetch option');
     // Called as a plain function: a browser's fetch throws "Illegal invocation" on any other `this`.
     this.fetch = (url, init) => fetchFunction(url, init);
-    // Open at once: the libraries arrive as subscribe() calls and start the first request.
-    queueMicrotask(() => {
-      if (!this.#done) handlers.onOpen();
-    });
   }
 
   subscribe(entry: SubscribeEntry): void {
@@ -56,6 +54,13 @@ export abstract class HttpSubscriptionTransport implements Transport {
 
   protected get done(): boolean {
     return this.#done;
+  }
+
+  /** The server answered: the connection is open (reported once). */
+  protected opened(): void {
+    if (this.#opened || this.#done) return;
+    this.#opened = true;
+    this.handlers.onOpen();
   }
 
   /** Starts the request for the current libraries; `signal` aborts it when they change. */
@@ -88,7 +93,11 @@ export abstract class HttpSubscriptionTransport implements Transport {
       if (this.#done) return;
       this.#controller?.abort();
       this.#controller = undefined;
-      if (this.entries.size === 0) return;
+      // Nothing to follow, nothing that could fail: open.
+      if (this.entries.size === 0) {
+        this.opened();
+        return;
+      }
       const controller = new AbortController();
       this.#controller = controller;
       this.start(controller.signal).catch((error: unknown) => {

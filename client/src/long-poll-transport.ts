@@ -38,6 +38,7 @@ class LongPollTransport extends HttpSubscriptionTransport {
         this.fail(signal, { code: 0, reason: 'the long-poll endpoint answered something that is not {"messages": [...]}' });
         return;
       }
+      this.opened();
       this.handlers.onActivity();
       // Each message updates the client's positions before the next request reads them.
       for (const message of answer.messages) this.deliver(JSON.stringify(message));

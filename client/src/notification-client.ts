@@ -151,6 +151,8 @@ export class NotificationClient {
   /** Bumped by every connection attempt: callbacks of an abandoned connection are ignored. */
   #connection = 0;
   #open = false;
+  /** Whether subscriptions may be sent on the current connection (see Transport.subscribesBeforeOpen). */
+  #ready = false;
   #reconnectTimer: TimerHandle | undefined;
   #stableTimer: TimerHandle | undefined;
   #upgradeTimer: TimerHandle | undefined;
@@ -222,7 +224,7 @@ export class NotificationClient {
     if (library === undefined) return;
     this.#libraries.delete(repoId);
     this.#clearTimer(library.timer);
-    if (this.#open) this.#transport?.unsubscribe(repoId);
+    if (this.#ready) this.#transport?.unsubscribe(repoId);
   }
 
   /** Adds a listener; returns a function that removes it. */
@@ -271,19 +273,37 @@ export class NotificationClient {
     } catch (error) {
       this.#transport = undefined;
       this.#lost({ code: 0, reason: error instanceof Error ? error.message : String(error) });
+      return;
     }
+    if (this.#transport.subscribesBeforeOpen) {
+      this.#lastInbound = this.#clock.now();
+      this.#heard = false;
+      // A request that never gets an answer (a proxy holding it) is given up like a silent connection.
+      if (this.#idleTimeoutMs > 0) this.#watchIdle(this.#idleTimeoutMs);
+      this.#subscribeAll();
+    }
+  }
+
+  #subscribeAll(): void {
+    this.#ready = true;
+    for (const library of this.#libraries.values()) void this.#subscribeLibrary(library, true);
   }
 
   #opened(): void {
     this.#open = true;
-    this.#lastInbound = this.#openedAt = this.#clock.now();
-    this.#heard = false;
+    const subscribed = this.#transport?.subscribesBeforeOpen === true;
+    this.#openedAt = this.#clock.now();
+    if (!subscribed) {
+      this.#lastInbound = this.#openedAt;
+      this.#heard = false;
+    }
     this.#setState('open');
     if (this.#state !== 'open') return; // a state listener closed the client
     this.#stableTimer = this.#clock.setTimeout(() => this.#backoff.reset(), this.#stableAfterMs);
     if (this.#transportIndex !== 0 && this.#upgradeAfterMs > 0) this.#scheduleUpgrade();
+    if (subscribed) return; // subscribed, and watched, since the connection was made
     if (this.#idleTimeoutMs > 0 && this.#transport?.reportsActivity === true) this.#watchIdle(this.#idleTimeoutMs);
-    for (const library of this.#libraries.values()) void this.#subscribeLibrary(library, true);
+    this.#subscribeAll();
   }
 
   /** Dead-peer detection for transports that report the server's pings. */
@@ -405,6 +425,7 @@ export class NotificationClient {
 
   #dropConnection(): void {
     this.#open = false;
+    this.#ready = false;
     this.#connection++;
     this.#clearTimer(this.#stableTimer);
     this.#clearTimer(this.#idleTimer);
@@ -492,7 +513,7 @@ export class NotificationClient {
    * opening one subscribes every library.
    */
   async #subscribeLibrary(library: Library, reuseToken: boolean): Promise<void> {
-    if (!this.#open) return;
+    if (!this.#ready) return;
     const attempt = ++library.attempt;
     const connection = this.#connection;
     this.#clearTimer(library.timer);

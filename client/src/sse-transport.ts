@@ -28,6 +28,7 @@ class SseTransport extends HttpSubscriptionTransport {
       this.fail(signal, { code: response.status, reason: `the SSE endpoint answered ${response.status}` });
       return;
     }
+    this.opened();
     const parser = new SseParser((data) => this.deliver(data), () => this.handlers.onActivity());
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     for (;;) {

@@ -13,7 +13,13 @@ export interface Transport {
    * dead peer. Browsers answer WebSocket pings without telling scripts: there, false.
    */
   readonly reportsActivity: boolean;
-  /** Subscribes (or re-subscribes with a new token) one library; only called between onOpen and onClose. */
+  /**
+   * False: subscriptions are sent once onOpen came (a WebSocket). True: the transport needs
+   * the libraries to make its request at all (SSE, long polling), so they are given at once,
+   * and onOpen means the server answered.
+   */
+  readonly subscribesBeforeOpen: boolean;
+  /** Subscribes (or re-subscribes with a new token) one library; see subscribesBeforeOpen for when. */
   subscribe(entry: SubscribeEntry): void;
   unsubscribe(repoId: string): void;
   /** Ends the connection; onClose is not called afterwards. */

@@ -47,6 +47,7 @@ export function globalWebSocket(): WebSocketConstructor | undefined {
 
 class WebSocketTransport implements Transport {
   readonly reportsActivity: boolean;
+  readonly subscribesBeforeOpen = false;
   #done = false;
 
   constructor(

@@ -141,7 +141,9 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
 
   it('when SSE fails too, long polling takes over: POSTs the cursor and tokens, and polls again from the new positions', async () => {
     const setupResult = setup();
-    const { client, clock, http, seen } = setupResult;
+    const { client, clock, http, seen, errors } = setupResult;
+    const states: string[] = [];
+    client.on('state', (state) => states.push(`${state} ${client.transport}`));
     client.subscribe(REPO_A);
     await refuseWebSockets(setupResult);
     for (let i = 0; i < 2; i++) {
@@ -151,6 +153,8 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
       await clock.fireNext();
     }
     assert.equal(client.transport, 'long-poll');
+    assert.match(errors.at(-1)!.message, /^cannot connect \(sse: 502 the SSE endpoint answered 502\)/, 'an SSE request the server never answered was never open');
+    assert.ok(!states.includes('open sse'), states.join(', '));
     await clock.advance(0);
     const poll = http.last();
     assert.equal(poll.init.method, 'POST');
@@ -190,6 +194,7 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     await clock.advance(0);
     http.last().openStream();
     http.last().push('retry: 3000\n: following 1 libraries\n\n');
+    await settle(); // the answer arrives: open
     await clock.advance(6000);
     http.last().end();
     await settle();
