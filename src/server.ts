@@ -19,6 +19,10 @@ import type { Logger } from './log.js';
 import { bothMetrics, NO_METRICS } from './metrics/metrics.js';
 import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { LiveStatus } from './status/live-status.js';
+import type { FallbackAdmission } from './transport/fallback-admission.js';
+import { LongPollEndpoint } from './transport/long-poll-endpoint.js';
+import { OriginPolicy } from './transport/origin-policy.js';
+import { SseEndpoint } from './transport/sse-endpoint.js';
 import { StockClientRefresh } from './transport/stock-refresh.js';
 import { WebSocketEndpoint } from './transport/websocket-endpoint.js';
 
@@ -28,6 +32,9 @@ export interface RunningServer {
   /** How events travel between nodes; its `state` says whether this node is in the cluster. */
   readonly backplane: Backplane;
   readonly websockets: WebSocketEndpoint;
+  /** The fallbacks for clients without a WebSocket. */
+  readonly sse: SseEndpoint;
+  readonly polls: LongPollEndpoint;
   readonly events: EventEndpoint;
   /** Null when metrics are turned off. */
   readonly metrics: PrometheusMetrics | null;
@@ -110,8 +117,20 @@ export async function startServer(config: Config, logger: Logger, options: Start
     maxConnections: config.limits.maxConnections,
     maxConnectionsPerAddress: config.limits.maxConnectionsPerAddress,
     trustedProxies: config.trustedProxies,
+    otherConnections: () => sse.streams.size + polls.pending.size,
     allowedOrigins: config.allowedOrigins,
   });
+  let draining = false;
+  const admission: FallbackAdmission = {
+    logger,
+    metrics: counting,
+    origins: config.allowedOrigins === null ? null : new OriginPolicy(config.allowedOrigins),
+    full: () => websockets.connections.size + sse.streams.size + polls.pending.size >= running.limits.maxConnections,
+    draining: () => draining,
+  };
+  const fallbackContext = { hub, key: keys, logger, metrics: counting, now, admission, maxLibraries: config.limits.maxLibrariesPerConnection, sendQueueBytes: config.limits.sendQueueBytes };
+  const sse = new SseEndpoint({ ...fallbackContext, keepAliveMs: config.pingIntervalMs });
+  const polls = new LongPollEndpoint({ ...fallbackContext, maxBodyBytes: config.limits.maxFrameBytes, waitMs: config.longPollWaitMs ?? DEFAULTS.longPollWaitMs });
   const refresh = new StockClientRefresh({ hub, connections: websockets.connections, logger, windowMs: config.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs });
   const events = new EventEndpoint({
     backplane,
@@ -123,6 +142,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   metrics?.readLevelsFrom({
     connections: () => websockets.connections.size,
+    fallbacks: () => ({ sse: sse.streams.size, 'long-poll': polls.pending.size }),
     subscriptions: () => hub.index.size,
     subscribedLibraries: () => hub.index.libraries,
     groupLookups: () => groups?.stats ?? null,
@@ -136,7 +156,6 @@ export async function startServer(config: Config, logger: Logger, options: Start
   });
   const statusPage =
     status === null || config.adminToken === null ? null : new StatusEndpoint({ token: config.adminToken, status, logger });
-  let draining = false;
 
   const { headerTimeoutMs } = config.limits;
   const httpOptions = {
@@ -177,6 +196,12 @@ export async function startServer(config: Config, logger: Logger, options: Start
         } else {
           statusPage.handle(route === 'status-page' ? 'page' : route === 'status-script' ? 'script' : 'feed', request, response);
         }
+        return;
+      case 'sse':
+        sse.handle(request, response);
+        return;
+      case 'long-poll':
+        polls.handle(request, response);
         return;
       case 'websocket':
         response.writeHead(426, { upgrade: 'websocket', 'content-type': 'text/plain; charset=utf-8' });
@@ -252,11 +277,16 @@ export async function startServer(config: Config, logger: Logger, options: Start
     hub,
     backplane,
     websockets,
+    sse,
+    polls,
     events,
     metrics,
     async stop() {
       if (draining) return;
       draining = true;
+      // Fallback clients hold no connection worth spreading out: they come back through their own backoff.
+      sse.close();
+      polls.close();
       // Keep listening while draining: /health/ready answers 503 and new WebSockets are refused.
       await websockets.drain(running.drainMs);
       statusPage?.close();
@@ -277,6 +307,9 @@ export async function startServer(config: Config, logger: Logger, options: Start
       logger.level = running.logLevel;
       refresh.reconfigure(running.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs);
       events.reconfigure({ staticToken: running.notificationToken, maxBodyBytes: running.limits.maxEventBodyBytes });
+      const fallbackLimits = { maxLibraries: running.limits.maxLibrariesPerConnection, sendQueueBytes: running.limits.sendQueueBytes };
+      sse.reconfigure(fallbackLimits);
+      polls.reconfigure({ ...fallbackLimits, maxBodyBytes: running.limits.maxFrameBytes, waitMs: running.longPollWaitMs ?? DEFAULTS.longPollWaitMs });
       websockets.reconfigure({
         sendQueueBytes: running.limits.sendQueueBytes,
         maxConnections: running.limits.maxConnections,

@@ -1,8 +1,10 @@
-/** The messages the client sends, in the stock shapes of PROTOCOL.md. */
+/** The messages the client sends over a WebSocket, in the stock shapes of PROTOCOL.md. */
 
-export function encodeSubscribe(repoId: string, token: string, position?: string): string {
-  const entry: { id: string; jwt_token: string; since?: string } = { id: repoId, jwt_token: token };
-  // Reserved for the server's event history: a position is only sent once the server hands them out.
+import type { Position } from './events.js';
+
+export function encodeSubscribe(repoId: string, token: string, position?: Position): string {
+  const entry: { id: string; jwt_token: string; since?: Position } = { id: repoId, jwt_token: token };
+  // The positions extension: only sent once the server handed out a position for the library.
   if (position !== undefined) entry.since = position;
   return JSON.stringify({ type: 'subscribe', content: { repos: [entry] } });
 }

@@ -7,6 +7,23 @@
 export interface ServerMessage {
   type: string;
   content: Record<string, unknown>;
+  /** Where a library event stands in its library's history, on connections that asked for positions. */
+  position?: Position;
+}
+
+/** An event's place in its library's history: `offset` counts up without gaps within an `epoch`. */
+export interface Position {
+  epoch: string;
+  offset: number;
+}
+
+/** `resync`: what the client missed cannot be replayed (history lost or too old); re-read the library's state. */
+export interface Resync {
+  repo_id: string;
+  /** Why, as the server says: `epoch-changed`, `history-gone`, `unknown-position`, `history-unavailable`, `too-far-behind`. */
+  reason: string;
+  /** Where the client continues from; null when the server cannot tell yet. */
+  position: Position | null;
 }
 
 interface LibraryContent {
@@ -59,6 +76,8 @@ export type LibraryEventName = keyof LibraryEvents;
 export type ParsedEvent =
   | { [N in LibraryEventName]: { kind: 'library'; name: N; content: LibraryEvents[N] } }[LibraryEventName]
   | { kind: 'jwt-expired'; repoId: string }
+  | { kind: 'subscribed'; repoId: string; position: Position }
+  | { kind: 'resync'; repoId: string; reason: string; position: Position | null }
   | { kind: 'other' }
   | { kind: 'malformed'; reason: string };
 
@@ -81,10 +100,33 @@ export function parseServerMessage(text: string): { message: ServerMessage | nul
     return { message: null, event: { kind: 'malformed', reason: 'not a {"type": string, "content": object} message' } };
   }
   const message: ServerMessage = { type: value['type'], content: value['content'] };
+  if (value['position'] !== undefined) {
+    const position = asPosition(value['position']);
+    if (position === null) return { message: null, event: { kind: 'malformed', reason: 'a position that is not {"epoch": string, "offset": integer}' } };
+    message.position = position;
+  }
   return { message, event: classify(message) };
 }
 
+/** A position as the server sends it, or null. */
+export function asPosition(value: unknown): Position | null {
+  if (!isObject(value)) return null;
+  const { epoch, offset } = value;
+  return typeof epoch === 'string' && epoch !== '' && typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0 ? { epoch, offset } : null;
+}
+
 function classify({ type, content }: ServerMessage): ParsedEvent {
+  if (type === 'subscribed' || type === 'resync') {
+    const repoId = content['repo_id'];
+    const position = asPosition(content['position']);
+    if (typeof repoId !== 'string') return { kind: 'malformed', reason: `${type} without a string repo_id` };
+    if (type === 'resync') {
+      const reason = typeof content['reason'] === 'string' ? content['reason'] : 'unknown';
+      if (position === null && content['position'] !== null) return { kind: 'malformed', reason: 'resync with a position that is not one' };
+      return { kind: 'resync', repoId, reason, position };
+    }
+    return position === null ? { kind: 'malformed', reason: 'subscribed without a position' } : { kind: 'subscribed', repoId, position };
+  }
   if (type === 'jwt-expired') {
     return typeof content['repo_id'] === 'string'
       ? { kind: 'jwt-expired', repoId: content['repo_id'] }

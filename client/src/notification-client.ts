@@ -1,9 +1,11 @@
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
-import { encodeSubscribe, encodeUnsubscribe } from './client-messages.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import { parseServerMessage, type LibraryEvents, type ServerMessage } from './events.js';
+import { parseServerMessage, type LibraryEvents, type Position, type Resync, type ServerMessage } from './events.js';
+import type { FetchFunction } from './http-subscription-transport.js';
+import { longPollTransport } from './long-poll-transport.js';
+import { sseTransport } from './sse-transport.js';
 import { tokenExpiry } from './token-expiry.js';
-import type { CloseInfo, Transport, TransportFactory } from './transport.js';
+import { endpointUrl, type CloseInfo, type Transport, type TransportFactory } from './transport.js';
 import { globalWebSocket, webSocketTransport, type WebSocketConstructor } from './websocket-transport.js';
 
 /**
@@ -20,8 +22,25 @@ export interface NotificationClientOptions {
   tokenProvider: (repoId: string) => Promise<string>;
   /** The WebSocket class: required in Node 20 (pass the `ws` package's), the global one otherwise. */
   WebSocket?: WebSocketConstructor;
-  /** Replaces the WebSocket transport (the seam for SSE and long polling, and for tests). */
+  /** `fetch` for the SSE and long-poll fallbacks: the global one by default. */
+  fetch?: FetchFunction;
+  /**
+   * Offer the positions extension on the WebSocket, so that a reconnect replays what was
+   * missed (default true). The `ws` package refuses a server that does not echo it: set
+   * false against a stock server there.
+   */
+  positions?: boolean;
+  /** The transports in order of preference; default WebSocket, then SSE, then long polling. */
+  transports?: TransportFactory[];
+  /** One transport instead of the list (for tests and custom wires). */
   transport?: TransportFactory;
+  /** Failures in a row of one transport before the next is tried (default 2). */
+  fallbackAfter?: number;
+  /**
+   * On a fallback, try the first transport again in the background this often (default 5 min;
+   * 0: never): if it opens, the client moves over to it, resuming from its positions.
+   */
+  upgradeAfterMs?: number;
   /** Reconnect delays: full jitter under min(maxMs, initialMs * 2^attempt). Default 1 s to 30 s. */
   backoff?: Partial<BackoffOptions>;
   /** A connection open this long resets the reconnect backoff (default 10 s). */
@@ -68,6 +87,8 @@ export class NotificationClientError extends Error {
 export interface NotificationClientEvents extends LibraryEvents {
   /** Every message from the server, unknown types included, before any typed event. */
   event: ServerMessage;
+  /** Events of this library were missed and cannot be replayed: re-read its state (locks, listing). */
+  resync: Resync;
   state: ConnectionState;
   error: NotificationClientError;
 }
@@ -89,9 +110,11 @@ interface Library {
   timer: TimerHandle | undefined;
   /** When the last subscribe was sent. */
   subscribedAt: number | undefined;
+  /** The position of the last event (or subscribe answer) received: where a reconnect resumes. */
+  position: Position | undefined;
 }
 
-const DEFAULTS = { stableAfterMs: 10_000, tokenRefreshMarginMs: 60_000, idleTimeoutMs: 60_000 } as const;
+const DEFAULTS = { stableAfterMs: 10_000, tokenRefreshMarginMs: 60_000, idleTimeoutMs: 60_000, fallbackAfter: 2, upgradeAfterMs: 300_000 } as const;
 /** Never refresh a token sooner than this after fetching it, however short its life. */
 const MIN_REFRESH_MS = 1000;
 
@@ -103,7 +126,16 @@ const MIN_REFRESH_MS = 1000;
 export class NotificationClient {
   readonly #url: string;
   readonly #tokenProvider: (repoId: string) => Promise<string>;
-  readonly #transportFactory: TransportFactory;
+  readonly #transports: readonly TransportFactory[];
+  readonly #fallbackAfter: number;
+  /** The transport in use, and how often it failed in a row. */
+  #transportIndex = 0;
+  #failuresInRow = 0;
+  #openedAt = 0;
+  /** Whether the server answers its ping; undefined when there is no fetch to ask with. */
+  readonly #reachable: (() => Promise<boolean>) | undefined;
+  /** A reachability check in flight: the next attempt waits for its verdict. */
+  #probing: Promise<void> | undefined;
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #backoffOptions: BackoffOptions;
@@ -119,13 +151,19 @@ export class NotificationClient {
   /** Bumped by every connection attempt: callbacks of an abandoned connection are ignored. */
   #connection = 0;
   #open = false;
+  /** Whether subscriptions may be sent on the current connection (see Transport.subscribesBeforeOpen). */
+  #ready = false;
   #reconnectTimer: TimerHandle | undefined;
   #stableTimer: TimerHandle | undefined;
+  #upgradeTimer: TimerHandle | undefined;
+  readonly #upgradeAfterMs: number;
   #idleTimer: TimerHandle | undefined;
   #lastInbound = 0;
+  /** Whether anything arrived over the current connection (see #lost). */
+  #heard = false;
 
   constructor(options: NotificationClientOptions) {
-    this.#url = toWebSocketUrl(options.url);
+    this.#url = checkUrl(options.url);
     if (typeof options.tokenProvider !== 'function') throw new TypeError('tokenProvider must be a function (repoId) => Promise<string>');
     this.#tokenProvider = options.tokenProvider;
     this.#clock = options.clock ?? systemClock;
@@ -135,20 +173,27 @@ export class NotificationClient {
     this.#stableAfterMs = nonNegative('stableAfterMs', options.stableAfterMs ?? DEFAULTS.stableAfterMs);
     this.#refreshMarginMs = nonNegative('tokenRefreshMarginMs', options.tokenRefreshMarginMs ?? DEFAULTS.tokenRefreshMarginMs);
     this.#idleTimeoutMs = nonNegative('idleTimeoutMs', options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs);
-    if (options.transport !== undefined) {
-      this.#transportFactory = options.transport;
-    } else {
-      const WebSocketClass = options.WebSocket ?? globalWebSocket();
-      if (WebSocketClass === undefined) {
-        throw new TypeError('no global WebSocket here (Node 20): pass one, e.g. `WebSocket` from the ws package, as the WebSocket option');
-      }
-      this.#transportFactory = webSocketTransport(WebSocketClass);
-    }
+    this.#fallbackAfter = Math.max(1, nonNegative('fallbackAfter', options.fallbackAfter ?? DEFAULTS.fallbackAfter));
+    this.#upgradeAfterMs = nonNegative('upgradeAfterMs', options.upgradeAfterMs ?? DEFAULTS.upgradeAfterMs);
+    this.#transports = options.transports ?? (options.transport !== undefined ? [options.transport] : defaultTransports(options));
+    if (this.#transports.length === 0) throw new TypeError('transports must name at least one transport');
+    const fetchFunction = options.fetch ?? (globalThis as { fetch?: FetchFunction }).fetch;
+    this.#reachable = fetchFunction === undefined ? undefined : () => answersPing(fetchFunction, this.#url, this.#clock);
     this.#connect();
   }
 
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  /** The transport in use or being tried: "websocket", "sse" or "long-poll". */
+  get transport(): string {
+    return this.#transports[this.#transportIndex]!.name;
+  }
+
+  /** The last position received for a library, if the server hands them out. */
+  positionOf(repoId: string): Position | undefined {
+    return this.#libraries.get(repoId)?.position;
   }
 
   /** The libraries the client keeps subscribed, in the order they were added. */
@@ -168,6 +213,7 @@ export class NotificationClient {
       retry: new Backoff(this.#backoffOptions, this.#random),
       timer: undefined,
       subscribedAt: undefined,
+      position: undefined,
     };
     this.#libraries.set(repoId, library);
     void this.#subscribeLibrary(library, true);
@@ -178,7 +224,7 @@ export class NotificationClient {
     if (library === undefined) return;
     this.#libraries.delete(repoId);
     this.#clearTimer(library.timer);
-    if (this.#open) this.#transport?.send(encodeUnsubscribe(repoId));
+    if (this.#ready) this.#transport?.unsubscribe(repoId);
   }
 
   /** Adds a listener; returns a function that removes it. */
@@ -209,28 +255,55 @@ export class NotificationClient {
     const connection = ++this.#connection;
     const current = () => connection === this.#connection && this.#state !== 'closed';
     try {
-      this.#transport = this.#transportFactory.open(this.#url, {
-        onOpen: () => current() && this.#opened(),
-        onMessage: (text) => current() && this.#received(text),
-        onActivity: () => {
-          if (current()) this.#lastInbound = this.#clock.now();
+      this.#transport = this.#transports[this.#transportIndex]!.open(
+        this.#url,
+        {
+          onOpen: () => current() && this.#opened(),
+          onMessage: (text) => current() && this.#received(text),
+          onActivity: () => {
+            if (!current()) return;
+            this.#lastInbound = this.#clock.now();
+            this.#heard = true;
+          },
+          onClose: (info) => current() && this.#lost(info),
+          positionOf: (repoId) => this.#libraries.get(repoId)?.position,
         },
-        onClose: (info) => current() && this.#lost(info),
-      });
+        this.#clock,
+      );
     } catch (error) {
       this.#transport = undefined;
       this.#lost({ code: 0, reason: error instanceof Error ? error.message : String(error) });
+      return;
     }
+    if (this.#transport.subscribesBeforeOpen) {
+      this.#lastInbound = this.#clock.now();
+      this.#heard = false;
+      // A request that never gets an answer (a proxy holding it) is given up like a silent connection.
+      if (this.#idleTimeoutMs > 0) this.#watchIdle(this.#idleTimeoutMs);
+      this.#subscribeAll();
+    }
+  }
+
+  #subscribeAll(): void {
+    this.#ready = true;
+    for (const library of this.#libraries.values()) void this.#subscribeLibrary(library, true);
   }
 
   #opened(): void {
     this.#open = true;
-    this.#lastInbound = this.#clock.now();
+    const subscribed = this.#transport?.subscribesBeforeOpen === true;
+    this.#openedAt = this.#clock.now();
+    if (!subscribed) {
+      this.#lastInbound = this.#openedAt;
+      this.#heard = false;
+    }
     this.#setState('open');
     if (this.#state !== 'open') return; // a state listener closed the client
     this.#stableTimer = this.#clock.setTimeout(() => this.#backoff.reset(), this.#stableAfterMs);
+    if (this.#transportIndex !== 0 && this.#upgradeAfterMs > 0) this.#scheduleUpgrade();
+    if (subscribed) return; // subscribed, and watched, since the connection was made
     if (this.#idleTimeoutMs > 0 && this.#transport?.reportsActivity === true) this.#watchIdle(this.#idleTimeoutMs);
-    for (const library of this.#libraries.values()) void this.#subscribeLibrary(library, true);
+    this.#subscribeAll();
   }
 
   /** Dead-peer detection for transports that report the server's pings. */
@@ -248,6 +321,11 @@ export class NotificationClient {
 
   #lost(info: CloseInfo): void {
     const wasOpen = this.#open;
+    const transport = this.transport;
+    // A transport that reports traffic must have carried some to count as working: an SSE
+    // stream that a buffering proxy holds back is open, yet nothing ever arrives through it.
+    const silent = this.#transport?.reportsActivity === true && !this.#heard;
+    this.#chooseTransport(wasOpen && !silent && this.#clock.now() - this.#openedAt >= this.#stableAfterMs);
     this.#dropConnection();
     this.#transport = undefined;
     for (const library of this.#libraries.values()) {
@@ -257,27 +335,121 @@ export class NotificationClient {
     const delay = this.#backoff.next();
     const what = wasOpen ? 'connection lost' : 'cannot connect';
     this.#setState('reconnecting');
-    this.#emit('error', new NotificationClientError('connection', `${what} (${info.code}${info.reason ? ` ${info.reason}` : ''}): retrying in ${delay} ms`));
+    const next = this.transport === transport ? '' : ` over ${this.transport}`;
+    const checking = this.#probing === undefined ? '' : ' (checking whether the server answers before falling back)';
+    this.#emit(
+      'error',
+      new NotificationClientError('connection', `${what} (${transport}: ${info.code}${info.reason ? ` ${info.reason}` : ''}): retrying${next} in ${delay} ms${checking}`),
+    );
     if (this.#state !== 'reconnecting') return; // an error listener closed the client
     this.#reconnectTimer = this.#clock.setTimeout(() => {
       this.#reconnectTimer = undefined;
-      this.#connect();
+      const probing = this.#probing;
+      if (probing === undefined) this.#connect();
+      else void probing.then(() => this.#state === 'reconnecting' && this.#transport === undefined && this.#reconnectTimer === undefined && this.#connect());
     }, delay);
+  }
+
+  /**
+   * A connection that held for `stableAfterMs` was fine: the next attempt starts over with the
+   * preferred transport. Otherwise a transport that cannot open, or keeps dropping, hands over
+   * to the next after `fallbackAfter` failures in a row (after the last, to the first again),
+   * but only when the server answers its ping: a server that is down, or a network that is
+   * gone, fails every transport alike, and the client then stays on the one it has.
+   */
+  #chooseTransport(heldStable: boolean): void {
+    if (heldStable) {
+      this.#transportIndex = 0;
+      this.#failuresInRow = 0;
+    } else if (++this.#failuresInRow >= this.#fallbackAfter && this.#transports.length > 1) {
+      this.#failuresInRow = 0;
+      const reachable = this.#reachable;
+      if (reachable === undefined) {
+        this.#fallBack();
+        return;
+      }
+      const probing: Promise<void> = reachable().then((answers) => {
+        if (this.#probing !== probing) return;
+        this.#probing = undefined;
+        if (answers && this.#state === 'reconnecting') this.#fallBack();
+      });
+      this.#probing = probing;
+    }
+  }
+
+  /** On a fallback: tries the preferred transport on the side, without disturbing the connection in use. */
+  #scheduleUpgrade(): void {
+    this.#upgradeTimer = this.#clock.setTimeout(() => {
+      this.#upgradeTimer = undefined;
+      const connection = this.#connection;
+      let settled = false;
+      let probe: Transport | undefined;
+      const settle = (opened: boolean): void => {
+        if (settled) return;
+        settled = true;
+        probe?.close(1000, 'only checking');
+        if (connection !== this.#connection || this.#state !== 'open') return;
+        if (opened) this.#moveToPreferred();
+        else this.#scheduleUpgrade();
+      };
+      try {
+        probe = this.#transports[0]!.open(
+          this.#url,
+          { onOpen: () => settle(true), onClose: () => settle(false), onMessage: () => {}, onActivity: () => {}, positionOf: () => undefined },
+          this.#clock,
+        );
+      } catch {
+        settle(false);
+      }
+    }, this.#upgradeAfterMs);
+  }
+
+  /** The preferred transport works again: leave the fallback for it; the libraries resume from their positions. */
+  #moveToPreferred(): void {
+    const fallback = this.#transport;
+    this.#dropConnection();
+    this.#transport = undefined;
+    fallback?.close(1000, 'moving to the preferred transport');
+    for (const library of this.#libraries.values()) {
+      this.#clearTimer(library.timer);
+      library.timer = undefined;
+    }
+    this.#transportIndex = 0;
+    this.#failuresInRow = 0;
+    this.#connect();
+  }
+
+  #fallBack(): void {
+    this.#transportIndex = (this.#transportIndex + 1) % this.#transports.length;
   }
 
   #dropConnection(): void {
     this.#open = false;
+    this.#ready = false;
     this.#connection++;
     this.#clearTimer(this.#stableTimer);
     this.#clearTimer(this.#idleTimer);
-    this.#stableTimer = this.#idleTimer = undefined;
+    this.#clearTimer(this.#upgradeTimer);
+    this.#stableTimer = this.#idleTimer = this.#upgradeTimer = undefined;
   }
 
   #received(text: string): void {
     this.#lastInbound = this.#clock.now();
+    this.#heard = true;
     const { message, event } = parseServerMessage(text);
+    if (message?.position !== undefined && !this.#advance(message.content['repo_id'], message.position)) return;
     if (message !== null) this.#emit('event', message);
     switch (event.kind) {
+      case 'subscribed':
+        this.#advance(event.repoId, event.position);
+        break;
+      case 'resync': {
+        const library = this.#libraries.get(event.repoId);
+        if (library === undefined) break;
+        library.position = event.position ?? undefined;
+        this.#emit('resync', { repo_id: event.repoId, reason: event.reason, position: event.position });
+        break;
+      }
       case 'library':
         this.#emit(event.name, event.content as never);
         break;
@@ -301,6 +473,19 @@ export class NotificationClient {
    * like reconnects, so a provider that keeps handing out bad tokens is asked at most a few
    * times a minute; a subscription that held for a while resets that backoff.
    */
+  /**
+   * Records a library's new position; false when the event was delivered already (a replay
+   * overlapping what an earlier connection had delivered): it is dropped, not dispatched twice.
+   */
+  #advance(repoId: unknown, position: Position): boolean {
+    const library = typeof repoId === 'string' ? this.#libraries.get(repoId) : undefined;
+    if (library === undefined) return true;
+    const last = library.position;
+    if (last !== undefined && last.epoch === position.epoch && position.offset <= last.offset) return false;
+    library.position = position;
+    return true;
+  }
+
   #tokenRejected(repoId: string): void {
     const library = this.#libraries.get(repoId);
     if (library === undefined) return;
@@ -328,7 +513,7 @@ export class NotificationClient {
    * opening one subscribes every library.
    */
   async #subscribeLibrary(library: Library, reuseToken: boolean): Promise<void> {
-    if (!this.#open) return;
+    if (!this.#ready) return;
     const attempt = ++library.attempt;
     const connection = this.#connection;
     this.#clearTimer(library.timer);
@@ -358,7 +543,8 @@ export class NotificationClient {
       library.expiresAt = tokenExpiry(token);
     }
     const token = library.token!;
-    this.#transport!.send(encodeSubscribe(library.repoId, token, this.#resumePosition(library.repoId)));
+    const since = library.position;
+    this.#transport!.subscribe(since === undefined ? { repoId: library.repoId, token } : { repoId: library.repoId, token, since });
     const now = this.#clock.now();
     library.subscribedAt = now;
     // A provider that hands out the same token again would otherwise be asked ever faster as exp nears.
@@ -380,15 +566,6 @@ export class NotificationClient {
       new NotificationClientError('token-provider', `the token provider failed for library ${library.repoId} (${reason}): retrying in ${delay} ms`, library.repoId, { cause }),
     );
     this.#retryLater(library, delay);
-  }
-
-  /**
-   * Where to resume a library's stream: the seam for the server's event history. The server
-   * hands out no positions yet, so there is nothing to resume from and the subscribe is the
-   * stock one.
-   */
-  #resumePosition(_repoId: string): string | undefined {
-    return undefined;
   }
 
   #setState(state: ConnectionState): void {
@@ -417,16 +594,42 @@ export class NotificationClient {
   }
 }
 
-function toWebSocketUrl(url: string): string {
+/** WebSocket, then SSE and long polling over fetch, as far as this environment has them. */
+function defaultTransports(options: NotificationClientOptions): TransportFactory[] {
+  const transports: TransportFactory[] = [];
+  const WebSocketClass = options.WebSocket ?? globalWebSocket();
+  if (WebSocketClass !== undefined) transports.push(webSocketTransport(WebSocketClass, { positions: options.positions ?? true }));
+  const fetchFunction = options.fetch ?? (globalThis as { fetch?: FetchFunction }).fetch;
+  if (fetchFunction !== undefined) transports.push(sseTransport({ fetch: fetchFunction }), longPollTransport({ fetch: fetchFunction }));
+  if (transports.length === 0) {
+    throw new TypeError('neither WebSocket nor fetch here: pass one, e.g. `WebSocket` from the ws package, as the WebSocket option');
+  }
+  return transports;
+}
+
+/** Whether `<url>/ping` answers 200 within 5 s: the server is up, only the transport failed. */
+async function answersPing(fetchFunction: FetchFunction, baseUrl: string, clock: Clock): Promise<boolean> {
+  const controller = new AbortController();
+  const timer = clock.setTimeout(() => controller.abort(), 5000);
+  try {
+    const response = await fetchFunction(endpointUrl(baseUrl, 'ping', 'http').href, { cache: 'no-store', signal: controller.signal });
+    await response.body?.cancel();
+    return response.ok;
+  } catch {
+    return false;
+  } finally {
+    clock.clearTimeout(timer);
+  }
+}
+
+function checkUrl(url: string): string {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
     throw new TypeError(`url must be an absolute ws://, wss://, http:// or https:// URL, got ${JSON.stringify(url)}`);
   }
-  if (parsed.protocol === 'http:') parsed.protocol = 'ws:';
-  else if (parsed.protocol === 'https:') parsed.protocol = 'wss:';
-  else if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(parsed.protocol)) {
     throw new TypeError(`url must use ws:, wss:, http: or https:, got ${parsed.protocol}`);
   }
   return parsed.href;

@@ -1,4 +1,5 @@
-import type { CloseInfo, Transport, TransportFactory, TransportHandlers } from './transport.js';
+import { encodeSubscribe, encodeUnsubscribe } from './client-messages.js';
+import { endpointUrl, type CloseInfo, type SubscribeEntry, type Transport, type TransportFactory, type TransportHandlers } from './transport.js';
 
 type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
 
@@ -18,13 +19,24 @@ export interface WebSocketLike {
   on?(event: 'ping', listener: () => void): unknown;
 }
 
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
-/** The WebSocket transport over the given constructor (the global WebSocket by default). */
-export function webSocketTransport(WebSocketClass: WebSocketConstructor): TransportFactory {
+/** The subprotocol that asks the server for positions (replay after a reconnect). */
+export const POSITIONS_SUBPROTOCOL = 'notification.positions.v1';
+
+/**
+ * The WebSocket transport over the given constructor (the global WebSocket by default). With
+ * `positions` it offers the positions subprotocol; the `ws` package refuses a server that does
+ * not echo it (the stock server), browsers do not.
+ */
+export function webSocketTransport(WebSocketClass: WebSocketConstructor, options: { positions?: boolean } = {}): TransportFactory {
+  const protocols = options.positions === false ? undefined : [POSITIONS_SUBPROTOCOL];
   return {
     name: 'websocket',
-    open: (url, handlers) => new WebSocketTransport(new WebSocketClass(url), handlers),
+    open: (baseUrl, handlers) => {
+      const url = endpointUrl(baseUrl, '', 'ws').href;
+      return new WebSocketTransport(protocols === undefined ? new WebSocketClass(url) : new WebSocketClass(url, protocols), handlers);
+    },
   };
 }
 
@@ -35,6 +47,7 @@ export function globalWebSocket(): WebSocketConstructor | undefined {
 
 class WebSocketTransport implements Transport {
   readonly reportsActivity: boolean;
+  readonly subscribesBeforeOpen = false;
   #done = false;
 
   constructor(
@@ -62,8 +75,12 @@ class WebSocketTransport implements Transport {
     };
   }
 
-  send(text: string): void {
-    this.socket.send(text);
+  subscribe(entry: SubscribeEntry): void {
+    this.socket.send(encodeSubscribe(entry.repoId, entry.token, entry.since));
+  }
+
+  unsubscribe(repoId: string): void {
+    this.socket.send(encodeUnsubscribe(repoId));
   }
 
   close(code = 1000, reason = ''): void {

@@ -112,6 +112,8 @@ export interface Config {
    * Absent: the default (DEFAULTS.gapRefreshWindowMs).
    */
   gapRefreshWindowMs?: number;
+  /** How long a long poll with nothing to answer waits for the next message (below proxies' read timeouts); absent: the default. */
+  longPollWaitMs?: number;
   /**
    * Browser origins (`https://host[:port]`) allowed to open a WebSocket; null admits every
    * origin. The desktop client's own forms are always admitted (see transport/origin-policy.ts).
@@ -165,6 +167,7 @@ export const DEFAULTS = {
   deadPeerMs: 50_000,
   drainMs: 5_000,
   gapRefreshWindowMs: 10_000,
+  longPollWaitMs: 25_000,
   keyGraceMs: 600_000,
   metrics: true,
   redisTimeoutMs: 5_000,

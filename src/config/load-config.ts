@@ -132,6 +132,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     deadPeerMs: tuning.deadPeerMs,
     drainMs: tuning.drainMs,
     gapRefreshWindowMs: tuning.gapRefreshWindowMs,
+    longPollWaitMs: tuning.longPollWaitMs,
     allowedOrigins: tuning.allowedOrigins,
     trustedProxies: tuning.trustedProxies,
     eventsListen: tuning.eventsListen,
@@ -266,6 +267,7 @@ interface Tuning {
   deadPeerMs: number;
   drainMs: number;
   gapRefreshWindowMs: number;
+  longPollWaitMs: number;
   groupCacheTtlMs: number;
   groupLookupTimeoutMs: number;
   keyGraceMs: number;
@@ -306,6 +308,7 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
   // 0: desktop clients are never closed after a gap.
   const gapRefresh = seconds('gap_refresh_window', DEFAULTS.gapRefreshWindowMs, 0);
   const groupLookupTimeout = seconds('group_lookup_timeout', DEFAULTS.groupLookupTimeoutMs, 1);
+  const longPollWait = seconds('long_poll_wait', DEFAULTS.longPollWaitMs, 1);
   // 0: a new key (SIGHUP) replaces the old one at once.
   const keyGrace = seconds('key_grace', DEFAULTS.keyGraceMs, 0);
   if (deadPeer.value <= ping.value) {
@@ -349,6 +352,7 @@ function resolveTuning(env: Env, seafile: KeyFile | null): Tuning {
     deadPeerMs: deadPeer.value,
     drainMs: drain.value,
     gapRefreshWindowMs: gapRefresh.value,
+    longPollWaitMs: longPollWait.value,
     groupCacheTtlMs: groupCache.value,
     groupLookupTimeoutMs: groupLookupTimeout.value,
     keyGraceMs: keyGrace.value,

@@ -24,6 +24,7 @@ const LIVE: readonly Setting[] = [
   { name: 'log_level', read: (c) => c.logLevel },
   { name: 'drain_seconds', read: (c) => c.drainMs },
   { name: 'gap_refresh_window', read: (c) => c.gapRefreshWindowMs },
+  { name: 'long_poll_wait', read: (c) => c.longPollWaitMs },
   { name: 'max_connections', read: (c) => c.limits.maxConnections },
   { name: 'max_connections_per_address', read: (c) => c.limits.maxConnectionsPerAddress },
   { name: 'max_event_bytes', read: (c) => c.limits.maxEventBodyBytes },
@@ -83,6 +84,8 @@ export function planReload(running: Config, next: Config): ReloadPlan {
   // Optional (absent: the default), so it is only present when set.
   if (next.gapRefreshWindowMs === undefined) delete config.gapRefreshWindowMs;
   else config.gapRefreshWindowMs = next.gapRefreshWindowMs;
+  if (next.longPollWaitMs === undefined) delete config.longPollWaitMs;
+  else config.longPollWaitMs = next.longPollWaitMs;
   return {
     config,
     applied: LIVE.filter(changed(running, next)).map((s) => s.name),

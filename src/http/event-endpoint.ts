@@ -4,6 +4,7 @@ import type { Backplane } from '../backplane/backplane.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { EventError, parseEvent } from '../protocol/event.js';
+import { readBody } from './request-body.js';
 
 export interface EventEndpointOptions {
   /** Delivers here and carries the event to every other node. */
@@ -56,26 +57,9 @@ export class EventEndpoint {
       request.resume();
       return;
     }
-    const declared = Number(request.headers['content-length'] ?? 0);
-    if (declared > maxBodyBytes) {
-      this.#tooLarge(request, response);
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let refused = false;
-    request.on('data', (chunk: Buffer) => {
-      if (refused) return;
-      size += chunk.length;
-      if (size > maxBodyBytes) {
-        refused = true;
-        this.#tooLarge(request, response);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => {
-      if (!refused) this.#accept(Buffer.concat(chunks, size), source, response);
+    readBody(request, maxBodyBytes, {
+      body: (body) => this.#accept(body, source, response),
+      tooLarge: () => this.#tooLarge(request, response),
     });
     request.on('error', (err) => logger.debug({ err }, 'event request aborted'));
   }

@@ -3,6 +3,8 @@ export type Route =
   | 'ping'
   | 'events'
   | 'websocket'
+  | 'sse'
+  | 'long-poll'
   | 'metrics'
   | 'health-live'
   | 'health-ready'
@@ -27,6 +29,13 @@ export function routeOf(url: string | undefined): Route {
     case '/notification':
     case '/notification/':
       return 'websocket';
+    // The fallbacks for clients without a WebSocket; proxies forward them like /notification/ping.
+    case '/sse':
+    case '/notification/sse':
+      return 'sse';
+    case '/poll':
+    case '/notification/poll':
+      return 'long-poll';
     // Operations endpoints, deliberately not under /notification: the documented proxy rules do
     // not forward them, so they are reached from inside (Prometheus, the orchestrator).
     case '/metrics':

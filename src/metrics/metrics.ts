@@ -16,6 +16,9 @@ export type RequestRefusal = 'origin' | 'connection-cap' | 'address-cap' | 'drai
 /** Why a subscribe entry with a valid token was refused: a per-connection or per-user limit. */
 export type SubscribeLimit = 'library-cap' | 'user-cap';
 
+/** The transports for clients without a WebSocket (src/transport/sse-endpoint.ts, long-poll-endpoint.ts). */
+export type FallbackTransport = 'sse' | 'long-poll';
+
 /** Why a group-targeted event reached nobody. */
 export type UndeliveredReason = 'no-database' | 'lookup-failed';
 
@@ -44,6 +47,8 @@ export interface Metrics {
   eventDelivered(event: LibraryEvent, recipients: number, latencySeconds: number): void;
   groupEventUndelivered(reason: UndeliveredReason): void;
   requestRefused(reason: RequestRefusal): void;
+  /** An SSE stream was opened or a long poll accepted (after its admission checks). */
+  fallbackRequest(transport: FallbackTransport): void;
 }
 
 /** Reports every fact to both. */
@@ -60,6 +65,7 @@ export function bothMetrics(first: Metrics, second: Metrics): Metrics {
     eventDelivered: (event, recipients, seconds) => (first.eventDelivered(event, recipients, seconds), second.eventDelivered(event, recipients, seconds)),
     groupEventUndelivered: (reason) => (first.groupEventUndelivered(reason), second.groupEventUndelivered(reason)),
     requestRefused: (reason) => (first.requestRefused(reason), second.requestRefused(reason)),
+    fallbackRequest: (transport) => (first.fallbackRequest(transport), second.fallbackRequest(transport)),
   };
 }
 
@@ -76,4 +82,5 @@ export const NO_METRICS: Metrics = {
   eventDelivered() {},
   groupEventUndelivered() {},
   requestRefused() {},
+  fallbackRequest() {},
 };

@@ -5,11 +5,13 @@ import type { SubscribeFailure } from '../auth/subscriber-token.js';
 import type { GroupCacheStats } from '../groups/cached-group-directory.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { CLOSE_REASONS, type CloseReason } from '../transport/close-codes.js';
-import type { EventRejection, Metrics, RequestRefusal, SubscribeLimit, UndeliveredReason } from './metrics.js';
+import type { EventRejection, FallbackTransport, Metrics, RequestRefusal, SubscribeLimit, UndeliveredReason } from './metrics.js';
 
 /** Levels read from their owners at scrape time, so that the hot path never updates a gauge. */
 export interface MetricLevels {
   connections(): number;
+  /** SSE streams open and long polls waiting now. */
+  fallbacks(): Record<FallbackTransport, number>;
   subscriptions(): number;
   subscribedLibraries(): number;
   /** Null when no group database is configured. */
@@ -20,6 +22,7 @@ export interface MetricLevels {
 
 const NO_LEVELS: MetricLevels = {
   connections: () => 0,
+  fallbacks: () => ({ sse: 0, 'long-poll': 0 }),
   subscriptions: () => 0,
   subscribedLibraries: () => 0,
   groupLookups: () => null,
@@ -69,6 +72,7 @@ const REQUEST_REFUSALS = Object.keys({
   timeout: 1,
 } satisfies Record<RequestRefusal, 1>) as RequestRefusal[];
 const SUBSCRIBE_LIMITS = Object.keys({ 'library-cap': 1, 'user-cap': 1 } satisfies Record<SubscribeLimit, 1>) as SubscribeLimit[];
+const FALLBACK_TRANSPORTS = Object.keys({ sse: 1, 'long-poll': 1 } satisfies Record<FallbackTransport, 1>) as FallbackTransport[];
 const UNDELIVERED_REASONS = Object.keys({ 'no-database': 1, 'lookup-failed': 1 } satisfies Record<UndeliveredReason, 1>) as UndeliveredReason[];
 
 /** 0.1 ms to 1 s: a direct fan-out takes microseconds, one behind a group query milliseconds. */
@@ -129,6 +133,7 @@ export class PrometheusMetrics implements Metrics {
   readonly #latency = new Map<string, Observation>();
   readonly #undelivered: Map<UndeliveredReason, Cell>;
   readonly #refused: Map<RequestRefusal, Cell>;
+  readonly #fallbackRequests: Map<FallbackTransport, Cell>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -154,6 +159,27 @@ export class PrometheusMetrics implements Metrics {
       },
       CLOSE_REASONS,
       (reason) => ({ reason }),
+    );
+
+    new Gauge({
+      name: 'notification_fallback_requests_open',
+      help: 'Clients without a WebSocket now: SSE streams open (transport="sse") and long polls waiting for an answer (transport="long-poll").',
+      labelNames: ['transport'],
+      registers,
+      collect() {
+        const open = metrics.#levels.fallbacks();
+        for (const transport of FALLBACK_TRANSPORTS) this.set({ transport }, open[transport]);
+      },
+    });
+    this.#fallbackRequests = countsByLabel(
+      {
+        name: 'notification_fallback_requests_total',
+        help: 'SSE streams opened and long polls accepted since start (after the origin, connection-cap and request checks; refusals are in notification_requests_refused_total).',
+        labelNames: ['transport'],
+        registers,
+      },
+      FALLBACK_TRANSPORTS,
+      (transport) => ({ transport }),
     );
 
     new Gauge({
@@ -271,7 +297,7 @@ export class PrometheusMetrics implements Metrics {
     this.#refused = countsByLabel(
       {
         name: 'notification_requests_refused_total',
-        help: 'HTTP requests turned away before they became a WebSocket: origin (403), connection-cap (503), address-cap (429, max_connections_per_address), draining (503), bad-request (400), timeout (408, headers not complete in time).',
+        help: 'HTTP requests turned away before they became a WebSocket, an SSE stream or a long poll: origin (403), connection-cap (503), address-cap (429, max_connections_per_address, WebSockets only), draining (503), bad-request (400), timeout (408, headers not complete in time).',
         labelNames: ['reason'],
         registers,
       },
@@ -355,5 +381,9 @@ export class PrometheusMetrics implements Metrics {
 
   requestRefused(reason: RequestRefusal): void {
     this.#refused.get(reason)!.inc();
+  }
+
+  fallbackRequest(transport: FallbackTransport): void {
+    this.#fallbackRequests.get(transport)!.inc();
   }
 }

@@ -34,6 +34,8 @@ export interface EndpointOptions {
   maxConnectionsPerAddress?: number;
   /** Peers whose X-Forwarded-For / X-Real-IP name the client address; absent: none. */
   trustedProxies?: readonly string[];
+  /** Connections of other transports (SSE streams, waiting polls) that count against maxConnections. */
+  otherConnections?: () => number;
   /** Browser origins admitted; null or absent: every origin (the stock behaviour). */
   allowedOrigins?: readonly string[] | null;
 }
@@ -119,7 +121,7 @@ export class WebSocketEndpoint {
       logger.debug({ remote: request.socket.remoteAddress, origin }, 'websocket refused: origin not allowed');
       return { why: 'origin', status: 403, reason: 'Forbidden', message: 'this Origin is not allowed to connect (allowed_origins)', headers: {} };
     }
-    if (maxConnections !== undefined && this.connections.size >= maxConnections) {
+    if (maxConnections !== undefined && this.connections.size + (this.options.otherConnections?.() ?? 0) >= maxConnections) {
       const now = this.#now();
       if (now - this.#capWarnedAt >= 60_000) {
         this.#capWarnedAt = now;

@@ -6,6 +6,9 @@ import { CliProcess } from '../support/cli-process.js';
 import { documentedProxies } from '../support/proxies.js';
 import type { ProxyProcess } from '../support/proxy-process.js';
 import { publisherToken, ServerProcess, subscriberToken, TEST_KEY } from '../support/server-process.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SseReader } from '../support/sse-reader.js';
 import { TestClient } from '../support/test-client.js';
 
 const REPO = '6f1e0c1a-3333-4b4b-9c9c-000000000001';
@@ -68,7 +71,7 @@ describe('behind the documented proxies (docs/deploy)', () => {
           const body = JSON.stringify({ type: 'repo-update', content: { repo_id: REPO, commit_id: `through ${path}` } });
           await (await fetch(`${proxy.url}${path}`, { method: 'POST', headers: { authorization: `Token ${publisherToken()}` }, body })).arrayBuffer();
         }
-        for (const path of ['/notification/metrics', '/notificationmetrics', '/notification/health/ready', '/notification/status']) {
+        for (const path of ['/notification/metrics', '/notificationmetrics', '/notification/health/ready', '/notification/status', '/notification/sse/../metrics', '/notification/poll/../status']) {
           const text = await (await fetch(`${proxy.url}${path}`)).text();
           assert.ok(!text.includes('notification_') && !text.includes('"ready"'), `${path} reached the server through ${kind.name}: ${text.slice(0, 80)}`);
         }
@@ -86,6 +89,40 @@ describe('behind the documented proxies (docs/deploy)', () => {
         const connected = await server.waitForLog((line) => line.msg === 'websocket connected' && line['userAgent'] === userAgent);
         assert.equal(connected['remote'], '127.0.0.2', proxy.log());
         client.close();
+      });
+
+      it('the SSE fallback at /notification/sse streams each event as it is published, with keep-alives, unbuffered', async () => {
+        const token = subscriberToken(REPO, 'frank@example.com');
+        const reader = await SseReader.connect(`${proxy.url}/notification/sse?repo_id=${REPO}&jwt_token=${token}`);
+        assert.equal(reader.status, 200, proxy.log());
+        await reader.waitFor(() => reader.messages.some((m) => m.type === 'subscribed'), `subscribed through ${kind.name}`);
+        // Each event must arrive on its own: a buffering proxy would hold it back.
+        for (const commit of ['sse-1', 'sse-2']) {
+          assert.equal(await server.publish('repo-update', { repo_id: REPO, commit_id: commit }), 200);
+          await reader.waitFor(() => reader.messages.some((m) => m.content['commit_id'] === commit), `${commit} through ${kind.name}`);
+        }
+        await reader.waitFor(() => reader.comments.includes('keep-alive'), `a keep-alive through ${kind.name}`);
+        reader.close();
+        if (kind.name === 'nginx') {
+          const log = await readFile(join(proxy.dir, 'logs', 'notif.access.log'), 'utf8');
+          assert.match(log, /"GET \/notification\/sse HTTP\/1\.1" 200/);
+          assert.ok(!log.includes(token), 'the documented log format keeps the token out of the access log');
+        }
+      });
+
+      it('long polling at /notification/poll answers with the events after the cursor', async () => {
+        const repos = [{ id: REPO, jwt_token: subscriberToken(REPO, 'grace@example.com') }];
+        const post = async (cursor: string) => {
+          const response = await fetch(`${proxy.url}/notification/poll`, { method: 'POST', body: JSON.stringify({ cursor, repos }) });
+          assert.equal(response.status, 200, proxy.log());
+          return (await response.json()) as { cursor: string; messages: Array<{ type: string; content: Record<string, unknown> }> };
+        };
+        const first = await post('');
+        assert.deepEqual(first.messages.map((m) => m.type), ['subscribed']);
+        const waiting = post(first.cursor);
+        await sleep(200);
+        assert.equal(await server.publish('repo-update', { repo_id: REPO, commit_id: 'polled' }), 200);
+        assert.deepEqual((await waiting).messages.filter((m) => m.type === 'repo-update').map((m) => m.content['commit_id']), ['polled']);
       });
 
       it('a browser that offers no subprotocol gets none back through the proxy', async () => {

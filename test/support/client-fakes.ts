@@ -152,3 +152,83 @@ export function cyclingRandom(values: number[]): () => number {
   let i = 0;
   return () => values[i++ % values.length]!;
 }
+
+/** One request the client made through FakeFetch, answered by the test. */
+export class FakeRequest {
+  #resolve!: (response: Response) => void;
+  #reject!: (error: unknown) => void;
+  #stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+  readonly response: Promise<Response>;
+  aborted = false;
+
+  constructor(
+    readonly url: URL,
+    readonly init: RequestInit,
+  ) {
+    this.response = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    init.signal?.addEventListener('abort', () => {
+      this.aborted = true;
+      const error = new DOMException('aborted', 'AbortError');
+      this.#reject(error);
+      try {
+        this.#stream?.error(error);
+      } catch {
+        // Already closed.
+      }
+    });
+  }
+
+  /** The JSON body of a POST. */
+  get body(): { cursor: string; repos: Array<{ id: string; jwt_token: string }> } {
+    return JSON.parse(String(this.init.body)) as { cursor: string; repos: Array<{ id: string; jwt_token: string }> };
+  }
+
+  /** Starts a 200 text/event-stream answer that the test writes with push() and ends with end(). */
+  openStream(): void {
+    const body = new ReadableStream<Uint8Array>({ start: (controller) => void (this.#stream = controller) });
+    this.#resolve(new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } }));
+  }
+
+  push(text: string): void {
+    this.#stream!.enqueue(new TextEncoder().encode(text));
+  }
+
+  end(): void {
+    this.#stream!.close();
+  }
+
+  answer(status: number, body: unknown): void {
+    this.#resolve(new Response(typeof body === 'string' ? body : JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } }));
+  }
+
+  fail(message: string): void {
+    this.#reject(new TypeError(message));
+  }
+}
+
+/** A `fetch` whose requests the test answers; the client's reachability pings are answered by themselves. */
+export class FakeFetch {
+  readonly requests: FakeRequest[] = [];
+  /** The status `/ping` answers with; null: the network is down. */
+  pingStatus: number | null = 200;
+  readonly pings: string[] = [];
+  readonly fetch = (url: string, init: RequestInit): Promise<Response> => {
+    if (new URL(url).pathname.endsWith('/ping')) {
+      this.pings.push(url);
+      if (this.pingStatus === null) return Promise.reject(new TypeError('fetch failed'));
+      return Promise.resolve(new Response('{"ret": "pong"}\n', { status: this.pingStatus }));
+    }
+    const request = new FakeRequest(new URL(url), init);
+    this.requests.push(request);
+    return request.response;
+  };
+
+  last(): FakeRequest {
+    const request = this.requests.at(-1);
+    if (request === undefined) throw new Error('no request was made');
+    return request;
+  }
+}

@@ -46,8 +46,21 @@ describe('docs/deploy proxies: upgrade headers, timeouts above the ping interval
     assert.match(nginx, /proxy_http_version 1\.1;/);
     assert.match(nginx, /proxy_set_header Upgrade \$http_upgrade;/);
     assert.match(nginx, /proxy_set_header Connection \$connection_upgrade;/);
-    const timeout = durationSeconds(directive(nginx, /proxy_read_timeout\s+(\S+);/g), 's');
-    assert.ok(timeout > PING_INTERVAL_S, `proxy_read_timeout ${timeout} s is not above the ping interval ${PING_INTERVAL_S} s`);
+    // One per location: the WebSocket and SSE ones idle between pings, a long poll waits up to 25 s.
+    const timeouts = [...nginx.matchAll(/proxy_read_timeout\s+(\S+);/g)].map((match) => durationSeconds(match[1]!, 's'));
+    assert.equal(timeouts.length, 3);
+    for (const timeout of timeouts) {
+      assert.ok(timeout > Math.max(PING_INTERVAL_S, 25), `proxy_read_timeout ${timeout} s is not above the ping interval ${PING_INTERVAL_S} s and the 25 s of a long poll`);
+    }
+  });
+
+  it('nginx passes SSE on unbuffered, and logs it without the query string that carries the tokens', () => {
+    const nginx = withoutComments(readDeployFile('nginx.conf'));
+    const sse = /location = \/notification\/sse \{([^}]*)\}/.exec(nginx)?.[1] ?? '';
+    assert.match(sse, /proxy_buffering off;/);
+    assert.match(sse, /access_log \S+ notif_no_query;/);
+    assert.match(nginx, /log_format notif_no_query '[^']*\$uri[^']*';/);
+    assert.doesNotMatch(/log_format notif_no_query '([^']*)'/.exec(nginx)?.[1] ?? '', /\$request |\$args|\$request_uri|\$query_string/);
   });
 
   it('Apache maps /notification/ping before /notification, the WebSocket over ws://', () => {
@@ -56,6 +69,10 @@ describe('docs/deploy proxies: upgrade headers, timeouts above the ping interval
     const socket = apache.indexOf('ProxyPass        /notification ws://127.0.0.1:8083/');
     assert.ok(ping >= 0 && socket >= 0, 'both ProxyPass lines are there');
     assert.ok(ping < socket, 'Apache uses the first matching ProxyPass: /notification/ping must come first');
+    for (const path of ['sse', 'poll']) {
+      const fallback = apache.indexOf(`ProxyPass        /notification/${path} `);
+      assert.ok(fallback >= 0 && fallback < socket, `/notification/${path} must come before /notification`);
+    }
   });
 
   it('HAProxy strips the prefix and keeps tunnels longer than the ping interval', () => {

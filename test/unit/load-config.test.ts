@@ -702,6 +702,17 @@ test('history: 1000 events for 1 hour by default; history_size and history_ttl f
   });
 });
 
+test('long_poll_wait: 25 s by default, in seconds from the environment or seafile.conf, at least 1', async () => {
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY })).config.longPollWaitMs, 25_000);
+  const { config, notices } = await load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_LONG_POLL_WAIT: '50' });
+  assert.equal(config.longPollWaitMs, 50_000);
+  assert.ok(notices.some((n) => n.includes('long_poll_wait 50 s (NOTIFICATION_SERVER_LONG_POLL_WAIT)')), notices.join('\n'));
+  await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_LONG_POLL_WAIT: '0' }), {
+    name: 'ConfigError',
+    message: /^invalid long_poll_wait "0" \(NOTIFICATION_SERVER_LONG_POLL_WAIT\): expected a whole number from 1 to /,
+  });
+});
+
 test('tuning: the environment beats seafile.conf, seconds become milliseconds', async () => {
   const { conf } = await seafileTop({
     'seafile.conf':

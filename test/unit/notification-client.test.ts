@@ -8,6 +8,7 @@ import {
   type NotificationClientError,
   type NotificationClientOptions,
   type ServerMessage,
+  webSocketTransport,
 } from '#client';
 import { signToken } from '../../src/auth/jwt.js';
 import { cyclingRandom, fakeWebSocket, FakeClock, settle } from '../support/client-fakes.js';
@@ -31,7 +32,7 @@ function setup(overrides: Partial<NotificationClientOptions> & { tokenLifeMs?: n
   const client = new NotificationClient({
     url: 'ws://127.0.0.1:8083/notification',
     tokenProvider,
-    WebSocket: fake.WebSocket,
+    transports: [webSocketTransport(fake.WebSocket)],
     clock,
     random: () => 0.5,
     ...options,
@@ -102,11 +103,20 @@ describe('NotificationClient: subscribing', () => {
     assert.throws(() => setup({ url: 'not a url' }), /absolute/);
   });
 
-  it('in Node 20 without a WebSocket option it says what to pass', { skip: 'WebSocket' in globalThis ? 'this Node has a global WebSocket' : false }, () => {
-    assert.throws(
-      () => new NotificationClient({ url: 'ws://127.0.0.1:1/', tokenProvider: async () => 't' }),
-      /pass one, e\.g\. `WebSocket` from the ws package/,
-    );
+  it('in Node 20 without a WebSocket option it uses SSE over fetch, and without fetch either it says what to pass', { skip: 'WebSocket' in globalThis ? 'this Node has a global WebSocket' : false }, () => {
+    const client = new NotificationClient({ url: 'http://127.0.0.1:1/', tokenProvider: async () => 't', clock: new FakeClock() });
+    assert.equal(client.transport, 'sse');
+    client.close();
+    const { fetch } = globalThis;
+    try {
+      Reflect.deleteProperty(globalThis, 'fetch');
+      assert.throws(
+        () => new NotificationClient({ url: 'ws://127.0.0.1:1/', tokenProvider: async () => 't' }),
+        /pass one, e\.g\. `WebSocket` from the ws package/,
+      );
+    } finally {
+      globalThis.fetch = fetch;
+    }
   });
 });
 
@@ -236,7 +246,7 @@ describe('NotificationClient: reconnecting', () => {
     const { client, clock, fake, states, errors } = setup();
     fake.last().drop();
     assert.equal(client.state, 'reconnecting');
-    assert.match(errors[0]!.message, /^cannot connect \(1006\): retrying in \d+ ms$/);
+    assert.match(errors[0]!.message, /^cannot connect \(websocket: 1006\): retrying in \d+ ms$/);
     await clock.fireNext();
     fake.last().accept();
     assert.deepEqual(states, ['reconnecting', 'open']);

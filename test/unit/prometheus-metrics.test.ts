@@ -49,9 +49,11 @@ describe('Prometheus metrics', () => {
     const metrics = new PrometheusMetrics({ processMetrics: false });
     let connections = 4;
     const cache = { hits: 9, misses: 2, failures: 1 };
-    metrics.readLevelsFrom({ connections: () => connections, subscriptions: () => 7, subscribedLibraries: () => 5, groupLookups: () => cache, backplane: () => ({ kind: 'redis', state: 'reconnecting' }) });
+    metrics.readLevelsFrom({ connections: () => connections, fallbacks: () => ({ sse: 3, 'long-poll': 2 }), subscriptions: () => 7, subscribedLibraries: () => 5, groupLookups: () => cache, backplane: () => ({ kind: 'redis', state: 'reconnecting' }) });
     let counts = await scrape(metrics);
     assert.equal(counts.value('notification_connections'), 4);
+    assert.equal(counts.value('notification_fallback_requests_open', { transport: 'sse' }), 3);
+    assert.equal(counts.value('notification_fallback_requests_open', { transport: 'long-poll' }), 2);
     assert.equal(counts.value('notification_subscriptions'), 7);
     assert.equal(counts.value('notification_subscribed_libraries'), 5);
     assert.equal(counts.value('notification_group_lookups_total', { result: 'hit' }), 9);
