@@ -27,25 +27,33 @@ import type { LibraryEvent } from '../protocol/event.js';
 import { BackplaneMessageError, decodeBackplaneMessage, openBackplaneHeader, type BackplaneMessage } from './backplane-message.js';
 
 /**
- * KEYS: epoch, offset, history. ARGV: channel, open header, frame, history size, ttl (ms),
- * epoch candidate, now (ms). Returns {epoch, offset}.
+ * Lua that sets `epoch` and `offset` to the library's next position (KEYS: epoch, offset,
+ * history); `candidate` names the ARGV holding a new epoch, used when Redis has none.
  *
  * An offset that starts again at 1 while the library's stream still exists means the offset
  * key alone was lost (evicted): offsets of this epoch would repeat, so a new epoch is drawn.
  */
-const NUMBER_AND_PUBLISH = `
-local epoch = redis.call('GET', KEYS[1])
+function nextPosition(candidate: string): string {
+  return `local epoch = redis.call('GET', KEYS[1])
 if not epoch then
-  redis.call('SET', KEYS[1], ARGV[6], 'NX')
+  redis.call('SET', KEYS[1], ${candidate}, 'NX')
   epoch = redis.call('GET', KEYS[1])
 end
 local offset = redis.call('INCR', KEYS[2])
 if offset == 1 and redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('DEL', KEYS[3])
-  redis.call('SET', KEYS[1], ARGV[6])
-  epoch = ARGV[6]
+  redis.call('SET', KEYS[1], ${candidate})
+  epoch = ${candidate}
 end
-local message = ARGV[2] .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"}\\n' .. ARGV[3]
+`;
+}
+
+/**
+ * KEYS: epoch, offset, history. ARGV: channel, open header, frame, history size, ttl (ms),
+ * epoch candidate, now (ms). Returns {epoch, offset}.
+ */
+const NUMBER_AND_PUBLISH = `
+${nextPosition('ARGV[6]')}local message = ARGV[2] .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"}\\n' .. ARGV[3]
 if tonumber(ARGV[4]) > 0 then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], offset .. '-0', 't', ARGV[7], 'm', message)
   redis.call('PEXPIRE', KEYS[3], ARGV[5])
@@ -60,18 +68,7 @@ return {epoch, offset}
  * no history) and keeps a marker there; publishes nothing. Returns {epoch, offset}.
  */
 const MARK_UNSHARED = `
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  redis.call('SET', KEYS[1], ARGV[3], 'NX')
-  epoch = redis.call('GET', KEYS[1])
-end
-local offset = redis.call('INCR', KEYS[2])
-if offset == 1 and redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('DEL', KEYS[3])
-  redis.call('SET', KEYS[1], ARGV[3])
-  epoch = ARGV[3]
-end
-if tonumber(ARGV[1]) > 0 then
+${nextPosition('ARGV[3]')}if tonumber(ARGV[1]) > 0 then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], offset .. '-0', 't', ARGV[4], 'unshared', '1')
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
 end
