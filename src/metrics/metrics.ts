@@ -1,5 +1,6 @@
 import type { PublisherAuthFailure, PublisherKind } from '../auth/publisher-auth.js';
 import type { SubscribeFailure } from '../auth/subscriber-token.js';
+import type { ResyncReason } from '../history/event-history.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import type { CloseReason } from '../transport/close-codes.js';
 
@@ -44,6 +45,13 @@ export interface Metrics {
   eventDelivered(event: LibraryEvent, recipients: number, latencySeconds: number): void;
   groupEventUndelivered(reason: UndeliveredReason): void;
   requestRefused(reason: RequestRefusal): void;
+  /**
+   * A positioned subscription recovered from a position (a subscribe with `since`, or a
+   * catch-up after a gap): `replayed` missed events were sent before its `subscribed`.
+   */
+  recovered(replayed: number): void;
+  /** A positioned subscription was told to `resync`. */
+  resynced(reason: ResyncReason): void;
 }
 
 /** Reports every fact to both. */
@@ -60,6 +68,8 @@ export function bothMetrics(first: Metrics, second: Metrics): Metrics {
     eventDelivered: (event, recipients, seconds) => (first.eventDelivered(event, recipients, seconds), second.eventDelivered(event, recipients, seconds)),
     groupEventUndelivered: (reason) => (first.groupEventUndelivered(reason), second.groupEventUndelivered(reason)),
     requestRefused: (reason) => (first.requestRefused(reason), second.requestRefused(reason)),
+    recovered: (replayed) => (first.recovered(replayed), second.recovered(replayed)),
+    resynced: (reason) => (first.resynced(reason), second.resynced(reason)),
   };
 }
 
@@ -76,4 +86,6 @@ export const NO_METRICS: Metrics = {
   eventDelivered() {},
   groupEventUndelivered() {},
   requestRefused() {},
+  recovered() {},
+  resynced() {},
 };

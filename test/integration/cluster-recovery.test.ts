@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { desktopClient, isBackLine, isLostLine, startNodes, subscribedClient } from '../support/cluster.js';
 import { CuttableLink } from '../support/cuttable-link.js';
 import { isAnswer, lastPosition, positionedClient, timeline, type WirePosition } from '../support/positioned-client.js';
+import { scrape } from '../support/prometheus-text.js';
 import { redisSkipReason, startRedis, type RedisInstance } from '../support/redis.js';
 import type { ServerProcess } from '../support/server-process.js';
 import { TestClient, type Message } from '../support/test-client.js';
@@ -251,5 +252,15 @@ describe('one node cut off from Redis while the others keep it', { skip }, () =>
     await publish(b!, REPO_2, 'next');
     await positionedElsewhere.waitFor((m) => m.content['commit_id'] === 'next');
     assert.deepEqual(timeline(positionedElsewhere).slice(2), ['next@2']);
+    // In /metrics: the catch-up that replayed one event and the refresh here; the resync and the refresh on B.
+    const here = await scrape(cutOff.url);
+    assert.equal(here.value('notification_recoveries_total'), 1);
+    assert.equal(here.value('notification_events_replayed_total'), 1);
+    assert.equal(here.sum('notification_resyncs_total'), 0);
+    assert.equal(here.value('notification_connections_closed_total', { reason: 'refresh' }), 1);
+    const onB = await scrape(b!.url);
+    assert.equal(onB.value('notification_resyncs_total', { reason: 'events-not-shared' }), 1);
+    assert.equal(onB.value('notification_recoveries_total'), 0);
+    assert.equal(onB.value('notification_connections_closed_total', { reason: 'refresh' }), 1);
   });
 });
