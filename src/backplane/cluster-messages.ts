@@ -4,15 +4,21 @@
  * as bytes, not as JSON arrays). Every message carries `nsw` so that it is never mistaken for
  * one of Node's own cluster messages or a library's.
  *
- *   worker  -> primary  { nsw: 'hello' }                     once, when the worker starts its backplane
- *   primary -> worker   { nsw: 'welcome', epoch, state }     the history it numbers in, and its backplane's state
- *   worker  -> primary  { nsw: 'publish', event }            an event POSTed to this worker
- *   primary -> workers  { nsw: 'event', event, origin }      every event, positioned, in the primary's order
- *   primary -> workers  { nsw: 'state', state }              the primary's backplane went up or down (Redis)
+ *   worker  -> primary  { nsw: 'hello' }                      once, when the worker starts its backplane
+ *   primary -> worker   { nsw: 'welcome', state }             its backplane's state
+ *   worker  -> primary  { nsw: 'publish', event }             an event POSTed to this worker
+ *   primary -> workers  { nsw: 'event', event, origin }       every event, positioned, in the primary's order
+ *   primary -> workers  { nsw: 'state', state }               the primary's backplane went up or down (Redis)
+ *   worker  -> primary  { nsw: 'read', id, repoId, since }    a history read for a positioned subscriber
+ *   primary -> worker   { nsw: 'history', id, read }          its answer, after every event sent before it
+ *   primary -> workers  { nsw: 'followed?', id }              which libraries do your subscribers follow (after an outage)
+ *   worker  -> primary  { nsw: 'followed', id, libraries }    the answer
+ *   primary -> workers  { nsw: 'gap', gap }                   the primary's backplane is whole again after a gap
  */
+import type { HistoryRead, ResyncReason } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
 import type { Audience, LibraryEvent } from '../protocol/event.js';
-import type { BackplaneState } from './backplane.js';
+import type { BackplaneGap, BackplaneState } from './backplane.js';
 
 /** A LibraryEvent as it crosses the channel: the frame arrives as a Uint8Array. */
 export interface WireEvent {
@@ -23,12 +29,30 @@ export interface WireEvent {
   position?: Position;
 }
 
-export type WorkerMessage = { nsw: 'hello' } | { nsw: 'publish'; event: WireEvent };
+export type WireRead =
+  | { kind: 'recovered'; position: Position; events: WireEvent[] }
+  | { kind: 'resync'; reason: ResyncReason; position: Position | null };
+
+export interface WireGap {
+  cutOff: BackplaneGap['cutOff'];
+  node: string;
+  libraries: string[] | 'all';
+  outageMs: number;
+}
+
+export type WorkerMessage =
+  | { nsw: 'hello' }
+  | { nsw: 'publish'; event: WireEvent }
+  | { nsw: 'read'; id: number; repoId: string; since: Position | null }
+  | { nsw: 'followed'; id: number; libraries: string[] };
 
 export type PrimaryMessage =
-  | { nsw: 'welcome'; epoch: string | null; state: BackplaneState }
+  | { nsw: 'welcome'; state: BackplaneState }
   | { nsw: 'event'; event: WireEvent; origin: number }
-  | { nsw: 'state'; state: BackplaneState };
+  | { nsw: 'state'; state: BackplaneState }
+  | { nsw: 'history'; id: number; read: WireRead }
+  | { nsw: 'followed?'; id: number }
+  | { nsw: 'gap'; gap: WireGap };
 
 export function toWire(event: LibraryEvent): WireEvent {
   const wire: WireEvent = { type: event.type, repoId: event.repoId, audience: event.audience, frame: event.frame };
@@ -44,14 +68,33 @@ export function fromWire(wire: WireEvent): LibraryEvent {
   return event;
 }
 
+export function readToWire(read: HistoryRead): WireRead {
+  return read.kind === 'recovered' ? { ...read, events: read.events.map(toWire) } : read;
+}
+
+export function readFromWire(read: WireRead): HistoryRead {
+  return read.kind === 'recovered' ? { ...read, events: read.events.map(fromWire) } : read;
+}
+
+export function gapToWire(gap: BackplaneGap): WireGap {
+  return { ...gap, libraries: gap.libraries === 'all' ? 'all' : [...gap.libraries] };
+}
+
+export function gapFromWire(gap: WireGap): BackplaneGap {
+  return { ...gap, libraries: gap.libraries === 'all' ? 'all' : new Set(gap.libraries) };
+}
+
+const WORKER_KINDS: ReadonlySet<string> = new Set<WorkerMessage['nsw']>(['hello', 'publish', 'read', 'followed']);
+const PRIMARY_KINDS: ReadonlySet<string> = new Set<PrimaryMessage['nsw']>(['welcome', 'event', 'state', 'history', 'followed?', 'gap']);
+
 function isTagged(message: unknown): message is { nsw: string } {
   return typeof message === 'object' && message !== null && typeof (message as { nsw?: unknown }).nsw === 'string';
 }
 
 export function isWorkerMessage(message: unknown): message is WorkerMessage {
-  return isTagged(message) && (message.nsw === 'hello' || message.nsw === 'publish');
+  return isTagged(message) && WORKER_KINDS.has(message.nsw);
 }
 
 export function isPrimaryMessage(message: unknown): message is PrimaryMessage {
-  return isTagged(message) && (message.nsw === 'welcome' || message.nsw === 'event' || message.nsw === 'state');
+  return isTagged(message) && PRIMARY_KINDS.has(message.nsw);
 }

@@ -3,16 +3,19 @@
  * is their single sequencer. An event POSTed to this worker is handed to the primary; the
  * primary gives it its position (its own backplane: memory, or Redis between machines) and
  * sends every event, in one order, to every worker, this one included. So each subscriber
- * sees the same events in the same order, with the same positions, whichever worker it
- * landed on. Each worker keeps its own copy of the history ring, fed in the primary's order,
- * for positioned subscribers to recover from without asking the primary.
+ * sees the same events, in the same order, with the same positions, whichever worker it
+ * landed on.
+ *
+ * History is the primary's, read over the channel: one history for every worker, whether
+ * they started with the primary or replaced one later, and with Redis the cluster's own, which
+ * holds what other nodes accepted while the primary was cut off. The answer comes after every
+ * event the primary sent before it, so the replay joins up with the live events.
  */
-import type { EventHistory, HistoryLimits, HistoryRead } from '../history/event-history.js';
-import { MemoryHistory } from '../history/memory-history.js';
+import type { EventHistory, HistoryRead } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
 import type { LibraryEvent } from '../protocol/event.js';
-import { emptyBackplaneStats, type Backplane, type BackplaneState, type DeliverEvent } from './backplane.js';
-import { fromWire, isPrimaryMessage, toWire, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
+import { emptyBackplaneStats, type Backplane, type BackplaneGap, type BackplaneState, type DeliverEvent } from './backplane.js';
+import { fromWire, gapFromWire, isPrimaryMessage, readFromWire, toWire, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
 
 /** The IPC channel to the primary: `process` in a cluster worker, a fake in tests. */
 export interface PrimaryChannel {
@@ -28,26 +31,33 @@ export interface IpcBackplaneOptions {
   workerId: number;
   channel: PrimaryChannel;
   deliver: DeliverEvent;
-  history: HistoryLimits;
-  now?: () => number;
+  /** The primary's backplane is whole again after a gap (Redis): this worker's clients react as a single process's would. */
+  onGap?: (gap: BackplaneGap) => void;
+  /** The libraries this worker's subscribers follow, which the primary asks for after an outage. */
+  followedLibraries?: () => Iterable<string> | Promise<Iterable<string>>;
+  /** A history read not answered in this time (a primary that went away) answers `history-unavailable`. */
+  readTimeoutMs?: number;
 }
+
+const DEFAULT_READ_TIMEOUT_MS = 10_000;
+const UNAVAILABLE: HistoryRead = { kind: 'resync', reason: 'history-unavailable', position: null };
 
 export class IpcBackplane implements Backplane {
   readonly kind = 'ipc';
   readonly nodeId: string;
   readonly stats = emptyBackplaneStats();
   #state: BackplaneState = 'connecting';
-  /** The copy of the primary's history; replaced when the primary's epoch changes (Redis flushed). */
-  #copy: MemoryHistory | null = null;
   readonly #options: IpcBackplaneOptions;
   readonly #onMessage = (message: unknown): void => {
     if (isPrimaryMessage(message)) this.#receive(message);
   };
   #welcomed: (() => void) | null = null;
+  /** History reads sent to the primary, by id. */
+  readonly #reads = new Map<number, (read: HistoryRead) => void>();
+  #nextRead = 0;
 
   readonly history: EventHistory = {
-    read: async (repoId: string, since: Position | null): Promise<HistoryRead> =>
-      this.#copy === null ? { kind: 'resync', reason: 'history-unavailable', position: null } : this.#copy.readNow(repoId, since),
+    read: (repoId: string, since: Position | null): Promise<HistoryRead> => this.#read(repoId, since),
   };
 
   constructor(options: IpcBackplaneOptions) {
@@ -85,13 +95,35 @@ export class IpcBackplane implements Backplane {
   async close(): Promise<void> {
     this.#state = 'closed';
     this.#options.channel.off('message', this.#onMessage);
+    for (const answer of this.#reads.values()) answer(UNAVAILABLE);
+    this.#reads.clear();
+  }
+
+  #read(repoId: string, since: Position | null): Promise<HistoryRead> {
+    const { channel } = this.#options;
+    if (this.#state === 'closed' || !channel.connected) return Promise.resolve(UNAVAILABLE);
+    const id = ++this.#nextRead;
+    return new Promise<HistoryRead>((resolve) => {
+      const timer = setTimeout(() => answer(UNAVAILABLE), this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
+      const answer = (read: HistoryRead): void => {
+        clearTimeout(timer);
+        this.#reads.delete(id);
+        resolve(read);
+      };
+      this.#reads.set(id, answer);
+      channel.send({ nsw: 'read', id, repoId, since });
+    });
+  }
+
+  async #answerFollowed(id: number): Promise<void> {
+    const libraries = [...(await (this.#options.followedLibraries?.() ?? []))];
+    if (this.#options.channel.connected) this.#options.channel.send({ nsw: 'followed', id, libraries });
   }
 
   #receive(message: PrimaryMessage): void {
     if (this.#state === 'closed') return;
     switch (message.nsw) {
       case 'welcome':
-        if (message.epoch !== null) this.#copy = this.#newCopy(message.epoch);
         this.#state = message.state;
         this.#welcomed?.();
         this.#welcomed = null;
@@ -99,20 +131,18 @@ export class IpcBackplane implements Backplane {
       case 'state':
         this.#state = message.state;
         return;
-      case 'event': {
-        const event = fromWire(message.event);
+      case 'event':
         if (message.origin !== this.#options.workerId) this.stats.eventsReceived++;
-        const { position } = event;
-        if (position !== undefined) {
-          if (this.#copy === null || this.#copy.epoch !== position.epoch) this.#copy = this.#newCopy(position.epoch);
-          this.#copy.record(event);
-        }
-        this.#options.deliver(event);
-      }
+        this.#options.deliver(fromWire(message.event));
+        return;
+      case 'history':
+        this.#reads.get(message.id)?.(readFromWire(message.read));
+        return;
+      case 'followed?':
+        void this.#answerFollowed(message.id);
+        return;
+      case 'gap':
+        this.#options.onGap?.(gapFromWire(message.gap));
     }
-  }
-
-  #newCopy(epoch: string): MemoryHistory {
-    return new MemoryHistory(this.#options.history, this.#options.now, epoch);
   }
 }

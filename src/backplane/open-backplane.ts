@@ -18,8 +18,11 @@ export interface OpenBackplaneInput {
   history?: HistoryLimits;
   /** Called when the backplane is whole again after this node or another was cut off (Redis). */
   onGap?: (gap: BackplaneGap) => void;
-  /** The libraries this node's subscribers follow: after an outage, those that had events meanwhile make the gap. */
-  followedLibraries?: () => Iterable<string>;
+  /**
+   * The libraries this node's subscribers follow: after an outage, those that had events meanwhile
+   * make the gap. A cluster primary asks its workers (a promise); one that rejects makes the gap `all`.
+   */
+  followedLibraries?: () => Iterable<string> | Promise<Iterable<string>>;
   /**
    * Set in a cluster worker (`workers` > 1): events travel through the primary, whatever the
    * configured backplane (the primary runs that one), see ipc-backplane.ts.
@@ -37,7 +40,8 @@ export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput
   const nodeId = newNodeId();
   if (input.viaPrimary !== undefined) {
     const { workerId, channel } = input.viaPrimary;
-    return new IpcBackplane({ nodeId, workerId, channel, deliver: input.deliver, history: input.history ?? DEFAULT_HISTORY_LIMITS });
+    const { deliver, onGap, followedLibraries } = input;
+    return new IpcBackplane({ nodeId, workerId, channel, deliver, onGap, followedLibraries });
   }
   switch (config.kind) {
     case 'memory':

@@ -36,8 +36,8 @@ export interface RedisBackplaneOptions {
   history?: HistoryLimits;
   /** Called when the backplane is whole again after this node or another was cut off. */
   onGap?: (gap: BackplaneGap) => void;
-  /** The libraries this node's subscribers follow. */
-  followedLibraries?: () => Iterable<string>;
+  /** The libraries this node's subscribers follow (a cluster primary asks its workers: a promise, which may reject). */
+  followedLibraries?: () => Iterable<string> | Promise<Iterable<string>>;
   /** A connection whose Redis does not answer for this long is dropped and reopened. */
   timeoutMs: number;
   nodeId: string;
@@ -228,13 +228,12 @@ export class RedisBackplane implements Backplane {
     }
     const before = this.#epoch;
     this.#epoch = this.#epochNow;
-    const followed = this.#options.followedLibraries?.() ?? [];
     let libraries: ReadonlySet<string> | 'all';
     try {
       // A history that lost its epoch, keeps nothing, or expired during the outage cannot tell.
       const limits = this.#options.history ?? DEFAULT_HISTORY_LIMITS;
       if (before === null || before !== this.#epoch || limits.size === 0 || outageMs >= limits.ttlMs) libraries = 'all';
-      else libraries = await this.history.changedSince(followed, lostAt - CLOCK_MARGIN_MS);
+      else libraries = await this.history.changedSince(await (this.#options.followedLibraries?.() ?? []), lostAt - CLOCK_MARGIN_MS);
     } catch (err) {
       this.#logger.debug({ err }, 'backplane: could not read what changed during the outage');
       libraries = 'all';

@@ -3,7 +3,8 @@
  * they share the listening port, the primary handing each new connection to the next worker
  * in turn), and it is the single sequencer of their events: every event a worker accepts
  * comes here, gets its position from the configured backplane (memory, or Redis between
- * machines) and goes to every worker in that one order (backplane/ipc-backplane.ts).
+ * machines) and goes to every worker in that one order (backplane/ipc-backplane.ts). The
+ * workers read the history through it, and it tells them of a gap when Redis comes back.
  *
  * Signals: SIGTERM/SIGINT drain every worker (each closes its clients over drain_seconds)
  * and stop; SIGHUP and SIGUSR1 are passed on (each worker rereads the configuration, or
@@ -12,13 +13,13 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Backplane, BackplaneState } from '../backplane/backplane.js';
-import { fromWire, isWorkerMessage, toWire, type PrimaryMessage } from '../backplane/cluster-messages.js';
-import { MemoryBackplane } from '../backplane/memory-backplane.js';
+import { fromWire, gapToWire, isWorkerMessage, readToWire, toWire, type PrimaryMessage } from '../backplane/cluster-messages.js';
 import { openBackplane } from '../backplane/open-backplane.js';
 import type { Config } from '../config/config.js';
 import type { LogOutput } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { removeStaleSocketFile } from '../server.js';
+import { FollowedLibrariesQuery } from './followed-libraries.js';
 
 const BACKPLANE_START_WAIT_MS = 5_000;
 /** A replaced worker is started after this pause, so a crash loop does not spin. */
@@ -34,20 +35,19 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
   let stopping = false;
   let origin = 0;
 
-  const broadcast = (event: LibraryEvent): void => {
-    const message: PrimaryMessage = { nsw: 'event', event: toWire(event), origin };
+  const toWorkers = (message: PrimaryMessage): void => {
     for (const worker of welcomed) if (worker.isConnected()) worker.send(message);
   };
-  // The workers keep the history rings; the primary only numbers (a memory history of size 0
-  // still counts each library's offsets).
-  const history = config.backplane.kind === 'memory' ? { ...config.history, size: 0 } : config.history;
+  const followed = new FollowedLibrariesQuery(() => welcomed);
   const sequencer: Backplane = openBackplane(config.backplane, {
-    deliver: broadcast,
+    deliver: (event: LibraryEvent) => toWorkers({ nsw: 'event', event: toWire(event), origin }),
     key: Buffer.from(config.jwtPrivateKey, 'utf8'),
     logger,
-    history,
+    history: config.history,
+    followedLibraries: () => followed.ask(),
+    // Each worker reacts as a single process does (server.ts): catch up, resync, refresh desktop clients.
+    onGap: (gap) => toWorkers({ nsw: 'gap', gap: gapToWire(gap) }),
   });
-  const epoch = sequencer instanceof MemoryBackplane ? sequencer.history.epoch : null;
   await sequencer.start(BACKPLANE_START_WAIT_MS);
   if (config.eventsListen?.kind === 'unix') await removeStaleSocketFile(config.eventsListen.path);
 
@@ -56,22 +56,33 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
   const stateWatch = setInterval(() => {
     if (sequencer.state === lastState) return;
     lastState = sequencer.state;
-    const message: PrimaryMessage = { nsw: 'state', state: lastState };
-    for (const worker of welcomed) if (worker.isConnected()) worker.send(message);
+    toWorkers({ nsw: 'state', state: lastState });
   }, 1_000);
   stateWatch.unref();
 
   cluster.setupPrimary({ exec: process.argv[1]!, args: process.argv.slice(2), serialization: 'advanced' });
   cluster.on('message', (worker: Worker, message: unknown) => {
     if (!isWorkerMessage(message)) return;
-    if (message.nsw === 'hello') {
-      welcomed.add(worker);
-      worker.send({ nsw: 'welcome', epoch, state: sequencer.state } satisfies PrimaryMessage);
-    } else {
-      // The memory backplane delivers within publish: `origin` names the worker for its stats.
-      origin = worker.id;
-      sequencer.publish(fromWire(message.event));
-      origin = 0;
+    switch (message.nsw) {
+      case 'hello':
+        welcomed.add(worker);
+        worker.send({ nsw: 'welcome', state: sequencer.state } satisfies PrimaryMessage);
+        return;
+      case 'publish':
+        // The memory backplane delivers within publish: `origin` names the worker for its stats.
+        origin = worker.id;
+        sequencer.publish(fromWire(message.event));
+        origin = 0;
+        return;
+      case 'read': {
+        const { id } = message;
+        void sequencer.history.read(message.repoId, message.since).then((read) => {
+          if (worker.isConnected()) worker.send({ nsw: 'history', id, read: readToWire(read) } satisfies PrimaryMessage);
+        });
+        return;
+      }
+      case 'followed':
+        followed.answered(worker, message.id, message.libraries);
     }
   });
 
@@ -120,6 +131,7 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
     });
     cluster.on('exit', (worker: Worker, code: number | null, signal: string | null) => {
       welcomed.delete(worker);
+      followed.gone(worker);
       if (stopping) return;
       if (!listened.has(worker.id)) {
         logger.error({ worker: worker.id, code, signal }, `worker ${worker.id} exited before it listened: stopping`);

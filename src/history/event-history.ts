@@ -25,6 +25,15 @@ export type ResyncReason =
   | 'too-far-behind'
   | 'events-not-shared';
 
+export const RESYNC_REASONS = Object.keys({
+  'epoch-changed': 1,
+  'history-gone': 1,
+  'unknown-position': 1,
+  'history-unavailable': 1,
+  'too-far-behind': 1,
+  'events-not-shared': 1,
+} satisfies Record<ResyncReason, 1>) as ResyncReason[];
+
 export type HistoryRead =
   /** `events` are those after `since`, oldest first, ending at `position` (the library's newest). */
   | { kind: 'recovered'; position: Position; events: LibraryEvent[] }

@@ -31,9 +31,8 @@ export class MemoryHistory implements EventHistory {
   constructor(
     private readonly limits: HistoryLimits,
     private readonly now: () => number = Date.now,
-    epoch: string = newEpoch(),
   ) {
-    this.epoch = epoch;
+    this.epoch = newEpoch();
   }
 
   /** Gives the event the library's next position and keeps it. Returns the event with its position. */
@@ -44,21 +43,6 @@ export class MemoryHistory implements EventHistory {
     return positioned;
   }
 
-  /**
-   * Keeps an event another process numbered in this history's epoch (a worker's copy of the
-   * cluster primary's history, fed in the primary's order). A skipped offset leaves a gap that
-   * recovery across it answers with `history-gone`.
-   */
-  record(event: LibraryEvent): void {
-    const { position } = event;
-    if (position === undefined || position.epoch !== this.epoch) return;
-    const library = this.#library(event.repoId);
-    if (position.offset <= library.top) return;
-    if (position.offset !== library.top + 1) this.#forget(library);
-    library.top = position.offset;
-    this.#keep(library, event);
-  }
-
   #library(repoId: string): LibraryHistory {
     let library = this.#libraries.get(repoId);
     if (library === undefined) {
@@ -66,14 +50,6 @@ export class MemoryHistory implements EventHistory {
       this.#libraries.set(repoId, library);
     }
     return library;
-  }
-
-  /** Drops what a library holds: it does not join up with what comes next. */
-  #forget(library: LibraryHistory): void {
-    this.#held -= library.count;
-    library.ring = [];
-    library.start = 0;
-    library.count = 0;
   }
 
   #keep(library: LibraryHistory, positioned: LibraryEvent): void {

@@ -70,6 +70,7 @@ export class Hub {
       reaches: (subscription, event) => this.#reaches(subscription, event),
       isCurrent: (subscription) => this.index.get(subscription.subscriber, subscription.repoId) === subscription,
       logger: options.logger,
+      metrics: this.#metrics,
     });
   }
 

@@ -12,6 +12,7 @@
 import type { EventHistory, HistoryRead, ResyncReason } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { encodeResync, encodeSubscribed, positionedFrame } from '../protocol/position-frames.js';
 import type { Subscriber, Subscription } from './subscriber.js';
@@ -48,6 +49,8 @@ export interface PositionedDeliveryOptions {
   /** Whether the subscription is still the subscriber's current one for its library. */
   isCurrent: (subscription: Subscription) => boolean;
   logger: Logger;
+  /** Where recoveries and resyncs are counted. */
+  metrics: Metrics;
 }
 
 export class PositionedDelivery {
@@ -183,12 +186,17 @@ export class PositionedDelivery {
     } else if (read.kind === 'resync') {
       this.#resync(cursor, read.reason, read.position);
     } else {
+      let replayed = 0;
       for (const event of read.events) {
         const reached = await this.options.reaches(cursor.subscription, event);
         if (!this.#owns(cursor) || !isCurrent(cursor.subscription)) return;
-        if (reached) subscriber.send(positionedFrame(event), event.position);
+        if (!reached) continue;
+        subscriber.send(positionedFrame(event), event.position);
+        replayed++;
       }
       if (read.events.length > 0) logger.debug({ connection: subscriber.id, repoId, replayed: read.events.length }, 'replayed missed events');
+      // A subscribe without a position has nothing to recover: only where the library stands.
+      if (request.since !== null) this.options.metrics.recovered(replayed);
       cursor.at = read.position;
       subscriber.send(encodeSubscribed(repoId, read.position));
     }
@@ -198,6 +206,7 @@ export class PositionedDelivery {
   #resync(cursor: Cursor, reason: ResyncReason, position: Position | null): void {
     const { subscriber, repoId } = cursor.subscription;
     this.options.logger.debug({ connection: subscriber.id, repoId, reason }, 'resync: missed events cannot be replayed');
+    this.options.metrics.resynced(reason);
     cursor.at = position;
     cursor.overflowAt = null;
     delete cursor.pendingResync;

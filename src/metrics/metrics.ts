@@ -1,5 +1,6 @@
 import type { PublisherAuthFailure, PublisherKind } from '../auth/publisher-auth.js';
 import type { SubscribeFailure } from '../auth/subscriber-token.js';
+import type { ResyncReason } from '../history/event-history.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import type { CloseReason } from '../transport/close-codes.js';
 
@@ -49,6 +50,13 @@ export interface Metrics {
   requestRefused(reason: RequestRefusal): void;
   /** An SSE stream was opened or a long poll accepted (after its admission checks). */
   fallbackRequest(transport: FallbackTransport): void;
+  /**
+   * A positioned subscription recovered from a position (a subscribe with `since`, or a
+   * catch-up after a gap): `replayed` missed events were sent before its `subscribed`.
+   */
+  recovered(replayed: number): void;
+  /** A positioned subscription was told to `resync`. */
+  resynced(reason: ResyncReason): void;
 }
 
 /** Reports every fact to both. */
@@ -66,6 +74,8 @@ export function bothMetrics(first: Metrics, second: Metrics): Metrics {
     groupEventUndelivered: (reason) => (first.groupEventUndelivered(reason), second.groupEventUndelivered(reason)),
     requestRefused: (reason) => (first.requestRefused(reason), second.requestRefused(reason)),
     fallbackRequest: (transport) => (first.fallbackRequest(transport), second.fallbackRequest(transport)),
+    recovered: (replayed) => (first.recovered(replayed), second.recovered(replayed)),
+    resynced: (reason) => (first.resynced(reason), second.resynced(reason)),
   };
 }
 
@@ -83,4 +93,6 @@ export const NO_METRICS: Metrics = {
   groupEventUndelivered() {},
   requestRefused() {},
   fallbackRequest() {},
+  recovered() {},
+  resynced() {},
 };

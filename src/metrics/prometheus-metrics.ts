@@ -3,6 +3,7 @@ import type { BackplaneState } from '../backplane/backplane.js';
 import type { PublisherAuthFailure, PublisherKind } from '../auth/publisher-auth.js';
 import type { SubscribeFailure } from '../auth/subscriber-token.js';
 import type { GroupCacheStats } from '../groups/cached-group-directory.js';
+import { RESYNC_REASONS, type ResyncReason } from '../history/event-history.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { CLOSE_REASONS, type CloseReason } from '../transport/close-codes.js';
 import type { EventRejection, FallbackTransport, Metrics, RequestRefusal, SubscribeLimit, UndeliveredReason } from './metrics.js';
@@ -134,6 +135,9 @@ export class PrometheusMetrics implements Metrics {
   readonly #undelivered: Map<UndeliveredReason, Cell>;
   readonly #refused: Map<RequestRefusal, Cell>;
   readonly #fallbackRequests: Map<FallbackTransport, Cell>;
+  readonly #recoveries: Counter;
+  readonly #replayed: Counter;
+  readonly #resyncs: Map<ResyncReason, Cell>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -304,6 +308,26 @@ export class PrometheusMetrics implements Metrics {
       REQUEST_REFUSALS,
       (reason) => ({ reason }),
     );
+    this.#recoveries = new Counter({
+      name: 'notification_recoveries_total',
+      help: 'Positioned subscriptions that recovered from a position (subscribe with since, or a catch-up after a backplane gap) and were answered subscribed.',
+      registers,
+    });
+    this.#replayed = new Counter({
+      name: 'notification_events_replayed_total',
+      help: 'Missed events sent to positioned subscriptions in their recoveries, before subscribed.',
+      registers,
+    });
+    this.#resyncs = countsByLabel(
+      {
+        name: 'notification_resyncs_total',
+        help: 'Positioned subscriptions told to resync, by why: epoch-changed, history-gone, unknown-position, history-unavailable, too-far-behind, events-not-shared.',
+        labelNames: ['reason'],
+        registers,
+      },
+      RESYNC_REASONS,
+      (reason) => ({ reason }),
+    );
     new Counter({
       name: 'notification_group_lookups_total',
       help: 'Group member lookups: hit (answered from the cache or by joining a query in flight), miss (a database query was made).',
@@ -385,5 +409,14 @@ export class PrometheusMetrics implements Metrics {
 
   fallbackRequest(transport: FallbackTransport): void {
     this.#fallbackRequests.get(transport)!.inc();
+  }
+
+  recovered(replayed: number): void {
+    this.#recoveries.inc();
+    if (replayed > 0) this.#replayed.inc(replayed);
+  }
+
+  resynced(reason: ResyncReason): void {
+    this.#resyncs.get(reason)!.inc();
   }
 }

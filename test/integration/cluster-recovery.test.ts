@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { startNodes, subscribedClient } from '../support/cluster.js';
+import { desktopClient, isBackLine, isLostLine, startNodes, subscribedClient } from '../support/cluster.js';
 import { CuttableLink } from '../support/cuttable-link.js';
 import { isAnswer, lastPosition, positionedClient, timeline, type WirePosition } from '../support/positioned-client.js';
+import { scrape } from '../support/prometheus-text.js';
 import { redisSkipReason, startRedis, type RedisInstance } from '../support/redis.js';
-import { ServerProcess, subscriberToken, type LogLine } from '../support/server-process.js';
+import type { ServerProcess } from '../support/server-process.js';
 import { TestClient, type Message } from '../support/test-client.js';
 
 const skip = redisSkipReason() ?? false;
@@ -14,8 +15,6 @@ const REPO = '9d3f0c1a-5555-4d4d-9e9e-000000000001';
 const REPO_2 = '9d3f0c1a-5555-4d4d-9e9e-000000000002';
 const REPO_3 = '9d3f0c1a-5555-4d4d-9e9e-000000000003';
 
-const isLostLine = (line: LogLine): boolean => line.msg.startsWith('backplane: lost Redis');
-const isBackLine = (line: LogLine): boolean => line.msg.startsWith('backplane: back on Redis');
 
 async function publish(node: ServerProcess, repoId: string, commit: string): Promise<void> {
   assert.equal(await node.publish('repo-update', { repo_id: repoId, commit_id: commit }), 200);
@@ -24,15 +23,6 @@ async function publish(node: ServerProcess, repoId: string, commit: string): Pro
 /** The repo-update commits a client received, in order (answers left out). */
 function commitsOf(client: TestClient): string[] {
   return client.messages.filter((m: Message) => m.type === 'repo-update').map((m) => String(m.content['commit_id']));
-}
-
-/** A desktop client: 8.0.11 and later send a User-Agent and re-read their state on connecting; 8.0.10 sends none. */
-async function desktopClient(node: ServerProcess, repoId: string, userAgent: string | null = 'Seafile/9.0.8 (Linux)'): Promise<TestClient> {
-  const headers: Record<string, string> = userAgent === null ? {} : { 'user-agent': userAgent };
-  const client = await TestClient.connect(node.wsUrl, { protocols: ['notification.seafile.com'], headers });
-  client.subscribe([{ id: repoId, jwt_token: subscriberToken(repoId, 'alice@example.com') }]);
-  await client.roundTrip();
-  return client;
 }
 
 describe('history and recovery across three nodes on one Redis', { skip }, () => {
@@ -262,5 +252,15 @@ describe('one node cut off from Redis while the others keep it', { skip }, () =>
     await publish(b!, REPO_2, 'next');
     await positionedElsewhere.waitFor((m) => m.content['commit_id'] === 'next');
     assert.deepEqual(timeline(positionedElsewhere).slice(2), ['next@2']);
+    // In /metrics: the catch-up that replayed one event and the refresh here; the resync and the refresh on B.
+    const here = await scrape(cutOff.url);
+    assert.equal(here.value('notification_recoveries_total'), 1);
+    assert.equal(here.value('notification_events_replayed_total'), 1);
+    assert.equal(here.sum('notification_resyncs_total'), 0);
+    assert.equal(here.value('notification_connections_closed_total', { reason: 'refresh' }), 1);
+    const onB = await scrape(b!.url);
+    assert.equal(onB.value('notification_resyncs_total', { reason: 'events-not-shared' }), 1);
+    assert.equal(onB.value('notification_recoveries_total'), 0);
+    assert.equal(onB.value('notification_connections_closed_total', { reason: 'refresh' }), 1);
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { isAnswer, lastPosition, positionedClient, timeline } from '../support/positioned-client.js';
+import { scrape } from '../support/prometheus-text.js';
 import { ServerProcess, subscriberToken } from '../support/server-process.js';
 import { TestClient } from '../support/test-client.js';
 
@@ -79,6 +80,12 @@ describe('the positions extension on one node (in-process history)', () => {
     // One that missed only what the history still holds recovers.
     const near = await positioned(server, REPO, { epoch: since.epoch, offset: 3 });
     assert.deepEqual(timeline(near), ['4@4', '5@5', '6@6', 'subscribed@6']);
+    // Counted: one resync by its reason, one recovery of three events; subscribes without since are neither.
+    const metrics = await scrape(server.url);
+    assert.equal(metrics.value('notification_resyncs_total', { reason: 'history-gone' }), 1);
+    assert.equal(metrics.sum('notification_resyncs_total'), 1);
+    assert.equal(metrics.value('notification_recoveries_total'), 1);
+    assert.equal(metrics.value('notification_events_replayed_total'), 3);
   });
 
   it('after a server restart (a new epoch) a returning client is told to resync', async () => {

@@ -100,15 +100,30 @@ describe('--workers 2: one port, the primary numbers every event', () => {
     assert.deepEqual([...workersThatLogged(server, 'stopped')].sort(), [1, 2, undefined], 'both workers and the primary stopped');
   });
 
-  it('a worker that dies is replaced: subscribers on the survivor and on the new worker get every event', async () => {
+  it('a worker that dies is replaced: subscribers on the survivor and on the new worker get every event, and recover what was published before it started', async () => {
     const cluster = await ServerProcess.start({ args: ['--workers', '2'] });
     try {
+      const first = await positionedClient(cluster, REPO);
+      clients.push(first);
+      for (const commit of ['old-1', 'old-2', 'old-3']) assert.equal(await postOnNewConnection(cluster.port, commit), 200);
+      await first.waitFor((m) => m.content['commit_id'] === 'old-3', 5000);
+      const { epoch } = lastPosition(first);
+      assert.deepEqual(timeline(first), ['subscribed@0', 'old-1@1', 'old-2@2', 'old-3@3']);
       const pid = cluster.child.pid!;
       const workers = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').map(Number);
       assert.equal(workers.length, 2);
       process.kill(workers[0]!, 'SIGKILL');
       await cluster.waitForLog((line) => line.msg.includes('died') && line.msg.includes('starting another'), 5000);
       await cluster.waitForLog((line) => line.msg === `worker 3 listening on 127.0.0.1:${cluster.port}`, 10_000);
+      // The history is the primary's: the new worker replays what came before it, as the survivor does.
+      const before = cluster.logs.filter((line) => line.msg === 'websocket connected').length;
+      for (let i = 0; i < 2; i++) {
+        const back = await positionedClient(cluster, REPO, { epoch, offset: 1 });
+        clients.push(back);
+        assert.deepEqual(timeline(back), ['old-2@2', 'old-3@3', 'subscribed@3']);
+      }
+      const recoveredOn = cluster.logs.filter((line) => line.msg === 'websocket connected').slice(before).map((line) => line['worker']);
+      assert.equal(new Set(recoveredOn).size, 2, `recovered on the survivor and the new worker: ${JSON.stringify(recoveredOn)}`);
       const subscribers: TestClient[] = [];
       for (let i = 0; i < 2; i++) {
         const client = await TestClient.connect(cluster.wsUrl);
@@ -117,7 +132,7 @@ describe('--workers 2: one port, the primary numbers every event', () => {
         await client.roundTrip();
         subscribers.push(client);
       }
-      const holders = cluster.logs.filter((line) => line.msg === 'websocket connected').map((line) => line['worker']);
+      const holders = cluster.logs.filter((line) => line.msg === 'websocket connected').slice(before + 2).map((line) => line['worker']);
       assert.equal(new Set(holders).size, 2, `connections on the survivor and the new worker: ${JSON.stringify(holders)}`);
       assert.equal(await postOnNewConnection(cluster.port, 'after'), 200);
       assert.equal(await postOnNewConnection(cluster.port, 'again'), 200);

@@ -34,3 +34,15 @@ export async function flushFrom(node: ServerProcess, repoId: string, marker: str
   if (status !== 200) throw new Error(`marker ${marker} refused: ${status}`);
   await Promise.all(clients.map((client) => client.waitFor((m) => m.content['commit_id'] === marker, timeoutMs)));
 }
+
+/** A desktop client: 8.0.11 and later send a User-Agent and re-read their state on connecting; 8.0.10 sends none. */
+export async function desktopClient(node: ServerProcess, repoId: string, userAgent: string | null = 'Seafile/9.0.8 (Linux)'): Promise<TestClient> {
+  const headers: Record<string, string> = userAgent === null ? {} : { 'user-agent': userAgent };
+  const client = await TestClient.connect(node.wsUrl, { protocols: ['notification.seafile.com'], headers });
+  client.subscribe([{ id: repoId, jwt_token: subscriberToken(repoId, 'alice@example.com') }]);
+  await client.roundTrip();
+  return client;
+}
+
+export const isLostLine = (line: LogLine): boolean => line.msg.startsWith('backplane: lost Redis');
+export const isBackLine = (line: LogLine): boolean => line.msg.startsWith('backplane: back on Redis');

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import { toWire, type PrimaryMessage, type WorkerMessage } from '../../src/backplane/cluster-messages.js';
+import { gapToWire, readToWire, toWire, type PrimaryMessage, type WorkerMessage } from '../../src/backplane/cluster-messages.js';
+import type { BackplaneGap } from '../../src/backplane/backplane.js';
 import { IpcBackplane } from '../../src/backplane/ipc-backplane.js';
 import { MemoryHistory } from '../../src/history/memory-history.js';
 import { parseEvent, type LibraryEvent } from '../../src/protocol/event.js';
@@ -25,13 +26,30 @@ function event(commit: string): LibraryEvent {
   return parseEvent(JSON.stringify({ type: 'repo-update', content: { repo_id: REPO, commit_id: commit } }));
 }
 
-function setup(): { channel: FakeChannel; backplane: IpcBackplane; delivered: LibraryEvent[]; sequencer: MemoryHistory } {
+interface Setup {
+  channel: FakeChannel;
+  backplane: IpcBackplane;
+  delivered: LibraryEvent[];
+  gaps: BackplaneGap[];
+  sequencer: MemoryHistory;
+}
+
+function setup(): Setup {
   const channel = new FakeChannel();
   const delivered: LibraryEvent[] = [];
-  const backplane = new IpcBackplane({ nodeId: 'w1', workerId: 1, channel, deliver: (e) => delivered.push(e), history: { size: 100, ttlMs: 60_000 } });
-  // What the primary numbers with.
-  const sequencer = new MemoryHistory({ size: 0, ttlMs: 60_000 });
-  return { channel, backplane, delivered, sequencer };
+  const gaps: BackplaneGap[] = [];
+  const backplane = new IpcBackplane({
+    nodeId: 'w1',
+    workerId: 1,
+    channel,
+    deliver: (e) => delivered.push(e),
+    onGap: (gap) => gaps.push(gap),
+    followedLibraries: () => [REPO, 'other'],
+    readTimeoutMs: 50,
+  });
+  // What the primary numbers with, and keeps.
+  const sequencer = new MemoryHistory({ size: 100, ttlMs: 60_000 });
+  return { channel, backplane, delivered, gaps, sequencer };
 }
 
 describe('the IPC backplane of a cluster worker', () => {
@@ -39,7 +57,7 @@ describe('the IPC backplane of a cluster worker', () => {
     const { channel, backplane, delivered, sequencer } = setup();
     const starting = backplane.start(1000);
     assert.deepEqual(channel.sent, [{ nsw: 'hello' }]);
-    channel.primary({ nsw: 'welcome', epoch: sequencer.epoch, state: 'connected' });
+    channel.primary({ nsw: 'welcome', state: 'connected' });
     await starting;
     assert.equal(backplane.state, 'connected');
 
@@ -56,20 +74,55 @@ describe('the IPC backplane of a cluster worker', () => {
     assert.equal(backplane.stats.eventsReceived, 1);
   });
 
-  it('keeps a copy of the history in the primary epoch: a positioned client recovers from this worker', async () => {
+  it('reads the history from the primary: the answer to each read goes to that read', async () => {
     const { channel, backplane, sequencer } = setup();
     const starting = backplane.start(1000);
-    channel.primary({ nsw: 'welcome', epoch: sequencer.epoch, state: 'connected' });
+    channel.primary({ nsw: 'welcome', state: 'connected' });
     await starting;
-    for (const commit of ['a', 'b', 'c']) channel.primary({ nsw: 'event', event: toWire(sequencer.append(event(commit))), origin: 2 });
-    const read = await backplane.history.read(REPO, { epoch: sequencer.epoch, offset: 1 });
+    for (const commit of ['a', 'b', 'c']) sequencer.append(event(commit));
+    const since = { epoch: sequencer.epoch, offset: 1 };
+    const reading = backplane.history.read(REPO, since);
+    const other = backplane.history.read(REPO, { epoch: 'another', offset: 1 });
+    const [first, second] = channel.sent.slice(-2);
+    assert.deepEqual(first, { nsw: 'read', id: 1, repoId: REPO, since });
+    assert.equal(second?.nsw === 'read' && second.id, 2);
+    // Answered out of order.
+    channel.primary({ nsw: 'history', id: 2, read: readToWire(sequencer.readNow(REPO, { epoch: 'another', offset: 1 })) });
+    channel.primary({ nsw: 'history', id: 1, read: readToWire(sequencer.readNow(REPO, since)) });
+    const read = await reading;
     assert.equal(read.kind, 'recovered');
     if (read.kind === 'recovered') {
-      assert.deepEqual(read.events.map((e) => e.position?.offset), [2, 3]);
+      assert.deepEqual(read.events.map((e) => [JSON.parse(e.frame.toString()).content.commit_id, e.position?.offset]), [['b', 2], ['c', 3]]);
       assert.deepEqual(read.position, { epoch: sequencer.epoch, offset: 3 });
     }
-    const other = await backplane.history.read(REPO, { epoch: 'another', offset: 1 });
-    assert.equal(other.kind === 'resync' && other.reason, 'epoch-changed');
+    const resync = await other;
+    assert.equal(resync.kind === 'resync' && resync.reason, 'epoch-changed');
+  });
+
+  it('a read the primary never answers, or made without a primary, is a resync (history-unavailable), never a partial replay', async () => {
+    const { channel, backplane } = setup();
+    const starting = backplane.start(1000);
+    channel.primary({ nsw: 'welcome', state: 'connected' });
+    await starting;
+    const unanswered = await backplane.history.read(REPO, { epoch: 'e', offset: 1 });
+    assert.deepEqual(unanswered, { kind: 'resync', reason: 'history-unavailable', position: null });
+    channel.connected = false;
+    const alone = await backplane.history.read(REPO, { epoch: 'e', offset: 1 });
+    assert.deepEqual(alone, { kind: 'resync', reason: 'history-unavailable', position: null });
+  });
+
+  it('tells the primary which libraries its subscribers follow, and hands a gap the primary forwards to its own reaction', async () => {
+    const { channel, backplane, gaps } = setup();
+    const starting = backplane.start(1000);
+    channel.primary({ nsw: 'welcome', state: 'connected' });
+    await starting;
+    channel.primary({ nsw: 'followed?', id: 7 });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(channel.sent.at(-1), { nsw: 'followed', id: 7, libraries: [REPO, 'other'] });
+    const gap: BackplaneGap = { cutOff: 'another-node', node: 'n2', libraries: new Set([REPO]), outageMs: 1200 };
+    channel.primary({ nsw: 'gap', gap: gapToWire(gap) });
+    channel.primary({ nsw: 'gap', gap: gapToWire({ ...gap, cutOff: 'this-node', libraries: 'all' }) });
+    assert.deepEqual(gaps, [gap, { ...gap, cutOff: 'this-node', libraries: 'all' }]);
   });
 
   it('without its primary (channel closed) an event still reaches this worker, without a position', async () => {
