@@ -10,8 +10,7 @@ import { encodeError, encodeJwtExpired } from '../protocol/event.js';
 import type { ClientAddress } from './client-address.js';
 import { RETRY_AFTER_SECONDS, userCapRefusal } from './connection-caps.js';
 import { formatCursor, type Cursor } from './cursor.js';
-import { tooMany } from './fallback-admission.js';
-import type { FallbackAdmission } from './fallback-admission.js';
+import { tooMany, type FallbackAdmission } from './fallback-admission.js';
 import type { FallbackRequest } from './fallback-request.js';
 
 export interface HttpSubscriberContext {
