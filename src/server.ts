@@ -19,6 +19,8 @@ import type { Logger } from './log.js';
 import { bothMetrics, NO_METRICS } from './metrics/metrics.js';
 import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { LiveStatus } from './status/live-status.js';
+import { ConnectionsPerAddress } from './transport/connection-caps.js';
+import { FailuresPerAddress } from './transport/failure-allowance.js';
 import type { FallbackAdmission } from './transport/fallback-admission.js';
 import { LongPollEndpoint } from './transport/long-poll-endpoint.js';
 import { OriginPolicy } from './transport/origin-policy.js';
@@ -98,6 +100,9 @@ export async function startServer(config: Config, logger: Logger, options: Start
     },
   });
   const hub = new Hub({ groups, logger, metrics: counting, now, history: backplane.history });
+  // One count per client address for every transport: a WebSocket, an SSE stream, a waiting poll.
+  const addresses = new ConnectionsPerAddress({ logger, now, max: config.limits.maxConnectionsPerAddress, trustedProxies: config.trustedProxies });
+  const failures = new FailuresPerAddress(config.limits.maxFailedSubscribesPerMinute, now);
   const websockets = new WebSocketEndpoint({
     hub,
     key: keys,
@@ -115,8 +120,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
     },
     maxConnections: config.limits.maxConnections,
-    maxConnectionsPerAddress: config.limits.maxConnectionsPerAddress,
-    trustedProxies: config.trustedProxies,
+    addresses,
     otherConnections: () => sse.streams.size + polls.pending.size,
     allowedOrigins: config.allowedOrigins,
   });
@@ -127,6 +131,9 @@ export async function startServer(config: Config, logger: Logger, options: Start
     origins: config.allowedOrigins === null ? null : new OriginPolicy(config.allowedOrigins),
     full: () => websockets.connections.size + sse.streams.size + polls.pending.size >= running.limits.maxConnections,
     draining: () => draining,
+    addresses,
+    failures,
+    maxConnectionsPerUser: () => running.limits.maxConnectionsPerUser,
   };
   const fallbackContext = { hub, key: keys, logger, metrics: counting, now, admission, maxLibraries: config.limits.maxLibrariesPerConnection, sendQueueBytes: config.limits.sendQueueBytes };
   const sse = new SseEndpoint({ ...fallbackContext, keepAliveMs: config.pingIntervalMs });
@@ -310,10 +317,11 @@ export async function startServer(config: Config, logger: Logger, options: Start
       const fallbackLimits = { maxLibraries: running.limits.maxLibrariesPerConnection, sendQueueBytes: running.limits.sendQueueBytes };
       sse.reconfigure(fallbackLimits);
       polls.reconfigure({ ...fallbackLimits, maxBodyBytes: running.limits.maxFrameBytes, waitMs: running.longPollWaitMs ?? DEFAULTS.longPollWaitMs });
+      addresses.max = running.limits.maxConnectionsPerAddress;
+      failures.reconfigure(running.limits.maxFailedSubscribesPerMinute);
       websockets.reconfigure({
         sendQueueBytes: running.limits.sendQueueBytes,
         maxConnections: running.limits.maxConnections,
-        maxConnectionsPerAddress: running.limits.maxConnectionsPerAddress,
         connectionLimits: {
           maxLibraries: running.limits.maxLibrariesPerConnection,
           subscribeTimeoutMs: running.limits.subscribeTimeoutMs,

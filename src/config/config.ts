@@ -58,20 +58,24 @@ export interface Limits {
   /** WebSocket connections open at once; past it an upgrade is answered 503 with Retry-After. */
   maxConnections: number;
   /**
-   * WebSocket connections open at once from one client address (see `trustedProxies`); past it
-   * an upgrade is answered 429 with Retry-After; 0: no limit.
+   * WebSockets, SSE streams and waiting polls open at once from one client address (see
+   * `trustedProxies`); past it an upgrade, SSE or poll request is answered 429 with Retry-After; 0: no limit.
    */
   maxConnectionsPerAddress: number;
   /**
    * Connections that may hold a subscription under one user name at once; a subscribe that would
-   * make one more is refused (`error` message, and close 4003 when the connection holds nothing else); 0: no limit.
+   * make one more is refused (`error` message, and close 4003 when the connection holds nothing else;
+   * 429 for an SSE or poll request with nothing else to follow); 0: no limit.
    */
   maxConnectionsPerUser: number;
   /** Libraries one connection may follow; a subscribe past it is answered with an `error` message. */
   maxLibrariesPerConnection: number;
   /** A connection with no accepted subscribe this long after it opened is closed (4001); 0: never. */
   subscribeTimeoutMs: number;
-  /** Refused subscribe entries a connection may send per minute (token bucket); past it, closed (4002); 0: no limit. */
+  /**
+   * Refused subscribe entries a WebSocket may send per minute (token bucket); past it, closed (4002).
+   * SSE and poll requests: one bucket per client address, past it their requests get 429. 0: no limit.
+   */
   maxFailedSubscribesPerMinute: number;
   /** A request (the WebSocket upgrade included) whose headers take longer than this is answered 408 and closed. */
   headerTimeoutMs: number;

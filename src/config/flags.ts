@@ -81,8 +81,9 @@ Environment (beats the config files, loses to options):
   NOTIFICATION_SERVER_SUBSCRIBE_TIMEOUT  seconds a connection may stay without a
                                          subscription before it is closed, 0: never (60)
   NOTIFICATION_SERVER_MAX_FAILED_SUBSCRIBES_PER_MINUTE
-                                         refused subscribes before a connection is
-                                         closed, 0: no limit (100)
+                                         refused subscribes a minute before a
+                                         WebSocket is closed (SSE and long polling:
+                                         per client address), 0: no limit (100)
   NOTIFICATION_SERVER_HEADER_TIMEOUT     seconds a request may take to send its headers
                                          before it is answered 408 (10)
   NOTIFICATION_SERVER_EVENTS_LISTEN      serve POST /events only here: host:port or a

@@ -8,11 +8,13 @@ import type { CloseReason } from '../transport/close-codes.js';
 export type EventRejection = 'method' | 'too-large' | 'invalid';
 
 /**
- * Why the HTTP server turned a request away before it became a WebSocket: origin (403),
- * connection-cap (503), address-cap (429), draining (503), bad-request (400: an unparsable request), timeout
- * (408: headers or body not complete in time, a slowloris).
+ * Why the HTTP server turned a request away before it became a WebSocket, an SSE stream or a
+ * poll: origin (403), connection-cap (503), address-cap (429), draining (503), bad-request (400:
+ * an unparsable request), timeout (408: headers or body not complete in time, a slowloris), and
+ * for SSE and long polling only: user-cap (429: every library's user at max_connections_per_user)
+ * and failed-subscribes (429: the address out of refused tokens, max_failed_subscribes_per_minute).
  */
-export type RequestRefusal = 'origin' | 'connection-cap' | 'address-cap' | 'draining' | 'bad-request' | 'timeout';
+export type RequestRefusal = 'origin' | 'connection-cap' | 'address-cap' | 'draining' | 'bad-request' | 'timeout' | 'user-cap' | 'failed-subscribes';
 
 /** Why a subscribe entry with a valid token was refused: a per-connection or per-user limit. */
 export type SubscribeLimit = 'library-cap' | 'user-cap';

@@ -71,6 +71,8 @@ const REQUEST_REFUSALS = Object.keys({
   draining: 1,
   'bad-request': 1,
   timeout: 1,
+  'user-cap': 1,
+  'failed-subscribes': 1,
 } satisfies Record<RequestRefusal, 1>) as RequestRefusal[];
 const SUBSCRIBE_LIMITS = Object.keys({ 'library-cap': 1, 'user-cap': 1 } satisfies Record<SubscribeLimit, 1>) as SubscribeLimit[];
 const FALLBACK_TRANSPORTS = Object.keys({ sse: 1, 'long-poll': 1 } satisfies Record<FallbackTransport, 1>) as FallbackTransport[];
@@ -301,7 +303,7 @@ export class PrometheusMetrics implements Metrics {
     this.#refused = countsByLabel(
       {
         name: 'notification_requests_refused_total',
-        help: 'HTTP requests turned away before they became a WebSocket, an SSE stream or a long poll: origin (403), connection-cap (503), address-cap (429, max_connections_per_address, WebSockets only), draining (503), bad-request (400), timeout (408, headers not complete in time).',
+        help: 'HTTP requests turned away before they became a WebSocket, an SSE stream or a long poll: origin (403), connection-cap (503), address-cap (429, max_connections_per_address), draining (503), bad-request (400), timeout (408, headers not complete in time); SSE and long polling only: user-cap (429, max_connections_per_user), failed-subscribes (429, max_failed_subscribes_per_minute per client address).',
         labelNames: ['reason'],
         registers,
       },

@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody } from '../http/request-body.js';
-import { admit, badRequest, corsHeaders, parsedOrRefused, type FallbackAdmission } from './fallback-admission.js';
+import type { ClientAddress } from './client-address.js';
+import { admit, badRequest, corsHeaders, parsedOrRefused } from './fallback-admission.js';
 import { parsePollRequest, type FallbackRequest } from './fallback-request.js';
-import { HttpSubscriber, type HttpSubscriberContext } from './http-subscriber.js';
+import { HttpSubscriber, planOrRefuse, type HttpSubscriberContext, type SubscribePlan } from './http-subscriber.js';
 
 export interface LongPollEndpointOptions extends HttpSubscriberContext {
-  admission: FallbackAdmission;
   /** Libraries one poll may name (max_libraries_per_connection). */
   maxLibraries: number;
   /** Largest request body (max_frame_bytes, the size of a WebSocket subscribe). */
@@ -35,9 +35,10 @@ export class LongPollEndpoint {
 
   handle(request: IncomingMessage, response: ServerResponse): void {
     const { admission, maxBodyBytes } = this.options;
-    if (!admit(request, response, 'POST', admission)) return;
+    const client = admit(request, response, 'POST', admission);
+    if (client === null) return;
     readBody(request, maxBodyBytes, {
-      body: (body) => this.#serve(request, response, body.toString('utf8')),
+      body: (body) => this.#serve(request, response, client, body.toString('utf8')),
       tooLarge: () => {
         badRequest(request, response, admission, `the body is larger than ${maxBodyBytes} bytes: name fewer libraries per poll`);
         request.resume();
@@ -51,14 +52,16 @@ export class LongPollEndpoint {
     for (const poll of this.pending) poll.answer();
   }
 
-  #serve(request: IncomingMessage, response: ServerResponse, body: string): void {
+  #serve(request: IncomingMessage, response: ServerResponse, client: ClientAddress, body: string): void {
     const { admission, maxLibraries } = this.options;
     const parsed = parsedOrRefused(request, response, admission, () => parsePollRequest(body, maxLibraries));
     if (parsed === null) return;
+    const plan = planOrRefuse(request, response, this.options, parsed, client);
+    if (plan === null) return;
     admission.metrics.fallbackRequest('long-poll');
-    const poll = new LongPoll(this.options, request, response, parsed, (answered) => this.pending.delete(answered));
+    const poll = new LongPoll(this.options, request, response, client, parsed, (answered) => this.pending.delete(answered));
     this.pending.add(poll);
-    poll.start(parsed);
+    poll.start(plan);
   }
 }
 
@@ -75,10 +78,11 @@ class LongPoll extends HttpSubscriber {
     private readonly options: LongPollEndpointOptions,
     private readonly request: IncomingMessage,
     private readonly response: ServerResponse,
+    client: ClientAddress,
     parsed: FallbackRequest,
     private readonly onAnswered: (poll: LongPoll) => void,
   ) {
-    super(options, request.socket.remoteAddress ?? 'unknown', parsed);
+    super(options, client, parsed);
     this.#resumed = new Set(parsed.cursor.keys());
     response.on('close', () => {
       // The client gave up before the answer: nothing was sent, its cursor has not moved.
@@ -86,8 +90,8 @@ class LongPoll extends HttpSubscriber {
     });
   }
 
-  start(parsed: FallbackRequest): void {
-    this.subscribeAll(parsed);
+  start(plan: SubscribePlan): void {
+    this.subscribeAll(plan);
     if (!this.#answered && this.#soon === undefined) this.#timer = setTimeout(() => this.answer(), this.options.waitMs);
   }
 

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { admit, corsHeaders, parsedOrRefused, type FallbackAdmission } from './fallback-admission.js';
+import type { ClientAddress } from './client-address.js';
+import { admit, corsHeaders, parsedOrRefused } from './fallback-admission.js';
 import { parseSseRequest, type FallbackRequest } from './fallback-request.js';
-import { HttpSubscriber, type HttpSubscriberContext } from './http-subscriber.js';
+import { HttpSubscriber, planOrRefuse, type HttpSubscriberContext, type SubscribePlan } from './http-subscriber.js';
 
 export interface SseEndpointOptions extends HttpSubscriberContext {
-  admission: FallbackAdmission;
   /** Libraries one stream may follow (max_libraries_per_connection). */
   maxLibraries: number;
   /** Bytes that may wait unsent on one stream (send_queue_bytes); past it the stream is ended. */
@@ -43,16 +43,19 @@ export class SseEndpoint {
 
   handle(request: IncomingMessage, response: ServerResponse): void {
     const { admission, maxLibraries } = this.options;
-    if (!admit(request, response, 'GET', admission)) return;
+    const client = admit(request, response, 'GET', admission);
+    if (client === null) return;
     const lastEventId = request.headers['last-event-id'];
     const parsed = parsedOrRefused(request, response, admission, () =>
       parseSseRequest(new URL(request.url ?? '/', 'http://localhost').searchParams, typeof lastEventId === 'string' ? lastEventId : undefined, maxLibraries),
     );
     if (parsed === null) return;
+    const plan = planOrRefuse(request, response, this.options, parsed, client);
+    if (plan === null) return;
     admission.metrics.fallbackRequest('sse');
-    const stream = new SseStream(this.options, request, response, parsed, (ended) => this.streams.delete(ended));
+    const stream = new SseStream(this.options, request, response, client, parsed, (ended) => this.streams.delete(ended));
     this.streams.add(stream);
-    stream.start(parsed);
+    stream.start(plan);
   }
 
   /** Ends every stream (their clients reconnect elsewhere or after the restart) and stops the keep-alive timer. */
@@ -71,10 +74,11 @@ class SseStream extends HttpSubscriber {
     private readonly options: SseEndpointOptions,
     request: IncomingMessage,
     private readonly response: ServerResponse,
+    client: ClientAddress,
     parsed: FallbackRequest,
     private readonly onEnd: (stream: SseStream) => void,
   ) {
-    super(options, request.socket.remoteAddress ?? 'unknown', parsed);
+    super(options, client, parsed);
     this.#lastWrite = options.now();
     response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -88,10 +92,10 @@ class SseStream extends HttpSubscriber {
     response.write(`retry: ${RETRY_MS}\n: following ${parsed.entries.length} libraries\n\n`);
   }
 
-  start(parsed: FallbackRequest): void {
-    this.subscribeAll(parsed);
+  start(plan: SubscribePlan): void {
+    this.subscribeAll(plan);
     this.#started = true;
-    if (this.subscribed === 0) this.end('no library left to follow: every token was refused');
+    if (this.subscribed === 0) this.end('no library left to follow: every library was refused');
   }
 
   protected deliver(frame: Buffer): void {

@@ -10,6 +10,8 @@ import { parseClientMessage, ProtocolError, type ClientMessage } from '../protoc
 import { encodeError, encodeJwtExpired } from '../protocol/event.js';
 import { POSITIONS_SUBPROTOCOL } from '../protocol/position-frames.js';
 import { CloseCode, closeReasonOf, closeReasonOfFrameError, type CloseReason } from './close-codes.js';
+import { userCapRefusal } from './connection-caps.js';
+import { FailureAllowance } from './failure-allowance.js';
 import { textFrameOf, writeBatched } from './outbound-frames.js';
 
 /** Per-connection limits (config `Limits`); absent: none. */
@@ -79,9 +81,7 @@ export class WebSocketConnection implements Subscriber {
   #closeReason: CloseReason | null = null;
   /** Closes a connection that has not subscribed anything in time; cleared by its first subscription. */
   #subscribeDeadline: NodeJS.Timeout | undefined;
-  /** Token bucket of refused subscribe entries: full at the per-minute limit, refilled continuously. */
-  #failureAllowance: number;
-  #failureCheckedAt: number;
+  readonly #failures: FailureAllowance;
 
   /**
    * @param tcp the TCP socket under the WebSocket: events are written to it directly as
@@ -102,8 +102,7 @@ export class WebSocketConnection implements Subscriber {
     socket.on('pong', onPingOrPong);
     socket.on('close', onClose);
     socket.on('error', onError);
-    this.#failureAllowance = context.limits?.maxFailedSubscribesPerMinute ?? 0;
-    this.#failureCheckedAt = this.lastSeen;
+    this.#failures = new FailureAllowance(context.limits?.maxFailedSubscribesPerMinute ?? 0, this.lastSeen);
     const timeoutMs = context.limits?.subscribeTimeoutMs ?? 0;
     if (timeoutMs > 0) {
       this.#subscribeDeadline = setTimeout(() => this.#noSubscription(timeoutMs), timeoutMs);
@@ -234,19 +233,17 @@ export class WebSocketConnection implements Subscriber {
 
   /**
    * A connection becomes one of its user's when it first holds a subscription under that user
-   * name; one more than `maxConnectionsPerUser` is refused with an `error` message. A
-   * connection already counted for the user may follow more of their libraries.
+   * name; one more than `maxConnectionsPerUser` is refused with an `error` message.
    */
   #overUserLimit(grant: SubscriberGrant): boolean {
-    const max = this.context.limits?.maxConnectionsPerUser ?? 0;
-    const { index } = this.context.hub;
-    if (max === 0 || index.holdsUser(this, grant.username) || index.subscribersOf(grant.username) < max) return false;
-    this.context.metrics.subscribeLimited('user-cap');
-    this.context.logger.warn(
-      { connection: this.id, remote: this.remote, repoId: grant.repoId, max },
-      'subscribe refused: the user already holds as many connections as max_connections_per_user allows',
-    );
-    this.send(encodeError(`subscribe refused: this user already has ${max} connections open, the server's limit; close one first`, grant.repoId));
+    const { hub, metrics, logger } = this.context;
+    const refusal = userCapRefusal({ index: hub.index, metrics, logger }, grant.username, hub.index.holdsUser(this, grant.username), this.context.limits?.maxConnectionsPerUser ?? 0, {
+      connection: this.id,
+      remote: this.remote,
+      repoId: grant.repoId,
+    });
+    if (refusal === null) return false;
+    this.send(encodeError(refusal, grant.repoId));
     return true;
   }
 
@@ -269,13 +266,7 @@ export class WebSocketConnection implements Subscriber {
   #allowFailure(now: number): boolean {
     const perMinute = this.context.limits?.maxFailedSubscribesPerMinute ?? 0;
     if (perMinute === 0) return true;
-    const elapsed = Math.max(0, now - this.#failureCheckedAt);
-    this.#failureCheckedAt = now;
-    this.#failureAllowance = Math.min(perMinute, this.#failureAllowance + (elapsed * perMinute) / 60_000);
-    if (this.#failureAllowance >= 1) {
-      this.#failureAllowance -= 1;
-      return true;
-    }
+    if (this.#failures.take(now, perMinute)) return true;
     this.context.logger.warn(
       { connection: this.id, remote: this.remote, perMinute },
       'too many refused subscribes (bad or expired tokens): closing the connection',

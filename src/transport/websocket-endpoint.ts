@@ -7,7 +7,7 @@ import type { Hub } from '../hub/hub.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { POSITIONS_SUBPROTOCOL } from '../protocol/position-frames.js';
-import { TrustedProxies } from './client-address.js';
+import { ConnectionsPerAddress, RETRY_AFTER_SECONDS } from './connection-caps.js';
 import { CloseCode } from './close-codes.js';
 import { OriginPolicy } from './origin-policy.js';
 import { WebSocketConnection, type ConnectionLimits } from './websocket-connection.js';
@@ -30,10 +30,8 @@ export interface EndpointOptions {
   connectionLimits?: ConnectionLimits;
   /** Open WebSockets at once; past it upgrades are refused with 503. Absent: no cap. */
   maxConnections?: number;
-  /** Open WebSockets at once from one client address; past it upgrades are refused with 429. Absent or 0: no cap. */
-  maxConnectionsPerAddress?: number;
-  /** Peers whose X-Forwarded-For / X-Real-IP name the client address; absent: none. */
-  trustedProxies?: readonly string[];
+  /** Connections per client address, shared with the fallbacks; past the cap upgrades are refused with 429. Absent: no cap, no proxy trusted. */
+  addresses?: ConnectionsPerAddress;
   /** Connections of other transports (SSE streams, waiting polls) that count against maxConnections. */
   otherConnections?: () => number;
   /** Browser origins admitted; null or absent: every origin (the stock behaviour). */
@@ -41,7 +39,7 @@ export interface EndpointOptions {
 }
 
 /** What a reload (SIGHUP) may change: the cap at once, the rest for connections opened after it. */
-export type LiveEndpointSettings = Pick<EndpointOptions, 'sendQueueBytes' | 'connectionLimits' | 'maxConnections' | 'maxConnectionsPerAddress'>;
+export type LiveEndpointSettings = Pick<EndpointOptions, 'sendQueueBytes' | 'connectionLimits' | 'maxConnections'>;
 
 /** Why an upgrade is answered with an HTTP error instead of a WebSocket. */
 export interface UpgradeRefusal {
@@ -52,9 +50,6 @@ export interface UpgradeRefusal {
   message: string;
   headers: Record<string, string>;
 }
-
-/** What a client refused at a connection cap is told to wait; the desktop client's own rhythm. */
-export const RETRY_AFTER_SECONDS = 60;
 
 /**
  * The liveness timer ticks this many times per ping interval and pings one slice of the
@@ -76,19 +71,15 @@ export class WebSocketEndpoint {
   readonly #liveness: NodeJS.Timeout;
   readonly #now: () => number;
   readonly #origins: OriginPolicy | null;
-  readonly #proxies: TrustedProxies;
-  /** Open connections by client address; connections a trusted proxy did not attribute are not counted. */
-  readonly #perAddress = new Map<string, number>();
+  readonly #addresses: ConnectionsPerAddress;
   #capWarnedAt = -Infinity;
-  #addressCapWarnedAt = -Infinity;
-  #warnedUnattributed = false;
   #tick = 0;
 
   constructor(private options: EndpointOptions) {
     this.#now = options.now ?? Date.now;
     this.#metrics = options.metrics ?? NO_METRICS;
     this.#origins = options.allowedOrigins == null ? null : new OriginPolicy(options.allowedOrigins);
-    this.#proxies = new TrustedProxies(options.trustedProxies ?? []);
+    this.#addresses = options.addresses ?? new ConnectionsPerAddress({ logger: options.logger, now: this.#now, max: 0, trustedProxies: [] });
     this.#server = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -107,14 +98,9 @@ export class WebSocketEndpoint {
     this.options = { ...this.options, ...settings };
   }
 
-  /** Open connections from one client address now (0 for an address with none). */
-  connectionsFrom(address: string): number {
-    return this.#perAddress.get(address) ?? 0;
-  }
-
   /** Null when the upgrade may proceed; else the HTTP answer it gets (origin policy, connection caps). */
   refusal(request: IncomingMessage): UpgradeRefusal | null {
-    const { logger, maxConnections, maxConnectionsPerAddress } = this.options;
+    const { logger, maxConnections } = this.options;
     const origin = request.headers.origin;
     const retryAfter = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
     if (this.#origins !== null && !this.#origins.admits(origin, request.headers.host)) {
@@ -135,50 +121,17 @@ export class WebSocketEndpoint {
         headers: retryAfter,
       };
     }
-    if (maxConnectionsPerAddress !== undefined && maxConnectionsPerAddress > 0) {
-      const client = this.#proxies.clientOf(request.socket.remoteAddress, request.headers);
-      const open = client.unattributed ? 0 : this.connectionsFrom(client.address);
-      if (open >= maxConnectionsPerAddress) {
-        const now = this.#now();
-        if (now - this.#addressCapWarnedAt >= 60_000) {
-          this.#addressCapWarnedAt = now;
-          logger.warn(
-            { remote: client.address, peer: request.socket.remoteAddress, connections: open, maxConnectionsPerAddress },
-            'connection cap per address reached: refusing new WebSockets from this address with 429 (max_connections_per_address; ' +
-              'if this address is a proxy or load balancer, list it in trusted_proxies and have it send X-Forwarded-For)',
-          );
-        }
-        return {
-          why: 'address-cap',
-          status: 429,
-          reason: 'Too Many Requests',
-          message: `too many connections from your address (max_connections_per_address is ${maxConnectionsPerAddress}); try again in ${RETRY_AFTER_SECONDS} s`,
-          headers: retryAfter,
-        };
-      }
+    const addressRefusal = this.#addresses.refusal(this.#addresses.clientOf(request), request.socket.remoteAddress);
+    if (addressRefusal !== null) {
+      return { why: 'address-cap', status: 429, reason: 'Too Many Requests', message: addressRefusal, headers: retryAfter };
     }
     return null;
   }
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const client = this.#proxies.clientOf(request.socket.remoteAddress, request.headers);
-    if (client.unattributed && !this.#warnedUnattributed) {
-      this.#warnedUnattributed = true;
-      this.options.logger.warn(
-        { peer: client.address },
-        'a WebSocket came through a trusted proxy that sent no X-Forwarded-For or X-Real-IP: such connections are not counted ' +
-          'per client address (max_connections_per_address); have the proxy send X-Forwarded-For (see docs/deploy)',
-      );
-    }
+    const client = this.#addresses.clientOf(request);
     // Counted from the upgrade on, so that a burst of upgrades from one address cannot overshoot the cap.
-    const counted = client.unattributed ? null : client.address;
-    if (counted !== null) this.#perAddress.set(counted, this.connectionsFrom(counted) + 1);
-    const uncount = (): void => {
-      if (counted === null) return;
-      const left = this.connectionsFrom(counted) - 1;
-      if (left > 0) this.#perAddress.set(counted, left);
-      else this.#perAddress.delete(counted);
-    };
+    const uncount = this.#addresses.count(client);
     let accepted = false;
     socket.once('close', () => {
       // The handshake failed (bad headers, the client went away): no connection will uncount it.

@@ -8,6 +8,7 @@ import { scrape, scrapeUntil } from '../support/prometheus-text.js';
 import { ServerProcess, subscriberToken } from '../support/server-process.js';
 import { SseReader } from '../support/sse-reader.js';
 import { TestClient } from '../support/test-client.js';
+import { upgradeAnswer } from '../support/upgrade.js';
 
 const REPO_A = '5a1e0c1a-6666-4b4b-9c9c-00000000000a';
 const REPO_B = '5a1e0c1a-6666-4b4b-9c9c-00000000000b';
@@ -25,12 +26,17 @@ function sseUrl(server: ServerProcess, libraries: Array<[string, string]>, curso
   return `${server.url}/notification/sse?${query}`;
 }
 
-async function poll(server: ServerProcess, body: unknown): Promise<{ status: number; cursor: string; messages: Message[]; text: string }> {
-  const response = await fetch(`${server.url}/notification/poll`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+async function poll(
+  server: ServerProcess,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; cursor: string; messages: Message[]; text: string; retryAfter: string | null }> {
+  const response = await fetch(`${server.url}/notification/poll`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
   const text = await response.text();
-  if (response.status !== 200) return { status: response.status, cursor: '', messages: [], text };
+  const retryAfter = response.headers.get('retry-after');
+  if (response.status !== 200) return { status: response.status, cursor: '', messages: [], text, retryAfter };
   const answer = JSON.parse(text) as { cursor: string; messages: Message[] };
-  return { status: 200, cursor: answer.cursor, messages: answer.messages, text };
+  return { status: 200, cursor: answer.cursor, messages: answer.messages, text, retryAfter };
 }
 
 const commits = (messages: Message[]) => messages.filter((m) => m.type === 'repo-update').map((m) => m.content['commit_id']);
@@ -267,5 +273,151 @@ describe('the fallbacks share the WebSocket limits', () => {
     assert.equal(allowed.status, 200);
     assert.equal(allowed.headers.get('access-control-allow-origin'), 'https://cloud.example.com');
     await allowed.arrayBuffer();
+  });
+});
+
+/** Opens SSE streams until `url` (from `from`) is admitted again, once a place has been given back: the server sees the close a moment later. */
+async function sseWhenAdmitted(url: string, from: Record<string, string>): Promise<SseReader> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const reader = await SseReader.connect(url, from);
+    if (reader.status === 200) return reader;
+    reader.close();
+    if (Date.now() > deadline) throw new Error(`still refused (${reader.status}) after a place was given back`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('the fallbacks share the per-address and per-user caps', () => {
+  let server: ServerProcess;
+  const readers: SseReader[] = [];
+  const clients: TestClient[] = [];
+  before(async () => {
+    // The default trusted_proxies (loopback): X-Forwarded-For names the client, as behind the documented proxy.
+    server = await ServerProcess.start({ env: { NOTIFICATION_SERVER_MAX_CONNECTIONS_PER_ADDRESS: '2', NOTIFICATION_SERVER_MAX_CONNECTIONS_PER_USER: '2' } });
+  });
+  after(async () => {
+    for (const reader of readers) reader.close();
+    for (const client of clients) client.socket.terminate();
+    await server?.stop();
+  });
+  const from = (address: string) => ({ 'x-forwarded-for': address });
+  const alone = (user: string) => sseUrl(server, [[REPO_A, subscriberToken(REPO_A, user)]]);
+  async function stream(url: string, headers: Record<string, string>): Promise<SseReader> {
+    const reader = await SseReader.connect(url, headers);
+    readers.push(reader);
+    return reader;
+  }
+
+  it('max_connections_per_address counts WebSockets, SSE streams and waiting polls of one address together: past it each is answered 429 with Retry-After', async () => {
+    const office = from('203.0.113.7');
+    const first = await poll(server, { repos: [{ id: REPO_A, jwt_token: subscriberToken(REPO_A, 'p1@example.com') }] }, office);
+    assert.equal(first.status, 200, 'an answered poll is no longer a connection');
+    const waiting = poll(server, { cursor: first.cursor, repos: [{ id: REPO_A, jwt_token: subscriberToken(REPO_A, 'p1@example.com') }] }, office);
+    await scrapeUntil(server.url, (now) => now.value('notification_fallback_requests_open', { transport: 'long-poll' }) === 1);
+    const open = await stream(alone('s1@example.com'), office);
+    assert.equal(open.status, 200);
+
+    const refused = await fetch(alone('s2@example.com'), { headers: office });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get('retry-after'), '60');
+    assert.equal(await refused.text(), 'too many connections from your address (max_connections_per_address is 2); try again in 60 s\n');
+    const refusedPoll = await poll(server, { repos: [{ id: REPO_A, jwt_token: subscriberToken(REPO_A, 's2@example.com') }] }, office);
+    assert.equal(refusedPoll.status, 429);
+    assert.equal((await upgradeAnswer(server.port, office)).status, 429, 'a WebSocket from the address is refused too');
+    const elsewhere = await stream(alone('s3@example.com'), from('203.0.113.8'));
+    assert.equal(elsewhere.status, 200, 'another address is not affected');
+    const metrics = await scrape(server.url);
+    assert.equal(metrics.value('notification_requests_refused_total', { reason: 'address-cap' }), 3);
+
+    // The waiting poll is answered by an event: its place is given back, and the address gets one in again.
+    await server.publish('repo-update', { repo_id: REPO_A, commit_id: 'frees-a-place' });
+    assert.deepEqual(commits((await waiting).messages), ['frees-a-place']);
+    readers.push(await sseWhenAdmitted(alone('s2@example.com'), office));
+    // A WebSocket counts as much as a stream: with it the address is full again.
+    open.close();
+    const ws = await TestClient.connect(server.wsUrl, { headers: office }).catch(async () => {
+      await scrapeUntil(server.url, (now) => now.value('notification_fallback_requests_open', { transport: 'sse' }) === 2);
+      return TestClient.connect(server.wsUrl, { headers: office });
+    });
+    clients.push(ws);
+    assert.equal((await fetch(alone('s4@example.com'), { headers: office })).status, 429);
+  });
+
+  it('max_connections_per_user counts a subscribed SSE stream or waiting poll as one of the user\'s connections; one more is answered 429, a WebSocket one more gets the error', async () => {
+    const carol = 'carol@example.com';
+    const laptop = await TestClient.connect(server.wsUrl, { headers: from('198.51.100.1') });
+    clients.push(laptop);
+    laptop.subscribe([{ id: REPO_A, jwt_token: subscriberToken(REPO_A, carol) }]);
+    await laptop.roundTrip();
+    const phone = await stream(alone(carol), from('198.51.100.2'));
+    await phone.waitFor(() => phone.messages.some((m) => m.type === 'subscribed'), 'the stream subscribed');
+
+    const third = await fetch(alone(carol), { headers: from('198.51.100.3') });
+    assert.equal(third.status, 429);
+    assert.equal(third.headers.get('retry-after'), '60');
+    assert.match(await third.text(), /^too many connections for this user \(max_connections_per_user is 2\); close one, or try again in 60 s\n$/);
+    const polled = await poll(server, { repos: [{ id: REPO_B, jwt_token: subscriberToken(REPO_B, carol) }] }, from('198.51.100.4'));
+    assert.equal(polled.status, 429);
+    const ws = await TestClient.connect(server.wsUrl, { headers: from('198.51.100.5') });
+    clients.push(ws);
+    ws.subscribe([{ id: REPO_B, jwt_token: subscriberToken(REPO_B, carol) }]);
+    assert.match(String((await ws.waitFor((m) => m.type === 'error')).content['message']), /this user already has 2 connections open/);
+    assert.deepEqual(await ws.closed, { code: 4003, reason: 'too many connections for this user' });
+
+    // A stream for carol and dave: dave's library is followed, carol's is answered with the WebSocket's error.
+    const shared = await stream(sseUrl(server, [[REPO_A, subscriberToken(REPO_A, carol)], [REPO_B, subscriberToken(REPO_B, 'dave@example.com')]]), from('198.51.100.6'));
+    assert.equal(shared.status, 200);
+    await shared.waitFor(() => shared.messages.some((m) => m.type === 'subscribed'), 'dave\'s library subscribed');
+    const error = shared.messages.find((m) => m.type === 'error');
+    assert.equal(error?.content['repo_id'], REPO_A);
+    assert.match(String(error?.content['message']), /this user already has 2 connections open/);
+    assert.deepEqual(shared.messages.filter((m) => m.type === 'subscribed').map((m) => m.content['repo_id']), [REPO_B]);
+
+    const metrics = await scrapeUntil(server.url, (now) => now.value('notification_connections_closed_total', { reason: 'user-cap' }) === 1);
+    assert.equal(metrics.value('notification_subscribes_limited_total', { reason: 'user-cap' }), 4, 'one per refused library, whatever the transport');
+    assert.equal(metrics.value('notification_requests_refused_total', { reason: 'user-cap' }), 2);
+    // Once the stream goes, carol has room again.
+    phone.close();
+    readers.push(await sseWhenAdmitted(alone(carol), from('198.51.100.7')));
+  });
+});
+
+describe('max_failed_subscribes_per_minute, per client address for the fallbacks', () => {
+  let server: ServerProcess;
+  before(async () => {
+    // 2 a minute: one more refused token every 30 s, far longer than the test takes.
+    server = await ServerProcess.start({ env: { NOTIFICATION_SERVER_MAX_FAILED_SUBSCRIBES_PER_MINUTE: '2' } });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+  const badKey = (id: string) => ({ id, jwt_token: subscriberToken(id, ALICE, { exp: 1000 }) });
+
+  it('a client looping on bad tokens is refused 429 before any token is checked, once its address used up the allowance; other addresses are not affected', async () => {
+    const looping = { 'x-forwarded-for': '192.0.2.10' };
+    const first = await poll(server, { repos: [badKey(REPO_A)] }, looping);
+    assert.deepEqual(first.messages, [{ type: 'jwt-expired', content: { repo_id: REPO_A } }]);
+    // The second refused token of this request empties the allowance: the request is refused, not answered jwt-expired.
+    const overdrawn = await poll(server, { repos: [badKey(REPO_A), badKey(REPO_B)] }, looping);
+    assert.equal(overdrawn.status, 429);
+    assert.equal(overdrawn.retryAfter, '30');
+    assert.match(overdrawn.text, /^too many refused tokens from your address \(max_failed_subscribes_per_minute is 2\); fetch new tokens, then try again in 30 s\n$/);
+    const checked = (await scrape(server.url)).value('notification_auth_failures_total', { endpoint: 'subscribe', reason: 'expired' });
+    assert.equal(checked, 3);
+
+    for (let i = 0; i < 20; i++) {
+      const again = i % 2 === 0 ? await poll(server, { repos: [badKey(REPO_A)] }, looping) : await fetch(sseUrl(server, [[REPO_A, badKey(REPO_A).jwt_token]]), { headers: looping });
+      assert.equal(again.status, 429);
+      if (again instanceof Response) await again.arrayBuffer();
+    }
+    const after = await scrape(server.url);
+    assert.equal(after.value('notification_auth_failures_total', { endpoint: 'subscribe', reason: 'expired' }), checked, 'no token was checked for the refused requests');
+    assert.equal(after.value('notification_requests_refused_total', { reason: 'failed-subscribes' }), 21);
+
+    const other = await poll(server, { repos: [badKey(REPO_A)] }, { 'x-forwarded-for': '192.0.2.11' });
+    assert.deepEqual(other.messages, [{ type: 'jwt-expired', content: { repo_id: REPO_A } }], 'another address still gets its jwt-expired');
+    const good = await poll(server, { repos: [{ id: REPO_A, jwt_token: subscriberToken(REPO_A, ALICE) }] }, { 'x-forwarded-for': '192.0.2.12' });
+    assert.deepEqual(good.messages.map((m) => m.type), ['subscribed']);
   });
 });

@@ -164,7 +164,7 @@ describe('limits, through the running server', () => {
     assert.equal((await upgradeAnswer(server.port, { 'x-real-ip': '203.0.113.50' })).status, 429);
     assert.equal((await upgradeAnswer(server.port, { 'x-forwarded-for': '203.0.113.51' })).status, 101);
     for (let i = 0; i < 3; i++) await connect(server);
-    await server.waitForLog((line) => line.msg.startsWith('a WebSocket came through a trusted proxy that sent no X-Forwarded-For'));
+    await server.waitForLog((line) => line.msg.startsWith('a connection came through a trusted proxy that sent no X-Forwarded-For'));
     assert.equal((await scrape(server.url)).value('notification_requests_refused_total', { reason: 'address-cap' }), 2);
   });
 

@@ -1,0 +1,114 @@
+import type { IncomingMessage } from 'node:http';
+import type { SubscriptionIndex } from '../hub/subscription-index.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { TrustedProxies, type ClientAddress } from './client-address.js';
+
+/**
+ * max_connections_per_address and max_connections_per_user, for every transport: a WebSocket,
+ * an SSE stream and a waiting long poll are each one connection of their client address from
+ * the moment they are admitted, and one of a user once they hold a subscription under that
+ * user name (the subscription index counts those, whatever the transport).
+ */
+
+/** What a client refused at a connection cap is told to wait; the desktop client's own rhythm. */
+export const RETRY_AFTER_SECONDS = 60;
+
+export interface AddressCapOptions {
+  logger: Logger;
+  now: () => number;
+  /** Open connections at once from one client address; 0: no cap. */
+  max: number;
+  /** Peers whose X-Forwarded-For / X-Real-IP name the client address. */
+  trustedProxies: readonly string[];
+}
+
+/** Open connections by client address; connections a trusted proxy did not attribute are not counted. */
+export class ConnectionsPerAddress {
+  readonly #proxies: TrustedProxies;
+  readonly #open = new Map<string, number>();
+  #warnedAt = -Infinity;
+  #warnedUnattributed = false;
+
+  constructor(private readonly options: AddressCapOptions) {
+    this.#proxies = new TrustedProxies(options.trustedProxies);
+  }
+
+  set max(max: number) {
+    this.options.max = max;
+  }
+
+  /** The client behind the request (trusted_proxies); says once in the log when a trusted proxy names nobody. */
+  clientOf(request: IncomingMessage): ClientAddress {
+    const client = this.#proxies.clientOf(request.socket.remoteAddress, request.headers);
+    if (client.unattributed && !this.#warnedUnattributed) {
+      this.#warnedUnattributed = true;
+      this.options.logger.warn(
+        { peer: client.address },
+        'a connection came through a trusted proxy that sent no X-Forwarded-For or X-Real-IP: such connections are not counted ' +
+          'per client address (max_connections_per_address); have the proxy send X-Forwarded-For (see docs/deploy)',
+      );
+    }
+    return client;
+  }
+
+  /** Open connections from one client address now (0 for an address with none). */
+  connectionsFrom(address: string): number {
+    return this.#open.get(address) ?? 0;
+  }
+
+  /** Null when the client may open one more connection; else the refusal's message (answered 429 with Retry-After). */
+  refusal(client: ClientAddress, peer: string | undefined): string | null {
+    const { max, logger } = this.options;
+    if (max === 0 || client.unattributed) return null;
+    const open = this.connectionsFrom(client.address);
+    if (open < max) return null;
+    const now = this.options.now();
+    if (now - this.#warnedAt >= 60_000) {
+      this.#warnedAt = now;
+      logger.warn(
+        { remote: client.address, peer, connections: open, maxConnectionsPerAddress: max },
+        'connection cap per address reached: refusing new connections from this address with 429 (max_connections_per_address; ' +
+          'if this address is a proxy or load balancer, list it in trusted_proxies and have it send X-Forwarded-For)',
+      );
+    }
+    return `too many connections from your address (max_connections_per_address is ${max}); try again in ${RETRY_AFTER_SECONDS} s`;
+  }
+
+  /**
+   * Counts one connection of the client until the returned function is called (later calls do
+   * nothing). Counted from admission on, so that a burst from one address cannot overshoot the cap.
+   */
+  count(client: ClientAddress): () => void {
+    if (client.unattributed) return () => undefined;
+    const { address } = client;
+    this.#open.set(address, this.connectionsFrom(address) + 1);
+    let counted = true;
+    return () => {
+      if (!counted) return;
+      counted = false;
+      const left = this.connectionsFrom(address) - 1;
+      if (left > 0) this.#open.set(address, left);
+      else this.#open.delete(address);
+    };
+  }
+}
+
+export interface UserCapContext {
+  index: SubscriptionIndex;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * Null when a subscription under `username` may be held by a connection that `holdsUser`
+ * already (counted for the user) or not; else the `error` message it is refused with, counted
+ * in subscribes_limited_total{reason="user-cap"}. A connection already counted for the user may
+ * follow more of their libraries.
+ */
+export function userCapRefusal(context: UserCapContext, username: string, holdsUser: boolean, max: number, logFields: Record<string, unknown>): string | null {
+  if (max === 0 || holdsUser || context.index.subscribersOf(username) < max) return null;
+  context.metrics.subscribeLimited('user-cap');
+  context.logger.warn({ ...logFields, max }, 'subscribe refused: the user already holds as many connections as max_connections_per_user allows');
+  return `subscribe refused: this user already has ${max} connections open, the server's limit; close one first`;
+}

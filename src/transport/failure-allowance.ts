@@ -1,0 +1,98 @@
+import type { ClientAddress } from './client-address.js';
+
+/**
+ * A token bucket of refused subscribes (bad or expired tokens): full at the per-minute limit,
+ * refilled continuously. A WebSocket holds one for itself; SSE and long-poll requests, each a
+ * new request, share one per client address (FailuresPerAddress).
+ */
+export class FailureAllowance {
+  #left: number;
+  #checkedAt: number;
+
+  constructor(perMinute: number, now: number) {
+    this.#left = perMinute;
+    this.#checkedAt = now;
+  }
+
+  #refill(now: number, perMinute: number): number {
+    const elapsed = Math.max(0, now - this.#checkedAt);
+    this.#checkedAt = now;
+    this.#left = Math.min(perMinute, this.#left + (elapsed * perMinute) / 60_000);
+    return this.#left;
+  }
+
+  /** Takes one refused subscribe; false when the bucket is empty (nothing is taken then). */
+  take(now: number, perMinute: number): boolean {
+    if (this.#refill(now, perMinute) < 1) return false;
+    this.#left -= 1;
+    return true;
+  }
+
+  /** Whether one more refused subscribe would still be allowed. */
+  hasRoom(now: number, perMinute: number): boolean {
+    return this.#refill(now, perMinute) >= 1;
+  }
+
+  isFull(now: number, perMinute: number): boolean {
+    return this.#refill(now, perMinute) >= perMinute;
+  }
+}
+
+/**
+ * max_failed_subscribes_per_minute for SSE and long polling, where every request is new: one
+ * bucket per client address, taken from by every refused token of its requests. Once it is
+ * empty the address's requests are refused (429) before any token is checked, so a client
+ * looping on a bad key costs a trickle of JWT checks. Buckets that refilled are forgotten.
+ */
+export class FailuresPerAddress {
+  readonly #buckets = new Map<string, FailureAllowance>();
+  #prunedAt: number;
+
+  constructor(
+    private perMinute: number,
+    private readonly now: () => number,
+  ) {
+    this.#prunedAt = now();
+  }
+
+  reconfigure(perMinute: number): void {
+    this.perMinute = perMinute;
+  }
+
+  /** Null when the client may present tokens; else the 429's message and Retry-After, the seconds until one more refused token is allowed. */
+  refusal(client: ClientAddress): { message: string; retryAfterSeconds: number } | null {
+    const bucket = this.#bucketOf(client);
+    if (bucket === undefined || bucket.hasRoom(this.now(), this.perMinute)) return null;
+    const retryAfterSeconds = Math.max(1, Math.ceil(60 / this.perMinute));
+    return {
+      message: `too many refused tokens from your address (max_failed_subscribes_per_minute is ${this.perMinute}); fetch new tokens, then try again in ${retryAfterSeconds} s`,
+      retryAfterSeconds,
+    };
+  }
+
+  /** Takes one refused token of the client; false when its bucket was already empty. */
+  take(client: ClientAddress): boolean {
+    if (this.perMinute === 0 || client.unattributed) return true;
+    const now = this.now();
+    this.#prune(now);
+    let bucket = this.#buckets.get(client.address);
+    if (bucket === undefined) this.#buckets.set(client.address, (bucket = new FailureAllowance(this.perMinute, now)));
+    return bucket.take(now, this.perMinute);
+  }
+
+  /** Addresses with a bucket not yet refilled. */
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  #bucketOf(client: ClientAddress): FailureAllowance | undefined {
+    // Through a trusted proxy that names nobody, the address stands for many clients: not limited, as for the connection cap.
+    return this.perMinute === 0 || client.unattributed ? undefined : this.#buckets.get(client.address);
+  }
+
+  #prune(now: number): void {
+    if (now - this.#prunedAt < 60_000) return;
+    this.#prunedAt = now;
+    for (const [address, bucket] of this.#buckets) if (bucket.isFull(now, this.perMinute)) this.#buckets.delete(address);
+  }
+}
