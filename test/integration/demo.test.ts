@@ -35,6 +35,8 @@ describe('the demo page in Chromium', { skip: chromiumSkipReason() }, () => {
     const page = await browser.newPage();
     await page.goto(`${demo.pageUrl}${query}`);
     await page.locator('#state[data-state="open"]').waitFor(WAIT);
+    // Open is not yet subscribed: a restart before `subscribed` would leave no position to resync from.
+    await page.locator('#files[data-live="true"]').waitFor(WAIT);
     return page;
   }
 
