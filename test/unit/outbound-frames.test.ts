@@ -41,7 +41,7 @@ describe('outbound frames', () => {
     assert.deepEqual(decode(textFrameOf(next)), ['{"type":"repo-update"}']);
   });
 
-  it('a quiet server writes at once; frames that follow a fan-out within its cool-down are batched; all arrive whole and in order', async () => {
+  it('a quiet server writes at once; frames that follow right after a fan-out are batched, later ones are not; all arrive whole and in order', async () => {
     const server = createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -67,6 +67,19 @@ describe('outbound frames', () => {
     while (decode(Buffer.concat(received)).length < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     assert.deepEqual(decode(Buffer.concat(received)), Array.from({ length: 50 }, (_, i) => `{"seq":${i}}`));
     assert.equal(pendingSockets(), 0);
+
+    // Steady events the server keeps up with: a fan-out that took 10 ms, the next event a few
+    // ms after it ended (within those 10 ms). Written at once: batching would hold it back.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":50}')));
+    const slowUntil = performance.now() + 10;
+    while (performance.now() < slowUntil);
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 4));
+    writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":51}')));
+    assert.equal(pendingSockets(), 0, 'an event that was not waiting behind the previous fan-out is written at once');
+    while (decode(Buffer.concat(received)).length < 52 && Date.now() < deadline + 5000) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(decode(Buffer.concat(received)).slice(50), ['{"seq":50}', '{"seq":51}']);
     client.destroy();
     accepted.destroy();
     server.close();
