@@ -181,6 +181,19 @@ function quantiles(values: number[]): string {
   return `p50 ${percentile(sorted, 50).toFixed(2)}, p99 ${percentile(sorted, 99).toFixed(2)}, max ${percentile(sorted, 100).toFixed(2)} ms`;
 }
 
+/** Pauses in `--trace-gc` lines (BENCH_SERVER_NODE_ARGS=--trace-gc): count, total and longest; null without any. */
+function gcPauses(lines: string[]): string | null {
+  const pauses: Array<[string, number]> = [];
+  for (const line of lines) {
+    const match = /ms: (Scavenge|Mark-Compact|Minor Mark-Sweep)[^,]*, ([\d.]+) \/ [\d.]+ ms/.exec(line);
+    if (match !== null) pauses.push([match[1]!, Number(match[2])]);
+  }
+  if (pauses.length === 0) return null;
+  const longest = pauses.reduce((a, b) => (b[1] > a[1] ? b : a));
+  // Wall-clock pauses: one the kernel descheduled midway includes the wait for a core.
+  return `${pauses.length} pauses, ${pauses.reduce((sum, [, ms]) => sum + ms, 0).toFixed(1)} ms in all, longest ${longest[1].toFixed(2)} ms (${longest[0]})`;
+}
+
 /** The load average, printed with every latency: the machine is shared with other work. */
 function machineLoad(): string {
   return `load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
@@ -327,6 +340,7 @@ async function measureFanout(server: ServerProcess, loads: LoadProcess[], publis
   const histogramBefore = await deliveryHistogram(server);
   const pacedCpuStart = serverUsage(server).cpuSeconds;
   const waitStart = runQueueWait(server, loads);
+  const logStart = server.logs.length;
   const started = performance.now();
   for (let seq = 0; seq < events; seq++) {
     const due = started + (seq * 1000) / rate;
@@ -350,6 +364,8 @@ async function measureFanout(server: ServerProcess, loads: LoadProcess[], publis
   console.log(`    first-subscriber latency: ${quantiles(perEvent.map(([, first]) => first))}`);
   console.log(`    server, accepted -> frame handed to every socket (its histogram): p50 ${histogramPercentile(histogramBefore, histogramAfter, 50)}, p99 ${histogramPercentile(histogramBefore, histogramAfter, 99)}; server CPU ${(pacedCpu / pacedSeconds).toFixed(2)} cores`);
   console.log(`    per load process, last minus first arrival of an event: ${quantiles(paced.spreads)}`);
+  const gc = gcPauses(server.logs.slice(logStart).map((line) => line.msg));
+  if (gc !== null) console.log(`    server GC (--trace-gc): ${gc}`);
   console.log(`    waiting for a core (run queue), per event: server ${((1000 * (waited.server - waitStart.server)) / events).toFixed(2)} ms, load processes ${((1000 * (waited.loads - waitStart.loads)) / events / loads.length).toFixed(2)} ms each`);
   console.log(`    ${loads.length} load processes (parse: ${parse}): ${paced.reports.map((r) => `${(r.cpuMs / r.wallMs).toFixed(2)} cores, loop delay p99 ${r.loopDelayP99Ms.toFixed(1)} max ${r.loopDelayMaxMs.toFixed(1)} ms`).join('; ')}`);
 
