@@ -362,7 +362,9 @@ async function measureFanout(server: ServerProcess, loads: LoadProcess[], publis
   // loopback), the server's own accept -> last write, and how long each load process took to
   // read its share of one event, against how late its event loop was.
   console.log(`    first-subscriber latency: ${quantiles(perEvent.map(([, first]) => first))}`);
-  console.log(`    server, accepted -> frame handed to every socket (its histogram): p50 ${histogramPercentile(histogramBefore, histogramAfter, 50)}, p99 ${histogramPercentile(histogramBefore, histogramAfter, 99)}; server CPU ${(pacedCpu / pacedSeconds).toFixed(2)} cores`);
+  // With --workers, /metrics answers for the one worker that took the scrape's connection.
+  const whose = serverPids(server).length > 1 ? 'one worker\'s histogram' : 'its histogram';
+  console.log(`    server, accepted -> frame handed to every socket (${whose}): p50 ${histogramPercentile(histogramBefore, histogramAfter, 50)}, p99 ${histogramPercentile(histogramBefore, histogramAfter, 99)}; server CPU ${(pacedCpu / pacedSeconds).toFixed(2)} cores`);
   console.log(`    per load process, last minus first arrival of an event: ${quantiles(paced.spreads)}`);
   const gc = gcPauses(server.logs.slice(logStart).map((line) => line.msg));
   if (gc !== null) console.log(`    server GC (--trace-gc): ${gc}`);
