@@ -368,7 +368,7 @@ async function measureFanout(server: ServerProcess, loads: LoadProcess[], publis
   console.log(`    per load process, last minus first arrival of an event: ${quantiles(paced.spreads)}`);
   const gc = gcPauses(server.logs.slice(logStart).map((line) => line.msg));
   if (gc !== null) console.log(`    server GC (--trace-gc): ${gc}`);
-  console.log(`    waiting for a core (run queue), per event: server ${((1000 * (waited.server - waitStart.server)) / events).toFixed(2)} ms, load processes ${((1000 * (waited.loads - waitStart.loads)) / events / loads.length).toFixed(2)} ms each`);
+  console.log(`    waiting for a core (run queue), per event: server ${((1000 * (waited.server - waitStart.server)) / events).toFixed(2)} ms${serverPids(server).length > 1 ? ` (its ${serverPids(server).length} processes together)` : ''}, load processes ${((1000 * (waited.loads - waitStart.loads)) / events / loads.length).toFixed(2)} ms each`);
   console.log(`    ${loads.length} load processes (parse: ${parse}): ${paced.reports.map((r) => `${(r.cpuMs / r.wallMs).toFixed(2)} cores, loop delay p99 ${r.loopDelayP99Ms.toFixed(1)} max ${r.loopDelayMaxMs.toFixed(1)} ms`).join('; ')}`);
 
   // Back to back: each event posted as soon as the previous one is accepted. One request in
