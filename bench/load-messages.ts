@@ -24,7 +24,14 @@ export interface ChurnCommand {
   durationMs: number;
 }
 
-export type LoadCommand = OpenCommand | ChurnCommand | { cmd: 'reset' } | { cmd: 'report' } | { cmd: 'close' };
+/**
+ * How a load process reads seq and sent from an event frame: `bytes` scans the Buffer for
+ * them (no string, no regular expression); `regex` decodes the frame to a string and matches
+ * it, as the bench first did, to measure what that costs the generator.
+ */
+export type ParseMode = 'bytes' | 'regex';
+
+export type LoadCommand = OpenCommand | ChurnCommand | { cmd: 'reset'; parse: ParseMode } | { cmd: 'report' } | { cmd: 'close' };
 
 export interface OpenedReply {
   cmd: 'opened';
@@ -41,8 +48,14 @@ export interface ReceiptReport {
   messages: number;
   /** Messages whose seq was not greater than the previous one on the same connection. */
   outOfOrder: number;
-  /** seq → [how many connections received it, latest arrival minus `sent`, in ms]. */
-  perEvent: Array<[number, number, number]>;
+  /** seq → [how many connections received it, first and latest arrival minus `sent`, in ms]. */
+  perEvent: Array<[number, number, number, number]>;
+  /** CPU and wall-clock time of this load process since the reset. */
+  cpuMs: number;
+  wallMs: number;
+  /** This process's event-loop delay since the reset: how late it was to read what arrived. */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
 }
 
 export interface ChurnReply {

@@ -3,10 +3,11 @@
  * receive-close cycles, and reports what arrived. Forked by bench/run.ts; a separate process
  * so its CPU is not the server's.
  */
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { signToken } from '../src/auth/jwt.js';
-import type { ChurnCommand, LoadCommand, LoadReply, OpenCommand } from './load-messages.js';
+import type { ChurnCommand, LoadCommand, LoadReply, OpenCommand, ParseMode } from './load-messages.js';
+import { readSeqAndSent, type SeqAndSent } from './seq-and-sent.js';
 
 const SEQ = /"seq":(\d+),"sent":([\d.]+)/;
 
@@ -14,7 +15,24 @@ const sockets: WebSocket[] = [];
 let lastSeq = new Int32Array(0);
 let messages = 0;
 let outOfOrder = 0;
-let perEvent = new Map<number, [number, number]>();
+/** seq → [connections that got it, first arrival minus `sent`, latest arrival minus `sent`]. */
+let perEvent = new Map<number, [number, number, number]>();
+let parse: ParseMode = 'bytes';
+// This process's own delays: a load generator that falls behind measures itself.
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+let cpuAtReset = process.cpuUsage();
+let wallAtReset = performance.now();
+const parsed: SeqAndSent = { seq: -1, sent: NaN };
+
+/** seq and sent of an event frame, the way `parse` says; false when it carries none. */
+function readFrame(data: WebSocket.RawData): boolean {
+  if (parse === 'bytes' && Buffer.isBuffer(data)) return readSeqAndSent(data, parsed);
+  const match = SEQ.exec(data.toString());
+  if (match === null) return false;
+  parsed.seq = Number(match[1]);
+  parsed.sent = Number(match[2]);
+  return true;
+}
 
 function send(reply: LoadReply): void {
   process.send?.(reply);
@@ -31,17 +49,17 @@ function subscribeFrame(repo: string, token: string): string {
 function onEvent(index: number, data: WebSocket.RawData): void {
   const arrived = performance.timeOrigin + performance.now();
   messages++;
-  const match = SEQ.exec(data.toString());
-  if (match === null) return;
-  const seq = Number(match[1]);
-  const latency = arrived - Number(match[2]);
+  if (!readFrame(data)) return;
+  const { seq } = parsed;
+  const latency = arrived - parsed.sent;
   if (seq <= (lastSeq[index] ?? -1)) outOfOrder++;
   lastSeq[index] = seq;
   const seen = perEvent.get(seq);
-  if (seen === undefined) perEvent.set(seq, [1, latency]);
+  if (seen === undefined) perEvent.set(seq, [1, latency, latency]);
   else {
     seen[0]++;
-    if (latency > seen[1]) seen[1] = latency;
+    if (latency < seen[1]) seen[1] = latency;
+    if (latency > seen[2]) seen[2] = latency;
   }
 }
 
@@ -134,12 +152,17 @@ async function churn(command: ChurnCommand): Promise<void> {
 
 function report(): void {
   const open = sockets.filter((socket) => socket?.readyState === WebSocket.OPEN).length;
+  const cpu = process.cpuUsage(cpuAtReset);
   send({
     cmd: 'report',
     open,
     messages,
     outOfOrder,
-    perEvent: [...perEvent].map(([seq, [count, latency]]) => [seq, count, latency]),
+    perEvent: [...perEvent].map(([seq, [count, first, last]]) => [seq, count, first, last]),
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    wallMs: performance.now() - wallAtReset,
+    loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+    loopDelayMaxMs: loopDelay.max / 1e6,
   });
 }
 
@@ -171,6 +194,11 @@ process.on('message', (command: LoadCommand) => {
       outOfOrder = 0;
       perEvent = new Map();
       lastSeq.fill(-1);
+      parse = command.parse;
+      loopDelay.reset();
+      loopDelay.enable();
+      cpuAtReset = process.cpuUsage();
+      wallAtReset = performance.now();
       break;
     case 'report':
       report();

@@ -29,3 +29,16 @@ export function readProcessUsage(pid: number): ProcessUsage {
   }
   return { cpuSeconds: (utime + stime) / TICKS_PER_SECOND, rssBytes: rssKiB * 1024, openFiles };
 }
+
+/**
+ * How long the process's main thread (where its JavaScript runs) has waited, runnable, for a
+ * core, in seconds (/proc/<pid>/schedstat, second field, ns): on a shared machine the part of a
+ * latency spent queued behind other processes.
+ */
+export function readRunQueueWait(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+  } catch {
+    return NaN;
+  }
+}

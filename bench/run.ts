@@ -8,7 +8,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { cpus, release, totalmem } from 'node:os';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,8 +19,8 @@ import { signToken } from '../src/auth/jwt.js';
 import { CuttableLink } from '../test/support/cuttable-link.js';
 import { startRedis, type RedisInstance } from '../test/support/redis.js';
 import { ServerProcess, subscriberToken, TEST_KEY } from '../test/support/server-process.js';
-import type { LoadCommand, LoadReply, ReceiptReport } from './load-messages.js';
-import { readProcessUsage } from './process-usage.js';
+import type { LoadCommand, LoadReply, ParseMode, ReceiptReport } from './load-messages.js';
+import { readProcessUsage, readRunQueueWait } from './process-usage.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SCENARIOS = ['idle', 'fanout', 'churn', 'cluster', 'gap', 'scale'] as const;
@@ -47,6 +47,7 @@ const { values: options, positionals } = parseArgs({
     'scale-connections': { type: 'string', default: '100000' },
     workers: { type: 'string', default: '7' },
     'connections-per-load-process': { type: 'string', default: '12500' },
+    parse: { type: 'string', default: 'bytes' },
   },
 });
 
@@ -54,6 +55,12 @@ function positiveInteger(name: keyof typeof options): number {
   const value = Number(options[name]);
   if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a whole number >= 1, got ${String(options[name])}`);
   return value;
+}
+
+function parseMode(): ParseMode {
+  const mode = options.parse;
+  if (mode !== 'bytes' && mode !== 'regex') throw new Error(`--parse must be bytes or regex, got ${String(mode)}`);
+  return mode;
 }
 
 const scenarios: Scenario[] = positionals.length === 0 ? [...DEFAULT_SCENARIOS] : positionals.map((name) => {
@@ -137,13 +144,26 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-function merge(reports: ReceiptReport[]): { messages: number; outOfOrder: number; open: number; perEvent: Map<number, [number, number]> } {
-  const perEvent = new Map<number, [number, number]>();
+interface Merged {
+  messages: number;
+  outOfOrder: number;
+  open: number;
+  /** seq → [connections that got it, first arrival anywhere, last arrival anywhere] (ms after `sent`). */
+  perEvent: Map<number, [number, number, number]>;
+  /** Per event and load process: last minus first arrival there, the time that process took to read its share. */
+  spreads: number[];
+  reports: ReceiptReport[];
+}
+
+function merge(reports: ReceiptReport[]): Merged {
+  const perEvent = new Map<number, [number, number, number]>();
+  const spreads: number[] = [];
   for (const report of reports) {
-    for (const [seq, count, latency] of report.perEvent) {
+    for (const [seq, count, first, last] of report.perEvent) {
+      spreads.push(last - first);
       const seen = perEvent.get(seq);
-      if (seen === undefined) perEvent.set(seq, [count, latency]);
-      else perEvent.set(seq, [seen[0] + count, Math.max(seen[1], latency)]);
+      if (seen === undefined) perEvent.set(seq, [count, first, last]);
+      else perEvent.set(seq, [seen[0] + count, Math.min(seen[1], first), Math.max(seen[2], last)]);
     }
   }
   return {
@@ -151,7 +171,59 @@ function merge(reports: ReceiptReport[]): { messages: number; outOfOrder: number
     outOfOrder: reports.reduce((sum, r) => sum + r.outOfOrder, 0),
     open: reports.reduce((sum, r) => sum + r.open, 0),
     perEvent,
+    spreads,
+    reports,
   };
+}
+
+function quantiles(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  return `p50 ${percentile(sorted, 50).toFixed(2)}, p99 ${percentile(sorted, 99).toFixed(2)}, max ${percentile(sorted, 100).toFixed(2)} ms`;
+}
+
+/** Pauses in `--trace-gc` lines (BENCH_SERVER_NODE_ARGS=--trace-gc): count, total and longest; null without any. */
+function gcPauses(lines: string[]): string | null {
+  const pauses: Array<[string, number]> = [];
+  for (const line of lines) {
+    const match = /ms: (Scavenge|Mark-Compact|Minor Mark-Sweep)[^,]*, ([\d.]+) \/ [\d.]+ ms/.exec(line);
+    if (match !== null) pauses.push([match[1]!, Number(match[2])]);
+  }
+  if (pauses.length === 0) return null;
+  const longest = pauses.reduce((a, b) => (b[1] > a[1] ? b : a));
+  // Wall-clock pauses: one the kernel descheduled midway includes the wait for a core.
+  return `${pauses.length} pauses, ${pauses.reduce((sum, [, ms]) => sum + ms, 0).toFixed(1)} ms in all, longest ${longest[1].toFixed(2)} ms (${longest[0]})`;
+}
+
+/** The load average, printed with every latency: the machine is shared with other work. */
+function machineLoad(): string {
+  return `load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+}
+
+/** The server's own histogram of accepted event → frames handed to every socket (Prometheus text). */
+async function deliveryHistogram(server: ServerProcess): Promise<Map<number, number>> {
+  const body = await new Promise<string>((resolve, reject) => {
+    request({ host: '127.0.0.1', port: server.port, path: '/metrics' }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk)).on('end', () => resolve(text));
+    }).on('error', reject).end();
+  });
+  const buckets = new Map<number, number>();
+  for (const match of body.matchAll(/^notification_delivery_latency_seconds_bucket\{[^}]*le="([^"]+)"[^}]*\} (\d+)/gm)) {
+    const le = match[1] === '+Inf' ? Infinity : Number(match[1]);
+    buckets.set(le, (buckets.get(le) ?? 0) + Number(match[2]));
+  }
+  return buckets;
+}
+
+/** The bucket bound under which p of the events observed between two scrapes fell. */
+function histogramPercentile(before: Map<number, number>, after: Map<number, number>, p: number): string {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  if (total === 0) return 'none observed';
+  for (const le of bounds) {
+    if ((after.get(le)! - (before.get(le) ?? 0)) / total >= p / 100) return le === Infinity ? '> 1 s' : `<= ${(le * 1000).toFixed(le < 0.001 ? 2 : 1)} ms`;
+  }
+  return '?';
 }
 
 async function startServer(env: Record<string, string> = {}, args: string[] = []): Promise<ServerProcess> {
@@ -181,7 +253,7 @@ async function openConnections(server: ServerProcess, loads: LoadProcess[], tota
   return Math.max(...replies.map((r) => r.ms));
 }
 
-async function report(loads: LoadProcess[]): Promise<ReturnType<typeof merge>> {
+async function report(loads: LoadProcess[]): Promise<Merged> {
   return merge(await Promise.all(loads.map((load) => load.ask<ReceiptReport>({ cmd: 'report' }, 60_000))));
 }
 
@@ -225,7 +297,7 @@ async function idle(): Promise<void> {
   }
 }
 
-async function waitForDelivery(loads: LoadProcess[], expected: number, timeoutMs: number): Promise<ReturnType<typeof merge>> {
+async function waitForDelivery(loads: LoadProcess[], expected: number, timeoutMs: number): Promise<Merged> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const merged = await report(loads);
@@ -261,9 +333,14 @@ async function measureFanout(server: ServerProcess, loads: LoadProcess[], publis
   const events = positiveInteger('events');
   const rate = positiveInteger('rate');
   const burst = positiveInteger('burst-events');
-  for (const load of loads) load.tell({ cmd: 'reset' });
+  const parse = parseMode();
+  for (const load of loads) load.tell({ cmd: 'reset', parse });
 
   // Paced: one event every 1000/rate ms, on a schedule that does not drift.
+  const histogramBefore = await deliveryHistogram(server);
+  const pacedCpuStart = serverUsage(server).cpuSeconds;
+  const waitStart = runQueueWait(server, loads);
+  const logStart = server.logs.length;
   const started = performance.now();
   for (let seq = 0; seq < events; seq++) {
     const due = started + (seq * 1000) / rate;
@@ -272,14 +349,31 @@ async function measureFanout(server: ServerProcess, loads: LoadProcess[], publis
     await publisher.post(repo, seq);
   }
   const paced = await waitForDelivery(loads, events * subscribers, 10_000);
-  const latencies = [...paced.perEvent.values()].map(([, latency]) => latency).sort((a, b) => a - b);
-  const complete = [...paced.perEvent.values()].filter(([count]) => count === subscribers).length;
+  const pacedSeconds = (performance.now() - started) / 1000;
+  const pacedCpu = serverUsage(server).cpuSeconds - pacedCpuStart;
+  const waited = runQueueWait(server, loads);
+  const histogramAfter = await deliveryHistogram(server);
+  const perEvent = [...paced.perEvent.values()];
+  const latencies = perEvent.map(([, , last]) => last).sort((a, b) => a - b);
+  const complete = perEvent.filter(([count]) => count === subscribers).length;
   console.log(`  ${events} events at ${rate}/s: delivered ${paced.messages} of ${events * subscribers} messages (${((100 * paced.messages) / (events * subscribers)).toFixed(2)} %), ${complete} of ${events} events reached every subscriber, ${paced.outOfOrder} out of order`);
-  console.log(`  last-subscriber latency: p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, max ${percentile(latencies, 100).toFixed(2)} ms (target p99 <= 20)`);
+  console.log(`  last-subscriber latency: p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, max ${percentile(latencies, 100).toFixed(2)} ms (target p99 <= 20); ${machineLoad()}`);
+  // Where the time goes: the first subscriber's arrival (HTTP intake, the server's first write,
+  // loopback), the server's own accept -> last write, and how long each load process took to
+  // read its share of one event, against how late its event loop was.
+  console.log(`    first-subscriber latency: ${quantiles(perEvent.map(([, first]) => first))}`);
+  // With --workers, /metrics answers for the one worker that took the scrape's connection.
+  const whose = serverPids(server).length > 1 ? 'one worker\'s histogram' : 'its histogram';
+  console.log(`    server, accepted -> frame handed to every socket (${whose}): p50 ${histogramPercentile(histogramBefore, histogramAfter, 50)}, p99 ${histogramPercentile(histogramBefore, histogramAfter, 99)}; server CPU ${(pacedCpu / pacedSeconds).toFixed(2)} cores`);
+  console.log(`    per load process, last minus first arrival of an event: ${quantiles(paced.spreads)}`);
+  const gc = gcPauses(server.logs.slice(logStart).map((line) => line.msg));
+  if (gc !== null) console.log(`    server GC (--trace-gc): ${gc}`);
+  console.log(`    waiting for a core (run queue), per event: server ${((1000 * (waited.server - waitStart.server)) / events).toFixed(2)} ms${serverPids(server).length > 1 ? ` (its ${serverPids(server).length} processes together)` : ''}, load processes ${((1000 * (waited.loads - waitStart.loads)) / events / loads.length).toFixed(2)} ms each`);
+  console.log(`    ${loads.length} load processes (parse: ${parse}): ${paced.reports.map((r) => `${(r.cpuMs / r.wallMs).toFixed(2)} cores, loop delay p99 ${r.loopDelayP99Ms.toFixed(1)} max ${r.loopDelayMaxMs.toFixed(1)} ms`).join('; ')}`);
 
   // Back to back: each event posted as soon as the previous one is accepted. One request in
   // flight keeps the acceptance order equal to seq, so the order check stays meaningful.
-  for (const load of loads) load.tell({ cmd: 'reset' });
+  for (const load of loads) load.tell({ cmd: 'reset', parse });
   const cpuStart = serverUsage(server).cpuSeconds;
   const burstStart = performance.now();
   for (let seq = 0; seq < burst; seq++) await publisher.post(repo, seq);
@@ -287,7 +381,7 @@ async function measureFanout(server: ServerProcess, loads: LoadProcess[], publis
   const seconds = (performance.now() - burstStart) / 1000;
   const cpu = serverUsage(server).cpuSeconds - cpuStart;
   console.log(`  back to back: ${burst} events -> ${burstResult.messages} of ${burst * subscribers} messages in ${seconds.toFixed(2)} s: ${Math.round(burstResult.messages / seconds)} messages/s (target >= 100,000), ${burstResult.outOfOrder} out of order`);
-  console.log(`  server CPU ${(cpu * 1000).toFixed(0)} ms: ${((cpu * 1000) / (burstResult.messages / 1000)).toFixed(2)} ms per 1,000 messages, HTTP intake included (target <= 5)`);
+  console.log(`  server CPU ${(cpu * 1000).toFixed(0)} ms: ${((cpu * 1000) / (burstResult.messages / 1000)).toFixed(2)} ms per 1,000 messages, HTTP intake included (target <= 5); load processes ${burstResult.reports.map((r) => `${(r.cpuMs / r.wallMs).toFixed(2)}`).join(', ')} cores; ${machineLoad()}`);
 }
 
 /** The server's process and, with --workers, its workers: /proc/<pid>/task/<pid>/children. */
@@ -299,6 +393,14 @@ function serverPids(server: ServerProcess): number[] {
   } catch {
     return [pid];
   }
+}
+
+/** Seconds the server's and the load processes' JavaScript threads have waited for a core, summed. */
+function runQueueWait(server: ServerProcess, loads: LoadProcess[]): { server: number; loads: number } {
+  return {
+    server: serverPids(server).reduce((sum, pid) => sum + readRunQueueWait(pid), 0),
+    loads: loads.reduce((sum, load) => sum + readRunQueueWait(load.pid), 0),
+  };
 }
 
 /** CPU and RSS summed over the server's processes; open files of the fullest one. */

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { createRequire } from 'node:module';
-import { encodeTextFrame, pendingSockets, textFrameOf, writeBatched } from '../../src/transport/outbound-frames.js';
+import { encodeTextFrame, pendingSockets, textFrameOf, useClock, writeBatched } from '../../src/transport/outbound-frames.js';
 
 interface FrameReceiver {
   on(event: 'message', listener: (data: Buffer) => void): void;
@@ -41,7 +41,7 @@ describe('outbound frames', () => {
     assert.deepEqual(decode(textFrameOf(next)), ['{"type":"repo-update"}']);
   });
 
-  it('a quiet server writes at once; frames that follow a fan-out within its cool-down are batched; all arrive whole and in order', async () => {
+  it('a quiet server writes at once; frames that follow right after a fan-out are batched, later ones are not; all arrive whole and in order', async () => {
     const server = createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -50,25 +50,44 @@ describe('outbound frames', () => {
     const [accepted] = (await once(server, 'connection')) as [Socket];
     const received: Buffer[] = [];
     client.on('data', (chunk: Buffer) => received.push(chunk));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // A fake clock: whether a fan-out counts as a burst must not depend on this machine's load.
+    let clock = 1000;
+    useClock(() => clock);
+    const endOfTurn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
+    const arrived = async (count: number): Promise<string[]> => {
+      const deadline = Date.now() + 5000;
+      while (decode(Buffer.concat(received)).length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      return decode(Buffer.concat(received));
+    };
+    try {
+      // A fan-out that takes 5 ms: written at once, not corked.
+      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":0}')));
+      assert.equal(pendingSockets(), 0, 'quiet: written at once');
+      clock += 5;
+      await endOfTurn();
 
-    // A fan-out that takes 5 ms: written at once, not corked.
-    writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":0}')));
-    assert.equal(pendingSockets(), 0, 'quiet: written at once');
-    const busyUntil = performance.now() + 5;
-    while (performance.now() < busyUntil);
-    await new Promise((resolve) => setImmediate(resolve));
+      // Its next event was waiting (0.5 ms after it ended): a burst, corked for up to 5 ms.
+      clock += 0.5;
+      for (let i = 1; i < 50; i++) writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${i}}`)));
+      assert.equal(pendingSockets(), 1, 'one socket corked, whatever the number of frames');
+      assert.deepEqual(await arrived(50), Array.from({ length: 50 }, (_, i) => `{"seq":${i}}`));
+      assert.equal(pendingSockets(), 0);
 
-    // Right after it: a burst, corked until the cool-down ends.
-    for (let i = 1; i < 50; i++) writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${i}}`)));
-    assert.equal(pendingSockets(), 1, 'one socket corked, whatever the number of frames');
-
-    const deadline = Date.now() + 5000;
-    while (decode(Buffer.concat(received)).length < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    assert.deepEqual(decode(Buffer.concat(received)), Array.from({ length: 50 }, (_, i) => `{"seq":${i}}`));
-    assert.equal(pendingSockets(), 0);
-    client.destroy();
-    accepted.destroy();
-    server.close();
+      // Steady events the server keeps up with: a fan-out that took 10 ms, the next event 4 ms
+      // after it ended (within those 10 ms). Written at once: batching would hold it back.
+      clock += 1000;
+      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":50}')));
+      clock += 10;
+      await endOfTurn();
+      clock += 4;
+      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":51}')));
+      assert.equal(pendingSockets(), 0, 'an event that was not waiting behind the previous fan-out is written at once');
+      assert.deepEqual((await arrived(52)).slice(50), ['{"seq":50}', '{"seq":51}']);
+    } finally {
+      useClock(() => performance.now());
+      client.destroy();
+      accepted.destroy();
+      server.close();
+    }
   });
 });
