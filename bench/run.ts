@@ -36,6 +36,7 @@ const { values: options, positionals } = parseArgs({
     subscribers: { type: 'string', default: '1000' },
     events: { type: 'string', default: '200' },
     rate: { type: 'string', default: '50' },
+    'warmup-events': { type: 'string', default: '50' },
     'burst-events': { type: 'string', default: '2000' },
     'churn-seconds': { type: 'string', default: '10' },
     'churn-concurrency': { type: 'string', default: '64' },
@@ -51,9 +52,9 @@ const { values: options, positionals } = parseArgs({
   },
 });
 
-function positiveInteger(name: keyof typeof options): number {
+function wholeNumber(name: keyof typeof options, min = 1): number {
   const value = Number(options[name]);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a whole number >= 1, got ${String(options[name])}`);
+  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be a whole number >= ${min}, got ${String(options[name])}`);
   return value;
 }
 
@@ -269,10 +270,10 @@ function loadCpu(loads: LoadProcess[]): number {
 const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1);
 
 async function idle(): Promise<void> {
-  const total = positiveInteger('connections');
-  const idleSeconds = positiveInteger('idle-seconds');
+  const total = wholeNumber('connections');
+  const idleSeconds = wholeNumber('idle-seconds');
   const server = await startServer();
-  const loads = Array.from({ length: positiveInteger('load-processes') }, () => new LoadProcess());
+  const loads = Array.from({ length: wholeNumber('load-processes') }, () => new LoadProcess());
   try {
     await sleep(1000);
     const before = readProcessUsage(server.child.pid!);
@@ -307,10 +308,10 @@ async function waitForDelivery(loads: LoadProcess[], expected: number, timeoutMs
 }
 
 async function fanout(): Promise<void> {
-  const subscribers = positiveInteger('subscribers');
+  const subscribers = wholeNumber('subscribers');
   const repo = repoId(1);
   const server = await startServer();
-  const loads = Array.from({ length: positiveInteger('load-processes') }, () => new LoadProcess());
+  const loads = Array.from({ length: wholeNumber('load-processes') }, () => new LoadProcess());
   const publisher = new Publisher(server.port);
   try {
     await openConnections(server, loads, subscribers, [repo]);
@@ -329,18 +330,8 @@ async function fanout(): Promise<void> {
  * (whatever else is connected); prints delivery, order, latency, messages/s and server CPU
  * (all the server's processes: the primary and its workers with --workers).
  */
-async function measureFanout(server: ServerProcess, loads: LoadProcess[], publisher: Publisher, repo: string, subscribers: number): Promise<void> {
-  const events = positiveInteger('events');
-  const rate = positiveInteger('rate');
-  const burst = positiveInteger('burst-events');
-  const parse = parseMode();
-  for (const load of loads) load.tell({ cmd: 'reset', parse });
-
-  // Paced: one event every 1000/rate ms, on a schedule that does not drift.
-  const histogramBefore = await deliveryHistogram(server);
-  const pacedCpuStart = serverUsage(server).cpuSeconds;
-  const waitStart = runQueueWait(server, loads);
-  const logStart = server.logs.length;
+/** Posts `events` events (seq 0 up) one every 1000/rate ms, on a schedule that does not drift. */
+async function postPaced(publisher: Publisher, repo: string, events: number, rate: number): Promise<void> {
   const started = performance.now();
   for (let seq = 0; seq < events; seq++) {
     const due = started + (seq * 1000) / rate;
@@ -348,6 +339,34 @@ async function measureFanout(server: ServerProcess, loads: LoadProcess[], publis
     if (wait > 0) await sleep(wait);
     await publisher.post(repo, seq);
   }
+}
+
+async function measureFanout(server: ServerProcess, loads: LoadProcess[], publisher: Publisher, repo: string, subscribers: number): Promise<void> {
+  const events = wholeNumber('events');
+  const rate = wholeNumber('rate');
+  const burst = wholeNumber('burst-events');
+  const parse = parseMode();
+  const warmup = wholeNumber('warmup-events', 0);
+  if (warmup > 0) {
+    // The first events meet cold code (JIT) in the server and in the load processes: they are
+    // measured apart, so the paced figures are the steady state a running server is in.
+    for (const load of loads) load.tell({ cmd: 'reset', parse });
+    await postPaced(publisher, repo, warmup, rate);
+    const cold = (await waitForDelivery(loads, warmup * subscribers, 10_000)).perEvent;
+    const of = (which: 1 | 2): string => {
+      const sorted = [...cold.values()].map((seen) => seen[which]).sort((a, b) => a - b);
+      return `p50 ${percentile(sorted, 50).toFixed(2)}, p99 ${percentile(sorted, 99).toFixed(2)}, max ${percentile(sorted, 100).toFixed(2)} ms`;
+    };
+    console.log(`  warm-up, ${warmup} events at ${rate}/s (not counted below): last-subscriber ${of(2)}; first-subscriber ${of(1)}`);
+  }
+  for (const load of loads) load.tell({ cmd: 'reset', parse });
+
+  const histogramBefore = await deliveryHistogram(server);
+  const pacedCpuStart = serverUsage(server).cpuSeconds;
+  const waitStart = runQueueWait(server, loads);
+  const logStart = server.logs.length;
+  const started = performance.now();
+  await postPaced(publisher, repo, events, rate);
   const paced = await waitForDelivery(loads, events * subscribers, 10_000);
   const pacedSeconds = (performance.now() - started) / 1000;
   const pacedCpu = serverUsage(server).cpuSeconds - pacedCpuStart;
@@ -422,11 +441,11 @@ function serverUsage(server: ServerProcess): { cpuSeconds: number; rssBytes: num
  * fan-out figures are then measured on the hot library with everything else still connected.
  */
 async function scale(): Promise<void> {
-  const total = positiveInteger('scale-connections');
-  const workers = positiveInteger('workers');
-  const wanted = positiveInteger('subscribers');
-  const idleSeconds = positiveInteger('idle-seconds');
-  const loadCount = Math.max(positiveInteger('load-processes'), Math.ceil(total / positiveInteger('connections-per-load-process')));
+  const total = wholeNumber('scale-connections');
+  const workers = wholeNumber('workers');
+  const wanted = wholeNumber('subscribers');
+  const idleSeconds = wholeNumber('idle-seconds');
+  const loadCount = Math.max(wholeNumber('load-processes'), Math.ceil(total / wholeNumber('connections-per-load-process')));
   const hotEvery = Math.max(1, Math.floor(total / wanted));
   const hot = repoId(1);
   const repos = [hot, ...Array.from({ length: hotEvery - 1 }, (_, i) => repoId(1000 + (i % 1000)))];
@@ -462,11 +481,11 @@ async function scale(): Promise<void> {
 }
 
 async function churn(): Promise<void> {
-  const seconds = positiveInteger('churn-seconds');
-  const concurrency = positiveInteger('churn-concurrency');
+  const seconds = wholeNumber('churn-seconds');
+  const concurrency = wholeNumber('churn-concurrency');
   const repo = repoId(2);
   const server = await startServer();
-  const loads = Array.from({ length: positiveInteger('load-processes') }, () => new LoadProcess());
+  const loads = Array.from({ length: wholeNumber('load-processes') }, () => new LoadProcess());
   const publisher = new Publisher(server.port);
   let publishing = true;
   // Each cycle waits for one event: a steady trickle on the library every 2 ms.
@@ -538,8 +557,8 @@ function describeLatencies(label: string, latencies: Map<number, number>, expect
 }
 
 async function cluster(): Promise<void> {
-  const events = positiveInteger('cluster-events');
-  const rate = positiveInteger('cluster-rate');
+  const events = wholeNumber('cluster-events');
+  const rate = wholeNumber('cluster-rate');
   const repo = repoId(3);
   let redis: RedisInstance | null = null;
   let nodes: ServerProcess[] = [];
@@ -581,8 +600,8 @@ async function cluster(): Promise<void> {
  * (the desktop client's own pause), re-reading their lock and permission state.
  */
 async function gap(): Promise<void> {
-  const clients = positiveInteger('gap-clients');
-  const windowS = positiveInteger('gap-window');
+  const clients = wholeNumber('gap-clients');
+  const windowS = wholeNumber('gap-window');
   const libraries = Array.from({ length: 100 }, (_, i) => repoId(1000 + i));
   let redis: RedisInstance | null = null;
   let link: CuttableLink | null = null;
