@@ -7,7 +7,8 @@
  *   worker  -> primary  { nsw: 'hello' }                      once, when the worker starts its backplane
  *   primary -> worker   { nsw: 'welcome', state }             its backplane's state
  *   worker  -> primary  { nsw: 'publish', event }             an event POSTed to this worker
- *   primary -> workers  { nsw: 'event', event, origin }       every event, positioned, in the primary's order
+ *   primary -> workers  { nsw: 'events', events, origins }    the events positioned within one turn, in the primary's order
+ *                                                             (origins[i]: the worker that accepted events[i], 0 for none)
  *   primary -> workers  { nsw: 'state', state }               the primary's backplane went up or down (Redis)
  *   worker  -> primary  { nsw: 'read', id, repoId, since }    a history read for a positioned subscriber
  *   primary -> worker   { nsw: 'history', id, read }          its answer, after every event sent before it
@@ -48,7 +49,7 @@ export type WorkerMessage =
 
 export type PrimaryMessage =
   | { nsw: 'welcome'; state: BackplaneState }
-  | { nsw: 'event'; event: WireEvent; origin: number }
+  | { nsw: 'events'; events: WireEvent[]; origins: number[] }
   | { nsw: 'state'; state: BackplaneState }
   | { nsw: 'history'; id: number; read: WireRead }
   | { nsw: 'followed?'; id: number }
@@ -85,7 +86,7 @@ export function gapFromWire(gap: WireGap): BackplaneGap {
 }
 
 const WORKER_KINDS: ReadonlySet<string> = new Set<WorkerMessage['nsw']>(['hello', 'publish', 'read', 'followed']);
-const PRIMARY_KINDS: ReadonlySet<string> = new Set<PrimaryMessage['nsw']>(['welcome', 'event', 'state', 'history', 'followed?', 'gap']);
+const PRIMARY_KINDS: ReadonlySet<string> = new Set<PrimaryMessage['nsw']>(['welcome', 'events', 'state', 'history', 'followed?', 'gap']);
 
 function isTagged(message: unknown): message is { nsw: string } {
   return typeof message === 'object' && message !== null && typeof (message as { nsw?: unknown }).nsw === 'string';

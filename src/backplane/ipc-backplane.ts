@@ -131,10 +131,14 @@ export class IpcBackplane implements Backplane {
       case 'state':
         this.#state = message.state;
         return;
-      case 'event':
-        if (message.origin !== this.#options.workerId) this.stats.eventsReceived++;
-        this.#options.deliver(fromWire(message.event));
+      case 'events': {
+        const { events, origins } = message;
+        for (let i = 0; i < events.length; i++) {
+          if (origins[i] !== this.#options.workerId) this.stats.eventsReceived++;
+          this.#options.deliver(fromWire(events[i]!));
+        }
         return;
+      }
       case 'history':
         this.#reads.get(message.id)?.(readFromWire(message.read));
         return;

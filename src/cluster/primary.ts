@@ -13,12 +13,13 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Backplane, BackplaneState } from '../backplane/backplane.js';
-import { fromWire, gapToWire, isWorkerMessage, readToWire, toWire, type PrimaryMessage } from '../backplane/cluster-messages.js';
+import { fromWire, gapToWire, isWorkerMessage, readToWire, type PrimaryMessage } from '../backplane/cluster-messages.js';
 import { openBackplane } from '../backplane/open-backplane.js';
 import type { Config } from '../config/config.js';
 import type { LogOutput } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { removeStaleSocketFile } from '../server.js';
+import { WorkerEventBatch } from './event-batch.js';
 import { FollowedLibrariesQuery } from './followed-libraries.js';
 
 const BACKPLANE_START_WAIT_MS = 5_000;
@@ -35,12 +36,11 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
   let stopping = false;
   let origin = 0;
 
-  const toWorkers = (message: PrimaryMessage): void => {
-    for (const worker of welcomed) if (worker.isConnected()) worker.send(message);
-  };
+  const batch = new WorkerEventBatch(() => welcomed);
+  const toWorkers = (message: PrimaryMessage): void => batch.send(message);
   const followed = new FollowedLibrariesQuery(() => welcomed);
   const sequencer: Backplane = openBackplane(config.backplane, {
-    deliver: (event: LibraryEvent) => toWorkers({ nsw: 'event', event: toWire(event), origin }),
+    deliver: (event: LibraryEvent) => batch.add(event, origin),
     key: Buffer.from(config.jwtPrivateKey, 'utf8'),
     logger,
     history: config.history,
@@ -65,6 +65,8 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
     if (!isWorkerMessage(message)) return;
     switch (message.nsw) {
       case 'hello':
+        // Events queued before it reach the others only: this one reads them from the history.
+        batch.flush();
         welcomed.add(worker);
         worker.send({ nsw: 'welcome', state: sequencer.state } satisfies PrimaryMessage);
         return;
@@ -77,6 +79,7 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
       case 'read': {
         const { id } = message;
         void sequencer.history.read(message.repoId, message.since).then((read) => {
+          batch.flush();
           if (worker.isConnected()) worker.send({ nsw: 'history', id, read: readToWire(read) } satisfies PrimaryMessage);
         });
         return;

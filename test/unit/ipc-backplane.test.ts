@@ -67,8 +67,8 @@ describe('the IPC backplane of a cluster worker', () => {
     assert.equal(published?.nsw, 'publish');
 
     // Another worker's event was numbered first.
-    channel.primary({ nsw: 'event', event: toWire(sequencer.append(event('theirs'))), origin: 2 });
-    if (published?.nsw === 'publish') channel.primary({ nsw: 'event', event: toWire(sequencer.append({ ...published.event, frame: Buffer.from(published.event.frame) })), origin: 1 });
+    channel.primary({ nsw: 'events', events: [toWire(sequencer.append(event('theirs')))], origins: [2] });
+    if (published?.nsw === 'publish') channel.primary({ nsw: 'events', events: [toWire(sequencer.append({ ...published.event, frame: Buffer.from(published.event.frame) }))], origins: [1] });
     assert.deepEqual(delivered.map((e) => [JSON.parse(e.frame.toString()).content.commit_id, e.position?.offset]), [['theirs', 1], ['mine', 2]]);
     assert.equal(backplane.stats.eventsShared, 1);
     assert.equal(backplane.stats.eventsReceived, 1);
