@@ -55,7 +55,7 @@ export interface Limits {
   maxEventBodyBytes: number;
   /** Bytes that may wait in one connection's outgoing queue; past it the connection is closed (4000). */
   sendQueueBytes: number;
-  /** WebSocket connections open at once; past it an upgrade is answered 503 with Retry-After. */
+  /** WebSockets, SSE streams and waiting long polls open at once; past it an upgrade, SSE or poll request is answered 503 with Retry-After. */
   maxConnections: number;
   /**
    * WebSockets, SSE streams and waiting polls open at once from one client address (see
