@@ -4,10 +4,11 @@
  * server sends it) is built once per event and the identical bytes go to every socket.
  *
  * A quiet server writes each frame at once. Under a burst (a fan-out starting right after the
- * previous one ended, see BURST_GAP_MS) sockets are corked and uncorked together after a
- * window as long as the previous fan-out took, so several events that reach one socket
- * meanwhile leave in one write system call instead of one per frame. A profile of the fan-out showed the write system
- * call at about half of the server's CPU when every frame was its own write.
+ * previous one ended, see BURST_GAP_MS, or events coming faster than BURST_INTERVAL_MS apart)
+ * sockets are corked and uncorked together after a short window, so several events that reach
+ * one socket meanwhile leave in one write system call instead of one per frame. A profile of
+ * the fan-out showed the write system call at about half of the server's CPU when every frame
+ * was its own write.
  */
 import type { Socket } from 'node:net';
 
@@ -63,6 +64,8 @@ let turnStarted = 0;
 /** When the previous fan-out (direct writes, or a flush) ended, and how long it took (performance.now(), ms). */
 let lastEnded = -Infinity;
 let lastTook = 0;
+/** When the previous direct fan-out started, or the previous flush did. */
+let lastStarted = -Infinity;
 /** Sockets corked since the last flush, uncorked together by `flush`. */
 const corked: Socket[] = [];
 /** performance.now(); a test sets a fake one, so what counts as a burst does not hang on the machine's load. */
@@ -86,6 +89,22 @@ const MAX_COOL_DOWN_MS = 20;
  */
 const BURST_GAP_MS = 2;
 
+/**
+ * A fan-out that starts within this time of the previous one's start (or flush) is part of a
+ * sustained rate of over 100 events/s, and is flushed at most this long after that start. A
+ * worker of `--workers N` needs this rule: it writes to 1/N of the subscribers, so its fan-outs
+ * end long before the next event has come round through the primary, and the gap rule alone
+ * never sees a burst. At 50 events/s (20 ms apart) every frame is still written at once.
+ */
+const BURST_INTERVAL_MS = 10;
+
+/**
+ * Corked bytes at which one socket is written at once, whatever the window: a larger write
+ * saves nothing more, and the send queue limit (which counts corked bytes) must not close a
+ * client that reads everything for what the server itself held back.
+ */
+const FLUSH_BYTES = 64 * 1024;
+
 function ended(started: number): void {
   lastEnded = now();
   lastTook = lastEnded - started;
@@ -98,6 +117,7 @@ function endDirectTurn(): void {
 
 function flush(): void {
   const started = now();
+  lastStarted = started;
   // uncork() may run user code (write callbacks, 'drain'); take the list first.
   const sockets = corked.splice(0);
   for (const socket of sockets) {
@@ -115,16 +135,19 @@ function flush(): void {
 export function writeBatched(socket: Socket, frame: Buffer): void {
   if (turn === 'none') {
     const at = now();
-    if (at - lastEnded >= BURST_GAP_MS) {
+    const sinceEnd = at - lastEnded;
+    const sinceStart = at - lastStarted;
+    if (sinceEnd >= BURST_GAP_MS && sinceStart >= BURST_INTERVAL_MS) {
       turn = 'direct';
-      turnStarted = at;
+      turnStarted = lastStarted = at;
       setImmediate(endDirectTurn);
     } else {
-      // A fan-out that took T ms is followed by up to T ms of batching: write system calls
-      // then get at most about half of the process under a burst, each carrying every frame
-      // that reached its socket meanwhile.
+      // A fan-out that took T ms is followed by up to T ms of batching, and a steady rate is
+      // flushed every BURST_INTERVAL_MS: write system calls then get at most about half of
+      // the process under a burst, each carrying every frame that reached its socket meanwhile.
       turn = 'batched';
-      setTimeout(flush, Math.max(0, lastEnded + Math.min(lastTook, MAX_COOL_DOWN_MS) - at));
+      const window = Math.max(Math.min(lastTook, MAX_COOL_DOWN_MS) - sinceEnd, BURST_INTERVAL_MS - sinceStart);
+      setTimeout(flush, Math.max(0, window));
     }
   }
   if (turn === 'direct') {
@@ -136,6 +159,8 @@ export function writeBatched(socket: Socket, frame: Buffer): void {
     corked.push(socket);
   }
   socket.write(frame);
+  // Uncorked early; flush() skips it unless a later frame corks it again.
+  if (socket.writableLength >= FLUSH_BYTES) socket.uncork();
 }
 
 /** Sockets waiting for the end of this turn: for tests. */

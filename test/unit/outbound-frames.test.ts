@@ -41,7 +41,7 @@ describe('outbound frames', () => {
     assert.deepEqual(decode(textFrameOf(next)), ['{"type":"repo-update"}']);
   });
 
-  it('a quiet server writes at once; frames that follow right after a fan-out are batched, later ones are not; all arrive whole and in order', async () => {
+  it('a quiet server writes at once; frames that follow right after a fan-out, or come over 100/s, are batched, later ones are not; a socket with 64 KiB corked is written at once; all arrive whole and in order', async () => {
     const server = createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -83,6 +83,40 @@ describe('outbound frames', () => {
       writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":51}')));
       assert.equal(pendingSockets(), 0, 'an event that was not waiting behind the previous fan-out is written at once');
       assert.deepEqual((await arrived(52)).slice(50), ['{"seq":50}', '{"seq":51}']);
+
+      // A sustained rate: each fan-out short (1 ms), the next event 4 ms after it ended but
+      // 5 ms after it started (200 events/s), as a worker of --workers sees them. Batched, and
+      // flushed 10 ms after the previous fan-out started.
+      clock += 1000;
+      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":52}')));
+      assert.equal(pendingSockets(), 0);
+      clock += 1;
+      await endOfTurn();
+      clock += 4;
+      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":53}')));
+      assert.equal(pendingSockets(), 1, 'an event 5 ms after the previous one started is batched');
+      assert.equal(accepted.writableCorked, 1);
+      assert.deepEqual((await arrived(54)).slice(52), ['{"seq":52}', '{"seq":53}']);
+
+      // 20 ms apart (50 events/s): written at once.
+      clock += 20;
+      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":54}')));
+      assert.equal(pendingSockets(), 0, 'events 20 ms apart are written at once');
+      assert.deepEqual((await arrived(55)).slice(54), ['{"seq":54}']);
+      clock += 1;
+      await endOfTurn();
+
+      // Under a burst a socket holding 64 KiB of corked frames is written at once: the send
+      // queue limit counts corked bytes, and a client that reads must not pay for our batching.
+      clock += 0.5;
+      const big = Buffer.alloc(40 * 1024, 'b');
+      writeBatched(accepted, encodeTextFrame(big));
+      assert.equal(accepted.writableCorked, 1, 'one 40 KiB frame stays corked');
+      writeBatched(accepted, encodeTextFrame(big));
+      assert.equal(accepted.writableCorked, 0, '80 KiB corked: written at once');
+      const messages = await arrived(57);
+      assert.equal(messages.length, 57);
+      assert.deepEqual(messages.slice(55), [big.toString(), big.toString()]);
     } finally {
       useClock(() => performance.now());
       client.destroy();
