@@ -12,7 +12,14 @@ export interface OpenCommand {
   localAddresses: string[];
   /** Handshakes in flight at once. */
   concurrency: number;
+  client: ClientKind;
 }
+
+/**
+ * What holds each subscriber connection: `lean` a plain socket with a minimal WebSocket
+ * client (bench/lean-subscriber.ts), `ws` the ws library's client, as the bench first did.
+ */
+export type ClientKind = 'lean' | 'ws';
 
 export interface ChurnCommand {
   cmd: 'churn';

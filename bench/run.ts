@@ -19,7 +19,7 @@ import { signToken } from '../src/auth/jwt.js';
 import { CuttableLink } from '../test/support/cuttable-link.js';
 import { startRedis, type RedisInstance } from '../test/support/redis.js';
 import { ServerProcess, subscriberToken, TEST_KEY } from '../test/support/server-process.js';
-import type { LoadCommand, LoadReply, ParseMode, ReceiptReport } from './load-messages.js';
+import type { ClientKind, LoadCommand, LoadReply, ParseMode, ReceiptReport } from './load-messages.js';
 import { readProcessUsage, readRunQueueWait } from './process-usage.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -49,6 +49,7 @@ const { values: options, positionals } = parseArgs({
     workers: { type: 'string', default: '7' },
     'connections-per-load-process': { type: 'string', default: '12500' },
     parse: { type: 'string', default: 'bytes' },
+    client: { type: 'string', default: 'lean' },
   },
 });
 
@@ -62,6 +63,12 @@ function parseMode(): ParseMode {
   const mode = options.parse;
   if (mode !== 'bytes' && mode !== 'regex') throw new Error(`--parse must be bytes or regex, got ${String(mode)}`);
   return mode;
+}
+
+function clientKind(): ClientKind {
+  const kind = options.client;
+  if (kind !== 'lean' && kind !== 'ws') throw new Error(`--client must be lean or ws, got ${String(kind)}`);
+  return kind;
 }
 
 const scenarios: Scenario[] = positionals.length === 0 ? [...DEFAULT_SCENARIOS] : positionals.map((name) => {
@@ -244,7 +251,7 @@ async function openConnections(server: ServerProcess, loads: LoadProcess[], tota
   const replies = await Promise.all(
     loads.map((load, p) =>
       load.ask<Extract<LoadReply, { cmd: 'opened' }>>(
-        { cmd: 'open', url: server.wsUrl, count: shareOf(total, loads.length, p), firstUser: p * per, repos, key: TEST_KEY, localAddresses: sourceAddresses(p), concurrency },
+        { cmd: 'open', url: server.wsUrl, count: shareOf(total, loads.length, p), firstUser: p * per, repos, key: TEST_KEY, localAddresses: sourceAddresses(p), concurrency, client: clientKind() },
         10 * 60_000,
       ),
     ),
