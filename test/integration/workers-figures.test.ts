@@ -162,6 +162,8 @@ describe('--workers 2: /metrics, /status and /health answer for the whole server
       assert.deepEqual(update.busiest, [{ repoId: REPO, events: EVENTS, subscribers: CLIENTS }]);
       assert.deepEqual(update.workers, { answered: 2, expected: 2 });
     }
+    const script = await fetch(`${server.url}/status/app.js`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.match(await script.text(), /data\.workers\.answered \+ ' of '/, 'the page says how many workers answered');
   });
 
   it('/health/ready is ready on either worker', async () => {
