@@ -17,12 +17,11 @@
  */
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { BackplaneState } from '../backplane/backplane.js';
+import { backplaneStateGauge } from '../metrics/prometheus-metrics.js';
 import type { FiguresQuestion, GatheredFigures, MetricsJson, PrimaryMessage, StatusShare, WorkerShare } from '../backplane/cluster-messages.js';
 
 /** How long the primary waits for the workers' figures before answering without the late ones. */
 export const SHARE_WAIT_MS = 2_000;
-
-const BACKPLANE_STATES: readonly BackplaneState[] = ['connecting', 'connected', 'reconnecting', 'closed'];
 
 /** A worker as the gathering sees it (cluster's Worker; a fake in tests). */
 export interface ShareTarget {
@@ -91,17 +90,7 @@ export class PrimaryFigures {
     const registers = [this.#registry];
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.#registry });
     const figures = this;
-    new Gauge({
-      name: 'notification_backplane_state',
-      help: 'The backplane (kind: memory or redis) by state: 1 for the state it is in now, 0 for the others. With Redis, anything but connected means events posted to other nodes do not reach this one.',
-      labelNames: ['kind', 'state'],
-      registers,
-      collect() {
-        const { kind, state } = options.backplane();
-        this.reset();
-        for (const each of BACKPLANE_STATES) this.set({ kind, state: each }, each === state ? 1 : 0);
-      },
-    });
+    backplaneStateGauge(registers, options.backplane);
     this.#sequenced = new Counter({
       name: 'notification_events_sequenced_total',
       help: 'Events the primary gave their position and sent to its workers (--workers only).',

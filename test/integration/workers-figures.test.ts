@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Agent, get, request } from 'node:http';
+import { Agent, get } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { parsePrometheusText, type Scrape } from '../support/prometheus-text.js';
-import { publisherToken, ServerProcess, subscriberToken } from '../support/server-process.js';
+import { postOnNewConnection, ServerProcess, subscriberToken } from '../support/server-process.js';
 import { TestClient } from '../support/test-client.js';
 
 const REPO = '7a7a7a7a-2222-4222-8333-000000000002';
@@ -28,28 +28,6 @@ async function scrapeOver(port: number, agent: Agent | false): Promise<Scrape> {
   const { status, body } = await fetchText(port, '/metrics', agent);
   assert.equal(status, 200, body);
   return parsePrometheusText(body);
-}
-
-function postOnNewConnection(port: number, commit: string): Promise<number> {
-  const body = JSON.stringify({ type: 'repo-update', content: { repo_id: REPO, commit_id: commit } });
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/events',
-        agent: false,
-        headers: { authorization: `Token ${publisherToken()}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 interface FeedMessage {
@@ -126,7 +104,7 @@ describe('--workers 2: /metrics, /status and /health answer for the whole server
       await client.roundTrip();
     }
     await server.waitForLog(() => new Set(server.logs.filter((l) => l.msg === 'websocket connected').map((l) => l['worker'])).size === 2, 5000);
-    for (let i = 0; i < EVENTS; i++) assert.equal(await postOnNewConnection(server.port, `c${i}`), 200);
+    for (let i = 0; i < EVENTS; i++) assert.equal(await postOnNewConnection(server.port, REPO, `c${i}`), 200);
     for (const client of clients) await client.waitForCount(EVENTS, 10_000);
   });
   after(async () => {
