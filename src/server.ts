@@ -7,9 +7,10 @@ import type { Backplane } from './backplane/backplane.js';
 import { openBackplane, type ViaPrimary } from './backplane/open-backplane.js';
 import { DEFAULTS, describeEventsListen, type Config, type EventsListen } from './config/config.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
+import { WorkerFigures } from './cluster/worker-figures.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
 import { EventEndpoint } from './http/event-endpoint.js';
-import { answerHealth } from './http/health.js';
+import { answerHealth, type Readiness } from './http/health.js';
 import { answerMetrics } from './http/metrics-endpoint.js';
 import { answerPing } from './http/ping.js';
 import { routeOf } from './http/routes.js';
@@ -19,6 +20,7 @@ import type { Logger } from './log.js';
 import { bothMetrics, NO_METRICS } from './metrics/metrics.js';
 import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { LiveStatus } from './status/live-status.js';
+import { WholeStatus } from './status/whole-status.js';
 import { ConnectionsPerAddress } from './transport/connection-caps.js';
 import { FailuresPerAddress } from './transport/failure-allowance.js';
 import type { FallbackAdmission } from './transport/fallback-admission.js';
@@ -161,8 +163,22 @@ export async function startServer(config: Config, logger: Logger, options: Start
     subscribedLibraries: () => hub.index.libraries,
     followersOf: (repoId) => hub.index.followers(repoId)?.size ?? 0,
   });
+  // Under --workers, /metrics and the status page answer for the whole server (cluster/whole-server-figures.ts).
+  const { viaPrimary } = options;
+  const figures =
+    viaPrimary === undefined
+      ? null
+      : new WorkerFigures({ ...viaPrimary, metrics, status, followersOf: (repoId) => hub.index.followers(repoId)?.size ?? 0 });
+  const exposition = figures ?? metrics;
+  const whole =
+    figures === null || viaPrimary === undefined
+      ? undefined
+      : new WholeStatus(viaPrimary.workerId, config.workers, (points, repoIds) => figures.statusShares(points, repoIds));
   const statusPage =
-    status === null || config.adminToken === null ? null : new StatusEndpoint({ token: config.adminToken, status, logger });
+    status === null || config.adminToken === null ? null : new StatusEndpoint({ token: config.adminToken, status, logger, whole });
+  // A worker without its primary has nobody to number its events (it is about to stop).
+  const readiness = (): Readiness =>
+    draining ? 'draining' : viaPrimary !== undefined && (!viaPrimary.channel.connected || backplane.state === 'closed') ? 'no-primary' : 'ready';
 
   const { headerTimeoutMs } = config.limits;
   const httpOptions = {
@@ -186,13 +202,13 @@ export async function startServer(config: Config, logger: Logger, options: Start
         }
         return;
       case 'metrics':
-        answerMetrics(metrics, logger, request, response);
+        answerMetrics(metrics === null ? null : exposition, logger, request, response);
         return;
       case 'health-live':
-        answerHealth('live', draining, request, response);
+        answerHealth('live', readiness(), request, response);
         return;
       case 'health-ready':
-        answerHealth('ready', draining, request, response);
+        answerHealth('ready', readiness(), request, response);
         return;
       case 'status-page':
       case 'status-script':
@@ -297,6 +313,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
       // Keep listening while draining: /health/ready answers 503 and new WebSockets are refused.
       await websockets.drain(running.drainMs);
       statusPage?.close();
+      figures?.close();
       server.close();
       eventsServer?.close();
       eventsServer?.closeAllConnections();

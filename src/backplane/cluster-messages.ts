@@ -15,10 +15,16 @@
  *   primary -> workers  { nsw: 'followed?', id }              which libraries do your subscribers follow (after an outage)
  *   worker  -> primary  { nsw: 'followed', id, libraries }    the answer
  *   primary -> workers  { nsw: 'gap', gap }                   the primary's backplane is whole again after a gap
+ *   worker  -> primary  { nsw: 'gather', id, ask }            a worker serving /metrics or /status wants the whole server's figures
+ *   primary -> workers  { nsw: 'share?', id, ask }            the primary asks every worker for its own (cluster/whole-server-figures.ts)
+ *   worker  -> primary  { nsw: 'share', id, share }           the answer
+ *   primary -> worker   { nsw: 'gathered', id, figures }      the whole server's figures, to the worker that asked
  */
 import type { HistoryRead, ResyncReason } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
+import type { Registry } from 'prom-client';
 import type { Audience, LibraryEvent } from '../protocol/event.js';
+import type { StatusPoint, TailEntry } from '../status/live-status.js';
 import type { BackplaneGap, BackplaneState } from './backplane.js';
 
 /** A LibraryEvent as it crosses the channel: the frame arrives as a Uint8Array. */
@@ -41,11 +47,42 @@ export interface WireGap {
   outageMs: number;
 }
 
+/** prom-client's `Registry.getMetricsAsJSON()`: plain data, so it crosses the channel as it is. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** What a worker serving /metrics or /status asks for. */
+export type FiguresQuestion =
+  | { kind: 'metrics' }
+  /** The last `points` seconds, and the subscribers of `repoIds` now. */
+  | { kind: 'status'; points: number; repoIds: string[] };
+
+/** One worker's status page figures (src/status/whole-status.ts merges them). */
+export interface StatusShare {
+  worker: number;
+  points: StatusPoint[];
+  tail: TailEntry[];
+  /** [repoId, subscribers on this worker] for the libraries asked about. */
+  followers: Array<[string, number]>;
+}
+
+/** One worker's answer; `null` when that part is turned off (no metrics, no admin token). */
+export type WorkerShare =
+  | { kind: 'metrics'; worker: number; metrics: MetricsJson }
+  | { kind: 'status'; status: StatusShare | null };
+
+export type GatheredFigures =
+  | { kind: 'metrics'; contentType: string; body: string }
+  /** The workers that answered in time. */
+  | { kind: 'status'; shares: StatusShare[] }
+  | { kind: 'failed'; reason: string };
+
 export type WorkerMessage =
   | { nsw: 'hello' }
   | { nsw: 'publish'; event: WireEvent }
   | { nsw: 'read'; id: number; repoId: string; since: Position | null }
-  | { nsw: 'followed'; id: number; libraries: string[] };
+  | { nsw: 'followed'; id: number; libraries: string[] }
+  | { nsw: 'gather'; id: number; ask: FiguresQuestion }
+  | { nsw: 'share'; id: number; share: WorkerShare };
 
 export type PrimaryMessage =
   | { nsw: 'welcome'; state: BackplaneState }
@@ -53,7 +90,9 @@ export type PrimaryMessage =
   | { nsw: 'state'; state: BackplaneState }
   | { nsw: 'history'; id: number; read: WireRead }
   | { nsw: 'followed?'; id: number }
-  | { nsw: 'gap'; gap: WireGap };
+  | { nsw: 'gap'; gap: WireGap }
+  | { nsw: 'share?'; id: number; ask: FiguresQuestion }
+  | { nsw: 'gathered'; id: number; figures: GatheredFigures };
 
 export function toWire(event: LibraryEvent): WireEvent {
   const wire: WireEvent = { type: event.type, repoId: event.repoId, audience: event.audience, frame: event.frame };
@@ -85,8 +124,17 @@ export function gapFromWire(gap: WireGap): BackplaneGap {
   return { ...gap, libraries: gap.libraries === 'all' ? 'all' : new Set(gap.libraries) };
 }
 
-const WORKER_KINDS: ReadonlySet<string> = new Set<WorkerMessage['nsw']>(['hello', 'publish', 'read', 'followed']);
-const PRIMARY_KINDS: ReadonlySet<string> = new Set<PrimaryMessage['nsw']>(['welcome', 'events', 'state', 'history', 'followed?', 'gap']);
+const WORKER_KINDS: ReadonlySet<string> = new Set<WorkerMessage['nsw']>(['hello', 'publish', 'read', 'followed', 'gather', 'share']);
+const PRIMARY_KINDS: ReadonlySet<string> = new Set<PrimaryMessage['nsw']>([
+  'welcome',
+  'events',
+  'state',
+  'history',
+  'followed?',
+  'gap',
+  'share?',
+  'gathered',
+]);
 
 function isTagged(message: unknown): message is { nsw: string } {
   return typeof message === 'object' && message !== null && typeof (message as { nsw?: unknown }).nsw === 'string';

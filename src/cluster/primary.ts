@@ -21,6 +21,7 @@ import type { LibraryEvent } from '../protocol/event.js';
 import { removeStaleSocketFile } from '../server.js';
 import { WorkerEventBatch } from './event-batch.js';
 import { FollowedLibrariesQuery } from './followed-libraries.js';
+import { PrimaryFigures } from './whole-server-figures.js';
 
 const BACKPLANE_START_WAIT_MS = 5_000;
 /** A replaced worker is started after this pause, so a crash loop does not spin. */
@@ -49,6 +50,11 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
     onGap: (gap) => toWorkers({ nsw: 'gap', gap: gapToWire(gap) }),
   });
   await sequencer.start(BACKPLANE_START_WAIT_MS);
+  const figures = new PrimaryFigures({
+    expected: count,
+    workers: () => welcomed,
+    backplane: () => ({ kind: sequencer.kind, state: sequencer.state }),
+  });
   if (config.eventsListen?.kind === 'unix') await removeStaleSocketFile(config.eventsListen.path);
 
   // Redis going down or coming back is told to every worker (their /metrics and status show it).
@@ -75,6 +81,7 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
         origin = worker.id;
         sequencer.publish(fromWire(message.event));
         origin = 0;
+        figures.eventSequenced();
         return;
       case 'read': {
         const { id } = message;
@@ -86,6 +93,17 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
       }
       case 'followed':
         followed.answered(worker, message.id, message.libraries);
+        return;
+      case 'gather': {
+        const { id } = message;
+        void figures.gather(message.ask).then((answer) => {
+          if (answer.kind === 'failed') logger.error({ reason: answer.reason }, 'gathering the workers\' figures failed');
+          if (worker.isConnected()) worker.send({ nsw: 'gathered', id, figures: answer } satisfies PrimaryMessage);
+        });
+        return;
+      }
+      case 'share':
+        figures.answered(worker, message.id, message.share);
     }
   });
 
@@ -135,6 +153,7 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
     cluster.on('exit', (worker: Worker, code: number | null, signal: string | null) => {
       welcomed.delete(worker);
       followed.gone(worker);
+      figures.gone(worker);
       if (stopping) return;
       if (!listened.has(worker.id)) {
         logger.error({ worker: worker.id, code, signal }, `worker ${worker.id} exited before it listened: stopping`);

@@ -2,6 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export type Health = 'live' | 'ready';
 
+/** `no-primary`: a --workers worker whose primary (the sequencer of every worker's events) is gone. */
+export type Readiness = 'ready' | 'draining' | 'no-primary';
+
 function json(request: IncomingMessage, response: ServerResponse, status: number, body: unknown): void {
   const text = `${JSON.stringify(body)}\n`;
   response.writeHead(status, {
@@ -13,17 +16,19 @@ function json(request: IncomingMessage, response: ServerResponse, status: number
 }
 
 /**
- * `GET /health/live`: 200 while the process runs and serves HTTP.
+ * `GET /health/live`: 200 while the process runs and serves HTTP (this process: under
+ * --workers, the worker that answers).
  * `GET /health/ready`: 200 while new WebSockets are accepted, 503 from SIGTERM on (draining),
- * so that a load balancer stops sending clients here before the last ones are closed.
+ * so that a load balancer stops sending clients here before the last ones are closed; under
+ * --workers also 503 when the answering worker has lost its primary.
  */
-export function answerHealth(which: Health, draining: boolean, request: IncomingMessage, response: ServerResponse): void {
+export function answerHealth(which: Health, readiness: Readiness, request: IncomingMessage, response: ServerResponse): void {
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
     response.end('use GET\n');
     return;
   }
   if (which === 'live') json(request, response, 200, { status: 'live' });
-  else if (draining) json(request, response, 503, { status: 'draining' });
+  else if (readiness !== 'ready') json(request, response, 503, { status: readiness });
   else json(request, response, 200, { status: 'ready' });
 }

@@ -1,6 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
-import type { PrometheusMetrics } from '../metrics/prometheus-metrics.js';
+
+/** Where the text comes from: this process's registry, or under --workers the whole server's (cluster/worker-figures.ts). */
+export interface MetricsExposition {
+  exposition(): Promise<{ contentType: string; body: string }>;
+}
 
 /**
  * True when a reverse proxy forwarded the request: nginx and Apache, as documented, add
@@ -21,7 +25,7 @@ function notFound(response: ServerResponse, why: string): void {
  * `GET /metrics`: the Prometheus text format, to direct requests only; 404 when metrics are
  * turned off or the request came through a proxy.
  */
-export function answerMetrics(metrics: PrometheusMetrics | null, logger: Logger, request: IncomingMessage, response: ServerResponse): void {
+export function answerMetrics(metrics: MetricsExposition | null, logger: Logger, request: IncomingMessage, response: ServerResponse): void {
   if (metrics === null) {
     notFound(response, 'metrics are turned off (NOTIFICATION_SERVER_METRICS)');
     return;

@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
-import type { LiveStatus } from '../status/live-status.js';
+import type { LiveStatus, StatusUpdate } from '../status/live-status.js';
 import { STATUS_HTML, STATUS_SCRIPT } from '../status/status-page.js';
+import type { WholeStatus } from '../status/whole-status.js';
 
 export interface StatusEndpointOptions {
   /** The admin token: the password of HTTP Basic auth (any user name), or a Bearer token. */
@@ -11,6 +12,8 @@ export interface StatusEndpointOptions {
   logger: Logger;
   /** How often a second is closed and sent to the open pages. */
   intervalMs?: number;
+  /** Under --workers: the page shows the whole server, merged from every worker's figures. */
+  whole?: WholeStatus;
 }
 
 export type StatusResource = 'page' | 'script' | 'feed';
@@ -43,11 +46,16 @@ export class StatusEndpoint {
   readonly #logger: Logger;
   readonly #feeds = new Set<ServerResponse>();
   readonly #timer: NodeJS.Timeout;
+  readonly #whole: WholeStatus | null;
+  /** Under --workers: closed seconds waiting for the other workers' figures, oldest first. */
+  #unsent: StatusUpdate[] = [];
+  #merging = false;
 
   constructor(options: StatusEndpointOptions) {
     this.#tokenDigest = digest(options.token);
     this.#status = options.status;
     this.#logger = options.logger;
+    this.#whole = options.whole ?? null;
     this.#timer = setInterval(() => this.#tick(), options.intervalMs ?? 1000);
     this.#timer.unref();
   }
@@ -83,9 +91,13 @@ export class StatusEndpoint {
         return;
       case 'feed':
         response.writeHead(200, { ...common, 'content-type': 'text/event-stream; charset=utf-8', 'x-accel-buffering': 'no' });
-        response.write(`retry: 2000\ndata: ${JSON.stringify({ kind: 'snapshot', ...this.#status.snapshot() })}\n\n`);
-        this.#feeds.add(response);
-        response.on('close', () => this.#feeds.delete(response));
+        if (this.#whole === null) this.#open(response, this.#status.snapshot());
+        else {
+          // The updates start once the snapshot is written, so the page sees the seconds in order.
+          void this.#whole.snapshot(this.#status.snapshot()).then((snapshot) => {
+            if (!response.destroyed) this.#open(response, snapshot);
+          });
+        }
     }
   }
 
@@ -96,9 +108,34 @@ export class StatusEndpoint {
     this.#feeds.clear();
   }
 
+  #open(response: ServerResponse, snapshot: object): void {
+    response.write(`retry: 2000\ndata: ${JSON.stringify({ kind: 'snapshot', ...snapshot })}\n\n`);
+    this.#feeds.add(response);
+    response.on('close', () => this.#feeds.delete(response));
+  }
+
   #tick(): void {
     const update = this.#status.tick();
     if (this.#feeds.size === 0) return;
+    if (this.#whole === null) this.#send(update);
+    else {
+      this.#unsent.push(update);
+      if (!this.#merging) void this.#mergeUnsent(this.#whole);
+    }
+  }
+
+  /** One gathering at a time: seconds closed while the workers answer wait for the next one. */
+  async #mergeUnsent(whole: WholeStatus): Promise<void> {
+    this.#merging = true;
+    while (this.#unsent.length > 0) {
+      const seconds = this.#unsent;
+      this.#unsent = [];
+      for (const second of await whole.updates(seconds)) this.#send(second);
+    }
+    this.#merging = false;
+  }
+
+  #send(update: object): void {
     const message = `data: ${JSON.stringify({ kind: 'update', ...update })}\n\n`;
     for (const feed of this.#feeds) feed.write(message);
   }

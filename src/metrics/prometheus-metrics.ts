@@ -32,6 +32,21 @@ const NO_LEVELS: MetricLevels = {
 
 const BACKPLANE_STATES: readonly BackplaneState[] = ['connecting', 'connected', 'reconnecting', 'closed'];
 
+/** `notification_backplane_state`: this process's backplane (or, under --workers, the primary's: cluster/whole-server-figures.ts). */
+export function backplaneStateGauge(registers: Registry[], read: () => { kind: string; state: BackplaneState }): void {
+  new Gauge({
+    name: 'notification_backplane_state',
+    help: 'The backplane (kind: memory or redis) by state: 1 for the state it is in now, 0 for the others. With Redis, anything but connected means events posted to other nodes do not reach this one.',
+    labelNames: ['kind', 'state'],
+    registers,
+    collect() {
+      const { kind, state } = read();
+      this.reset();
+      for (const each of BACKPLANE_STATES) this.set({ kind, state: each }, each === state ? 1 : 0);
+    },
+  });
+}
+
 /**
  * The event types Seafile sends get their own label value; any other type a publisher makes
  * up is counted as `other`, so a publisher cannot grow the number of series without bound.
@@ -188,17 +203,7 @@ export class PrometheusMetrics implements Metrics {
       (transport) => ({ transport }),
     );
 
-    new Gauge({
-      name: 'notification_backplane_state',
-      help: 'The backplane (kind: memory or redis) by state: 1 for the state it is in now, 0 for the others. With Redis, anything but connected means events posted to other nodes do not reach this one.',
-      labelNames: ['kind', 'state'],
-      registers,
-      collect() {
-        const { kind, state } = metrics.#levels.backplane();
-        this.reset();
-        for (const each of BACKPLANE_STATES) this.set({ kind, state: each }, each === state ? 1 : 0);
-      },
-    });
+    backplaneStateGauge(registers, () => metrics.#levels.backplane());
 
     new Gauge({
       name: 'notification_subscriptions',

@@ -1,3 +1,4 @@
+import type { Position } from '../history/position.js';
 import type { LibraryEvent } from '../protocol/event.js';
 
 /** Levels read once a second from their owners. */
@@ -28,6 +29,8 @@ export interface TailEntry {
   repoId: string;
   type: string;
   recipients: number;
+  /** The event's position: under --workers every worker sees the same event with the same one (whole-status.ts). */
+  position?: Position;
 }
 
 export interface BusyLibrary {
@@ -109,7 +112,9 @@ export class LiveStatus {
     const seen = this.#busyNow.get(event.repoId);
     if (seen !== undefined) this.#busyNow.set(event.repoId, seen + 1);
     else if (this.#busyNow.size < this.#maxPerSecond) this.#busyNow.set(event.repoId, 1);
-    this.#tail.push({ at: this.#now(), repoId: event.repoId, type: event.type, recipients });
+    const entry: TailEntry = { at: this.#now(), repoId: event.repoId, type: event.type, recipients };
+    if (event.position !== undefined) entry.position = event.position;
+    this.#tail.push(entry);
     if (this.#tail.length > this.#tailSize) this.#tail.shift();
     this.#newInTail = Math.min(this.#newInTail + 1, this.#tailSize);
   }

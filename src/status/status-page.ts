@@ -166,6 +166,8 @@ export const STATUS_SCRIPT = `'use strict';
         addTail(data.tail);
       }
       showBusiest(data.busiest);
+      // Under --workers: how many workers' figures are in (a missing one is left out).
+      if (data.workers) $('state').textContent = 'live, ' + data.workers.answered + ' of ' + data.workers.expected + ' workers';
       render();
     };
   }

@@ -1,36 +1,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { lastPosition, positionedClient, timeline } from '../support/positioned-client.js';
-import { publisherToken, ServerProcess, subscriberToken } from '../support/server-process.js';
+import { postOnNewConnection as post, ServerProcess, subscriberToken } from '../support/server-process.js';
 import { TestClient } from '../support/test-client.js';
 
 const REPO = '7a7a7a7a-1111-4222-8333-000000000001';
 const EVENTS = 20;
+const postOnNewConnection = (port: number, commit: string): Promise<number> => post(port, REPO, commit);
 
-/** POSTs one event on a connection of its own, so that successive events reach different workers. */
-function postOnNewConnection(port: number, commit: string): Promise<number> {
-  const body = JSON.stringify({ type: 'repo-update', content: { repo_id: REPO, commit_id: commit } });
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/events',
-        agent: false,
-        headers: { authorization: `Token ${publisherToken()}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 function workersThatLogged(server: ServerProcess, msg: string): Set<unknown> {
   return new Set(server.logs.filter((line) => line.msg === msg).map((line) => line['worker']));

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { signToken } from '../../src/auth/jwt.js';
@@ -151,4 +152,27 @@ export function subscriberToken(repoId: string, username: string, options: { key
     { repo_id: repoId, username, exp: options.exp ?? Math.floor(Date.now() / 1000) + 3600 },
     Buffer.from(options.key ?? TEST_KEY),
   );
+}
+
+/** POSTs a repo-update on a connection of its own: under --workers, successive events reach different workers. */
+export function postOnNewConnection(port: number, repoId: string, commit: string): Promise<number> {
+  const body = JSON.stringify({ type: 'repo-update', content: { repo_id: repoId, commit_id: commit } });
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/events',
+        agent: false,
+        headers: { authorization: `Token ${publisherToken()}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }

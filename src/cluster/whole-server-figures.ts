@@ -1,0 +1,162 @@
+/**
+ * `/metrics` and `/status` for the whole server under `workers` > 1. The worker that takes the
+ * request asks the primary (`gather`); the primary asks every worker for its own figures
+ * (`share?`), waits at most a bound for the answers, and sends back the whole server's:
+ *
+ * - metrics: merged here with prom-client's `AggregatorRegistry.aggregate`. Our `notification_*`
+ *   counters, histograms and gauges are summed over the workers; the process metrics
+ *   (`process_*`, `nodejs_*`) stay one series per process, labelled `worker` (a file-descriptor
+ *   limit is per process: a sum would hide the one worker about to run out). The primary adds
+ *   its own: the backplane state (the workers only relay it), the events it sequenced, its
+ *   process metrics (`worker="primary"`) and `notification_workers` (answered / missing).
+ * - status: the shares go back as they are; the asking worker merges them with its own
+ *   second (status/whole-status.ts), since only it knows what its page has been sent.
+ *
+ * A worker that does not answer in time is left out, and says so (`missing`): a hung worker
+ * never hangs a scrape.
+ */
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { BackplaneState } from '../backplane/backplane.js';
+import { backplaneStateGauge } from '../metrics/prometheus-metrics.js';
+import type { FiguresQuestion, GatheredFigures, MetricsJson, PrimaryMessage, StatusShare, WorkerShare } from '../backplane/cluster-messages.js';
+
+/** How long the primary waits for the workers' figures before answering without the late ones. */
+export const SHARE_WAIT_MS = 2_000;
+
+/** A worker as the gathering sees it (cluster's Worker; a fake in tests). */
+export interface ShareTarget {
+  readonly id: number;
+  isConnected(): boolean;
+  send(message: PrimaryMessage): boolean;
+}
+
+interface Round {
+  waiting: Set<ShareTarget>;
+  shares: WorkerShare[];
+  done: () => void;
+}
+
+/**
+ * Labels every series of a per-process metric with its process, so that the merge keeps one
+ * series per process; `sum` over a single series keeps its value (and is not `omit`).
+ */
+function perProcess(metrics: MetricsJson, worker: string): MetricsJson {
+  return metrics.map((metric) => ({
+    ...metric,
+    aggregator: 'sum',
+    values: metric.values.map((value) => ({ ...value, labels: { ...value.labels, worker } })),
+  }));
+}
+
+const OURS = 'notification_';
+/** The workers relay the primary's backplane state (kind `ipc`): the primary's own speaks for the server. */
+const RELAYED = new Set(['notification_backplane_state']);
+
+/**
+ * The whole server's metrics: each worker's `notification_*` summed (per their `aggregator`),
+ * process metrics one series per process, then the primary's figures.
+ */
+export function mergeMetrics(workers: ReadonlyArray<{ worker: number; metrics: MetricsJson }>, primary: MetricsJson): Registry {
+  const all: MetricsJson[] = [];
+  for (const { worker, metrics } of workers) {
+    all.push(metrics.filter((metric) => metric.name.startsWith(OURS) && !RELAYED.has(metric.name)));
+    all.push(perProcess(metrics.filter((metric) => !metric.name.startsWith(OURS)), String(worker)));
+  }
+  all.push(primary.filter((metric) => metric.name.startsWith(OURS)));
+  all.push(perProcess(primary.filter((metric) => !metric.name.startsWith(OURS)), 'primary'));
+  return AggregatorRegistry.aggregate(all);
+}
+
+export interface PrimaryFiguresOptions {
+  /** The workers configured: those that did not answer count as missing. */
+  expected: number;
+  workers: () => Iterable<ShareTarget>;
+  backplane: () => { kind: string; state: BackplaneState };
+  waitMs?: number;
+  /** prom-client's process metrics of the primary; off in unit tests. */
+  processMetrics?: boolean;
+}
+
+export class PrimaryFigures {
+  readonly #options: PrimaryFiguresOptions;
+  readonly #rounds = new Map<number, Round>();
+  #nextId = 0;
+  readonly #registry = new Registry();
+  readonly #sequenced: Counter;
+  #answered = 0;
+
+  constructor(options: PrimaryFiguresOptions) {
+    this.#options = options;
+    const registers = [this.#registry];
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.#registry });
+    const figures = this;
+    backplaneStateGauge(registers, options.backplane);
+    this.#sequenced = new Counter({
+      name: 'notification_events_sequenced_total',
+      help: 'Events the primary gave their position and sent to its workers (--workers only).',
+      registers,
+    });
+    new Gauge({
+      name: 'notification_workers',
+      help: 'Workers in this scrape (--workers only): answered (their figures are summed here), missing (did not answer within 2 s, or being replaced: their figures are left out).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.set({ state: 'answered' }, figures.#answered);
+        this.set({ state: 'missing' }, Math.max(0, options.expected - figures.#answered));
+      },
+    });
+  }
+
+  /** An event was positioned and sent to the workers. */
+  eventSequenced(): void {
+    this.#sequenced.inc();
+  }
+
+  /** Asks every worker for its share of `ask` and answers with the whole server's figures. */
+  gather(ask: FiguresQuestion): Promise<GatheredFigures> {
+    return this.#gather(ask).catch((err: unknown) => ({ kind: 'failed', reason: err instanceof Error ? err.message : String(err) }));
+  }
+
+  async #gather(ask: FiguresQuestion): Promise<GatheredFigures> {
+    const shares = await this.#collect(ask);
+    if (ask.kind === 'status') {
+      const status = shares.flatMap((share): StatusShare[] => (share.kind === 'status' && share.status !== null ? [share.status] : []));
+      return { kind: 'status', shares: status };
+    }
+    const workers = shares.flatMap((share) => (share.kind === 'metrics' ? [{ worker: share.worker, metrics: share.metrics }] : []));
+    // The scrapes of one primary run one after the other on its event loop, so #answered is this one's.
+    this.#answered = workers.length;
+    const merged = mergeMetrics(workers, await this.#registry.getMetricsAsJSON());
+    return { kind: 'metrics', contentType: merged.contentType, body: await merged.metrics() };
+  }
+
+  answered(worker: ShareTarget, id: number, share: WorkerShare): void {
+    const round = this.#rounds.get(id);
+    if (round === undefined || !round.waiting.delete(worker)) return;
+    round.shares.push(share);
+    if (round.waiting.size === 0) round.done();
+  }
+
+  /** A worker that died will not answer. */
+  gone(worker: ShareTarget): void {
+    for (const round of this.#rounds.values()) if (round.waiting.delete(worker) && round.waiting.size === 0) round.done();
+  }
+
+  #collect(ask: FiguresQuestion): Promise<WorkerShare[]> {
+    const id = ++this.#nextId;
+    const waiting = new Set([...this.#options.workers()].filter((worker) => worker.isConnected()));
+    const shares: WorkerShare[] = [];
+    return new Promise<WorkerShare[]>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#rounds.delete(id);
+        resolve(shares);
+      };
+      const timer = setTimeout(done, this.#options.waitMs ?? SHARE_WAIT_MS);
+      this.#rounds.set(id, { waiting, shares, done });
+      for (const worker of waiting) worker.send({ nsw: 'share?', id, ask });
+      if (waiting.size === 0) done();
+    });
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The status page for the whole server under `workers` > 1. The worker holding the page's feed
+ * merges its own second with the other workers' (their shares, gathered by the primary):
+ *
+ * - connections, subscriptions, libraries: summed (a library followed on two workers counts twice);
+ * - events per second and the busiest libraries' event counts: this worker's own, since every
+ *   worker receives every event from the primary;
+ * - delivery latency: the slowest worker's p50 and p99 (an event reaches its last subscriber
+ *   when the slowest worker is done);
+ * - recipients of each event in the tail, subscribers of the busiest libraries: summed. The
+ *   workers' tails are matched by the event's position; an event without one (Redis down) keeps
+ *   this worker's count.
+ *
+ * The workers' seconds are not aligned: another worker's latest second may end up to a
+ * second before or after this one's.
+ */
+import type { StatusShare } from '../backplane/cluster-messages.js';
+import type { BusyLibrary, StatusPoint, StatusSnapshot, StatusUpdate, TailEntry } from './live-status.js';
+
+export interface WorkersAnswered {
+  /** Workers whose figures are in, this one included. */
+  answered: number;
+  /** Workers configured. */
+  expected: number;
+}
+
+/** Every worker's share (this one's included), or null when the primary did not answer. */
+export type GatherStatus = (points: number, repoIds: string[]) => Promise<StatusShare[] | null>;
+
+function addPoint(own: StatusPoint, other: StatusPoint | undefined): StatusPoint {
+  if (other === undefined) return own;
+  const slowest = (a: number | null, b: number | null): number | null => (a === null ? b : b === null ? a : Math.max(a, b));
+  return {
+    ...own,
+    connections: own.connections + other.connections,
+    subscriptions: own.subscriptions + other.subscriptions,
+    libraries: own.libraries + other.libraries,
+    latencyP50Ms: slowest(own.latencyP50Ms, other.latencyP50Ms),
+    latencyP99Ms: slowest(own.latencyP99Ms, other.latencyP99Ms),
+  };
+}
+
+function eventKey(entry: TailEntry): string | null {
+  return entry.position === undefined ? null : `${entry.repoId} ${entry.position.epoch} ${entry.position.offset}`;
+}
+
+function addRecipients(tail: readonly TailEntry[], others: readonly StatusShare[]): TailEntry[] {
+  const elsewhere = new Map<string, number>();
+  for (const share of others) {
+    for (const entry of share.tail) {
+      const key = eventKey(entry);
+      if (key !== null) elsewhere.set(key, (elsewhere.get(key) ?? 0) + entry.recipients);
+    }
+  }
+  return tail.map((entry) => {
+    const key = eventKey(entry);
+    return key === null ? entry : { ...entry, recipients: entry.recipients + (elsewhere.get(key) ?? 0) };
+  });
+}
+
+function addSubscribers(busiest: readonly BusyLibrary[], others: readonly StatusShare[]): BusyLibrary[] {
+  const elsewhere = new Map<string, number>();
+  for (const share of others) for (const [repoId, n] of share.followers) elsewhere.set(repoId, (elsewhere.get(repoId) ?? 0) + n);
+  return busiest.map((library) => ({ ...library, subscribers: library.subscribers + (elsewhere.get(library.repoId) ?? 0) }));
+}
+
+/** This worker's closed second with the other workers' latest ones. */
+export function mergeUpdate(own: StatusUpdate, others: readonly StatusShare[]): StatusUpdate {
+  return {
+    point: others.reduce((point, share) => addPoint(point, share.points.at(-1)), own.point),
+    tail: addRecipients(own.tail, others),
+    busiest: addSubscribers(own.busiest, others),
+  };
+}
+
+/** This worker's history with the other workers', second by second counted from the latest. */
+export function mergeSnapshot(own: StatusSnapshot, others: readonly StatusShare[]): StatusSnapshot {
+  const points = own.points.map((point, i) => {
+    const back = own.points.length - i;
+    return others.reduce((merged, share) => addPoint(merged, share.points[share.points.length - back]), point);
+  });
+  return { points, tail: addRecipients(own.tail, others), busiest: addSubscribers(own.busiest, others) };
+}
+
+/** Turns this worker's status into the whole server's, asking the other workers each time. */
+export class WholeStatus {
+  constructor(
+    private readonly self: number,
+    private readonly expected: number,
+    private readonly gatherStatus: GatherStatus,
+  ) {}
+
+  /** Closed seconds of this worker (oldest first), merged with one gathering of the others' latest. */
+  async updates(own: readonly StatusUpdate[]): Promise<Array<StatusUpdate & { workers: WorkersAnswered }>> {
+    const { others, workers } = await this.#others(1, own.at(-1)?.busiest ?? []);
+    return own.map((second) => ({ ...mergeUpdate(second, others), workers }));
+  }
+
+  async snapshot(own: StatusSnapshot): Promise<StatusSnapshot & { workers: WorkersAnswered }> {
+    const { others, workers } = await this.#others(own.points.length, own.busiest);
+    return { ...mergeSnapshot(own, others), workers };
+  }
+
+  async #others(points: number, busiest: readonly BusyLibrary[]): Promise<{ others: StatusShare[]; workers: WorkersAnswered }> {
+    const shares = await this.gatherStatus(points, busiest.map((library) => library.repoId));
+    const others = (shares ?? []).filter((share) => share.worker !== this.self);
+    return { others, workers: { answered: others.length + 1, expected: this.expected } };
+  }
+}
