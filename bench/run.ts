@@ -388,8 +388,8 @@ async function measureFanout(server: ServerProcess, loads: LoadProcess[], publis
   // loopback), the server's own accept -> last write, and how long each load process took to
   // read its share of one event, against how late its event loop was.
   console.log(`    first-subscriber latency: ${quantiles(perEvent.map(([, first]) => first))}`);
-  // With --workers, /metrics answers for the one worker that took the scrape's connection.
-  const whose = serverPids(server).length > 1 ? 'one worker\'s histogram' : 'its histogram';
+  // With --workers, /metrics sums the workers' histograms: one observation per event per worker.
+  const whose = serverPids(server).length > 1 ? 'its workers\' histograms, summed' : 'its histogram';
   console.log(`    server, accepted -> frame handed to every socket (${whose}): p50 ${histogramPercentile(histogramBefore, histogramAfter, 50)}, p99 ${histogramPercentile(histogramBefore, histogramAfter, 99)}; server CPU ${(pacedCpu / pacedSeconds).toFixed(2)} cores`);
   console.log(`    per load process, last minus first arrival of an event: ${quantiles(paced.spreads)}`);
   const gc = gcPauses(server.logs.slice(logStart).map((line) => line.msg));

@@ -4,7 +4,7 @@
  * server sends it) is built once per event and the identical bytes go to every socket.
  *
  * A quiet server writes each frame at once. Under a burst (a fan-out starting right after the
- * previous one ended, see BURST_GAP_MS, or events coming faster than BURST_INTERVAL_MS apart)
+ * previous one ended, see BURST_GAP_MS, or a sustained rate, see SUSTAINED_INTERVAL_MS)
  * sockets are corked and uncorked together after a short window, so several events that reach
  * one socket meanwhile leave in one write system call instead of one per frame. A profile of
  * the fan-out showed the write system call at about half of the server's CPU when every frame
@@ -53,29 +53,6 @@ export function textFrameOf(payload: Buffer): Buffer {
   return (recentFrames[slot] = encodeTextFrame(payload));
 }
 
-/**
- * How this turn of the event loop writes: `none` until its first frame; `direct` when the
- * server was quiet (each frame is written at once, so the first subscribers' bytes are on
- * their way while the fan-out goes on); `batched` when the frame came right after the
- * previous fan-out (a burst): frames are corked and flushed together.
- */
-let turn: 'none' | 'direct' | 'batched' = 'none';
-let turnStarted = 0;
-/** When the previous fan-out (direct writes, or a flush) ended, and how long it took (performance.now(), ms). */
-let lastEnded = -Infinity;
-let lastTook = 0;
-/** When the previous direct fan-out started, or the previous flush did. */
-let lastStarted = -Infinity;
-/** Sockets corked since the last flush, uncorked together by `flush`. */
-const corked: Socket[] = [];
-/** performance.now(); a test sets a fake one, so what counts as a burst does not hang on the machine's load. */
-let now: () => number = () => performance.now();
-
-/** Replaces the clock (milliseconds) that tells a burst from a quiet server: for tests. */
-export function useClock(clock: () => number): void {
-  now = clock;
-}
-
 /** Bound on the batching window, whatever a fan-out cost. */
 const MAX_COOL_DOWN_MS = 20;
 
@@ -90,13 +67,16 @@ const MAX_COOL_DOWN_MS = 20;
 const BURST_GAP_MS = 2;
 
 /**
- * A fan-out that starts within this time of the previous one's start (or flush) is part of a
- * sustained rate of over 100 events/s, and is flushed at most this long after that start. A
- * worker of `--workers N` needs this rule: it writes to 1/N of the subscribers, so its fan-outs
- * end long before the next event has come round through the primary, and the gap rule alone
- * never sees a burst. At 50 events/s (20 ms apart) every frame is still written at once.
+ * Fan-outs that come, on average, less than this far apart are a sustained rate (over about
+ * 66 events/s): each is corked for up to this long, so a socket's frames of two or more events
+ * leave in one write. A worker of `--workers N` needs this rule: it writes to 1/N of the
+ * subscribers, so its fan-outs end long before the next event has come round through the
+ * primary and the gap rule never sees a burst. At 50 events/s (20 ms apart, give or take the
+ * scheduler) every frame is still written at once. The mean weighs the last fan-out 1/4.
  */
-const BURST_INTERVAL_MS = 10;
+const SUSTAINED_INTERVAL_MS = 15;
+/** A quiet spell counts as this long, so a burst after it is seen within a few fan-outs. */
+const MAX_COUNTED_INTERVAL_MS = 100;
 
 /**
  * Corked bytes at which one socket is written at once, whatever the window: a larger write
@@ -105,19 +85,43 @@ const BURST_INTERVAL_MS = 10;
  */
 const FLUSH_BYTES = 64 * 1024;
 
+/**
+ * Whether frames are written at once (`false`: the server was quiet, so the first subscribers'
+ * bytes are on their way while the fan-out goes on) or corked and flushed together (a burst).
+ */
+let batching = false;
+/** A fan-out (a turn of the event loop with frames to write) is going on. */
+let inTurn = false;
+let turnStarted = 0;
+/** When the previous fan-out (direct writes, or a flush) ended, and how long it took (performance.now(), ms). */
+let lastEnded = -Infinity;
+let lastTook = 0;
+/** When the previous fan-out started, and the mean time between fan-outs. */
+let lastStarted = -Infinity;
+let meanInterval = MAX_COUNTED_INTERVAL_MS;
+/** Sockets corked since the last flush, uncorked together by `flush`. */
+const corked: Socket[] = [];
+/** performance.now(); a test sets a fake one, so what counts as a burst does not hang on the machine's load. */
+let now: () => number = () => performance.now();
+
+/** Replaces the clock (milliseconds) that tells a burst from a quiet server: for tests. */
+export function useClock(clock: () => number): void {
+  now = clock;
+}
+
 function ended(started: number): void {
   lastEnded = now();
   lastTook = lastEnded - started;
-  turn = 'none';
 }
 
-function endDirectTurn(): void {
-  ended(turnStarted);
+function endTurn(): void {
+  inTurn = false;
+  if (!batching) ended(turnStarted);
 }
 
 function flush(): void {
   const started = now();
-  lastStarted = started;
+  batching = false;
   // uncork() may run user code (write callbacks, 'drain'); take the list first.
   const sockets = corked.splice(0);
   for (const socket of sockets) {
@@ -127,30 +131,36 @@ function flush(): void {
   ended(started);
 }
 
+/** At a fan-out's first frame: keeps the rate, and starts a batch under a burst. */
+function startTurn(): void {
+  const at = now();
+  inTurn = true;
+  setImmediate(endTurn);
+  meanInterval += (Math.min(at - lastStarted, MAX_COUNTED_INTERVAL_MS) - meanInterval) / 4;
+  lastStarted = at;
+  if (batching) return; // this fan-out joins the batch waiting for its flush
+  const sinceEnd = at - lastEnded;
+  const sustained = meanInterval < SUSTAINED_INTERVAL_MS;
+  if (sinceEnd >= BURST_GAP_MS && !sustained) {
+    turnStarted = at;
+    return;
+  }
+  // A fan-out that took T ms is followed by up to T ms of batching (write system calls then
+  // get at most about half of the process under a burst), a sustained rate by
+  // SUSTAINED_INTERVAL_MS; each flush carries every frame that reached a socket meanwhile.
+  batching = true;
+  const afterBurst = sinceEnd < BURST_GAP_MS ? Math.min(lastTook, MAX_COOL_DOWN_MS) - sinceEnd : 0;
+  setTimeout(flush, Math.max(0, afterBurst, sustained ? SUSTAINED_INTERVAL_MS : 0));
+}
+
 /**
  * Writes `frame` to `socket` after whatever ws or an earlier call queued on it: at once when
  * the server is quiet, or corked until the end of the batching window under a burst, together with
  * any other frame written to the same socket in the meantime.
  */
 export function writeBatched(socket: Socket, frame: Buffer): void {
-  if (turn === 'none') {
-    const at = now();
-    const sinceEnd = at - lastEnded;
-    const sinceStart = at - lastStarted;
-    if (sinceEnd >= BURST_GAP_MS && sinceStart >= BURST_INTERVAL_MS) {
-      turn = 'direct';
-      turnStarted = lastStarted = at;
-      setImmediate(endDirectTurn);
-    } else {
-      // A fan-out that took T ms is followed by up to T ms of batching, and a steady rate is
-      // flushed every BURST_INTERVAL_MS: write system calls then get at most about half of
-      // the process under a burst, each carrying every frame that reached its socket meanwhile.
-      turn = 'batched';
-      const window = Math.max(Math.min(lastTook, MAX_COOL_DOWN_MS) - sinceEnd, BURST_INTERVAL_MS - sinceStart);
-      setTimeout(flush, Math.max(0, window));
-    }
-  }
-  if (turn === 'direct') {
+  if (!inTurn) startTurn();
+  if (!batching) {
     socket.write(frame);
     return;
   }

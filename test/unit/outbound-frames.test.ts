@@ -41,7 +41,7 @@ describe('outbound frames', () => {
     assert.deepEqual(decode(textFrameOf(next)), ['{"type":"repo-update"}']);
   });
 
-  it('a quiet server writes at once; frames that follow right after a fan-out, or come over 100/s, are batched, later ones are not; a socket with 64 KiB corked is written at once; all arrive whole and in order', async () => {
+  it('a quiet server writes at once; frames that follow right after a fan-out, or come at a sustained rate, are batched, later ones are not; a socket with 64 KiB corked is written at once; all arrive whole and in order', async () => {
     const server = createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -84,25 +84,40 @@ describe('outbound frames', () => {
       assert.equal(pendingSockets(), 0, 'an event that was not waiting behind the previous fan-out is written at once');
       assert.deepEqual((await arrived(52)).slice(50), ['{"seq":50}', '{"seq":51}']);
 
-      // A sustained rate: each fan-out short (1 ms), the next event 4 ms after it ended but
-      // 5 ms after it started (200 events/s), as a worker of --workers sees them. Batched, and
-      // flushed 10 ms after the previous fan-out started.
+      // A sustained rate, as a worker of --workers sees it: each fan-out short (1 ms), the
+      // next event 5 ms after the previous one started (200 events/s), never within the 2 ms
+      // gap. Written at once until the mean interval falls under 15 ms, then batched.
       clock += 1000;
-      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":52}')));
+      const modes: boolean[] = [];
+      for (let seq = 52; seq < 64; seq++) {
+        writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${seq}}`)));
+        modes.push(pendingSockets() > 0);
+        clock += 1;
+        await endOfTurn();
+        clock += 4;
+      }
+      assert.equal(modes[0], false, 'the first event after a quiet spell is written at once');
+      assert.equal(modes.at(-1), true, 'after a dozen events 5 ms apart, frames are batched');
+      assert.equal(modes.indexOf(true) > 2, true, 'two or three quick events are not yet a sustained rate');
+      assert.deepEqual((await arrived(64)).slice(52), Array.from({ length: 12 }, (_, i) => `{"seq":${52 + i}}`));
       assert.equal(pendingSockets(), 0);
-      clock += 1;
-      await endOfTurn();
-      clock += 4;
-      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":53}')));
-      assert.equal(pendingSockets(), 1, 'an event 5 ms after the previous one started is batched');
-      assert.equal(accepted.writableCorked, 1);
-      assert.deepEqual((await arrived(54)).slice(52), ['{"seq":52}', '{"seq":53}']);
 
-      // 20 ms apart (50 events/s): written at once.
-      clock += 20;
-      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":54}')));
-      assert.equal(pendingSockets(), 0, 'events 20 ms apart are written at once');
-      assert.deepEqual((await arrived(55)).slice(54), ['{"seq":54}']);
+      // Back to 20 ms apart (50 events/s): written at once again within a few events, and
+      // from then on every one.
+      const paced: boolean[] = [];
+      for (let seq = 64; seq < 80; seq++) {
+        clock += 19;
+        writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${seq}}`)));
+        paced.push(pendingSockets() > 0);
+        clock += 1;
+        await endOfTurn();
+        // A batch's flush is a real timer: let it run before the next event.
+        while (pendingSockets() > 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.deepEqual(paced.slice(6), Array.from({ length: 10 }, () => false), 'events 20 ms apart are written at once');
+      assert.deepEqual((await arrived(80)).slice(64), Array.from({ length: 16 }, (_, i) => `{"seq":${64 + i}}`));
+      clock += 1000;
+      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":80}')));
       clock += 1;
       await endOfTurn();
 
@@ -114,9 +129,9 @@ describe('outbound frames', () => {
       assert.equal(accepted.writableCorked, 1, 'one 40 KiB frame stays corked');
       writeBatched(accepted, encodeTextFrame(big));
       assert.equal(accepted.writableCorked, 0, '80 KiB corked: written at once');
-      const messages = await arrived(57);
-      assert.equal(messages.length, 57);
-      assert.deepEqual(messages.slice(55), [big.toString(), big.toString()]);
+      const messages = await arrived(83);
+      assert.equal(messages.length, 83);
+      assert.deepEqual(messages.slice(81), [big.toString(), big.toString()]);
     } finally {
       useClock(() => performance.now());
       client.destroy();
