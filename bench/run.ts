@@ -401,13 +401,16 @@ async function measureFanout(server: ServerProcess, loads: LoadProcess[], publis
   // flight keeps the acceptance order equal to seq, so the order check stays meaningful.
   for (const load of loads) load.tell({ cmd: 'reset', parse });
   const cpuStart = serverUsage(server).cpuSeconds;
+  const perProcessStart = new Map(serverPids(server).map((pid) => [pid, readProcessUsage(pid).cpuSeconds]));
   const burstStart = performance.now();
   for (let seq = 0; seq < burst; seq++) await publisher.post(repo, seq);
   const burstResult = await waitForDelivery(loads, burst * subscribers, 120_000);
   const seconds = (performance.now() - burstStart) / 1000;
   const cpu = serverUsage(server).cpuSeconds - cpuStart;
+  const perProcess = [...perProcessStart].map(([pid, start]) => `${((readProcessUsage(pid).cpuSeconds - start) * 1000).toFixed(0)}`);
   console.log(`  back to back: ${burst} events -> ${burstResult.messages} of ${burst * subscribers} messages in ${seconds.toFixed(2)} s: ${Math.round(burstResult.messages / seconds)} messages/s (target >= 100,000), ${burstResult.outOfOrder} out of order`);
   console.log(`  server CPU ${(cpu * 1000).toFixed(0)} ms: ${((cpu * 1000) / (burstResult.messages / 1000)).toFixed(2)} ms per 1,000 messages, HTTP intake included (target <= 5); load processes ${burstResult.reports.map((r) => `${(r.cpuMs / r.wallMs).toFixed(2)}`).join(', ')} cores; ${machineLoad()}`);
+  if (perProcess.length > 1) console.log(`    server CPU by process, ms: primary ${perProcess[0]}, workers ${perProcess.slice(1).join(', ')}`);
 }
 
 /** The server's process and, with --workers, its workers: /proc/<pid>/task/<pid>/children. */
