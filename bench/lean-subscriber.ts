@@ -6,7 +6,8 @@
  * `scale` used about as much CPU per message as the server, on the same 2 cores.
  *
  * Enough of the protocol for the bench: text frames to `onText`, pings answered, a close
- * answered; the server sends neither fragments nor masked frames, so either is an error.
+ * started or answered; the server sends neither fragments nor masked frames, so either is an
+ * error.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
@@ -60,9 +61,17 @@ export class LeanSubscriber {
 
   /**
    * Connects to `url` (ws://host:port/path) from `localAddress`, sends `subscribe` as a text
-   * frame, then a ping; resolves at the pong, which the server handles after the subscribe.
+   * frame, then a ping; resolves at the pong, which the server handles after the subscribe
+   * (or, without `confirm`, once the subscribe is sent).
    */
-  static open(url: string, localAddress: string | undefined, subscribe: string, onText: (payload: Buffer) => void, timeoutMs: number): Promise<LeanSubscriber> {
+  static open(
+    url: string,
+    localAddress: string | undefined,
+    subscribe: string,
+    onText: (payload: Buffer) => void,
+    timeoutMs: number,
+    confirm = true,
+  ): Promise<LeanSubscriber> {
     const target = new URL(url);
     const key = randomBytes(16).toString('base64');
     const expectedAccept = createHash('sha1').update(key + ACCEPT_GUID).digest('base64');
@@ -97,15 +106,17 @@ export class LeanSubscriber {
             `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
         );
       });
-      self.#onPong = () => {
+      const opened = (): void => {
         clearTimeout(timer);
         self.#failed = null;
         self.#onPong = null;
         resolve(self);
       };
+      self.#onPong = opened;
       self.#afterUpgrade = () => {
         socket.write(clientFrame(OPCODE_TEXT, Buffer.from(subscribe)));
-        socket.write(clientFrame(OPCODE_PING, Buffer.alloc(0)));
+        if (confirm) socket.write(clientFrame(OPCODE_PING, Buffer.alloc(0)));
+        else opened();
       };
     });
   }
@@ -115,6 +126,19 @@ export class LeanSubscriber {
   terminate(): void {
     this.#socket.destroy();
   }
+
+  /** Starts the close handshake (1000); resolves when the server has closed the connection. */
+  close(): Promise<void> {
+    if (!this.#closing && !this.#socket.destroyed) {
+      this.#closing = true;
+      const normal = Buffer.alloc(2);
+      normal.writeUInt16BE(1000);
+      this.#socket.write(clientFrame(OPCODE_CLOSE, normal));
+    }
+    return this.closed;
+  }
+
+  #closing = false;
 
   #fail(error: Error): void {
     const failed = this.#failed;
@@ -182,7 +206,10 @@ export class LeanSubscriber {
           this.#onPong?.();
           break;
         case OPCODE_CLOSE:
-          this.#socket.end(clientFrame(OPCODE_CLOSE, Buffer.from(payload.subarray(0, 2))));
+          // The server's answer to our close, or its own close: answer that one, then end.
+          if (this.#closing) this.#socket.end();
+          else this.#socket.end(clientFrame(OPCODE_CLOSE, Buffer.from(payload.subarray(0, 2))));
+          this.#closing = true;
           return data.length;
         default:
           break;

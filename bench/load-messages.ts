@@ -29,6 +29,7 @@ export interface ChurnCommand {
   localAddresses: string[];
   concurrency: number;
   durationMs: number;
+  client: ClientKind;
 }
 
 /**

@@ -124,7 +124,22 @@ async function churn(command: ChurnCommand): Promise<void> {
   let failures = 0;
   let firstError: string | null = null;
   let user = 0;
-  const cycle = (localAddress: string | undefined): Promise<void> =>
+  const leanCycle = async (localAddress: string | undefined): Promise<void> => {
+    let received: () => void = () => undefined;
+    const event = new Promise<void>((resolve) => (received = resolve));
+    const subscriber = await LeanSubscriber.open(command.url, localAddress, subscribeFrame(command.repo, subscriberToken(key, command.repo, user++)), () => received(), 10_000, false);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no event within 10 s')), 10_000);
+    });
+    try {
+      await Promise.race([event, late, subscriber.closed.then(() => Promise.reject(new Error('closed before an event')))]);
+    } finally {
+      clearTimeout(timer);
+    }
+    await subscriber.close();
+  };
+  const wsCycle = (localAddress: string | undefined): Promise<void> =>
     new Promise((resolve, reject) => {
       const socket = new WebSocket(command.url, { localAddress, perMessageDeflate: false, handshakeTimeout: 10_000 });
       const timer = setTimeout(() => {
@@ -145,7 +160,8 @@ async function churn(command: ChurnCommand): Promise<void> {
   const worker = async (slot: number): Promise<void> => {
     while (performance.now() < deadline) {
       try {
-        await cycle(command.localAddresses[slot % command.localAddresses.length]);
+        const localAddress = command.localAddresses[slot % command.localAddresses.length];
+        await (command.client === 'lean' ? leanCycle(localAddress) : wsCycle(localAddress));
         cycles++;
       } catch (error) {
         failures++;

@@ -115,6 +115,18 @@ function sourceAddresses(processIndex: number, perProcess = 2): string[] {
   return Array.from({ length: perProcess }, (_, i) => `127.0.0.${2 + processIndex * perProcess + i}`);
 }
 
+const CHURN_SOURCE_ADDRESSES = 8;
+
+/** TCP sockets in TIME_WAIT on this machine (/proc/net/sockstat), or null where it cannot be read. */
+function socketsInTimeWait(): number | null {
+  try {
+    const match = /^TCP:.* tw (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'utf8'));
+    return match === null ? null : Number(match[1]);
+  } catch {
+    return null;
+  }
+}
+
 /** Posts events over a few kept-alive connections, as seaf-server does. */
 class Publisher {
   readonly #agent = new Agent({ keepAlive: true, maxSockets: 16 });
@@ -509,10 +521,13 @@ async function churn(): Promise<void> {
   try {
     const cpuStart = readProcessUsage(server.child.pid!).cpuSeconds;
     const loadCpuStart = loadCpu(loads);
+    const timeWaitAtStart = socketsInTimeWait();
     const replies = await Promise.all(
       loads.map((load, p) =>
         load.ask<Extract<LoadReply, { cmd: 'churned' }>>(
-          { cmd: 'churn', url: server.wsUrl, repo, key: TEST_KEY, localAddresses: sourceAddresses(p), concurrency: Math.ceil(concurrency / loads.length), durationMs: seconds * 1000 },
+          // 8 source addresses each: a run leaves ~25,000 connections in TIME_WAIT for 60 s, and
+          // with 2 a second run soon after spent the load processes' CPU looking for free ports.
+          { cmd: 'churn', url: server.wsUrl, repo, key: TEST_KEY, localAddresses: sourceAddresses(p, CHURN_SOURCE_ADDRESSES), concurrency: Math.ceil(concurrency / loads.length), durationMs: seconds * 1000, client: clientKind() },
           seconds * 1000 + 60_000,
         ),
       ),
@@ -523,7 +538,7 @@ async function churn(): Promise<void> {
     const failures = replies.reduce((sum, r) => sum + r.failures, 0);
     console.log(`churn: ${concurrency} concurrent loops for ${seconds} s`);
     console.log(`  ${cycles} connect-subscribe-receive-close cycles: ${Math.round(cycles / seconds)} per second (target >= 2,000), ${failures} failures${failures > 0 ? ` (first: ${replies.find((r) => r.firstError !== null)?.firstError})` : ''}`);
-    console.log(`  server CPU ${(cpu / seconds).toFixed(2)} cores (${((cpu * 1e6) / cycles).toFixed(0)} µs per cycle); load processes ${(loadCpuSeconds / seconds).toFixed(2)} cores`);
+    console.log(`  server CPU ${(cpu / seconds).toFixed(2)} cores (${((cpu * 1e6) / cycles).toFixed(0)} µs per cycle); load processes ${(loadCpuSeconds / seconds).toFixed(2)} cores; TCP sockets in TIME_WAIT at the start ${timeWaitAtStart ?? 'unknown'}`);
   } finally {
     publishing = false;
     await ticker.catch(() => undefined);

@@ -139,4 +139,68 @@ describe('outbound frames', () => {
       server.close();
     }
   });
+  it('under a sustained rate whose batches share no write (one frame per socket), frames go back to being written at once, and a batch is tried again a second later', async () => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as { port: number };
+    const clients = Array.from({ length: 4 }, () => connect(port, '127.0.0.1'));
+    const accepted: Socket[] = [];
+    server.on('connection', (socket: Socket) => accepted.push(socket));
+    while (accepted.length < clients.length) await new Promise((r) => setTimeout(r, 5));
+    const received = clients.map(() => [] as Buffer[]);
+    clients.forEach((client, i) => client.on('data', (chunk: Buffer) => received[i]!.push(chunk)));
+    let clock = 1_000_000;
+    useClock(() => clock);
+    const endOfTurn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
+    const flushed = async (): Promise<void> => {
+      while (pendingSockets() > 0) await new Promise((r) => setTimeout(r, 2));
+    };
+    // Each event to one socket (many small libraries), 5 ms apart: batched once the rate is
+    // sustained; a batch of four such events (one frame per socket) shares no write, so the
+    // events after it are written at once.
+    const batched: boolean[] = [];
+    const event = async (seq: number, waitForFlush: boolean): Promise<void> => {
+      writeBatched(accepted[seq % accepted.length]!, encodeTextFrame(Buffer.from(`{"seq":${seq}}`)));
+      batched.push(pendingSockets() > 0);
+      clock += 1;
+      await endOfTurn();
+      if (waitForFlush) await flushed();
+      clock += 4;
+    };
+    const untilBatched = async (from: number): Promise<number> => {
+      let seq = from;
+      while (seq < from + 20 && !batched.at(-1)) await event(seq++, false);
+      assert.equal(batched.at(-1), true, 'a sustained rate is batched once seen');
+      // Three more events join the batch (the flush is a real 15 ms timer), each to another socket.
+      for (let i = 0; i < 3; i++) await event(seq++, false);
+      await flushed();
+      clock += 4; // a fan-out right after a flush would be a burst (the 2 ms gap rule)
+      return seq;
+    };
+    try {
+      let seq = await untilBatched(0);
+      batched.length = 0;
+      for (const end = seq + 8; seq < end; ) await event(seq++, true);
+      assert.deepEqual(batched, Array.from({ length: 8 }, () => false), 'after a batch of one frame per socket, written at once');
+      // A second later (the mean interval comes back under 15 ms within a few events) a batch is tried again.
+      clock += 1000;
+      seq = await untilBatched(seq);
+      const total = seq;
+      const deadline = Date.now() + 5000;
+      let all: string[] = [];
+      while (Date.now() < deadline) {
+        all = received.flatMap((chunks) => decode(Buffer.concat(chunks)));
+        if (all.length === total) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      // Which client got which frame depends on the accept order; every frame arrived whole.
+      assert.deepEqual(all.map((m) => Number((JSON.parse(m) as { seq: number }).seq)).sort((a, b) => a - b), Array.from({ length: total }, (_, i) => i));
+    } finally {
+      useClock(() => performance.now());
+      for (const client of clients) client.destroy();
+      for (const socket of accepted) socket.destroy();
+      server.close();
+    }
+  });
 });
