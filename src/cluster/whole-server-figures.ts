@@ -83,28 +83,16 @@ export class PrimaryFigures {
   #nextId = 0;
   readonly #registry = new Registry();
   readonly #sequenced: Counter;
-  #answered = 0;
 
   constructor(options: PrimaryFiguresOptions) {
     this.#options = options;
     const registers = [this.#registry];
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.#registry });
-    const figures = this;
     backplaneStateGauge(registers, options.backplane);
     this.#sequenced = new Counter({
       name: 'notification_events_sequenced_total',
       help: 'Events the primary gave their position and sent to its workers (--workers only).',
       registers,
-    });
-    new Gauge({
-      name: 'notification_workers',
-      help: 'Workers in this scrape (--workers only): answered (their figures are summed here), missing (did not answer within 2 s, or being replaced: their figures are left out).',
-      labelNames: ['state'],
-      registers,
-      collect() {
-        this.set({ state: 'answered' }, figures.#answered);
-        this.set({ state: 'missing' }, Math.max(0, options.expected - figures.#answered));
-      },
     });
   }
 
@@ -125,10 +113,23 @@ export class PrimaryFigures {
       return { kind: 'status', shares: status };
     }
     const workers = shares.flatMap((share) => (share.kind === 'metrics' ? [{ worker: share.worker, metrics: share.metrics }] : []));
-    // The scrapes of one primary run one after the other on its event loop, so #answered is this one's.
-    this.#answered = workers.length;
-    const merged = mergeMetrics(workers, await this.#registry.getMetricsAsJSON());
+    const primary = [...(await this.#registry.getMetricsAsJSON()), ...(await this.#workersAnswered(workers.length))];
+    const merged = mergeMetrics(workers, primary);
     return { kind: 'metrics', contentType: merged.contentType, body: await merged.metrics() };
+  }
+
+  /** `notification_workers` of one scrape: a registry of its own, so that scrapes at once do not mix. */
+  #workersAnswered(answered: number): Promise<MetricsJson> {
+    const registry = new Registry();
+    const gauge = new Gauge({
+      name: 'notification_workers',
+      help: 'Workers in this scrape (--workers only): answered (their figures are summed here), missing (did not answer within 2 s, or being replaced: their figures are left out).',
+      labelNames: ['state'],
+      registers: [registry],
+    });
+    gauge.set({ state: 'answered' }, answered);
+    gauge.set({ state: 'missing' }, Math.max(0, this.#options.expected - answered));
+    return registry.getMetricsAsJSON();
   }
 
   answered(worker: ShareTarget, id: number, share: WorkerShare): void {
