@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs';
 import { Agent, get } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { parsePrometheusText, type Scrape } from '../support/prometheus-text.js';
-import { postOnNewConnection, ServerProcess, subscriberToken } from '../support/server-process.js';
-import { TestClient } from '../support/test-client.js';
+import { postOnNewConnection, ServerProcess } from '../support/server-process.js';
+import { subscribedClient } from '../support/cluster.js';
+import type { TestClient } from '../support/test-client.js';
 
 const REPO = '7a7a7a7a-2222-4222-8333-000000000002';
 const TOKEN = 'admin-token-for-the-workers-test';
@@ -98,10 +99,7 @@ describe('--workers 2: /metrics, /status and /health answer for the whole server
   before(async () => {
     server = await ServerProcess.start({ args: ['--workers', '2'], env: { NOTIFICATION_SERVER_ADMIN_TOKEN: TOKEN } });
     for (let i = 0; i < CLIENTS; i++) {
-      const client = await TestClient.connect(server.wsUrl);
-      clients.push(client);
-      client.subscribe([{ id: REPO, jwt_token: subscriberToken(REPO, `user${i}@example.com`) }]);
-      await client.roundTrip();
+      clients.push(await subscribedClient(server, REPO, `user${i}@example.com`));
     }
     await server.waitForLog(() => new Set(server.logs.filter((l) => l.msg === 'websocket connected').map((l) => l['worker'])).size === 2, 5000);
     for (let i = 0; i < EVENTS; i++) assert.equal(await postOnNewConnection(server.port, REPO, `c${i}`), 200);

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { lastPosition, positionedClient, timeline } from '../support/positioned-client.js';
-import { postOnNewConnection as post, ServerProcess, subscriberToken } from '../support/server-process.js';
-import { TestClient } from '../support/test-client.js';
+import { postOnNewConnection as post, ServerProcess } from '../support/server-process.js';
+import { subscribedClient } from '../support/cluster.js';
+import type { TestClient } from '../support/test-client.js';
 
 const REPO = '7a7a7a7a-1111-4222-8333-000000000001';
 const EVENTS = 20;
@@ -29,10 +30,8 @@ describe('--workers 2: one port, the primary numbers every event', () => {
     // Connections are handed to the workers in turn: six stock and four positioned land on both.
     const stock: TestClient[] = [];
     for (let i = 0; i < 6; i++) {
-      const client = await TestClient.connect(server.wsUrl);
+      const client = await subscribedClient(server, REPO, `user${i}@example.com`);
       clients.push(client);
-      client.subscribe([{ id: REPO, jwt_token: subscriberToken(REPO, `user${i}@example.com`) }]);
-      await client.roundTrip();
       stock.push(client);
     }
     const positioned: TestClient[] = [];
@@ -104,10 +103,8 @@ describe('--workers 2: one port, the primary numbers every event', () => {
       assert.equal(new Set(recoveredOn).size, 2, `recovered on the survivor and the new worker: ${JSON.stringify(recoveredOn)}`);
       const subscribers: TestClient[] = [];
       for (let i = 0; i < 2; i++) {
-        const client = await TestClient.connect(cluster.wsUrl);
+        const client = await subscribedClient(cluster, REPO, `user${i}@example.com`);
         clients.push(client);
-        client.subscribe([{ id: REPO, jwt_token: subscriberToken(REPO, `user${i}@example.com`) }]);
-        await client.roundTrip();
         subscribers.push(client);
       }
       const holders = cluster.logs.filter((line) => line.msg === 'websocket connected').slice(before + 2).map((line) => line['worker']);
