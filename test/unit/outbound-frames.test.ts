@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, connect, type Socket } from 'node:net';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { createRequire } from 'node:module';
 import { encodeTextFrame, pendingSockets, textFrameOf, useClock, writeBatched } from '../../src/transport/outbound-frames.js';
@@ -19,6 +19,32 @@ function decode(bytes: Buffer): string[] {
   receiver.on('message', (data: Buffer) => messages.push(data.toString()));
   receiver.write(bytes);
   return messages;
+}
+
+const endOfTurn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
+const pause = (ms: number): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A loopback server with `count` connected clients, each recording the bytes it receives. */
+async function loopback(count: number): Promise<{ server: Server; clients: Socket[]; accepted: Socket[]; received: Buffer[][] }> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  const accepted: Socket[] = [];
+  server.on('connection', (socket: Socket) => accepted.push(socket));
+  const clients = Array.from({ length: count }, () => connect(port, '127.0.0.1'));
+  const received = clients.map(() => [] as Buffer[]);
+  clients.forEach((client, i) => client.on('data', (chunk: Buffer) => received[i]!.push(chunk)));
+  while (accepted.length < count) await pause(5);
+  return { server, clients, accepted, received };
+}
+
+/** Every message the clients have decoded, once there are `count` of them (or after 5 s). */
+async function arrived(received: Buffer[][], count: number): Promise<string[]> {
+  const decodeAll = (): string[] => received.flatMap((chunks) => decode(Buffer.concat(chunks)));
+  const deadline = Date.now() + 5000;
+  while (decodeAll().length < count && Date.now() < deadline) await pause(5);
+  return decodeAll();
 }
 
 describe('outbound frames', () => {
@@ -42,23 +68,13 @@ describe('outbound frames', () => {
   });
 
   it('a quiet server writes at once; frames that follow right after a fan-out, or come at a sustained rate, are batched, later ones are not; a socket with 64 KiB corked is written at once; all arrive whole and in order', async () => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as { port: number };
-    const client = connect(port, '127.0.0.1');
-    const [accepted] = (await once(server, 'connection')) as [Socket];
-    const received: Buffer[] = [];
-    client.on('data', (chunk: Buffer) => received.push(chunk));
+    const pair = await loopback(1);
+    const { server, received } = pair;
+    const client = pair.clients[0]!;
+    const accepted = pair.accepted[0]!;
     // A fake clock: whether a fan-out counts as a burst must not depend on this machine's load.
     let clock = 1000;
     useClock(() => clock);
-    const endOfTurn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
-    const arrived = async (count: number): Promise<string[]> => {
-      const deadline = Date.now() + 5000;
-      while (decode(Buffer.concat(received)).length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      return decode(Buffer.concat(received));
-    };
     try {
       // A fan-out that takes 5 ms: written at once, not corked.
       writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":0}')));
@@ -70,7 +86,7 @@ describe('outbound frames', () => {
       clock += 0.5;
       for (let i = 1; i < 50; i++) writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${i}}`)));
       assert.equal(pendingSockets(), 1, 'one socket corked, whatever the number of frames');
-      assert.deepEqual(await arrived(50), Array.from({ length: 50 }, (_, i) => `{"seq":${i}}`));
+      assert.deepEqual(await arrived(received, 50), Array.from({ length: 50 }, (_, i) => `{"seq":${i}}`));
       assert.equal(pendingSockets(), 0);
 
       // Steady events the server keeps up with: a fan-out that took 10 ms, the next event 4 ms
@@ -82,7 +98,7 @@ describe('outbound frames', () => {
       clock += 4;
       writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":51}')));
       assert.equal(pendingSockets(), 0, 'an event that was not waiting behind the previous fan-out is written at once');
-      assert.deepEqual((await arrived(52)).slice(50), ['{"seq":50}', '{"seq":51}']);
+      assert.deepEqual((await arrived(received, 52)).slice(50), ['{"seq":50}', '{"seq":51}']);
 
       // A sustained rate, as a worker of --workers sees it: each fan-out short (1 ms), the
       // next event 5 ms after the previous one started (200 events/s), never within the 2 ms
@@ -99,7 +115,7 @@ describe('outbound frames', () => {
       assert.equal(modes[0], false, 'the first event after a quiet spell is written at once');
       assert.equal(modes.at(-1), true, 'after a dozen events 5 ms apart, frames are batched');
       assert.equal(modes.indexOf(true) > 2, true, 'two or three quick events are not yet a sustained rate');
-      assert.deepEqual((await arrived(64)).slice(52), Array.from({ length: 12 }, (_, i) => `{"seq":${52 + i}}`));
+      assert.deepEqual((await arrived(received, 64)).slice(52), Array.from({ length: 12 }, (_, i) => `{"seq":${52 + i}}`));
       assert.equal(pendingSockets(), 0);
 
       // Back to 20 ms apart (50 events/s): written at once again within a few events, and
@@ -112,10 +128,10 @@ describe('outbound frames', () => {
         clock += 1;
         await endOfTurn();
         // A batch's flush is a real timer: let it run before the next event.
-        while (pendingSockets() > 0) await new Promise((r) => setTimeout(r, 5));
+        while (pendingSockets() > 0) await pause(5);
       }
       assert.deepEqual(paced.slice(6), Array.from({ length: 10 }, () => false), 'events 20 ms apart are written at once');
-      assert.deepEqual((await arrived(80)).slice(64), Array.from({ length: 16 }, (_, i) => `{"seq":${64 + i}}`));
+      assert.deepEqual((await arrived(received, 80)).slice(64), Array.from({ length: 16 }, (_, i) => `{"seq":${64 + i}}`));
       clock += 1000;
       writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":80}')));
       clock += 1;
@@ -129,7 +145,7 @@ describe('outbound frames', () => {
       assert.equal(accepted.writableCorked, 1, 'one 40 KiB frame stays corked');
       writeBatched(accepted, encodeTextFrame(big));
       assert.equal(accepted.writableCorked, 0, '80 KiB corked: written at once');
-      const messages = await arrived(83);
+      const messages = await arrived(received, 83);
       assert.equal(messages.length, 83);
       assert.deepEqual(messages.slice(81), [big.toString(), big.toString()]);
     } finally {
@@ -140,21 +156,11 @@ describe('outbound frames', () => {
     }
   });
   it('under a sustained rate whose batches share no write (one frame per socket), frames go back to being written at once, and a batch is tried again a second later', async () => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as { port: number };
-    const clients = Array.from({ length: 4 }, () => connect(port, '127.0.0.1'));
-    const accepted: Socket[] = [];
-    server.on('connection', (socket: Socket) => accepted.push(socket));
-    while (accepted.length < clients.length) await new Promise((r) => setTimeout(r, 5));
-    const received = clients.map(() => [] as Buffer[]);
-    clients.forEach((client, i) => client.on('data', (chunk: Buffer) => received[i]!.push(chunk)));
+    const { server, clients, accepted, received } = await loopback(4);
     let clock = 1_000_000;
     useClock(() => clock);
-    const endOfTurn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
     const flushed = async (): Promise<void> => {
-      while (pendingSockets() > 0) await new Promise((r) => setTimeout(r, 2));
+      while (pendingSockets() > 0) await pause(2);
     };
     // Each event to one socket (many small libraries), 5 ms apart: batched once the rate is
     // sustained; a batch of four such events (one frame per socket) shares no write, so the
@@ -187,13 +193,7 @@ describe('outbound frames', () => {
       clock += 1000;
       seq = await untilBatched(seq);
       const total = seq;
-      const deadline = Date.now() + 5000;
-      let all: string[] = [];
-      while (Date.now() < deadline) {
-        all = received.flatMap((chunks) => decode(Buffer.concat(chunks)));
-        if (all.length === total) break;
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      const all = await arrived(received, total);
       // Which client got which frame depends on the accept order; every frame arrived whole.
       assert.deepEqual(all.map((m) => Number((JSON.parse(m) as { seq: number }).seq)).sort((a, b) => a - b), Array.from({ length: total }, (_, i) => i));
     } finally {
