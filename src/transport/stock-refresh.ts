@@ -6,9 +6,9 @@
  * exactly 60 s after its close, re-reads its lock and folder-permission state, and resubscribes.
  * The spread keeps them from all coming back in the same second. Browsers (no subprotocol: the
  * web UI has a handful of reconnects for a tab's whole life and re-reads nothing) and positioned
- * clients (they catch up from the history) are left alone, and so are desktop clients that
- * send no `User-Agent` (8.0.10, which re-reads nothing when it reconnects: closing it would
- * only blind it for 60 s). See docs/cluster.md.
+ * clients (they catch up from the history) are left alone. The `User-Agent` tells nothing here:
+ * every desktop client from 8.0.10 on re-reads on connecting, and only those from 9.0.16 send
+ * one. See docs/cluster.md.
  */
 import type { Hub } from '../hub/hub.js';
 import type { Logger } from '../log.js';
@@ -34,8 +34,7 @@ export interface RefreshPlan {
 
 /** A desktop client or SeaDrive that re-reads its lock and permission state when it reconnects. */
 export function isStockDesktopClient(connection: WebSocketConnection): boolean {
-  const userAgent = connection.userAgent;
-  return !connection.positioned && connection.socket.protocol === SEAFILE_SUBPROTOCOL && userAgent !== undefined && userAgent !== '';
+  return !connection.positioned && connection.socket.protocol === SEAFILE_SUBPROTOCOL;
 }
 
 export class StockClientRefresh {

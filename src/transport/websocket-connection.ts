@@ -36,7 +36,7 @@ export interface ConnectionContext {
   /** Called once, when the socket has closed, with the first reason either side gave. */
   onClose: (connection: WebSocketConnection, reason: CloseReason) => void;
   limits?: ConnectionLimits;
-  /** The `User-Agent` of the upgrade request, if any (desktop clients from 8.0.11 send `Seafile/<version> (<os>)`). */
+  /** The `User-Agent` of the upgrade request, if any (desktop clients from 9.0.16 send `Seafile/<version> (<os>)`). */
   userAgent?: string;
 }
 

@@ -35,7 +35,7 @@ export async function flushFrom(node: ServerProcess, repoId: string, marker: str
   await Promise.all(clients.map((client) => client.waitFor((m) => m.content['commit_id'] === marker, timeoutMs)));
 }
 
-/** A desktop client: 8.0.11 and later send a User-Agent and re-read their state on connecting; 8.0.10 sends none. */
+/** A desktop client: every version re-reads its state on connecting; only 9.0.16 and later send a User-Agent. */
 export async function desktopClient(node: ServerProcess, repoId: string, userAgent: string | null = 'Seafile/9.0.8 (Linux)'): Promise<TestClient> {
   const headers: Record<string, string> = userAgent === null ? {} : { 'user-agent': userAgent };
   const client = await TestClient.connect(node.wsUrl, { protocols: ['notification.seafile.com'], headers });
