@@ -70,7 +70,7 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
       NOTIFICATION_SERVER_LOG_LEVEL: options.logLevel ?? 'info',
     };
     const { config } = await loadConfig({ flags: parseServeFlags([]), env, cwd: process.cwd() });
-    server = await startServer(config, createLogOutput(config.logLevel, null).logger);
+    server = await startServer(config, createLogOutput(config.logLevel, null, config.logFormat).logger);
   };
 
   /** Publishes as seaf-server would, to the internal listener; false when the server is not there. */

@@ -1,5 +1,6 @@
-import { pino, type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
+import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino';
+import type { LogFormat } from './config/config.js';
+import { formatTextLine } from './log-text.js';
 
 export type { Logger };
 
@@ -12,18 +13,18 @@ export interface LogOutput {
 }
 
 /**
- * JSON lines to a file or a pipe; readable text when standard output is a terminal.
- * `file` null means standard output.
+ * Log lines to a file (`file`) or standard output (`file` null). With no format chosen, a file
+ * and a terminal get text, as the stock server writes, and a pipe gets JSON for log pipelines.
  */
-export function createLogOutput(level: LevelWithSilent, file: string | null): LogOutput {
-  const options = { level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime };
-  if (file === null && process.stdout.isTTY) {
-    const stream = pretty({ colorize: true, sync: true, translateTime: 'SYS:standard', ignore: 'pid,hostname' });
-    return { logger: pino(options, stream), reopen: () => {}, flush: () => {} };
-  }
+export function createLogOutput(level: LevelWithSilent, file: string | null, format: LogFormat | null): LogOutput {
   const destination = pino.destination({ dest: file ?? 1, sync: file === null, mkdir: file !== null });
+  const chosen = format ?? (file !== null || process.stdout.isTTY ? 'text' : 'json');
+  // The stock server names itself on stdout, where its lines mix with other containers' in `docker logs`.
+  const prefix = file === null ? '[notification-server] ' : '';
+  const stream: DestinationStream =
+    chosen === 'json' ? destination : { write: (line: string) => destination.write(formatTextLine(line, prefix)) };
   return {
-    logger: pino(options, destination),
+    logger: pino({ level, base: undefined, timestamp: chosen === 'json' ? pino.stdTimeFunctions.isoTime : pino.stdTimeFunctions.epochTime }, stream),
     reopen: () => {
       if (file !== null) destination.reopen();
     },

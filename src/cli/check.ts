@@ -185,6 +185,7 @@ async function checkConfiguration(input: CheckInput, env: Env, report: (finding:
         logFile: null,
         workers: null,
         logLevel: null,
+        logFormat: null,
         stateDir: null,
         help: false,
       },

@@ -22,10 +22,11 @@ export async function serve(argv: string[]): Promise<number> {
     process.stderr.write(`notification-server: ${err.message}\n`);
     return 2;
   }
-  const { config, notices } = loaded;
-  const output = createLogOutput(config.logLevel, config.logFile);
+  const { config, notices, warnings } = loaded;
+  const output = createLogOutput(config.logLevel, config.logFile, config.logFormat);
   if (config.workers > 1 && cluster.isPrimary) {
     for (const notice of notices) output.logger.info(notice);
+    for (const warning of warnings) output.logger.warn(warning);
     return (await import('../cluster/primary.js')).runPrimary(config, output);
   }
   // A cluster worker: its lines say which one it is; the primary logged the notices.
@@ -42,7 +43,10 @@ export async function serve(argv: string[]): Promise<number> {
   process.on('SIGHUP', () => {
     reloading = reloading.then(async () => reload(await started, reloadFlags, logger));
   });
-  if (worker === null) for (const notice of notices) logger.info(notice);
+  if (worker === null) {
+    for (const notice of notices) logger.info(notice);
+    for (const warning of warnings) logger.warn(warning);
+  }
 
   let server;
   try {
@@ -97,7 +101,9 @@ export async function serve(argv: string[]): Promise<number> {
 async function reload(server: RunningServer, flags: ServeFlags, logger: Logger): Promise<void> {
   let next;
   try {
-    next = (await loadConfig({ flags, env: process.env, cwd: process.cwd() })).config;
+    const loaded = await loadConfig({ flags, env: process.env, cwd: process.cwd() });
+    for (const warning of loaded.warnings) logger.warn(`SIGHUP: ${warning}`);
+    next = loaded.config;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     logger.error({ err }, `SIGHUP: configuration not reloaded, the previous one stays in force: ${message}`);

@@ -53,6 +53,7 @@ export async function resolveSigningKey(options: SigningKeyOptions, env: Env, cw
       host: null,
       port: null,
       logLevel: null,
+      logFormat: null,
       ccnetDb: null,
       help: false,
     },

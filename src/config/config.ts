@@ -3,6 +3,9 @@ import type { HistoryLimits } from '../history/event-history.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
+/** `text`: the stock server's `[YYYY-MM-DD HH:MM:SS] [LEVEL] message` lines, plus fields; `json`: pino's JSON lines. */
+export type LogFormat = 'text' | 'json';
+
 /** Where group membership (ccnet `GroupUser`) is read from. */
 export type GroupDatabaseConfig =
   | {
@@ -87,6 +90,8 @@ export interface Config {
   logLevel: LogLevel;
   /** Log file path; null writes to standard output. */
   logFile: string | null;
+  /** Null: not chosen, text to a file or a terminal, JSON to a pipe. */
+  logFormat: LogFormat | null;
   /** HS256 key, used as the raw bytes of this string. */
   jwtPrivateKey: string;
   /** Where the key came from, for the start-up log (never the key itself). */

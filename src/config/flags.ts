@@ -14,6 +14,8 @@ export interface ServeFlags {
   port: number | null;
   /** Checked by loadConfig, which knows every level spelling. */
   logLevel: string | null;
+  /** `--log-format`: text or json, checked by loadConfig. */
+  logFormat: string | null;
   /** `--ccnet-db`: URL of the database holding ccnet `GroupUser`. */
   ccnetDb: string | null;
   /** `--state-dir`: where a generated JWT key is kept when nothing is configured. */
@@ -40,6 +42,8 @@ Options:
                            127.0.0.1 with no configuration at all)
       --port <n>           listen port (default: 8083)
       --log-level <level>  debug, info, warn or error (default: info)
+      --log-format <fmt>   text (the stock server's lines) or json (default: text
+                           to a file or a terminal, json to a pipe)
       --ccnet-db <url>     group database: mysql://user:pass@host:3306/ccnet_db,
                            mysql://user:pass@localhost/ccnet_db?socket=/run/mysqld/mysqld.sock,
                            postgres://user:pass@host:5432/ccnet_db, sqlite:/path/groupmgr.db
@@ -53,9 +57,12 @@ Environment (beats the config files, loses to options):
   JWT_PRIVATE_KEY                        HS256 key shared with seaf-server and seahub
                                          (no option: a key on the command line shows in ps)
   NOTIFICATION_SERVER_HOST               listen address
-  NOTIFICATION_SERVER_PORT               listen port (8083)
-  NOTIFICATION_SERVER_LOG_LEVEL          log level (info)
-  SEAFILE_LOG_TO_STDOUT=true             log to stdout instead of the default log file
+  NOTIFICATION_SERVER_PORT               listen port (8083); an unparsable one logs a
+                                         warning and 8083 is used, as the stock server does
+  NOTIFICATION_SERVER_LOG_LEVEL          log level (info); an unknown one logs a warning
+                                         and info is used, as the stock server does
+  NOTIFICATION_SERVER_LOG_FORMAT         as --log-format
+  SEAFILE_LOG_TO_STDOUT=true             log to stdout instead of the log file (beats -l)
   NOTIFICATION_TOKEN                     Seafile 10.0 static publisher token
   CCNET_DB_URL                           group database URL, as --ccnet-db
   SEAFILE_MYSQL_DB_HOST                  Seafile 12 group database host (enables the four below)
@@ -95,7 +102,7 @@ without the prefix: ping_interval, dead_peer_timeout, drain_seconds,
 group_cache_ttl, max_frame_bytes, max_event_bytes, send_queue_bytes,
 max_connections, max_libraries_per_connection, subscribe_timeout,
 max_failed_subscribes_per_minute, header_timeout, allowed_origins, events_listen,
-redis_timeout, workers.
+redis_timeout, workers, log_format.
 `;
 
 const OPTIONS = {
@@ -104,6 +111,7 @@ const OPTIONS = {
   host: { type: 'string' },
   port: { type: 'string' },
   'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
   'ccnet-db': { type: 'string' },
   'state-dir': { type: 'string' },
   workers: { type: 'string' },
@@ -119,6 +127,7 @@ export function parseServeFlags(argv: string[]): ServeFlags {
     host: nonEmpty(values.host, '--host', 'an address'),
     port: parsePortFlag(values.port),
     logLevel: nonEmpty(values['log-level'], '--log-level', 'debug, info, warn or error'),
+    logFormat: nonEmpty(values['log-format'], '--log-format', 'text or json'),
     ccnetDb: nonEmpty(values['ccnet-db'], '--ccnet-db', 'a database URL'),
     stateDir: nonEmpty(values['state-dir'], '--state-dir', 'a directory'),
     workers: nonEmpty(values.workers, '--workers', 'a number of processes or auto'),

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { ConfigError, type GroupDatabaseConfig } from './config.js';
 import type { ServeFlags } from './flags.js';
 import type { KeyFile } from './keyfile.js';
-import { fromEnv, fromFile, nonBlank, parseBoolean, parseInteger, pick, type Env, type Setting } from './setting.js';
+import { fromEnv, fromFile, nonBlank, parseBoolean, parseInteger, pick, tolerantEnv, type Env, type Setting } from './setting.js';
 
 export async function resolveGroupDatabase(input: {
   flags: ServeFlags;
@@ -18,9 +18,10 @@ export async function resolveGroupDatabase(input: {
   confDir: string | null;
   ccnet: KeyFile | null;
   notices: string[];
+  warnings: string[];
 }): Promise<GroupDatabaseConfig | null> {
-  const { flags, env, cwd, confDir, ccnet, notices } = input;
-  const chosen = await chooseGroupDatabase(flags, env, cwd, confDir, ccnet);
+  const { flags, env, cwd, confDir, ccnet, notices, warnings } = input;
+  const chosen = await chooseGroupDatabase(flags, env, cwd, confDir, ccnet, warnings);
   if (chosen === null) {
     notices.push(
       'No group database configured: folder permission changes for a group will not be delivered. ' +
@@ -41,6 +42,7 @@ async function chooseGroupDatabase(
   cwd: string,
   confDir: string | null,
   ccnet: KeyFile | null,
+  warnings: string[],
 ): Promise<{ database: GroupDatabaseConfig; source: string } | null> {
   const url = pick(
     flags.ccnetDb === null ? null : { text: flags.ccnetDb, source: '--ccnet-db' },
@@ -50,12 +52,14 @@ async function chooseGroupDatabase(
 
   const seafile12Host = fromEnv(env, 'SEAFILE_MYSQL_DB_HOST');
   if (seafile12Host !== null) {
-    const portSetting = fromEnv(env, 'SEAFILE_MYSQL_DB_PORT');
+    const parsePort = (setting: Setting): number => parseInteger(setting, 'database port', 1, 65535);
+    const portEnv = tolerantEnv(env, 'SEAFILE_MYSQL_DB_PORT', parsePort);
+    if (portEnv.problem !== null) warnings.push(`${portEnv.problem}; using database port 3306, as the stock server does`);
     return {
       database: {
         kind: 'mysql',
         host: seafile12Host.text.trim(),
-        port: portSetting === null ? 3306 : parseInteger(portSetting, 'database port', 1, 65535),
+        port: portEnv.setting === null ? 3306 : parsePort(portEnv.setting),
         // Seafile 12's own defaults for the rest.
         user: nonBlank(env['SEAFILE_MYSQL_DB_USER']) ?? 'seafile',
         password: env['SEAFILE_MYSQL_DB_PASSWORD'] ?? '',

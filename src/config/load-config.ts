@@ -23,9 +23,11 @@ import {
   parseAddressList,
   parseBoolean,
   parseInteger,
+  parseLogFormat,
   parseLogLevel,
   parseOriginList,
   pick,
+  tolerantEnv,
   type Env,
   type Setting,
 } from './setting.js';
@@ -41,11 +43,14 @@ export interface LoadedConfig {
   config: Config;
   /** Sentences for the start-up log: sources read, generated key, degraded features. Never a secret. */
   notices: string[];
+  /** Values that were ignored, as the stock server ignores them, each naming what is used instead: logged as warnings. */
+  warnings: string[];
 }
 
 export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> {
   const { flags, env, cwd } = input;
   const notices: string[] = [];
+  const warnings: string[] = [];
 
   const confDir = flags.configDir === null ? null : resolve(cwd, flags.configDir);
   if (confDir !== null) await requireDirectory(confDir);
@@ -68,27 +73,40 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
   );
   const host = hostSetting?.text.trim() ?? (configured ? DEFAULTS.configuredHost : DEFAULTS.embeddedHost);
 
+  const parsePort = (setting: Setting): number => parseInteger(setting, 'port', 1, 65535);
+  const portEnv = flags.port === null ? tolerantEnv(env, 'NOTIFICATION_SERVER_PORT', parsePort) : null;
   const portSetting = pick(
     flags.port === null ? null : { text: String(flags.port), source: '--port' },
-    fromEnv(env, 'NOTIFICATION_SERVER_PORT'),
+    portEnv?.setting ?? null,
     fromSeafile('port'),
     fromNotification('port'),
   );
-  const port = portSetting === null ? DEFAULTS.port : parseInteger(portSetting, 'port', 1, 65535);
+  const port = portSetting === null ? DEFAULTS.port : parsePort(portSetting);
+  if (portEnv?.problem) warnings.push(`${portEnv.problem}; using port ${port} (${portSetting?.source ?? 'default'}), as the stock server does`);
 
+  const logLevelEnv = flags.logLevel === null ? tolerantEnv(env, 'NOTIFICATION_SERVER_LOG_LEVEL', parseLogLevel) : null;
   const logLevelSetting = pick(
     flags.logLevel === null ? null : { text: flags.logLevel, source: '--log-level' },
-    fromEnv(env, 'NOTIFICATION_SERVER_LOG_LEVEL'),
+    logLevelEnv?.setting ?? null,
     fromSeafile('log_level'),
     fromNotification('log_level'),
   );
   const logLevel = logLevelSetting === null ? DEFAULTS.logLevel : parseLogLevel(logLevelSetting);
+  if (logLevelEnv?.problem) {
+    warnings.push(`${logLevelEnv.problem}; using log level ${logLevel} (${logLevelSetting?.source ?? 'default'}), as the stock server does`);
+  }
 
   const logFile = resolveLogFile(flags, env, cwd, confDir);
+  const logFormatSetting = pick(
+    flags.logFormat === null ? null : { text: flags.logFormat, source: '--log-format' },
+    fromEnv(env, 'NOTIFICATION_SERVER_LOG_FORMAT'),
+    fromSeafile('log_format'),
+  );
+  const logFormat = logFormatSetting === null ? null : parseLogFormat(logFormatSetting);
 
   const key = await resolveJwtKey({ flags, env, cwd, confDir, seafile, notification, notices });
   const notificationToken = resolveNotificationToken(env, seafile, notification, notices);
-  const groupDatabase = await resolveGroupDatabase({ flags, env, cwd, confDir, ccnet, notices });
+  const groupDatabase = await resolveGroupDatabase({ flags, env, cwd, confDir, ccnet, notices, warnings });
   const tuning = resolveTuning(env, seafile);
   const metrics = resolveMetrics(env, seafile, notices);
   const adminToken = resolveAdminToken(env, seafile, notices);
@@ -109,7 +127,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
   notices.push(
     `Settings: host ${host} (${hostSetting?.source ?? 'default'}), port ${port} (${portSetting?.source ?? 'default'}), ` +
       `log level ${logLevel} (${logLevelSetting?.source ?? 'default'}), ` +
-      `log to ${logFile ?? 'stdout'}, JWT key from ${key.source}.`,
+      `log to ${logFile ?? 'stdout'}${logFormat === null ? '' : ` as ${logFormat}`}, JWT key from ${key.source}.`,
   );
   if (tuning.changed.length > 0) notices.push(`Tuning: ${tuning.changed.join(', ')}.`);
 
@@ -118,6 +136,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     port,
     logLevel,
     logFile,
+    logFormat,
     jwtPrivateKey: key.key,
     jwtKeySource: key.source,
     keyGraceMs: tuning.keyGraceMs,
@@ -140,7 +159,7 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
     adminToken,
     workers,
   };
-  return { config, notices };
+  return { config, notices, warnings };
 }
 
 async function requireDirectory(dir: string): Promise<void> {
@@ -205,9 +224,10 @@ function resolveLogFile(
   cwd: string,
   confDir: string | null,
 ): string | null {
-  if (flags.logFile !== null) return flags.logFile === '-' ? null : resolve(cwd, flags.logFile);
+  // As with the stock server, SEAFILE_LOG_TO_STDOUT beats -l: the stock image's command line names a file.
   const toStdout = env['SEAFILE_LOG_TO_STDOUT']?.trim().toLowerCase();
   if (toStdout === 'true' || toStdout === '1' || toStdout === 'yes') return null;
+  if (flags.logFile !== null) return flags.logFile === '-' ? null : resolve(cwd, flags.logFile);
   // Like the stock server started with -c: a log file beside the config.
   return confDir === null ? null : join(confDir, 'notification-server.log');
 }

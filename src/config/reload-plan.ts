@@ -40,6 +40,7 @@ const RESTART: readonly Setting[] = [
   { name: 'host', read: (c) => c.host },
   { name: 'port', read: (c) => c.port },
   { name: 'log file (-l)', read: (c) => c.logFile },
+  { name: 'log_format', read: (c) => c.logFormat },
   { name: 'group database', read: (c) => c.groupDatabase },
   { name: 'group_cache_ttl', read: (c) => c.groupCacheTtlMs },
   { name: 'group_lookup_timeout', read: (c) => c.groupLookupTimeoutMs },

@@ -4,7 +4,7 @@
  * the text is invalid.
  */
 import { isIP } from 'node:net';
-import { ConfigError, type LogLevel } from './config.js';
+import { ConfigError, type LogFormat, type LogLevel } from './config.js';
 import type { KeyFile, KeyFileValue } from './keyfile.js';
 
 /** The process environment (or a test's stand-in). */
@@ -73,6 +73,31 @@ export function parseLogLevel(setting: Setting): LogLevel {
     );
   }
   return level;
+}
+
+export function parseLogFormat(setting: Setting): LogFormat {
+  const format = setting.text.trim().toLowerCase();
+  if (format !== 'text' && format !== 'json') {
+    throw new ConfigError(`invalid log format ${JSON.stringify(setting.text)} (${describeSetting(setting)}): use text or json`);
+  }
+  return format;
+}
+
+/**
+ * A variable the stock server reads itself and falls back from when it cannot parse it: a
+ * set-up the stock server starts with must start here too. The setting when it parses, else
+ * null (the next source or the default applies) and the parse error, for a warning.
+ */
+export function tolerantEnv(env: Env, name: string, parse: (setting: Setting) => unknown): { setting: Setting | null; problem: string | null } {
+  const setting = fromEnv(env, name);
+  if (setting === null) return { setting, problem: null };
+  try {
+    parse(setting);
+    return { setting, problem: null };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return { setting: null, problem: error.message };
+  }
 }
 
 export function parseInteger(setting: Setting, what: string, min: number, max: number): number {

@@ -10,6 +10,7 @@ test('the reference command line -c <dir> -l - is accepted', () => {
     host: null,
     port: null,
     logLevel: null,
+    logFormat: null,
     ccnetDb: null,
     stateDir: null,
     workers: null,
@@ -34,6 +35,7 @@ test('long options work with a space or an equals sign', () => {
     '--port=8084',
     '--log-level',
     'debug',
+    '--log-format=json',
     '--ccnet-db',
     'mysql://u:p@db/ccnet_db',
     '--state-dir=/var/lib/notif',
@@ -46,6 +48,7 @@ test('long options work with a space or an equals sign', () => {
     host: '::',
     port: 8084,
     logLevel: 'debug',
+    logFormat: 'json',
     ccnetDb: 'mysql://u:p@db/ccnet_db',
     stateDir: '/var/lib/notif',
     workers: '4',
@@ -102,12 +105,13 @@ test('an empty value is refused naming the flag', () => {
 });
 
 test('the help lists every flag and every environment variable', () => {
-  const flags = ['-c, --config-dir', '-l, --log-file', '--host', '--port', '--log-level', '--ccnet-db', '--state-dir', '-h, --help'];
+  const flags = ['-c, --config-dir', '-l, --log-file', '--host', '--port', '--log-level', '--log-format', '--ccnet-db', '--state-dir', '-h, --help'];
   const variables = [
     'JWT_PRIVATE_KEY',
     'NOTIFICATION_SERVER_HOST',
     'NOTIFICATION_SERVER_PORT',
     'NOTIFICATION_SERVER_LOG_LEVEL',
+    'NOTIFICATION_SERVER_LOG_FORMAT',
     'SEAFILE_LOG_TO_STDOUT',
     'NOTIFICATION_TOKEN',
     'CCNET_DB_URL',

@@ -106,6 +106,7 @@ const RUNNING: Config = {
   port: 8083,
   logLevel: 'info',
   logFile: null,
+  logFormat: null,
   jwtPrivateKey: 'old-key',
   jwtKeySource: 'seafile.conf [notification] jwt_private_key',
   keyGraceMs: DEFAULTS.keyGraceMs,

@@ -282,14 +282,10 @@ test('log levels are read case-insensitively with logrus spellings mapped', asyn
   }
 });
 
-test('an unknown log level is an error naming where it came from', async () => {
+test('an unknown log level in an option or a file is an error naming where it came from', async () => {
   await assert.rejects(load({ logLevel: 'verbose' }, { JWT_PRIVATE_KEY: KEY }), {
     name: 'ConfigError',
     message: 'invalid log level "verbose" (--log-level): use debug, info, warn or error',
-  });
-  await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_LOG_LEVEL: 'loud' }), {
-    name: 'ConfigError',
-    message: 'invalid log level "loud" (NOTIFICATION_SERVER_LOG_LEVEL): use debug, info, warn or error',
   });
   const { conf } = await seafileTop({ 'seafile.conf': `[notification]\nlog_level = chatty\njwt_private_key = ${KEY}\n` });
   await assert.rejects(load({ configDir: conf }), {
@@ -298,13 +294,36 @@ test('an unknown log level is an error naming where it came from', async () => {
   });
 });
 
+test('an unknown log level in the environment starts as the stock server does: a warning, and info', async () => {
+  const { config, warnings } = await load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_LOG_LEVEL: 'verbose' });
+  assert.equal(config.logLevel, 'info');
+  assert.deepEqual(warnings, [
+    'invalid log level "verbose" (NOTIFICATION_SERVER_LOG_LEVEL): use debug, info, warn or error; using log level info (default), as the stock server does',
+  ]);
+  // The next source still counts, and an option makes the variable irrelevant.
+  const { conf } = await seafileTop({ 'seafile.conf': `[notification]\nlog_level = error\njwt_private_key = ${KEY}\n` });
+  const fromFile = await load({ configDir: conf }, { NOTIFICATION_SERVER_LOG_LEVEL: 'loud' });
+  assert.equal(fromFile.config.logLevel, 'error');
+  assert.match(fromFile.warnings[0]!, /"loud".*using log level error \(seafile\.conf \[notification\] log_level\)/);
+  assert.deepEqual((await load({ logLevel: 'debug' }, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_LOG_LEVEL: 'loud' })).warnings, []);
+});
+
 // ------------------------------------------------------------------- port
 
-test('an invalid port is an error naming the setting and its source', async () => {
-  await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_PORT: '80a' }), {
-    name: 'ConfigError',
-    message: 'invalid port "80a" (NOTIFICATION_SERVER_PORT): expected a whole number from 1 to 65535',
-  });
+test('an unparsable port in the environment starts as the stock server does: a warning, and 8083', async () => {
+  for (const text of ['80a', '0', '70000', '-1']) {
+    const { config, warnings } = await load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_PORT: text });
+    assert.equal(config.port, 8083, text);
+    assert.deepEqual(warnings, [
+      `invalid port ${JSON.stringify(text)} (NOTIFICATION_SERVER_PORT): expected a whole number from 1 to 65535; using port 8083 (default), as the stock server does`,
+    ]);
+  }
+  const database = await load({}, { JWT_PRIVATE_KEY: KEY, SEAFILE_MYSQL_DB_HOST: 'db', SEAFILE_MYSQL_DB_PORT: 'mysql' });
+  assert.equal(database.config.groupDatabase?.kind === 'mysql' && database.config.groupDatabase.port, 3306);
+  assert.match(database.warnings[0]!, /^invalid database port "mysql" \(SEAFILE_MYSQL_DB_PORT\).*using database port 3306, as the stock server does$/);
+});
+
+test('an invalid port in an option or a file is an error naming the setting and its source', async () => {
   const { conf } = await seafileTop({ 'notification.conf': `[general]\nport = 70000\nprivate_key = ${KEY}\n` });
   await assert.rejects(load({ configDir: conf }), {
     name: 'ConfigError',
@@ -447,17 +466,27 @@ test('generateKey makes 32 random bytes in base64, like openssl rand -base64 32'
 
 // --------------------------------------------------------------- log file
 
-test('the log file: -l beats SEAFILE_LOG_TO_STDOUT which beats the file beside the config', async () => {
+test('the log file: SEAFILE_LOG_TO_STDOUT beats -l (as with the stock server), which beats the file beside the config', async () => {
   const { conf } = await seafileTop({ 'seafile.conf': SEAFILE_11_CONF });
   const cwd = await emptyDir();
   assert.equal((await load({ configDir: conf }, {}, cwd)).config.logFile, join(conf, 'notification-server.log'));
   assert.equal((await load({ configDir: conf }, { SEAFILE_LOG_TO_STDOUT: 'true' }, cwd)).config.logFile, null);
   assert.equal((await load({ configDir: conf }, { SEAFILE_LOG_TO_STDOUT: 'false' }, cwd)).config.logFile, join(conf, 'notification-server.log'));
   assert.equal((await load({ configDir: conf, logFile: '-' }, {}, cwd)).config.logFile, null);
-  assert.equal(
-    (await load({ configDir: conf, logFile: 'logs/n.log' }, { SEAFILE_LOG_TO_STDOUT: 'true' }, cwd)).config.logFile,
-    join(cwd, 'logs', 'n.log'),
-  );
+  assert.equal((await load({ configDir: conf, logFile: 'logs/n.log' }, { SEAFILE_LOG_TO_STDOUT: 'true' }, cwd)).config.logFile, null);
+  assert.equal((await load({ configDir: conf, logFile: 'logs/n.log' }, {}, cwd)).config.logFile, join(cwd, 'logs', 'n.log'));
+});
+
+test('the log format: --log-format beats NOTIFICATION_SERVER_LOG_FORMAT beats seafile.conf log_format; unset by default', async () => {
+  const { conf } = await seafileTop({ 'seafile.conf': `${SEAFILE_11_CONF}log_format = json\n` });
+  assert.equal((await load({}, { JWT_PRIVATE_KEY: KEY })).config.logFormat, null);
+  assert.equal((await load({ configDir: conf })).config.logFormat, 'json');
+  assert.equal((await load({ configDir: conf }, { NOTIFICATION_SERVER_LOG_FORMAT: 'TEXT' })).config.logFormat, 'text');
+  assert.equal((await load({ configDir: conf, logFormat: 'json' }, { NOTIFICATION_SERVER_LOG_FORMAT: 'text' })).config.logFormat, 'json');
+  await assert.rejects(load({}, { JWT_PRIVATE_KEY: KEY, NOTIFICATION_SERVER_LOG_FORMAT: 'logfmt' }), {
+    name: 'ConfigError',
+    message: 'invalid log format "logfmt" (NOTIFICATION_SERVER_LOG_FORMAT): use text or json',
+  });
 });
 
 // ---------------------------------------------------------- enabled = false
