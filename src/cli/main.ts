@@ -4,6 +4,9 @@ export const COMMANDS = `Commands:
   publish   send one event to a server, as seaf-server does (see publish --help)
   listen    follow libraries and print every event as a JSON line (see listen --help)
   check     check a set-up: group database, proxy, open-files limit (see check --help)
+  install-seafile <dir>
+            put this server where seafile.sh (Seafile 10/11) starts the stock one
+            (see install-seafile --help)
 `;
 
 // Each command loads only its own modules: publish and listen start without the server's
@@ -19,6 +22,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./listen.js')).listen(rest);
     case 'check':
       return (await import('./check.js')).check(rest);
+    case 'install-seafile':
+      return (await import('./install-seafile.js')).installSeafile(rest);
     case 'serve':
       return (await import('./serve.js')).serve(rest);
     case 'help':

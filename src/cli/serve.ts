@@ -8,6 +8,9 @@ import { startServer, type RunningServer } from '../server.js';
 
 /** `notification-server [-c <conf dir>] [-l <log file>|-] ...`: runs until SIGTERM/SIGINT; SIGHUP reloads. */
 export async function serve(argv: string[]): Promise<number> {
+  // seafile.sh stops the server with `pkill -f "notification-server -c <conf dir>"` and
+  // seafile-monitor.sh looks for it with `ps -ef | grep notification-server`: both read this.
+  process.title = ['notification-server', ...argv].join(' ');
   let loaded;
   let flags;
   try {

@@ -30,6 +30,8 @@ export const SERVE_USAGE = `Usage: notification-server [options]
        notification-server publish   send one event (see publish --help)
        notification-server listen    print the events of libraries (see listen --help)
        notification-server check     check a set-up: database, proxy, limits (see check --help)
+       notification-server install-seafile <dir>
+                                     take the stock server's place in a Seafile 10/11 install
 
 Real-time notifications for Seafile clients (drop-in for the stock server).
 
