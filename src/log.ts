@@ -8,12 +8,12 @@ export interface LogOutput {
   logger: Logger;
   /** Reopens the log file (SIGUSR1, after logrotate moved it). No-op on standard output. */
   reopen(): void;
-  /** Writes out what is buffered; call before exit. */
-  flush(): void;
 }
 
 /**
- * Log lines to a file (`file`) or standard output (`file` null). With no format chosen, a file
+ * Log lines to a file (`file`) or standard output (`file` null). A file is written
+ * asynchronously, in order; the process does not exit before the last write ends, so nothing
+ * needs flushing (a synchronous flush would write buffered lines ahead of the one in flight). With no format chosen, a file
  * and a terminal get text, as the stock server writes, and a pipe gets JSON for log pipelines.
  */
 export function createLogOutput(level: LevelWithSilent, file: string | null, format: LogFormat | null): LogOutput {
@@ -27,13 +27,6 @@ export function createLogOutput(level: LevelWithSilent, file: string | null, for
     logger: pino({ level, base: undefined, timestamp: chosen === 'json' ? pino.stdTimeFunctions.isoTime : pino.stdTimeFunctions.epochTime }, stream),
     reopen: () => {
       if (file !== null) destination.reopen();
-    },
-    flush: () => {
-      try {
-        destination.flushSync();
-      } catch {
-        // Nothing buffered yet (the stream is still opening): nothing to lose.
-      }
     },
   };
 }

@@ -56,7 +56,6 @@ export async function serve(argv: string[]): Promise<number> {
     server = await startServer(config, logger, { viaPrimary });
   } catch (err) {
     logger.error({ err }, `cannot start: ${err instanceof Error ? err.message : String(err)}`);
-    output.flush();
     process.stderr.write(`notification-server: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
     if (worker !== null) process.disconnect();
     return 1;
@@ -80,14 +79,12 @@ export async function serve(argv: string[]): Promise<number> {
       server.stop().then(
         () => {
           logger.info('stopped');
-          output.flush();
           // A worker's IPC channel would keep it alive.
           if (worker !== null) process.disconnect();
           resolve(0);
         },
         (err: unknown) => {
           logger.error({ err }, 'error while stopping');
-          output.flush();
           if (worker !== null) process.disconnect();
           resolve(1);
         },

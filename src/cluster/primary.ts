@@ -113,7 +113,6 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
       clearInterval(stateWatch);
       await sequencer.close();
       logger.info('stopped');
-      output.flush();
       resolve(code);
     };
 
@@ -157,7 +156,6 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
       if (stopping) return;
       if (!listened.has(worker.id)) {
         logger.error({ worker: worker.id, code, signal }, `worker ${worker.id} exited before it listened: stopping`);
-        output.flush();
         process.stderr.write(`notification-server: worker ${worker.id} could not start (exit ${code ?? signal}): see its log lines above\n`);
         stopAll('start-up failed', 1);
         return;

@@ -127,7 +127,8 @@ describe('the Seafile 10/11 binary slot', { skip }, () => {
     assert.equal(await exited(child), 0);
     assert.deepEqual(await pidsMatching(pattern), []);
     assert.equal(await ping(port), false);
-    assert.match(await readFile(logFile, 'utf8'), /\[INFO\] stopped/);
+    // In the order they were logged: the last line is the last word.
+    assert.match(await readFile(logFile, 'utf8'), /\[INFO\] SIGTERM: draining connections=0\n\[[^\n]*\[INFO\] stopped\n$/);
   });
 
   it('started directly with node, the process is found by the same pattern', async () => {
