@@ -2,8 +2,8 @@
  * A subscriber connection as lean as a load generator can hold: a plain TCP socket, the
  * RFC 6455 client handshake, masked frames out, and frames in parsed straight from one read
  * buffer shared by every connection of the process (Node's `onread`), with no stream, no
- * event per message and no allocation per read. With `ws` clients the 7 load processes of
- * `scale` used about as much CPU per message as the server, on the same 2 cores.
+ * event per message and no allocation per read. With `ws` clients the load processes of
+ * `scale` used about as much CPU per message as the server whose cores they share.
  *
  * Enough of the protocol for the bench: text frames to `onText`, pings answered, a close
  * started or answered; the server sends neither fragments nor masked frames, so either is an

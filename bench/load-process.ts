@@ -21,7 +21,7 @@ let outOfOrder = 0;
 let perEvent = new Map<number, [number, number, number]>();
 let parse: ParseMode = 'bytes';
 // This process's own delays: a load generator that falls behind measures itself.
-// 10 ms, not 1: a 1 ms timer woke each of 7 load processes 1,000 times a second, on 2 cores shared with the server.
+// 10 ms, not 1: a 1 ms timer would wake every load process 1,000 times a second, on cores shared with the server.
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 let cpuAtReset = process.cpuUsage();
 let wallAtReset = performance.now();

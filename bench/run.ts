@@ -458,7 +458,7 @@ function serverUsage(server: ServerProcess): { cpuSeconds: number; rssBytes: num
 /**
  * `--scale-connections` (100,000) subscribed WebSockets over `--workers` (7) worker processes
  * and enough load processes that each holds at most `--connections-per-load-process` (12,500):
- * every process stays under the 20,000 open files this machine allows one. One connection in
+ * every process stays under an open-files limit of 20,000. One connection in
  * `--scale-connections / --subscribers` follows the hot library, the rest 1,000 others; the
  * fan-out figures are then measured on the hot library with everything else still connected.
  */

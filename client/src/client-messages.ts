@@ -1,4 +1,4 @@
-/** The messages the client sends over a WebSocket, in the stock shapes of PROTOCOL.md. */
+/** The messages the client sends over a WebSocket, in the stock shapes of docs/protocol.md. */
 
 import type { Position } from './events.js';
 

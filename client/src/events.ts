@@ -1,6 +1,6 @@
 /**
- * The server's messages, typed after PROTOCOL.md's event table. Field names are the wire's
- * (snake_case); fields the table does not name are kept as the publisher sent them.
+ * The server's messages, typed after the event table of docs/protocol.md. Field names are the
+ * wire's (snake_case); fields the table does not name are kept as the publisher sent them.
  */
 
 /** Every server message: `{"type": ..., "content": {...}}`. */

@@ -6,9 +6,8 @@
  * A quiet server writes each frame at once. Under a burst (a fan-out starting right after the
  * previous one ended, see BURST_GAP_MS, or a sustained rate, see SUSTAINED_INTERVAL_MS)
  * sockets are corked and uncorked together after a short window, so several events that reach
- * one socket meanwhile leave in one write system call instead of one per frame. A profile of
- * the fan-out showed the write system call at about half of the server's CPU when every frame
- * was its own write.
+ * one socket meanwhile leave in one write system call instead of one per frame: that system
+ * call, not our JavaScript, is most of what a fan-out costs.
  */
 import type { Socket } from 'node:net';
 
@@ -58,11 +57,9 @@ const MAX_COOL_DOWN_MS = 20;
 
 /**
  * A fan-out that starts within this time of the end of the previous one is part of a burst:
- * its event was already waiting while the previous one was written. Events at a steady rate
- * the server keeps up with (50/s to 1,000 subscribers: one every 20 ms, each written in
- * 5-15 ms) come later and are written at once. Measuring the burst by the previous fan-out's
- * own cost instead batched such events as soon as one fan-out took over 10 ms (another
- * process holding the core), which held their frames back by up to that long again.
+ * its event was already waiting while the previous one was written. Events at a rate the
+ * server keeps up with arrive after a gap and are written at once, even when another process
+ * holding the core made one fan-out slow: a rule on the fan-out's own cost would hold them back.
  */
 const BURST_GAP_MS = 2;
 
@@ -83,9 +80,8 @@ const MAX_COUNTED_INTERVAL_MS = 100;
  * each, on average: many events to few libraries. Many events to many small libraries (each
  * socket one frame per window, as in `churn`) share no write, and holding them only costs
  * latency; the rule is then off for SUSTAINED_RETRY_MS, after which one batch tries again. A
- * batch of one fan-out says nothing either way: at 100,000 connections the first batches of a
- * back-to-back run hold one event each (the writes are still direct and slow), and judging
- * them kept the rule off (5.2-6.1 ms per 1,000 messages against 2.9-3.8).
+ * batch of one fan-out says nothing either way: the first batches of a burst hold one event
+ * each, and judging them would turn the rule off just as it starts to pay.
  */
 const MIN_FRAMES_PER_SOCKET = 1.5;
 const SUSTAINED_RETRY_MS = 1000;

@@ -54,8 +54,8 @@ export interface UpgradeRefusal {
 /**
  * The liveness timer ticks this many times per ping interval and pings one slice of the
  * connections at each tick (by id), so that 100k connections are not all pinged in the same
- * millisecond: at once, their pongs saturated this 2-core machine for seconds every ping
- * interval and delayed events by as much (docs/performance.md).
+ * millisecond: their pongs, all at once, would hold the cores for seconds every ping interval
+ * and delay events by as much.
  */
 const PING_SLICES = 20;
 
