@@ -258,7 +258,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     else refuseUpgrade(socket, 400, 'Bad Request');
   });
 
-  // Publishers only: the public port then has no /events at all.
+  // Publishers only: the public port then has no /events (nor /notification/events) at all.
   const eventsServer =
     config.eventsListen === null
       ? null
@@ -266,7 +266,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
           if (routeOf(request.url) === 'events') events.handle(request, response);
           else {
             response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-            response.end('not found: this listener serves POST /events only\n');
+            response.end('not found: this listener serves POST /events (and /notification/events) only\n');
           }
         });
 

@@ -2,7 +2,7 @@
  * `notification-server check`: reads the configuration as the server does and tries what
  * clients and the server depend on, one line each, with a fix for what fails.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
@@ -13,6 +13,7 @@ import { describeDatabase } from '../config/group-database.js';
 import { readKeyFile } from '../config/keyfile.js';
 import { KEYS_DIFFER } from '../config/jwt-key.js';
 import { loadConfig } from '../config/load-config.js';
+import { readSeafileEnvFile, seafileEnvFromProcess, type SeafileEnv } from '../config/seafile-env-file.js';
 import { nonBlank, type Env } from '../config/setting.js';
 import { openGroupDirectory } from '../groups/open-group-directory.js';
 import { SEAFILE_SUBPROTOCOL } from '../transport/websocket-endpoint.js';
@@ -33,7 +34,17 @@ checks, one line each (OK, WARN or FAIL, with a fix for what fails):
   idle proxy      the proxy keeps an idle WebSocket open longer than the server's
                   ping interval (waits ping_interval + 5 s)
   open files      the open-files limit (ulimit -n) fits the expected clients
-Exits 0 when nothing failed, 1 otherwise.
+With --seafile-env, or when the environment sets ENABLE_NOTIFICATION_SERVER,
+INNER_NOTIFICATION_SERVER_URL or NOTIFICATION_SERVER_URL (as in Seafile's own
+container), what Seafile 12+ itself is given, one line each (WARN with a fix):
+  ENABLE_NOTIFICATION_SERVER     is exactly true
+  INNER_NOTIFICATION_SERVER_URL  is set, and <url>/ping answers from here
+  NOTIFICATION_SERVER_URL        ends in /notification
+  JWT_PRIVATE_KEY                is the server's key (neither key is shown)
+seaf-server tells nobody when these are wrong: without the first two it answers
+every client's jwt-token request with 404 and publishes nothing.
+Exits 0 when nothing failed, 1 otherwise, 2 when an option or --seafile-env
+cannot be read.
 
 Options:
   -c, --config-dir <dir>   Seafile config dir, as for the server
@@ -45,6 +56,8 @@ Options:
                            else SERVICE_URL from ccnet.conf [General])
       --clients <n>        clients to plan for (default: 1000); each holds one open file
       --idle-seconds <n>   how long the idle proxy check waits (default: ping_interval + 5)
+      --seafile-env <file> Seafile's Docker .env (KEY=value lines, as docker compose
+                           reads them) to check against this server
   -h, --help               show this help
 `;
 
@@ -56,6 +69,7 @@ const OPTIONS = {
   'public-url': { type: 'string' },
   clients: { type: 'string' },
   'idle-seconds': { type: 'string' },
+  'seafile-env': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -87,6 +101,7 @@ interface CheckInput {
   publicUrl: string | null;
   clients: number;
   idleSeconds: number | null;
+  seafileEnv: string | null;
 }
 
 interface LoadedConfig {
@@ -98,6 +113,7 @@ interface LoadedConfig {
 
 export async function check(argv: string[]): Promise<number> {
   let input: CheckInput;
+  let seafile: SeafileEnv | null;
   try {
     const { values } = parseCommandLine(argv, OPTIONS, false);
     if (values.help === true) {
@@ -112,7 +128,9 @@ export async function check(argv: string[]): Promise<number> {
       publicUrl: nonEmpty(values['public-url'], '--public-url', 'a URL'),
       clients: parseClients(values.clients),
       idleSeconds: parseIdleSeconds(values['idle-seconds']),
+      seafileEnv: nonEmpty(values['seafile-env'], '--seafile-env', "the path of Seafile's .env"),
     };
+    seafile = await findSeafileEnv(input.seafileEnv, process.env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`notification-server check: ${error.message}\n`);
@@ -133,6 +151,7 @@ export async function check(argv: string[]): Promise<number> {
     report(await checkKey(loaded));
     report(await checkGroupDatabase(config));
   }
+  if (seafile !== null) for (const finding of await checkSeafile(seafile, loaded)) report(finding);
   // Without a configuration the server's own default applies.
   const idleMs = input.idleSeconds !== null ? input.idleSeconds * 1000 : (config?.pingIntervalMs ?? DEFAULTS.pingIntervalMs) + IDLE_MARGIN_MS;
   const publicUrl = await findPublicUrl(input, process.env);
@@ -308,6 +327,155 @@ async function checkGroupDatabase(config: Config): Promise<Finding> {
   } finally {
     await directory.close();
   }
+}
+
+/** The variables of Seafile's own container that tell seaf-server and seahub where this server is. */
+const SEAFILE_VARIABLES = ['ENABLE_NOTIFICATION_SERVER', 'INNER_NOTIFICATION_SERVER_URL', 'NOTIFICATION_SERVER_URL'];
+/** What Seafile's seafile-server.yml gives the seafile container when its .env leaves the variable empty. */
+const COMPOSE_INNER_URL = 'http://notification-server:8083';
+const SILENT = "seaf-server then answers every client's jwt-token request with 404 and publishes nothing, and says so nowhere";
+
+/** --seafile-env, else the environment when it holds Seafile's variables, else nothing to check. */
+async function findSeafileEnv(path: string | null, env: Env): Promise<SeafileEnv | null> {
+  if (path !== null) return readSeafileEnvFile(resolve(process.cwd(), path), env);
+  return SEAFILE_VARIABLES.some((name) => nonBlank(env[name]) !== null) ? seafileEnvFromProcess(env) : null;
+}
+
+async function checkSeafile(seafile: SeafileEnv, loaded: LoadedConfig | null): Promise<Finding[]> {
+  return [checkEnabled(seafile), await checkInnerUrl(seafile), checkPublicUrl(seafile), checkSeafileKey(seafile, loaded)];
+}
+
+/** `in /opt/seafile/.env` or `in the environment`. */
+function where(seafile: SeafileEnv): string {
+  return `in ${seafile.source}`;
+}
+
+/** How the change reaches seaf-server and seahub. */
+function applied(seafile: SeafileEnv): string {
+  return seafile.fromFile ? ', then recreate the seafile container (docker compose up -d)' : ', then restart seaf-server and seahub';
+}
+
+/** Compose and seaf-server both take an empty value for unset. */
+function seafileValue(seafile: SeafileEnv, name: string): string | null {
+  return nonBlank(seafile.values.get(name));
+}
+
+function checkEnabled(seafile: SeafileEnv): Finding {
+  const name = 'ENABLE_NOTIFICATION_SERVER';
+  const value = seafileValue(seafile, name);
+  // seaf-server compares the text with "true" exactly.
+  if (value === 'true') return { status: 'OK', name, detail: `true ${where(seafile)}.` };
+  const what = value === null ? `not set ${where(seafile)}${seafile.fromFile ? " (Seafile's compose file then uses false)" : ''}` : `${JSON.stringify(value)} ${where(seafile)}, not exactly "true"`;
+  return { status: 'WARN', name, detail: `${what}: ${SILENT}.`, fix: `set ENABLE_NOTIFICATION_SERVER=true ${where(seafile)}${applied(seafile)}` };
+}
+
+async function checkInnerUrl(seafile: SeafileEnv): Promise<Finding> {
+  const name = 'INNER_NOTIFICATION_SERVER_URL';
+  const fix = `set ${name} ${where(seafile)} to this server as seaf-server reaches it (${COMPOSE_INNER_URL} in Seafile's Docker set-up, http://127.0.0.1:8083 on one host)${applied(seafile)}`;
+  const value = seafileValue(seafile, name)?.trim() ?? null;
+  if (value === null) {
+    const fallback = seafile.fromFile
+      ? `; Seafile's compose file then gives seaf-server ${COMPOSE_INNER_URL}, which reaches this server only if it runs as the container notification-server on Seafile's network (not checked from here)`
+      : '';
+    return { status: 'WARN', name, detail: `not set ${where(seafile)}${fallback}. Without it ${SILENT}.`, fix };
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    url = new URL('invalid:');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return { status: 'WARN', name, detail: `${JSON.stringify(value)} ${where(seafile)} is not an http:// or https:// URL: seaf-server cannot post its events there, and says so nowhere.`, fix };
+  }
+  const ping = `${value.replace(/\/+$/, '')}/ping`;
+  const answer = await get(ping);
+  if (answer.ok) return { status: 'OK', name, detail: `${ping} answers ${PONG} (seaf-server posts its events to ${value.replace(/\/+$/, '')}/events).` };
+  return {
+    status: 'WARN',
+    name,
+    detail:
+      `${ping}: ${answer.problem}. seaf-server posts every event to ${value.replace(/\/+$/, '')}/events: none would arrive, and it says so nowhere ` +
+      '(a host name known only inside Docker\'s network does not answer from outside it: run check where seaf-server runs).',
+    fix,
+  };
+}
+
+function checkPublicUrl(seafile: SeafileEnv): Finding {
+  const name = 'NOTIFICATION_SERVER_URL';
+  const fix = `set ${name}=https://<your Seafile host>/notification ${where(seafile)}${applied(seafile)}`;
+  let value = seafileValue(seafile, name)?.trim() ?? null;
+  let origin = where(seafile);
+  const hostname = seafileValue(seafile, 'SEAFILE_SERVER_HOSTNAME')?.trim();
+  if (value === null && seafile.fromFile && hostname !== undefined) {
+    value = `${seafileValue(seafile, 'SEAFILE_SERVER_PROTOCOL')?.trim() ?? 'http'}://${hostname}/notification`;
+    origin = `Seafile's compose default from SEAFILE_SERVER_HOSTNAME ${where(seafile)}`;
+  }
+  if (value === null) {
+    return {
+      status: 'WARN',
+      name,
+      detail: `not set ${where(seafile)}: seahub then gives the web UI no notification server and posts its comment updates nowhere.`,
+      fix,
+    };
+  }
+  let path: string | null = null;
+  try {
+    path = new URL(value).pathname;
+  } catch {
+    // Not a URL: said below.
+  }
+  if (path !== null && path.endsWith('/notification')) {
+    return { status: 'OK', name, detail: `${value} (${origin}): the web UI connects there, seahub posts comment updates to ${value}/events.` };
+  }
+  return {
+    status: 'WARN',
+    name,
+    detail:
+      `${value} (${origin}) does not end in /notification: the web UI connects there and seahub posts its comment updates to ` +
+      `${value.replace(/\/+$/, '')}${value.endsWith('/') ? '//' : '/'}events, which the documented proxy rules do not forward, and nobody is told.`,
+    fix,
+  };
+}
+
+function checkSeafileKey(seafile: SeafileEnv, loaded: LoadedConfig | null): Finding {
+  const name = 'JWT_PRIVATE_KEY';
+  const theirs = seafile.values.get(name);
+  if (theirs === undefined || theirs === '') {
+    return {
+      status: 'WARN',
+      name,
+      detail: `not set ${where(seafile)}: seaf-server does not start without it.`,
+      fix: `set ${name} ${where(seafile)} to this server's key${applied(seafile)}`,
+    };
+  }
+  if (loaded === null || !loaded.keyConfigured) {
+    const why = loaded === null ? "the server's configuration did not load" : 'no JWT key is configured for this server';
+    return {
+      status: 'WARN',
+      name,
+      detail: `not compared: ${why}.`,
+      fix: `give this server the key ${where(seafile)}: JWT_PRIVATE_KEY in its environment, or seafile.conf [notification] jwt_private_key`,
+    };
+  }
+  const { config } = loaded;
+  if (sameSecret(theirs, config.jwtPrivateKey)) {
+    return { status: 'OK', name, detail: `the key ${where(seafile)} is the server's (from ${config.jwtKeySource}); neither is shown.` };
+  }
+  return {
+    status: 'WARN',
+    name,
+    detail:
+      `the key ${where(seafile)} differs from the server's (from ${config.jwtKeySource}); neither is shown. The server then refuses ` +
+      "seaf-server's and seahub's events (401) and answers every client's subscribe with jwt-expired; seaf-server says so nowhere.",
+    fix: `give both the same key: put the JWT_PRIVATE_KEY ${where(seafile)} into the server's ${config.jwtKeySource}, then restart the server`,
+  };
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 async function checkPing(base: URL): Promise<Finding> {

@@ -21,8 +21,12 @@ export function routeOf(url: string | undefined): Route {
     case '/notification/ping':
     case '/notification/ping/':
       return 'ping';
+    // Seahub posts comment updates to NOTIFICATION_SERVER_URL + "/events", the public URL, and the
+    // Seafile 13 cluster template gives seaf-server that URL too: a proxy may pass the prefix on.
     case '/events':
     case '/events/':
+    case '/notification/events':
+    case '/notification/events/':
       return 'events';
     // Behind nginx the client connects to /notification, which the documented rules rewrite to /.
     case '/':

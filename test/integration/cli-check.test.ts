@@ -215,3 +215,118 @@ describe('notification-server check, in front of and behind the documented nginx
     assert.equal(result.code, 1);
   });
 });
+
+describe("notification-server check --seafile-env: what Seafile 12+ is given, checked against this server", () => {
+  const SEAFILE_CHECKS = ['ENABLE_NOTIFICATION_SERVER', 'INNER_NOTIFICATION_SERVER_URL', 'NOTIFICATION_SERVER_URL', 'JWT_PRIVATE_KEY'];
+  const ALL_CHECKS = [...CHECKS.slice(0, 4), ...SEAFILE_CHECKS, ...CHECKS.slice(4)];
+  let dir: string;
+  let server: ServerProcess;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'notif-test-seafile-env-'));
+    server = await ServerProcess.start();
+  });
+  after(async () => {
+    await server?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const serverEnv = (): Record<string, string> => ({ JWT_PRIVATE_KEY: TEST_KEY, NOTIFICATION_SERVER_HOST: '127.0.0.1', NOTIFICATION_SERVER_PORT: String(server.port) });
+
+  /** Check name → its line, after asserting the Seafile lines sit between the server's and the proxy's. */
+  function seafileLinesOf(result: CliResult): Map<string, string> {
+    const lines = result.stdout.split('\n').filter((line) => line !== '');
+    const names = lines.map((line) => /^(?:OK|WARN|FAIL)\s+([^:]+):/.exec(line)?.[1] ?? `unparsable: ${line}`);
+    assert.deepEqual(names, ALL_CHECKS, result.stdout + result.stderr);
+    return new Map(names.map((name, index) => [name, lines[index]!]));
+  }
+
+  async function checkWith(envFile: string, env: Record<string, string> = serverEnv()): Promise<CliResult> {
+    const path = join(dir, `${Math.random().toString(36).slice(2)}.env`);
+    await writeFile(path, envFile);
+    return runCli(['check', '--seafile-env', path, '--clients', '100'], { env, openFilesLimit: 4096 });
+  }
+
+  it('a .env that matches the running server is OK on every Seafile line, and no key is printed', async () => {
+    const result = await checkWith(
+      `# Seafile's .env\nexport ENABLE_NOTIFICATION_SERVER=true\nINNER_NOTIFICATION_SERVER_URL="http://127.0.0.1:${server.port}" # the server\n` +
+        `NOTIFICATION_SERVER_URL=https://seafile.example.com/notification\nJWT_PRIVATE_KEY='${TEST_KEY}'\n`,
+    );
+    const lines = seafileLinesOf(result);
+    for (const name of SEAFILE_CHECKS) assert.match(lines.get(name)!, /^OK /, result.stdout);
+    assert.match(lines.get('INNER_NOTIFICATION_SERVER_URL')!, new RegExp(`http://127\\.0\\.0\\.1:${server.port}/ping answers`));
+    assert.match(lines.get('JWT_PRIVATE_KEY')!, /is the server's \(from JWT_PRIVATE_KEY\); neither is shown/);
+    assert.ok(!(result.stdout + result.stderr).includes(TEST_KEY), 'the key is never printed');
+    assert.equal(result.code, 0, result.stdout);
+  });
+
+  it('each way seaf-server would stay silent is a warning with its fix; neither key is printed', async () => {
+    const closed = await closedLoopbackPort();
+    const result = await checkWith(
+      `ENABLE_NOTIFICATION_SERVER=True\nINNER_NOTIFICATION_SERVER_URL=http://127.0.0.1:${closed}/\n` +
+        `NOTIFICATION_SERVER_URL=https://seafile.example.com/\nJWT_PRIVATE_KEY=${OTHER_KEY}\n`,
+    );
+    const lines = seafileLinesOf(result);
+    assert.match(
+      lines.get('ENABLE_NOTIFICATION_SERVER')!,
+      /^WARN +ENABLE_NOTIFICATION_SERVER: "True" in .*\.env, not exactly "true": seaf-server then answers every client's jwt-token request with 404 and publishes nothing.* Fix: set ENABLE_NOTIFICATION_SERVER=true in .*\.env, then recreate the seafile container/,
+    );
+    assert.match(
+      lines.get('INNER_NOTIFICATION_SERVER_URL')!,
+      new RegExp(`^WARN +INNER_NOTIFICATION_SERVER_URL: http://127\\.0\\.0\\.1:${closed}/ping: .*ECONNREFUSED.* seaf-server posts every event to .*/events: none would arrive.* Fix: set INNER_NOTIFICATION_SERVER_URL `),
+    );
+    assert.match(
+      lines.get('NOTIFICATION_SERVER_URL')!,
+      /^WARN +NOTIFICATION_SERVER_URL: https:\/\/seafile\.example\.com\/ \(in .*\) does not end in \/notification: .* Fix: set NOTIFICATION_SERVER_URL=https:\/\/<your Seafile host>\/notification/,
+    );
+    assert.match(
+      lines.get('JWT_PRIVATE_KEY')!,
+      /^WARN +JWT_PRIVATE_KEY: the key in .*\.env differs from the server's \(from JWT_PRIVATE_KEY\); neither is shown\. .*jwt-expired.* Fix: give both the same key/,
+    );
+    const output = result.stdout + result.stderr;
+    assert.ok(!output.includes(TEST_KEY) && !output.includes(OTHER_KEY), 'neither key is printed');
+    assert.equal(result.code, 0, 'warnings only');
+  });
+
+  it("what the .env leaves unset is named, with the compose file's default where it has one", async () => {
+    const result = await checkWith('SEAFILE_SERVER_HOSTNAME=seafile.example.com\nSEAFILE_SERVER_PROTOCOL=https\nJWT_PRIVATE_KEY=\nNOTIFICATION_SERVER_URL=\n');
+    const lines = seafileLinesOf(result);
+    assert.match(lines.get('ENABLE_NOTIFICATION_SERVER')!, /^WARN +ENABLE_NOTIFICATION_SERVER: not set in .* \(Seafile's compose file then uses false\): .*404/);
+    assert.match(
+      lines.get('INNER_NOTIFICATION_SERVER_URL')!,
+      /^WARN +INNER_NOTIFICATION_SERVER_URL: not set in .*; Seafile's compose file then gives seaf-server http:\/\/notification-server:8083.*not checked from here.*404 and publishes nothing.* Fix: /,
+    );
+    assert.match(lines.get('NOTIFICATION_SERVER_URL')!, /^OK +NOTIFICATION_SERVER_URL: https:\/\/seafile\.example\.com\/notification \(Seafile's compose default from SEAFILE_SERVER_HOSTNAME/);
+    assert.match(lines.get('JWT_PRIVATE_KEY')!, /^WARN +JWT_PRIVATE_KEY: not set in .*: seaf-server does not start without it/);
+  });
+
+  it("without --seafile-env, Seafile's variables in the environment are checked (a URL of the public shape answers too)", async () => {
+    const result = await runCli(['check', '--clients', '100'], {
+      env: { ...serverEnv(), ENABLE_NOTIFICATION_SERVER: 'true', INNER_NOTIFICATION_SERVER_URL: `http://127.0.0.1:${server.port}/notification` },
+      openFilesLimit: 4096,
+    });
+    const lines = seafileLinesOf(result);
+    assert.match(lines.get('ENABLE_NOTIFICATION_SERVER')!, /^OK +ENABLE_NOTIFICATION_SERVER: true in the environment/);
+    assert.match(lines.get('INNER_NOTIFICATION_SERVER_URL')!, new RegExp(`^OK .*:${server.port}/notification/ping answers .*/notification/events\\)`));
+    assert.match(lines.get('NOTIFICATION_SERVER_URL')!, /^WARN +NOTIFICATION_SERVER_URL: not set in the environment: seahub then gives the web UI no notification server.* Fix: .*then restart seaf-server and seahub/);
+    assert.match(lines.get('JWT_PRIVATE_KEY')!, /^OK /);
+  });
+
+  it('--help names --seafile-env and the four lines', async () => {
+    const help = await runCli(['check', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /--seafile-env <file> Seafile's Docker \.env/);
+    for (const name of SEAFILE_CHECKS) assert.match(help.stdout, new RegExp(`^  ${name} `, 'm'));
+  });
+
+  it('a .env that is missing or malformed stops check with exit 2 and says which file and line', async () => {
+    const missing = await runCli(['check', '--seafile-env', join(dir, 'nowhere', '.env')], { env: serverEnv() });
+    assert.equal(missing.code, 2);
+    assert.equal(missing.stdout, '');
+    assert.match(missing.stderr, /^notification-server check: cannot read --seafile-env .*nowhere\/\.env: no such file; give the path of the \.env/);
+    const malformed = await checkWith('ENABLE_NOTIFICATION_SERVER=true\nthis is not an assignment\n');
+    assert.equal(malformed.code, 2);
+    assert.equal(malformed.stdout, '');
+    assert.match(malformed.stderr, /\.env:2: expected "=" after this/);
+  });
+});

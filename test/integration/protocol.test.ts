@@ -105,6 +105,35 @@ describe('the wire protocol against the running server', () => {
     assert.deepEqual(outsider.raw, []);
   });
 
+  it('serves POST /notification/events and /notification/events/ as /events: a proxy may pass the prefix on', async () => {
+    const client = await subscribed([REPO]);
+    // Seahub's comment update: a token with exp only, posted to NOTIFICATION_SERVER_URL + "/events".
+    const token = publisherToken(undefined, Math.floor(Date.now() / 1000) + 500);
+    const bodies = ['/notification/events', '/notification/events/'].map(
+      (path) => `{"type":"comment-update","content":{"repo_id":"${REPO}","type":"comment_updated","file_uuid":"${path}","file_path":""}}`,
+    );
+    for (const [index, path] of ['/notification/events', '/notification/events/'].entries()) {
+      const response = await fetch(server.url + path, { method: 'POST', headers: { authorization: `Token ${token}` }, body: bodies[index] });
+      assert.equal(response.status, 200, path);
+      assert.equal(await response.text(), '', path);
+    }
+    await client.waitForCount(2);
+    assert.deepEqual(client.raw, bodies);
+    // The same rules as on /events: a token naming a user cannot publish, GET is not publishing.
+    const forged = `{"type":"repo-update","content":{"repo_id":"${REPO}","commit_id":"forged"}}`;
+    const refused = await fetch(`${server.url}/notification/events`, {
+      method: 'POST',
+      headers: { authorization: `Token ${subscriberToken(REPO, 'mallory@example.com')}` },
+      body: forged,
+    });
+    assert.equal(refused.status, 403);
+    assert.match(await refused.text(), /subscriber token .* cannot publish/);
+    assert.equal((await fetch(`${server.url}/notification/events`)).status, 405);
+    assert.equal((await fetch(`${server.url}/notification/eventsx`, { method: 'POST', body: forged })).status, 404);
+    await client.roundTrip();
+    assert.equal(client.raw.length, 2, 'nothing else arrived');
+  });
+
   it('folder-perm-changed with a user reaches that user only; with neither user nor group, everyone', async () => {
     const alice = await subscribed([REPO], 'alice@example.com');
     const bob = await subscribed([REPO], 'bob@example.com');

@@ -19,7 +19,8 @@ export interface ProxyKind {
   skip: string | false;
   /**
    * Starts it in front of `upstream` (`host:port` of a running notification server);
-   * `edit` may change the documented configuration first (to break it on purpose).
+   * `edit` may change the documented configuration first (to break it on purpose, or to add
+   * a documented restriction), before the addresses are swapped for the test's.
    */
   start(upstream: string, edit?: (config: string) => string): Promise<ProxyProcess>;
 }
@@ -51,7 +52,7 @@ function nginx(): ProxyKind {
         logFiles: ['logs/error.log', 'logs/notif.error.log'],
         prepare: async (port, dir) => {
           await mkdir(join(dir, 'logs'), { recursive: true });
-          const site = substitute(documented('nginx.conf'), 'nginx.conf', [
+          const site = substitute(edit(documented('nginx.conf')), 'nginx.conf', [
             ['listen 80;', `listen 127.0.0.1:${port};`],
             ['127.0.0.1:8083', upstream],
             ['/var/log/nginx/', `${dir}/logs/`],
@@ -72,7 +73,7 @@ http {
     uwsgi_temp_path ${dir}/uwsgi;
     scgi_temp_path ${dir}/scgi;
 
-${edit(site)}
+${site}
 }
 `;
           await writeFile(join(dir, 'nginx.conf'), conf);
@@ -99,8 +100,9 @@ function apache(): ProxyKind {
         // With -X Apache waits for every open WebSocket tunnel on SIGTERM; one process, nothing to lose.
         stopSignal: 'SIGKILL',
         prepare: async (port, dir) => {
-          const snippet = substitute(documented('apache.conf'), 'apache.conf', [['127.0.0.1:8083', upstream]]);
-          const modules = ['mpm_event', 'authz_core', 'proxy', 'proxy_http', 'proxy_wstunnel'];
+          const snippet = substitute(edit(documented('apache.conf')), 'apache.conf', [['127.0.0.1:8083', upstream]]);
+          // authz_host: Require ip, for the restriction in docs/security.md.
+          const modules = ['mpm_event', 'authz_core', 'authz_host', 'proxy', 'proxy_http', 'proxy_wstunnel'];
           // The server-wide lines every Apache has, and the modules the docs name.
           const conf = `ServerRoot ${dir}
 DefaultRuntimeDir ${dir}
@@ -111,7 +113,7 @@ ErrorLog ${dir}/error.log
 LogLevel warn
 ${modules.map((module) => `LoadModule ${module}_module ${APACHE_MODULES}/mod_${module}.so`).join('\n')}
 
-${edit(snippet)}`;
+${snippet}`;
           await writeFile(join(dir, 'httpd.conf'), conf);
           // -X: one foreground process.
           return { argv: [binary!, '-X', '-f', join(dir, 'httpd.conf')] };
@@ -131,7 +133,7 @@ function haproxy(): ProxyKind {
       ProxyProcess.start({
         name: 'HAProxy',
         prepare: async (port, dir) => {
-          const snippet = substitute(documented('haproxy.cfg'), 'haproxy.cfg', [
+          const snippet = substitute(edit(documented('haproxy.cfg')), 'haproxy.cfg', [
             ['bind :80', `bind 127.0.0.1:${port}`],
             ['127.0.0.1:8083', upstream],
           ]);
@@ -143,7 +145,7 @@ defaults
     log global
     timeout client 30s
 
-${edit(snippet)}`;
+${snippet}`;
           await writeFile(join(dir, 'haproxy.cfg'), conf);
           return { argv: [binary!, '-db', '-f', join(dir, 'haproxy.cfg')] };
         },
@@ -152,10 +154,14 @@ ${edit(snippet)}`;
 }
 
 function caddy(): ProxyKind {
-  const binary = requireBinary('caddy', 'caddy');
+  return caddyWith(requireBinary('caddy', 'caddy'), documented, 'Caddyfile');
+}
+
+/** Caddy with the site block `read(file)` gives. */
+function caddyWith(binary: string | undefined, read: (file: string) => string, file: string): ProxyKind {
   return {
     name: 'Caddy',
-    file: 'Caddyfile',
+    file,
     binary,
     skip: skipReason(binary, 'caddy', 'caddy'),
     start: (upstream, edit = (config) => config) =>
@@ -164,7 +170,7 @@ function caddy(): ProxyKind {
         // Its grace period (below) bounds how long it waits for open WebSockets.
         stopSignal: 'SIGTERM',
         prepare: async (port, dir) => {
-          const site = substitute(documented('Caddyfile'), 'Caddyfile', [
+          const site = substitute(edit(read(file)), file, [
             ['seafile.example.com {', `http://127.0.0.1:${port} {\n    bind 127.0.0.1`],
             ['127.0.0.1:8083', upstream],
           ]);
@@ -176,7 +182,7 @@ function caddy(): ProxyKind {
     storage file_system ${dir}/storage
 }
 
-${edit(site)}`;
+${site}`;
           await writeFile(join(dir, 'Caddyfile'), conf);
           return {
             argv: [binary!, 'run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'],
@@ -184,6 +190,59 @@ ${edit(site)}`;
           };
         },
       }),
+  };
+}
+
+/**
+ * Seafile's own Caddy labels for the notification-server container (its notification-server.yml),
+ * written as a Caddyfile: WebSocket upgrades anywhere, and everything under /notification with
+ * the prefix stripped. Not our documented configuration: what the server meets in Seafile's Docker set-up.
+ */
+export function seafileCaddyLabels(): ProxyKind {
+  const binary = requireBinary('caddy', 'caddy');
+  const labels = `seafile.example.com {
+    @ws {
+        header Connection *Upgrade*
+        header Upgrade websocket
+    }
+    reverse_proxy @ws 127.0.0.1:8083
+    handle_path /notification* {
+        rewrite * {uri}
+        reverse_proxy 127.0.0.1:8083
+    }
+}
+`;
+  const caddy = caddyWith(binary, () => labels, 'Caddyfile');
+  return { ...caddy, file: "Seafile's Caddy labels" };
+}
+
+/** The code block of `language` in docs/security.md that names /notification/events. */
+function securitySnippet(language: string): string {
+  const text = readFileSync(fileURLToPath(new URL('../../../docs/security.md', import.meta.url)), 'utf8');
+  const blocks = [...text.matchAll(new RegExp('```' + language + '\\n([\\s\\S]*?)```', 'g'))].map((match) => match[1]!);
+  const found = blocks.filter((block) => block.includes('/notification/events'));
+  if (found.length !== 1) throw new Error(`docs/security.md has ${found.length} ${language} blocks about /notification/events, expected 1`);
+  return found[0]!;
+}
+
+/** The documented snippet's first address, the one a test client comes from. */
+const DOCUMENTED_SEAFILE_HOST = '192.0.2.10';
+
+/**
+ * Applies the restriction of docs/security.md ("Taking events from the Seafile hosts only") to the
+ * documented configuration of `kind`, with `allowed` in place of the first Seafile host.
+ */
+export function eventsRestrictedTo(kind: ProxyKind['name'], allowed: string): (config: string) => string {
+  const language = { nginx: 'nginx', Apache: 'apache', HAProxy: 'haproxy', Caddy: 'caddy' }[kind];
+  const snippet = securitySnippet(language).split(DOCUMENTED_SEAFILE_HOST).join(allowed);
+  return (config) => {
+    let edited: string;
+    if (kind === 'nginx') edited = config.replace(/^ {4}location = \/notification\/events \{[^}]*\}\n/m, snippet);
+    else if (kind === 'Caddy') edited = config.replace(/^ {4}handle \/notification\/events \{[^}]*\}\n/m, snippet);
+    else if (kind === 'HAProxy') edited = config.replace(/^ {4}use_backend notification /m, `${snippet}    use_backend notification `);
+    else edited = `${config}\n${snippet}`;
+    if (edited === config) throw new Error(`the restriction of docs/security.md found no place in docs/deploy for ${kind}`);
+    return edited;
   };
 }
 

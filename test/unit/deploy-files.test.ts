@@ -87,8 +87,28 @@ describe('docs/deploy proxies: upgrade headers, timeouts above the ping interval
   it('Caddy maps exactly /notification/ping and /notification onto the server with the prefix stripped', () => {
     const caddy = withoutComments(readDeployFile('Caddyfile'));
     assert.match(caddy, /handle \/notification\/ping \{\s*rewrite \* \/ping\s*reverse_proxy 127\.0\.0\.1:8083\s*\}/);
-    assert.doesNotMatch(caddy, /handle_path|\/notification\/\*/, 'a wildcard would forward /notification/events and /notification/metrics');
+    assert.doesNotMatch(caddy, /handle_path|\/notification\/?\*/, 'a wildcard would forward /notification/metrics and /notification/status');
     assert.match(caddy, /handle \/notification \{\s*rewrite \* \/\s*reverse_proxy 127\.0\.0\.1:8083\s*\}/);
+  });
+});
+
+describe('docs/deploy proxies: seahub\'s /notification/events reaches the server\'s /events, exactly that path', () => {
+  it('nginx has an exact location for it', () => {
+    assert.match(withoutComments(readDeployFile('nginx.conf')), /location = \/notification\/events \{\s*proxy_pass http:\/\/127\.0\.0\.1:8083\/events;/);
+  });
+
+  it('Apache maps it before /notification', () => {
+    const apache = withoutComments(readDeployFile('apache.conf'));
+    const events = apache.indexOf('ProxyPass        /notification/events http://127.0.0.1:8083/events\n');
+    assert.ok(events >= 0 && events < apache.indexOf('ProxyPass        /notification ws://'), 'the /notification/events line, before /notification');
+  });
+
+  it('HAProxy sends that exact path to the backend, which strips the prefix', () => {
+    assert.match(withoutComments(readDeployFile('haproxy.cfg')), /use_backend notification if .*\{ path \/notification\/events \}/);
+  });
+
+  it('Caddy rewrites it to /events', () => {
+    assert.match(withoutComments(readDeployFile('Caddyfile')), /handle \/notification\/events \{\s*rewrite \* \/events\s*reverse_proxy 127\.0\.0\.1:8083\s*\}/);
   });
 });
 
