@@ -195,7 +195,7 @@ async function checkConfiguration(input: CheckInput, env: Env, report: (finding:
   // With nothing configured the server would generate a key; a check must not leave one behind.
   const configured = input.configDir !== null || env['JWT_PRIVATE_KEY'] !== undefined;
   try {
-    const { config, notices } = await loadConfig({
+    const { config, notices, warnings } = await loadConfig({
       flags: {
         configDir: input.configDir,
         ccnetDb: input.ccnetDb,
@@ -216,6 +216,8 @@ async function checkConfiguration(input: CheckInput, env: Env, report: (finding:
     });
     const key = configured ? `JWT key from ${config.jwtKeySource}` : 'no JWT key configured (the server generates one)';
     report({ status: 'OK', name: 'configuration', detail: `listens on ${config.host}:${config.port}, ${key}.` });
+    // The server starts all the same, as the stock server would; the value is still wrong.
+    for (const warning of warnings) report({ status: 'WARN', name: 'configuration', detail: `${warning}.`, fix: 'correct or unset the variable named' });
     return { config, notices, keyConfigured: configured };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

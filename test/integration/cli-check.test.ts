@@ -214,6 +214,16 @@ describe('notification-server check, in front of and behind the documented nginx
     assert.match(first, /^FAIL +configuration: dead_peer_timeout .* must be longer than ping_interval/);
     assert.equal(result.code, 1);
   });
+
+  it('a stock variable the server ignores (an unknown log level) is a configuration warning naming what is used', async () => {
+    const result = await runCli(['check', '--clients', '100'], {
+      env: { ...serverEnv(), NOTIFICATION_SERVER_LOG_LEVEL: 'verbose' },
+      openFilesLimit: 4096,
+    });
+    const lines = result.stdout.split('\n');
+    assert.match(lines[0]!, /^OK +configuration: /);
+    assert.match(lines[1]!, /^WARN +configuration: invalid log level "verbose" \(NOTIFICATION_SERVER_LOG_LEVEL\).*using log level info \(default\), as the stock server does\. Fix: /);
+  });
 });
 
 describe("notification-server check --seafile-env: what Seafile 12+ is given, checked against this server", () => {
