@@ -5,6 +5,7 @@ import type { Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { encodeJwtExpired, type LibraryEvent } from '../protocol/event.js';
+import type { Outgoing } from '../protocol/outgoing.js';
 import { ExpirySchedule } from './expiry-schedule.js';
 import { PositionedDelivery } from './positioned-delivery.js';
 import type { Subscriber, Subscription } from './subscriber.js';
@@ -186,7 +187,8 @@ export class Hub {
 
   #deliver(event: LibraryEvent, members: ReadonlySet<string> | null, acceptedAt: number): void {
     const followers = this.index.followers(event.repoId) ?? NOBODY;
-    const { audience, frame } = event;
+    const { audience, frame, repoId } = event;
+    let stock: Outgoing | undefined;
     let sent = 0;
     for (const subscription of followers) {
       const reached =
@@ -199,7 +201,7 @@ export class Hub {
         continue;
       }
       if (!reached) continue;
-      subscription.subscriber.send(frame);
+      subscription.subscriber.send((stock ??= { kind: 'event', repoId, frame }));
       sent++;
     }
     // ws has written each frame to its socket (or queued it behind earlier ones) by now.

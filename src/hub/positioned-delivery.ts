@@ -14,7 +14,7 @@ import type { Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { LibraryEvent } from '../protocol/event.js';
-import { encodeResync, encodeSubscribed, positionedFrame } from '../protocol/position-frames.js';
+import { encodeResync, encodeSubscribed, positionedMessage } from '../protocol/position-frames.js';
 import type { Subscriber, Subscription } from './subscriber.js';
 
 /** Live events held for one subscription while its replay is read; past this it is told to resync. */
@@ -154,7 +154,7 @@ export class PositionedDelivery {
     const position = event.position;
     // Accepted while Redis was away: in no history, sent as it is; the cursor stays.
     if (position === undefined) {
-      if (reached) subscriber.send(event.frame);
+      if (reached) subscriber.send(positionedMessage(event));
       return;
     }
     const at = cursor.at;
@@ -169,7 +169,7 @@ export class PositionedDelivery {
       }
     }
     cursor.at = position;
-    if (reached) subscriber.send(positionedFrame(event), position);
+    if (reached) subscriber.send(positionedMessage(event));
   }
 
   async #recover(cursor: Cursor, request: Request): Promise<void> {
@@ -191,7 +191,7 @@ export class PositionedDelivery {
         const reached = await this.options.reaches(cursor.subscription, event);
         if (!this.#owns(cursor) || !isCurrent(cursor.subscription)) return;
         if (!reached) continue;
-        subscriber.send(positionedFrame(event), event.position);
+        subscriber.send(positionedMessage(event));
         replayed++;
       }
       if (read.events.length > 0) logger.debug({ connection: subscriber.id, repoId, replayed: read.events.length }, 'replayed missed events');

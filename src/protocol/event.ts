@@ -1,6 +1,7 @@
 import type { Position } from '../history/position.js';
 import { MAX_REPO_ID_LENGTH } from './client-message.js';
 import { rawMember } from './raw-json.js';
+import type { Outgoing } from './outgoing.js';
 
 /** Who among a library's subscribers receives an event. */
 export type Audience =
@@ -69,12 +70,13 @@ export function parseEvent(body: string): LibraryEvent {
 }
 
 /** The server's own message telling a client to fetch a new token for a library. */
-export function encodeJwtExpired(repoId: string): Buffer {
-  return Buffer.from(`{"type":"jwt-expired","content":{"repo_id":${JSON.stringify(repoId)}}}`);
+export function encodeJwtExpired(repoId: string): Outgoing {
+  return { kind: 'jwt-expired', repoId, frame: Buffer.from(`{"type":"jwt-expired","content":{"repo_id":${JSON.stringify(repoId)}}}`) };
 }
 
 /** Our answer to a client message we did not understand (stock clients never send one). */
-export function encodeError(message: string, repoId?: string): Buffer {
+export function encodeError(message: string, repoId?: string): Outgoing {
   const content = repoId === undefined ? { message } : { repo_id: repoId, message };
-  return Buffer.from(JSON.stringify({ type: 'error', content }));
+  const frame = Buffer.from(JSON.stringify({ type: 'error', content }));
+  return repoId === undefined ? { kind: 'error', frame } : { kind: 'error', repoId, frame };
 }

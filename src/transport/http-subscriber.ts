@@ -5,8 +5,9 @@ import type { Hub } from '../hub/hub.js';
 import type { Subscriber } from '../hub/subscriber.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { parsePosition, type Position } from '../history/position.js';
+import type { Position } from '../history/position.js';
 import { encodeError, encodeJwtExpired } from '../protocol/event.js';
+import type { Outgoing } from '../protocol/outgoing.js';
 import type { ClientAddress } from './client-address.js';
 import { RETRY_AFTER_SECONDS, userCapRefusal } from './connection-caps.js';
 import { formatCursor, type Cursor } from './cursor.js';
@@ -23,7 +24,7 @@ export interface HttpSubscriberContext {
 }
 
 /** One library of a request: subscribed with its grant, or answered with a message (`jwt-expired`, `error`). */
-type Outcome = { grant: SubscriberGrant; since: Position | undefined } | { answer: Buffer };
+type Outcome = { grant: SubscriberGrant; since: Position | undefined } | { answer: Outgoing };
 
 /** What a request's tokens come to, decided before anything is answered. */
 export type SubscribePlan = readonly Outcome[];
@@ -120,37 +121,16 @@ export abstract class HttpSubscriber implements Subscriber {
     return formatCursor(this.cursor);
   }
 
-  send(frame: Buffer, position?: Position): void {
-    const moved = movedTo(frame, position);
-    if (moved !== null) this.cursor.set(moved.repoId, moved.position);
-    this.deliver(frame);
+  send(message: Outgoing): void {
+    if (message.repoId !== undefined && message.position !== undefined) this.cursor.set(message.repoId, message.position);
+    this.deliver(message);
   }
 
   /** One complete message for this client, the cursor already moved past it. */
-  protected abstract deliver(frame: Buffer): void;
+  protected abstract deliver(message: Outgoing): void;
 
   /** Leaves the hub: every subscription of this request ends. */
   protected leave(): void {
     this.context.hub.removeSubscriber(this);
   }
-}
-
-/**
- * The library and position a message moves the cursor to: a positioned event's, or the one
- * in `subscribed` and `resync` (their repo id is in the frame, not handed along, so it is
- * parsed: fallback clients are few).
- */
-function movedTo(frame: Buffer, position: Position | undefined): { repoId: string; position: Position } | null {
-  if (position === undefined && !frame.subarray(0, 24).toString('latin1').match(/^\{"type":"(subscribed|resync)"/)) return null;
-  let message: unknown;
-  try {
-    message = JSON.parse(frame.toString('utf8'));
-  } catch {
-    return null;
-  }
-  const content = typeof message === 'object' && message !== null ? (message as { content?: unknown }).content : undefined;
-  const repoId = typeof content === 'object' && content !== null ? (content as Record<string, unknown>)['repo_id'] : undefined;
-  if (typeof repoId !== 'string') return null;
-  const moved = position ?? parsePosition((content as Record<string, unknown>)['position']);
-  return moved === null ? null : { repoId, position: moved };
 }

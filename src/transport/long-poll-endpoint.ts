@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody } from '../http/request-body.js';
+import type { Outgoing } from '../protocol/outgoing.js';
 import type { ClientAddress } from './client-address.js';
 import { admit, badRequest, corsHeaders, parsedOrRefused } from './fallback-admission.js';
 import { parsePollRequest, type FallbackRequest } from './fallback-request.js';
@@ -95,14 +96,13 @@ class LongPoll extends HttpSubscriber {
     if (!this.#answered && this.#soon === undefined) this.#timer = setTimeout(() => this.answer(), this.options.waitMs);
   }
 
-  protected deliver(frame: Buffer): void {
+  protected deliver({ frame, kind, repoId }: Outgoing): void {
     if (this.#answered) return;
     this.#frames.push(frame);
     this.#bytes += frame.length + 1;
     // Anything is news but the `subscribed` that ends a resumed library's replay: it only
     // confirms the cursor. A first poll's `subscribed` gives the client its starting cursor.
-    const confirmed = subscribedRepo(frame);
-    const news = confirmed === null || !this.#resumed.has(confirmed);
+    const news = kind !== 'subscribed' || repoId === undefined || !this.#resumed.has(repoId);
     if (news || this.#bytes >= this.options.sendQueueBytes) {
       // Whatever else the same turn delivers (the rest of a replay) goes into the same answer.
       this.#soon ??= setImmediate(() => this.answer());
@@ -127,13 +127,4 @@ class LongPoll extends HttpSubscriber {
     this.leave();
     this.onAnswered(this);
   }
-}
-
-const SUBSCRIBED_PREFIX = Buffer.from('{"type":"subscribed",');
-
-/** The library a `subscribed` message is about, or null for any other message. */
-function subscribedRepo(frame: Buffer): string | null {
-  if (!frame.subarray(0, SUBSCRIBED_PREFIX.length).equals(SUBSCRIBED_PREFIX)) return null;
-  const content = (JSON.parse(frame.toString('utf8')) as { content?: { repo_id?: unknown } }).content;
-  return typeof content?.repo_id === 'string' ? content.repo_id : null;
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Outgoing } from '../protocol/outgoing.js';
 import type { ClientAddress } from './client-address.js';
 import { admit, corsHeaders, parsedOrRefused } from './fallback-admission.js';
 import { parseSseRequest, type FallbackRequest } from './fallback-request.js';
@@ -98,7 +99,7 @@ class SseStream extends HttpSubscriber {
     if (this.subscribed === 0) this.end('no library left to follow: every library was refused');
   }
 
-  protected deliver(frame: Buffer): void {
+  protected deliver({ frame, kind }: Outgoing): void {
     if (!this.#open) return;
     if (this.response.writableLength + frame.length > this.options.sendQueueBytes) {
       this.options.logger.warn({ subscriber: this.id, remote: this.remote, queuedBytes: this.response.writableLength }, 'SSE client is not reading its messages: send queue overflowed, ending the stream');
@@ -111,7 +112,7 @@ class SseStream extends HttpSubscriber {
     this.response.write(`id: ${this.cursorText}\n${data}\n`);
     this.#lastWrite = this.options.now();
     // The hub expired the last library's token (or it was refused at the start): the client comes back with new ones.
-    if (this.#started && text.startsWith('{"type":"jwt-expired"') && this.subscribed === 0) this.end('no library left to follow');
+    if (this.#started && kind === 'jwt-expired' && this.subscribed === 0) this.end('no library left to follow');
   }
 
   keepAlive(now: number, intervalMs: number): void {

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { parseClientMessage, ProtocolError, type ClientMessage } from '../protocol/client-message.js';
 import { encodeError, encodeJwtExpired } from '../protocol/event.js';
+import type { Outgoing } from '../protocol/outgoing.js';
 import { POSITIONS_SUBPROTOCOL } from '../protocol/position-frames.js';
 import { CloseCode, closeReasonOf, closeReasonOfFrameError, type CloseReason } from './close-codes.js';
 import { userCapRefusal } from './connection-caps.js';
@@ -114,7 +115,7 @@ export class WebSocketConnection implements Subscriber {
     return this.#open;
   }
 
-  send(frame: Buffer): void {
+  send({ frame }: Outgoing): void {
     if (!this.#open) return;
     const { socket, tcp } = this;
     // bufferedAmount counts what ws and we queued on the TCP socket, corked bytes included.

@@ -9,7 +9,8 @@ import { Hub } from '../../src/hub/hub.js';
 import type { Subscriber } from '../../src/hub/subscriber.js';
 import { parseClientMessage } from '../../src/protocol/client-message.js';
 import { parseEvent, type LibraryEvent } from '../../src/protocol/event.js';
-import { encodeResync, encodeSubscribed, positionedFrame } from '../../src/protocol/position-frames.js';
+import { encodeResync, encodeSubscribed, positionedMessage } from '../../src/protocol/position-frames.js';
+import type { Outgoing } from '../../src/protocol/outgoing.js';
 
 const silent = pino({ level: 'silent' });
 const farFuture = Date.now() + 3_600_000;
@@ -127,23 +128,25 @@ describe('positions on the wire', () => {
   it('a positioned frame is the stock frame with the position as its last member', () => {
     const body = `{"type":"repo-update","content":{ "repo_id": "a", "commit_id": "c", "n": 12345678901234567890 }}`;
     const event = { ...parseEvent(body), position: { epoch: 'k3x9q2', offset: 18 } };
-    const frame = positionedFrame(event).toString();
-    assert.equal(frame, `{"type":"repo-update","content":{ "repo_id": "a", "commit_id": "c", "n": 12345678901234567890 },"position":{"epoch":"k3x9q2","offset":18}}`);
-    assert.equal(positionedFrame(event), positionedFrame(event), 'encoded once');
+    const message = positionedMessage(event);
+    assert.equal(message.frame.toString(), `{"type":"repo-update","content":{ "repo_id": "a", "commit_id": "c", "n": 12345678901234567890 },"position":{"epoch":"k3x9q2","offset":18}}`);
+    assert.deepEqual({ kind: message.kind, repoId: message.repoId, position: message.position }, { kind: 'event', repoId: 'a', position: { epoch: 'k3x9q2', offset: 18 } });
+    assert.equal(positionedMessage(event), positionedMessage(event), 'encoded once');
     const unpositioned = parseEvent(body);
-    assert.equal(positionedFrame(unpositioned), unpositioned.frame);
+    assert.equal(positionedMessage(unpositioned).frame, unpositioned.frame);
+    assert.equal(positionedMessage(unpositioned).position, undefined);
   });
 
   it('subscribed and resync name the library, the position and the reason', () => {
-    assert.deepEqual(JSON.parse(encodeSubscribed('a', { epoch: 'E', offset: 3 }).toString()), {
+    assert.deepEqual(JSON.parse(encodeSubscribed('a', { epoch: 'E', offset: 3 }).frame.toString()), {
       type: 'subscribed',
       content: { repo_id: 'a', position: { epoch: 'E', offset: 3 } },
     });
-    assert.deepEqual(JSON.parse(encodeResync('a', 'history-gone', { epoch: 'E', offset: 9 }).toString()), {
+    assert.deepEqual(JSON.parse(encodeResync('a', 'history-gone', { epoch: 'E', offset: 9 }).frame.toString()), {
       type: 'resync',
       content: { repo_id: 'a', reason: 'history-gone', position: { epoch: 'E', offset: 9 } },
     });
-    assert.deepEqual(JSON.parse(encodeResync('a', 'history-unavailable', null).toString()).content.position, null);
+    assert.deepEqual(JSON.parse(encodeResync('a', 'history-unavailable', null).frame.toString()).content.position, null);
   });
 
   it('a subscribe entry may carry since; one that is not a position is kept as null', () => {
@@ -175,8 +178,14 @@ class PositionedSubscriber implements Subscriber {
   readonly id = PositionedSubscriber.next++;
   readonly positioned = true;
   readonly received: Array<{ type: string; content: Record<string, unknown>; position?: Position }> = [];
-  send(frame: Buffer): void {
-    this.received.push(JSON.parse(frame.toString()));
+  send(message: Outgoing): void {
+    const parsed = JSON.parse(message.frame.toString()) as { type: string; content: Record<string, unknown>; position?: Position };
+    // What the hub says a message is must be what its frame says: transports rely on it.
+    const framePosition = parsed.position ?? (parsed.content['position'] as Position | null | undefined) ?? undefined;
+    assert.deepEqual(message.position, framePosition, 'the position handed along is the one in the frame');
+    assert.equal(message.repoId, parsed.content['repo_id']);
+    assert.equal(message.kind, ['subscribed', 'resync', 'jwt-expired', 'error'].includes(parsed.type) ? parsed.type : 'event');
+    this.received.push(parsed);
   }
   /** `type:commit@offset` for events, `subscribed@offset`, `resync:reason@offset`. */
   log(): string[] {
@@ -276,7 +285,7 @@ describe('hub: replay, then live', () => {
   it('stock subscribers keep getting the stock frame, byte for byte', () => {
     const { hub, history } = setUp();
     const received: Buffer[] = [];
-    hub.subscribe({ id: 1, send: (frame) => received.push(frame) }, { repoId: 'a', username: 'u', expiresAt: farFuture }, { epoch: 'x', offset: 1 });
+    hub.subscribe({ id: 1, send: ({ frame }) => received.push(frame) }, { repoId: 'a', username: 'u', expiresAt: farFuture }, { epoch: 'x', offset: 1 });
     const event = history.append(update('a', '1'));
     hub.publish(event);
     assert.equal(received.length, 1);

@@ -9,6 +9,7 @@ import { PrometheusMetrics } from '../../src/metrics/prometheus-metrics.js';
 import type { Subscriber } from '../../src/hub/subscriber.js';
 import { parseEvent } from '../../src/protocol/event.js';
 import { parsePrometheusText, type Scrape } from '../support/prometheus-text.js';
+import type { Outgoing } from '../../src/protocol/outgoing.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -16,7 +17,7 @@ class FakeSubscriber implements Subscriber {
   static next = 1;
   readonly id = FakeSubscriber.next++;
   readonly received: string[] = [];
-  send(frame: Buffer): void {
+  send({ frame }: Outgoing): void {
     this.received.push(frame.toString());
   }
   types(): string[] {
@@ -64,7 +65,7 @@ describe('hub fan-out', () => {
   it('the same encoded frame is handed to every subscriber (encoded once)', () => {
     const hub = new Hub({ groups: null, logger: silent });
     const frames: Buffer[] = [];
-    const spy = (id: number): Subscriber => ({ id, send: (frame) => frames.push(frame) });
+    const spy = (id: number): Subscriber => ({ id, send: ({ frame }) => frames.push(frame) });
     hub.subscribe(spy(1001), { repoId: 'r', username: 'a', expiresAt: farFuture });
     hub.subscribe(spy(1002), { repoId: 'r', username: 'b', expiresAt: farFuture });
     hub.publish(event('repo-update', { repo_id: 'r', commit_id: 'c' }));

@@ -84,7 +84,7 @@ describe('publisher events', () => {
   });
 
   it('jwt-expired escapes the client-supplied repo id', () => {
-    const frame = encodeJwtExpired('a"},"x":{"');
+    const { frame } = encodeJwtExpired('a"},"x":{"');
     assert.deepEqual(JSON.parse(frame.toString()), { type: 'jwt-expired', content: { repo_id: 'a"},"x":{"' } });
   });
 });
