@@ -132,15 +132,20 @@ export class ServerProcess {
   }
 
   /** Publishes an event with a publisher token (Seafile 12 style) and returns the status. */
-  async publish(type: string, content: Record<string, unknown>, headers: Record<string, string> = {}): Promise<number> {
-    const response = await fetch(`${this.url}/events`, {
-      method: 'POST',
-      headers: { authorization: `Token ${publisherToken()}`, 'content-type': 'application/json', ...headers },
-      body: JSON.stringify({ type, content }),
-    });
-    await response.arrayBuffer();
-    return response.status;
+  publish(type: string, content: Record<string, unknown>, headers: Record<string, string> = {}): Promise<number> {
+    return publishEvent(this.url, type, content, headers);
   }
+}
+
+/** POSTs an event to `<baseUrl>/events` with a publisher token (Seafile 12 style) and returns the status. */
+export async function publishEvent(baseUrl: string, type: string, content: Record<string, unknown>, headers: Record<string, string> = {}): Promise<number> {
+  const response = await fetch(`${baseUrl}/events`, {
+    method: 'POST',
+    headers: { authorization: `Token ${publisherToken()}`, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ type, content }),
+  });
+  await response.arrayBuffer();
+  return response.status;
 }
 
 export function publisherToken(key = TEST_KEY, exp = Math.floor(Date.now() / 1000) + 300): string {
