@@ -3,17 +3,27 @@
 # npm, and a `node` user, as the official node images are; a test builds from a local one.
 ARG BASE_IMAGE=node:24-bookworm-slim
 
+# The part of package.json that npm ci reads: a change to anything else (the scripts) keeps
+# the npm ci layer below, and with it the minutes of compiling better-sqlite3.
+FROM ${BASE_IMAGE} AS dependencies
+COPY package.json /manifest/
+RUN node -e "const p = require('/manifest/package.json'); const keep = {}; \
+      for (const k of ['name', 'version', 'dependencies', 'devDependencies', 'optionalDependencies', 'overrides', 'allowScripts']) \
+        if (p[k] !== undefined) keep[k] = p[k]; \
+      require('fs').writeFileSync('/manifest/dependencies.json', JSON.stringify(keep, null, 2));"
+
 FROM ${BASE_IMAGE} AS build
 # better-sqlite3 (SQLite group databases) is compiled from source (.npmrc): it needs a toolchain.
 RUN if ! command -v g++ >/dev/null || ! command -v make >/dev/null || ! command -v python3 >/dev/null; then \
       apt-get update && apt-get install -y --no-install-recommends g++ make python3 && rm -rf /var/lib/apt/lists/*; \
     fi
 WORKDIR /build
-COPY package.json package-lock.json .npmrc ./
+COPY --from=dependencies /manifest/dependencies.json ./package.json
+COPY package-lock.json .npmrc ./
 # With the image's own Node.js headers, node-gyp downloads none.
 RUN if [ -f /usr/local/include/node/node.h ]; then export npm_config_nodedir=/usr/local; fi; \
     npm ci --no-audit --no-fund
-COPY tsconfig.json ./
+COPY package.json tsconfig.json ./
 COPY src ./src
 COPY bin ./bin
 RUN npx tsc -p tsconfig.json \
