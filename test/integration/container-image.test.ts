@@ -6,6 +6,7 @@
  * the log file on the mounted volume, and a clean stop on SIGTERM.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -13,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { logsVolume, Podman } from '../support/container-image.js';
 import { seedGroups, type GroupMembers } from '../support/databases.js';
 import { requireServiceUrl } from '../support/env.js';
+import { caddySite } from '../support/proxies.js';
 import { freePort, publishEvent, subscriberToken, TEST_KEY } from '../support/server-process.js';
 import { TestClient } from '../support/test-client.js';
 
@@ -24,6 +26,41 @@ const REPO = '7a1e0c1a-4444-4c4c-8d8d-00000000c0de';
 const GROUP = 12;
 const groups: GroupMembers = { [GROUP]: ['alice@example.com', 'carol@example.com'] };
 const LOG_FILE = 'notification-server.log';
+
+const COMPOSE_FILE = 'docs/deploy/docker/notification-server.yml';
+const composeCaddy = caddySite(caddyfileFromLabels(readFileSync(new URL(`../../../${COMPOSE_FILE}`, import.meta.url), 'utf8')), COMPOSE_FILE);
+
+/**
+ * The site block caddy-docker-proxy makes of a compose file's `caddy` labels: `caddy.N_directive`
+ * nests by its dots, the `N_` prefixes only order siblings. The site and `{{upstreams 8083}}`
+ * become the names test/support/proxies.ts swaps for the test's.
+ */
+function caddyfileFromLabels(compose: string): string {
+  interface Directive {
+    args: string;
+    children: Map<string, Directive>;
+  }
+  const root: Directive = { args: '', children: new Map() };
+  for (const match of compose.matchAll(/^\s+caddy((?:\.[^:\s]+)*):\s*(.*)$/gm)) {
+    const value = match[2]!.trim().replace(/^"(.*)"$/, '$1');
+    let node = root;
+    for (const segment of match[1]!.split('.').filter((part) => part !== '')) {
+      let child = node.children.get(segment);
+      if (child === undefined) node.children.set(segment, (child = { args: '', children: new Map() }));
+      node = child;
+    }
+    node.args = value;
+  }
+  if (root.args === '') throw new Error(`${COMPOSE_FILE} has no caddy label`);
+  const render = (node: Directive, indent: string): string =>
+    [...node.children]
+      .map(([segment, child]) => {
+        const line = `${indent}${segment.replace(/^\d+_/, '')} ${child.args.replace('{{upstreams 8083}}', '127.0.0.1:8083')}`;
+        return child.children.size === 0 ? `${line}\n` : `${line} {\n${render(child, `${indent}    `)}${indent}}\n`;
+      })
+      .join('');
+  return `seafile.example.com {\n${render(root, '    ')}}\n`;
+}
 
 /** Polls GET /ping until it answers 200; fails with the container's output if it exits first. */
 async function waitForPing(podman: Podman, container: string, baseUrl: string, timeoutMs = 60_000): Promise<void> {
@@ -159,6 +196,28 @@ describe('the container image, built from the Dockerfile and run with podman', {
         } finally {
           member.close();
           outsider.close();
+        }
+      },
+    );
+
+    test(
+      "behind Caddy with notification-server.yml's labels: the ping, a WebSocket at /notification, seahub's comment update at /notification/events",
+      { skip: composeCaddy.skip },
+      async () => {
+        const proxy = await composeCaddy.start(`127.0.0.1:${port}`);
+        let client: TestClient | undefined;
+        try {
+          const ping = await fetch(`${proxy.url}/notification/ping`);
+          assert.equal(await ping.text(), '{"ret": "pong"}\n', proxy.log());
+          client = await subscribed(`${proxy.wsUrl}/notification`, 'dave@example.com');
+          // Seahub's publisher: a token with only exp, comment_updated with an empty file_path.
+          const comment = { repo_id: REPO, type: 'comment_updated', file_uuid: '3c0b6e4e-1111-4c4c-8d8d-000000000001', file_path: '' };
+          assert.equal(await publishEvent(`${proxy.url}/notification`, 'comment-update', comment), 200, proxy.log());
+          const message = await client.waitFor((m) => m.type === 'comment-update');
+          assert.deepEqual(message.content, comment);
+        } finally {
+          client?.close();
+          await proxy.stop();
         }
       },
     );
