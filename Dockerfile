@@ -44,11 +44,12 @@ RUN ln -s /opt/notification-server/bin/notification-server.js /usr/local/bin/not
  && mkdir -p /opt/seafile /shared/seafile/logs \
  && ln -s /opt/notification-server/bin/notification-server.js /opt/seafile/notification-server \
  && chown node:node /shared/seafile/logs
-ENV NODE_ENV=production \
-    NOTIFICATION_SERVER_LOG_FORMAT=text
+# The stock server's log lines, as in a Seafile slot (docs/configuration.md).
+ENV NOTIFICATION_SERVER_LOG_FORMAT=text
 EXPOSE 8083
+# Asks where the server listens: loopback when it listens on every address, else that address.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.NOTIFICATION_SERVER_PORT || 8083}/ping`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "const h = (process.env.NOTIFICATION_SERVER_HOST || '').trim(); const host = ['', '0.0.0.0', '::'].includes(h) ? '127.0.0.1' : h.includes(':') ? `[${h}]` : h; fetch(`http://${host}:${process.env.NOTIFICATION_SERVER_PORT || 8083}/ping`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Starts as root only to hand the log file to `node`, then runs the server as `node` (entrypoint.sh).
 ENTRYPOINT ["notification-server-entrypoint"]
 CMD ["notification-server", "-c", "/opt/seafile", "-l", "/shared/seafile/logs/notification-server.log"]
