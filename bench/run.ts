@@ -5,24 +5,21 @@
  * loopback, and prints the figures of issue 4 with the machine they ran on. Every phase is
  * bounded in count and time.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { signToken } from '../src/auth/jwt.js';
 import { CuttableLink } from '../test/support/cuttable-link.js';
 import { startRedis, type RedisInstance } from '../test/support/redis.js';
 import { ServerProcess, subscriberToken, TEST_KEY } from '../test/support/server-process.js';
-import type { ClientKind, LoadCommand, LoadReply, ParseMode, ReceiptReport } from './load-messages.js';
+import type { ClientKind, LoadReply, ParseMode, ReceiptReport } from './load-messages.js';
+import { closeAll, LoadProcess, openSubscribers, shareOf, sourceAddresses } from './load-processes.js';
 import { readProcessUsage, readRunQueueWait } from './process-usage.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const SCENARIOS = ['idle', 'fanout', 'churn', 'cluster', 'gap', 'scale'] as const;
 /** Run by `npm run bench` with no scenario named: scale takes minutes and most of the machine. */
 const DEFAULT_SCENARIOS: Scenario[] = ['idle', 'fanout', 'churn', 'cluster', 'gap'];
@@ -75,45 +72,6 @@ const scenarios: Scenario[] = positionals.length === 0 ? [...DEFAULT_SCENARIOS] 
   if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`unknown scenario ${name}: use ${SCENARIOS.join(', ')}`);
   return name as Scenario;
 });
-
-/** One forked load process and a way to wait for its replies. */
-class LoadProcess {
-  readonly #child: ChildProcess;
-  readonly #waiting: Array<(reply: LoadReply) => void> = [];
-
-  constructor() {
-    this.#child = fork(join(here, 'load-process.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.#child.on('message', (reply: LoadReply) => this.#waiting.shift()?.(reply));
-  }
-
-  get pid(): number {
-    return this.#child.pid ?? -1;
-  }
-
-  tell(command: LoadCommand): void {
-    this.#child.send(command);
-  }
-
-  ask<T extends LoadReply>(command: LoadCommand, timeoutMs: number): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`load process: no answer to ${command.cmd} within ${timeoutMs} ms`)), timeoutMs);
-      this.#waiting.push((reply) => {
-        clearTimeout(timer);
-        resolve(reply as T);
-      });
-      this.#child.send(command);
-    });
-  }
-
-  stop(): void {
-    this.#child.kill();
-  }
-}
-
-/** Source addresses 127.0.0.2 … so no single address runs out of ephemeral ports. */
-function sourceAddresses(processIndex: number, perProcess = 2): string[] {
-  return Array.from({ length: perProcess }, (_, i) => `127.0.0.${2 + processIndex * perProcess + i}`);
-}
 
 const CHURN_SOURCE_ADDRESSES = 8;
 
@@ -252,33 +210,12 @@ async function startServer(env: Record<string, string> = {}, args: string[] = []
   return ServerProcess.start({ env: { NOTIFICATION_SERVER_LOG_LEVEL: 'info', ...env }, nodeArgs, args });
 }
 
-/** How many connections load process `p` of `loads` opens, of `total`. */
-function shareOf(total: number, loads: number, p: number): number {
-  const per = Math.ceil(total / loads);
-  return Math.max(0, Math.min(per, total - p * per));
-}
-
-async function openConnections(server: ServerProcess, loads: LoadProcess[], total: number, repos: string[], concurrency = 100): Promise<number> {
-  const per = Math.ceil(total / loads.length);
-  const replies = await Promise.all(
-    loads.map((load, p) =>
-      load.ask<Extract<LoadReply, { cmd: 'opened' }>>(
-        { cmd: 'open', url: server.wsUrl, count: shareOf(total, loads.length, p), firstUser: p * per, repos, key: TEST_KEY, localAddresses: sourceAddresses(p), concurrency, client: clientKind() },
-        10 * 60_000,
-      ),
-    ),
-  );
-  const failed = replies.reduce((sum, r) => sum + r.failed, 0);
-  if (failed > 0) throw new Error(`${failed} connections failed to open: ${replies.find((r) => r.firstError !== null)?.firstError}`);
-  return Math.max(...replies.map((r) => r.ms));
+function openConnections(server: ServerProcess, loads: LoadProcess[], total: number, repos: string[], concurrency = 100): Promise<number> {
+  return openSubscribers(server.wsUrl, loads, total, repos, { key: TEST_KEY, client: clientKind(), concurrency });
 }
 
 async function report(loads: LoadProcess[]): Promise<Merged> {
   return merge(await Promise.all(loads.map((load) => load.ask<ReceiptReport>({ cmd: 'report' }, 60_000))));
-}
-
-async function closeAll(loads: LoadProcess[]): Promise<void> {
-  await Promise.all(loads.map((load) => load.ask({ cmd: 'close' }, 120_000)));
 }
 
 /** CPU seconds used so far by the load processes together. */

@@ -1,6 +1,7 @@
 /** How tests find the real services `npm test` provides. */
 
-export type ServiceUrlName = 'TEST_MYSQL_URL' | 'TEST_POSTGRES_URL' | 'TEST_REDIS_URL';
+/** The three databases' URLs, and the name of the container image built from the Dockerfile. */
+export type ServiceUrlName = 'TEST_MYSQL_URL' | 'TEST_POSTGRES_URL' | 'TEST_REDIS_URL' | 'TEST_CONTAINER_IMAGE';
 
 /** True when the tests run in CI, where a skipped service test would hide a failure. */
 export function isCi(): boolean {

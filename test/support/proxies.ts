@@ -216,6 +216,14 @@ export function seafileCaddyLabels(): ProxyKind {
   return { ...caddy, file: "Seafile's Caddy labels" };
 }
 
+/**
+ * Caddy with `site`, a site block for `seafile.example.com` proxying to `127.0.0.1:8083` (both
+ * swapped for the test's); `file` names where it comes from.
+ */
+export function caddySite(site: string, file: string): ProxyKind {
+  return { ...caddyWith(requireBinary('caddy', 'caddy'), () => site, 'Caddyfile'), file };
+}
+
 /** The code block of `language` in docs/security.md that names /notification/events. */
 function securitySnippet(language: string): string {
   const text = readFileSync(fileURLToPath(new URL('../../../docs/security.md', import.meta.url)), 'utf8');

@@ -33,6 +33,8 @@ export interface StartOptions {
   cwd?: string;
   /** Wait for the "listening" log line (default) or just spawn. */
   waitUntilListening?: boolean;
+  /** The Node.js binary to run it with (default: the one running this process). */
+  node?: string;
 }
 
 /** The built server as a child process, as an admin would run it. */
@@ -82,7 +84,7 @@ export class ServerProcess {
       ...options.env,
     };
     const env = Object.fromEntries(Object.entries(merged).filter((entry): entry is [string, string] => entry[1] !== undefined));
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...(options.args ?? [])], {
+    const child = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? []), BIN, ...(options.args ?? [])], {
       env,
       cwd: options.cwd ?? process.cwd(),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -132,15 +134,20 @@ export class ServerProcess {
   }
 
   /** Publishes an event with a publisher token (Seafile 12 style) and returns the status. */
-  async publish(type: string, content: Record<string, unknown>, headers: Record<string, string> = {}): Promise<number> {
-    const response = await fetch(`${this.url}/events`, {
-      method: 'POST',
-      headers: { authorization: `Token ${publisherToken()}`, 'content-type': 'application/json', ...headers },
-      body: JSON.stringify({ type, content }),
-    });
-    await response.arrayBuffer();
-    return response.status;
+  publish(type: string, content: Record<string, unknown>, headers: Record<string, string> = {}): Promise<number> {
+    return publishEvent(this.url, type, content, headers);
   }
+}
+
+/** POSTs an event to `<baseUrl>/events` with a publisher token (Seafile 12 style) and returns the status. */
+export async function publishEvent(baseUrl: string, type: string, content: Record<string, unknown>, headers: Record<string, string> = {}): Promise<number> {
+  const response = await fetch(`${baseUrl}/events`, {
+    method: 'POST',
+    headers: { authorization: `Token ${publisherToken()}`, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ type, content }),
+  });
+  await response.arrayBuffer();
+  return response.status;
 }
 
 export function publisherToken(key = TEST_KEY, exp = Math.floor(Date.now() / 1000) + 300): string {
