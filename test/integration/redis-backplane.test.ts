@@ -27,7 +27,7 @@ async function node(nodeId: string, channel: string): Promise<{ backplane: Redis
   const delivered: string[] = [];
   const positions: Position[] = [];
   const backplane = new RedisBackplane({
-    url: redisUrl!,
+    connection: { kind: 'single', url: redisUrl! },
     displayUrl: 'test',
     channel,
     timeoutMs: 5_000,

@@ -132,7 +132,7 @@ async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: 
 }
 
 /** Answers PING with +PONG, or -NOAUTH when a password is set: either way it is up. */
-async function waitUntilReady(port: number, child: ChildProcess, caFile: string | null): Promise<boolean> {
+export async function waitUntilReady(port: number, child: ChildProcess, caFile: string | null): Promise<boolean> {
   const ca = caFile === null ? null : readFileSync(caFile);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) {

@@ -153,7 +153,7 @@ describe('what a reload applies and what needs a restart', () => {
       ...RUNNING,
       port: 9000,
       host: '0.0.0.0',
-      backplane: { kind: 'redis', url: 'redis://127.0.0.1:6379', displayUrl: 'redis://127.0.0.1:6379', timeoutMs: 5000 },
+      backplane: { kind: 'redis', connection: { kind: 'single', url: 'redis://127.0.0.1:6379' }, displayUrl: 'redis://127.0.0.1:6379', timeoutMs: 5000, holdMs: 0, holdBytes: 0 },
       groupDatabase: { kind: 'sqlite', path: '/tmp/groupmgr.db' },
       limits: { ...RUNNING.limits, maxFrameBytes: 10, subscribeTimeoutMs: 0 },
     };
