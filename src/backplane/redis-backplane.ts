@@ -69,6 +69,8 @@ const CLOCK_MARGIN_MS = 1_000;
 const MAX_INCOMING_WHILE_REJOINING = 100_000;
 /** Libraries whose last position is remembered for the check after a failover; past it, the least recent are forgotten. */
 const MAX_SEEN_LIBRARIES = 100_000;
+/** Libraries whose missed events are read at once after an outage. */
+const CATCH_UP_BATCH = 500;
 
 /** An event of this node, from its acceptance until this node's Hub has it. */
 interface OwnEvent {
@@ -123,6 +125,8 @@ export class RedisBackplane implements Backplane {
   #rejoining = false;
   /** The last position this node saw of each library, least recently seen first. */
   readonly #seen = new Map<string, Position>();
+  /** Per origin, the sequence numbers delivered from the history after an outage: their live copies are repeats. */
+  readonly #caughtUpSeqs = new Map<string, Set<number>>();
   /** Messages that arrived while rejoining, delivered once it is done. */
   readonly #incoming: Array<[Buffer, Buffer]> = [];
   /** Libraries whose backwards offsets are being marked. */
@@ -326,7 +330,7 @@ export class RedisBackplane implements Backplane {
   }
 
   /** Back after an outage: tell the other nodes what only we had, find what we missed, and say so. */
-  async #afterRejoin(outageMs: number, lostAt: number): Promise<void> {
+  async #afterRejoin(outageMs: number, lostAt: number, caughtUp: ReadonlySet<string>): Promise<void> {
     const alone = this.#alone;
     this.#alone = new Set();
     if (alone === 'all' || alone.size > 0) {
@@ -346,7 +350,12 @@ export class RedisBackplane implements Backplane {
       // A history that lost its epoch, keeps nothing, or expired during the outage cannot tell.
       const limits = this.#options.history ?? DEFAULT_HISTORY_LIMITS;
       if (before === null || before !== this.#epoch || limits.size === 0 || outageMs >= limits.ttlMs) libraries = 'all';
-      else libraries = await this.history.changedSince(await (this.#options.followedLibraries?.() ?? []), lostAt - CLOCK_MARGIN_MS);
+      else {
+        // Those caught up from the history missed nothing.
+        const changed = await this.history.changedSince(await (this.#options.followedLibraries?.() ?? []), lostAt - CLOCK_MARGIN_MS);
+        for (const repoId of caughtUp) changed.delete(repoId);
+        libraries = changed;
+      }
     } catch (err) {
       this.#logger.debug({ err }, 'backplane: could not read what changed during the outage');
       libraries = 'all';
@@ -542,6 +551,7 @@ export class RedisBackplane implements Backplane {
       if (this.#state !== 'closed') this.#update();
       return;
     }
+    const missed = await this.#readMissed(lost);
     this.#rejoining = false;
     const up = this.#subscribed && this.#publisherChecked && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
     if (this.#state !== 'reconnecting' || !up) {
@@ -550,7 +560,9 @@ export class RedisBackplane implements Backplane {
     }
     this.#setState('connected');
     this.#resetAttempts();
-    // Numbered before anything this node is about to publish: first.
+    // Numbered before anything this node is about to publish: first, what other nodes published
+    // while this one was away (from the history), then what arrived since it subscribed again.
+    const caughtUp = this.#deliverMissed(missed);
     for (const [channel, message] of this.#incoming.splice(0)) this.#dispatch(channel, message);
     const held = this.#held.length;
     this.#releaseHeld();
@@ -565,12 +577,59 @@ export class RedisBackplane implements Backplane {
           '(a replica promoted before it received them): their positioned clients are told to resync',
       );
     }
-    void this.#afterRejoin(outageMs, this.#lostAt);
+    void this.#afterRejoin(outageMs, this.#lostAt, caughtUp);
     this.#logger.info(
-      { outageMs, eventsHeld: held, eventsNotShared: notShared, librariesLost: lost.size },
+      { outageMs, eventsHeld: held, eventsNotShared: notShared, librariesLost: lost.size, librariesCaughtUp: caughtUp.size },
       `backplane: back on Redis after ${(outageMs / 1000).toFixed(1)} s; ${held} held event(s) published now; ` +
+        `${caughtUp.size} librar${caughtUp.size === 1 ? 'y' : 'ies'} caught up from the history; ` +
         `${notShared} event(s) accepted meanwhile reached this node's subscribers only`,
     );
+  }
+
+  /**
+   * With a hold (a failover): other nodes' events this node's subscribers missed while it was
+   * away, read from the history for each followed library whose last position it knows (not
+   * those whose history was lost), to be delivered in order before live ones. A library whose
+   * history does not reach back is left out: its desktop clients are refreshed.
+   */
+  async #readMissed(lost: ReadonlySet<string>): Promise<Array<[string, BackplaneMessage[]]>> {
+    const missed: Array<[string, BackplaneMessage[]]> = [];
+    // Without a hold (one Redis, usually away for longer) desktop clients are refreshed instead.
+    if ((this.#options.hold?.ms ?? 0) === 0) return missed;
+    try {
+      const followed = new Set(await (this.#options.followedLibraries?.() ?? []));
+      const candidates = [...this.#seen].filter(([repoId]) => followed.has(repoId) && !lost.has(repoId));
+      for (let i = 0; i < candidates.length; i += CATCH_UP_BATCH) {
+        const batch = candidates.slice(i, i + CATCH_UP_BATCH);
+        const reads = await Promise.all(batch.map(([repoId, since]) => this.history.missedMessages(repoId, since)));
+        reads.forEach((messages, j) => {
+          if (messages !== null) missed.push([batch[j]![0], messages]);
+        });
+      }
+    } catch (err) {
+      this.#logger.debug({ err }, 'backplane: could not read what this node missed');
+    }
+    return missed;
+  }
+
+  /** Delivers what #readMissed found, library by library in offset order; returns the libraries caught up. */
+  #deliverMissed(missed: Array<[string, BackplaneMessage[]]>): Set<string> {
+    this.#caughtUpSeqs.clear();
+    const caughtUp = new Set<string>();
+    for (const [repoId, messages] of missed) {
+      caughtUp.add(repoId);
+      for (const message of messages) {
+        // Ours come back through #own, in the order this node accepted them.
+        if (message.origin === this.nodeId || message.event.position === undefined) continue;
+        let seqs = this.#caughtUpSeqs.get(message.origin);
+        if (seqs === undefined) this.#caughtUpSeqs.set(message.origin, (seqs = new Set()));
+        seqs.add(message.seq);
+        this.#saw(repoId, message.event.position);
+        this.stats.eventsReceived++;
+        this.#options.deliver(message.event);
+      }
+    }
+    return caughtUp;
   }
 
   #resetAttempts(): void {
@@ -642,16 +701,34 @@ export class RedisBackplane implements Backplane {
       } else this.stats.duplicatesDropped++;
       return;
     }
+    const caught = this.#caughtUpSeqs.get(message.origin);
+    if (caught?.delete(message.seq) === true) {
+      // Delivered from the history after an outage already.
+      this.#sequences.check(message.origin, message.seq);
+      this.stats.duplicatesDropped++;
+      return;
+    }
     const verdict = this.#sequences.check(message.origin, message.seq);
     if (!verdict.deliver) {
       this.stats.duplicatesDropped++;
       return;
     }
-    if (verdict.missed > 0) {
-      this.stats.eventsMissed += verdict.missed;
+    let missed = verdict.missed;
+    if (missed > 0 && caught !== undefined) {
+      // Skipped over on the channel, but delivered from the history.
+      for (const seq of caught) {
+        if (seq < message.seq) {
+          missed--;
+          caught.delete(seq);
+        }
+      }
+      missed = Math.max(0, missed);
+    }
+    if (missed > 0) {
+      this.stats.eventsMissed += missed;
       this.#logger.info(
-        { origin: message.origin, missed: verdict.missed },
-        `backplane: ${verdict.missed} event(s) accepted by node ${message.origin} while the backplane was down never reached this node`,
+        { origin: message.origin, missed },
+        `backplane: ${missed} event(s) accepted by node ${message.origin} while the backplane was down never reached this node`,
       );
     }
     this.stats.eventsReceived++;

@@ -26,7 +26,7 @@
  */
 import type { Redis } from 'ioredis';
 
-import { judgeRecovery, type EventHistory, type HistoryLimits, type HistoryRead } from '../history/event-history.js';
+import { judgeRecovery, type EventHistory, type HistoryLimits, type HistoryRead, type HistorySnapshot } from '../history/event-history.js';
 import { newEpoch, type Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
@@ -250,6 +250,22 @@ export class RedisHistory implements EventHistory {
   }
 
   async read(repoId: string, since: Position | null): Promise<HistoryRead> {
+    const read = await this.#readEntries(repoId, since);
+    if (read === null) return { kind: 'resync', reason: 'history-unavailable', position: null };
+    return judgeRecovery(read.snapshot, since);
+  }
+
+  /**
+   * The messages after `since`, as they were published (origin and sequence included), when
+   * the history holds every one of them; null when it does not (or cannot be read).
+   */
+  async missedMessages(repoId: string, since: Position): Promise<BackplaneMessage[] | null> {
+    const read = await this.#readEntries(repoId, since);
+    if (read === null || judgeRecovery(read.snapshot, since).kind !== 'recovered') return null;
+    return read.messages.filter((message) => (message.event.position?.offset ?? 0) > since.offset);
+  }
+
+  async #readEntries(repoId: string, since: Position | null): Promise<{ snapshot: HistorySnapshot; messages: BackplaneMessage[] } | null> {
     const { redis, keyPrefix, limits, logger } = this.options;
     const from = since === null ? '' : String(since.offset + 1);
     let reply;
@@ -258,11 +274,11 @@ export class RedisHistory implements EventHistory {
       reply = await commands(redis).notificationReadHistoryBuffer(...keysOf(keyPrefix, repoId), newEpoch(), from, limits.size + 1);
     } catch (err) {
       logger.debug({ err, repoId }, 'history: Redis did not answer a read');
-      return { kind: 'resync', reason: 'history-unavailable', position: null };
+      return null;
     }
     const [epochBytes, top, entries] = reply;
     const oldest = this.#now() - limits.ttlMs;
-    const events: LibraryEvent[] = [];
+    const messages: BackplaneMessage[] = [];
     const unshared: number[] = [];
     const lost: number[] = [];
     for (const [id, fields] of entries) {
@@ -279,13 +295,14 @@ export class RedisHistory implements EventHistory {
       const bytes = entry.get('m');
       if (bytes === undefined || at <= oldest) continue;
       try {
-        events.push(decodeBackplaneMessage(bytes).event);
+        messages.push(decodeBackplaneMessage(bytes));
       } catch (err) {
         if (!(err instanceof BackplaneMessageError)) throw err;
         logger.warn({ repoId, reason: err.message }, 'history: an entry that is not ours to read was skipped');
       }
     }
-    return judgeRecovery({ epoch: epochBytes.toString(), top: Number(top), events, unshared, lost }, since);
+    const events = messages.map((message) => message.event);
+    return { snapshot: { epoch: epochBytes.toString(), top: Number(top), events, unshared, lost }, messages };
   }
 }
 

@@ -40,7 +40,7 @@ describe('Redis Sentinel: three nodes through a failover that loses the newest e
     await topology?.stop();
   });
 
-  it('positioned clients get every event once and in order, or resync for the library that lost history; its desktop clients are refreshed; no node restarts', async () => {
+  it('clients get every event once and in order, or (positioned) resync for the library that lost history, whose desktop clients are refreshed; no node restarts', async () => {
     const positioned: Record<string, TestClient[]> = { [BUSY]: [], [CALM]: [] };
     const desktops: Record<string, TestClient[]> = { [BUSY]: [], [CALM]: [] };
     for (const node of nodes) {
@@ -105,7 +105,8 @@ describe('Redis Sentinel: three nodes through a failover that loses the newest e
         (posted[repoId]![at] ??= []).push(commit);
       }
       const last = nodes.map((_, at) => `${repoId === BUSY ? 'busy' : 'calm'}-last-${at}`);
-      await Promise.all(positioned[repoId]!.map((client) => Promise.all(last.map((commit) => client.waitFor((m) => m.content['commit_id'] === commit, 10_000)))));
+      const open = repoId === CALM ? [...positioned[repoId]!, ...desktops[repoId]!] : positioned[repoId]!;
+      await Promise.all(open.map((client) => Promise.all(last.map((commit) => client.waitFor((m) => m.content['commit_id'] === commit, 10_000)))));
     }
 
     // CALM lost nothing: every event once, each node's in the order it accepted them, offsets without a gap, no resync.
@@ -119,6 +120,13 @@ describe('Redis Sentinel: three nodes through a failover that loses the newest e
       assert.equal(client.messages.filter((m) => m.type === 'resync').length, 0, 'no resync for CALM');
       const offsets = client.messages.filter((m) => m.type === 'repo-update').map(offsetOf);
       assert.deepEqual(offsets, offsets.map((_, i) => offsets[0]! + i), 'CALM offsets without a gap');
+    }
+
+    // Stock clients of CALM: every event once, in the one order of the cluster, and left connected.
+    const order = commitsOf(positioned[CALM]![0]!);
+    for (const desktop of desktops[CALM]!) {
+      assert.deepEqual(commitsOf(desktop), order, 'a CALM desktop client has every event once, in the order positioned clients have them');
+      assert.equal(desktop.socket.readyState, desktop.socket.OPEN, 'a CALM desktop client was sent to refresh');
     }
 
     // BUSY: told to resync (history-lost) after the promotion; never an event twice; after the resync, live from its position.
