@@ -32,6 +32,8 @@ export interface SentinelTopology {
   /** `redis+sentinel://127.0.0.1:<s1>,127.0.0.1:<s2>,127.0.0.1:<s3>/notify-primary` */
   readonly url: string;
   readonly primaryPort: number;
+  /** The primary's process, for its CPU time in the bench. */
+  readonly primaryPid: number;
   readonly replicaPort: number;
   /** The replica's replication link to the primary. */
   readonly replicationLink: CuttableLink;
@@ -125,6 +127,7 @@ export async function startSentinelTopology(): Promise<SentinelTopology> {
     return {
       url: `redis+sentinel://${sentinelPorts.map((port) => `127.0.0.1:${port}`).join(',')}/${MASTER_NAME}`,
       primaryPort,
+      primaryPid: primary.child.pid!,
       replicaPort,
       replicationLink,
       killPrimary: () => stopProcess(primary.child, primary.exited, 'SIGKILL'),
