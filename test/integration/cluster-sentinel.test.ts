@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { desktopClient, isBackLine, isLostLine, startNodes } from '../support/cluster.js';
+import { commits, desktopClient, flushFrom, isBackLine, isLostLine, startNodes, subscribedClient } from '../support/cluster.js';
+import { redisSkipReason } from '../support/redis.js';
 import { positionedClient, positionOf, type WirePosition } from '../support/positioned-client.js';
 import { scrape } from '../support/prometheus-text.js';
 import { sentinelSkipReason, startSentinelTopology, type SentinelTopology } from '../support/redis-sentinel.js';
@@ -166,5 +167,38 @@ describe('Redis Sentinel: three nodes through a failover that loses the newest e
     }
     const lost = await Promise.all(nodes.map(async (node) => (await scrape(node.url)).value('notification_backplane_libraries_lost_total')));
     assert.ok(lost.reduce((a, b) => a + b, 0) >= 1, 'a node found the lost history');
+  });
+});
+
+describe('Redis Sentinel over TLS with ACL users (rediss+sentinel://)', { skip: skip || (redisSkipReason({ tls: true }) ?? false) }, () => {
+  let topology: SentinelTopology;
+  let nodes: ServerProcess[] = [];
+  const clients: TestClient[] = [];
+
+  before(async () => {
+    topology = await startSentinelTopology({ tls: true, acl: true });
+  });
+  after(async () => {
+    for (const client of clients) client.socket.terminate();
+    await Promise.all(nodes.map((node) => node.stop()));
+    await topology?.stop();
+  });
+
+  it('nodes find the primary as the least-privilege user, share events, and follow a failover', async () => {
+    assert.match(topology.url, /^rediss\+sentinel:\/\/notify:notify-pw@.*\?sentinel_username=watch&sentinel_password=watch-pw$/);
+    nodes = await startNodes(2, topology.url, { NODE_EXTRA_CA_CERTS: topology.caFile! });
+    const [a, b] = nodes as [ServerProcess, ServerProcess];
+    const onA = await subscribedClient(a, CALM);
+    const onB = await subscribedClient(b, CALM);
+    clients.push(onA, onB);
+    assert.equal(await a.publish('repo-update', { repo_id: CALM, commit_id: 'before' }), 200);
+    await flushFrom(b, CALM, 'before-back', [onA, onB]);
+    await topology.killPrimary();
+    await topology.waitForPromotion(topology.primaryPort, 20_000);
+    await Promise.all(nodes.map((node) => node.waitForLog(isBackLine, 20_000)));
+    assert.equal(await b.publish('repo-update', { repo_id: CALM, commit_id: 'after' }), 200);
+    await flushFrom(a, CALM, 'after-back', [onA, onB]);
+    for (const client of [onA, onB]) assert.deepEqual(commits(client), ['before', 'before-back', 'after', 'after-back']);
+    for (const node of nodes) assert.ok(!node.logs.some((line) => JSON.stringify(line).includes('-pw')), 'a password was logged');
   });
 });

@@ -116,7 +116,7 @@ export function redisSkipReason(options: { tls?: boolean } = {}): string | null 
 }
 
 /** A certificate for 127.0.0.1 and localhost, valid for two days, made with openssl. */
-async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string }> {
+export async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string }> {
   const openssl = findBinary(['openssl'], [], 'openssl');
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
