@@ -159,7 +159,7 @@ describe('what a reload applies and what needs a restart', () => {
     };
     const plan = planReload(RUNNING, next);
     assert.deepEqual(plan.applied, ['subscribe_timeout']);
-    assert.deepEqual(plan.needsRestart, ['host', 'port', 'group database', 'Redis backplane (redis_url, redis_timeout)', 'max_frame_bytes']);
+    assert.deepEqual(plan.needsRestart, ['host', 'port', 'group database', 'Redis backplane (redis_url, redis_timeout, redis_failover_hold)', 'max_frame_bytes']);
     assert.deepEqual(plan.config, { ...RUNNING, limits: { ...RUNNING.limits, subscribeTimeoutMs: 0 } });
   });
 
