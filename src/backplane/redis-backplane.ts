@@ -69,6 +69,8 @@ const CLOCK_MARGIN_MS = 1_000;
 const MAX_INCOMING_WHILE_REJOINING = 100_000;
 /** Libraries whose last position is remembered for the check after a failover; past it, the least recent are forgotten. */
 const MAX_SEEN_LIBRARIES = 100_000;
+/** The soonest a held event is looked at again for expiry. */
+const HOLD_RECHECK_MS = 100;
 /** Libraries whose missed events are read at once after an outage. */
 const CATCH_UP_BATCH = 500;
 
@@ -230,6 +232,12 @@ export class RedisBackplane implements Backplane {
         // The connection went away under it (the state change is logged once by #update): held
         // for the next primary. Published twice if the script did run: the origin's sequence drops the repeat.
         this.#logger.debug({ err, repoId: event.repoId, seq }, 'backplane: event not shared yet');
+        // Refused by a Redis that still looks connected (READONLY: a demoted primary): find the
+        // primary again rather than retry it with every later event.
+        if ((this.#options.hold?.ms ?? 0) > 0 && this.#publisher.status === 'ready' && this.#state === 'connected') {
+          this.#lastError = err instanceof Error ? err.message : String(err);
+          this.#publisher.disconnect(true);
+        }
         this.#hold(own);
       },
     );
@@ -253,7 +261,7 @@ export class RedisBackplane implements Backplane {
     const at = this.#held.findIndex((other) => other.seq > own.seq);
     if (at < 0) this.#held.push(own);
     else this.#held.splice(at, 0, own);
-    this.#holdTimer ??= setTimeout(() => this.#expireHeld(), Math.max(1, hold.ms - (this.#now() - this.#held[0]!.at)));
+    this.#holdTimer ??= setTimeout(() => this.#expireHeld(), Math.max(HOLD_RECHECK_MS, hold.ms - (this.#now() - this.#held[0]!.at)));
   }
 
   #deliverAlone(own: OwnEvent): void {
@@ -282,7 +290,8 @@ export class RedisBackplane implements Backplane {
         `backplane: ${expired} event(s) waited ${hold.ms / 1000} s for Redis to come back: delivered to this node's subscribers only`,
       );
     }
-    if (this.#held.length > 0) this.#holdTimer = setTimeout(() => this.#expireHeld(), Math.max(1, this.#held[0]!.at + hold.ms - this.#now()));
+    // While rejoining nothing expires: look again shortly.
+    if (this.#held.length > 0) this.#holdTimer = setTimeout(() => this.#expireHeld(), Math.max(HOLD_RECHECK_MS, this.#held[0]!.at + hold.ms - this.#now()));
   }
 
   /** Publishes the held events, oldest first: one connection keeps their order. */
@@ -548,7 +557,8 @@ export class RedisBackplane implements Backplane {
       this.#lastError = err instanceof Error ? err.message : String(err);
       this.#logger.debug({ err }, 'backplane: could not check the history after reconnecting');
       this.#rejoining = false;
-      if (this.#state !== 'closed') this.#update();
+      // Through the backoff, as for a Redis that refuses the history script at connect time.
+      if (this.#publisher.status === 'ready' && this.#state !== 'closed') this.#publisher.disconnect(true);
       return;
     }
     const missed = await this.#readMissed(lost);
