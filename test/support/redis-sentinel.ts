@@ -65,6 +65,8 @@ export interface SentinelTopology {
   readonly replicationLink: CuttableLink;
   /** SIGKILL the primary, as in a crash. */
   killPrimary(): Promise<void>;
+  /** `SENTINEL FAILOVER`: an admin's switch to the replica, the old primary staying up. */
+  failover(): Promise<void>;
   /** Resolves with the new primary's port once every sentinel names one other than `oldPort`. */
   waitForPromotion(oldPort: number, timeoutMs: number): Promise<number>;
   stop(): Promise<void>;
@@ -188,6 +190,7 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
       replicaPort,
       replicationLink,
       killPrimary: () => stopProcess(primary.child, primary.exited, 'SIGKILL'),
+      failover: () => poll(sentinelPorts[0]!, sentinelClient, async (redis) => (await redis.call('SENTINEL', 'FAILOVER', MASTER_NAME)) === 'OK', 'the sentinel to start a failover'),
       waitForPromotion: (oldPort, timeoutMs) => untilPromoted(sentinelPorts, oldPort, timeoutMs, sentinelClient),
       stop: stopAll,
     };
