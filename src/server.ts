@@ -95,9 +95,15 @@ export async function startServer(config: Config, logger: Logger, options: Start
     onGap: (gap) => {
       // Positioned clients catch up from the history; stock desktop clients are sent to re-read their state.
       // Events another node accepted alone are in no history: its libraries' positioned clients start over.
+      // A failover that lost a library's newest events from the history: its positioned clients start over.
       if (gap.cutOff === 'this-node') hub.catchUp();
-      else hub.resync(gap.libraries, 'events-not-shared');
-      const why = gap.cutOff === 'this-node' ? 'back on the backplane after missing other nodes\' events' : `node ${gap.node} was cut off and accepted events alone`;
+      else hub.resync(gap.libraries, gap.cutOff === 'history-lost' ? 'history-lost' : 'events-not-shared');
+      const why =
+        gap.cutOff === 'this-node'
+          ? 'back on the backplane after missing other nodes\' events'
+          : gap.cutOff === 'history-lost'
+            ? 'Redis failed over and lost the newest events of their libraries'
+            : `node ${gap.node} was cut off and accepted events alone`;
       refresh.refresh(gap.libraries, why);
     },
   });
@@ -155,7 +161,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
     subscriptions: () => hub.index.size,
     subscribedLibraries: () => hub.index.libraries,
     groupLookups: () => groups?.stats ?? null,
-    backplane: () => ({ kind: backplane.kind, state: backplane.state }),
+    backplane: () => ({ kind: backplane.kind, state: backplane.state, stats: backplane.stats }),
   });
   status?.readLevelsFrom({
     connections: () => websockets.connections.size,

@@ -33,6 +33,14 @@ export interface BackplaneStats {
   malformedMessages: number;
   /** Times the connection was lost after having been up. */
   disconnects: number;
+  /** Events accepted here while Redis was away, held for it to come back (a failover). */
+  eventsHeld: number;
+  /** Held events that waited longer than the hold: delivered on this node only (also in eventsNotShared). */
+  eventsHeldTooLong: number;
+  /** Libraries whose newest events Redis lost in a failover (their positioned clients were told to resync). */
+  librariesLost: number;
+  /** Time spent without Redis, over every outage that ended, in ms. */
+  outageMs: number;
 }
 
 export interface Backplane {
@@ -57,11 +65,12 @@ export interface Backplane {
 /**
  * Events some subscribers of this node may have missed, known once the backplane is whole again:
  * `this-node` was cut off (other nodes' events did not reach it), or `another-node` was and
- * accepted events that reached its own subscribers only. `libraries`: those that had such
- * events, or `all` when that cannot be told.
+ * accepted events that reached its own subscribers only, or (`history-lost`) Redis failed over
+ * to a replica that lacked the newest events of some libraries. `libraries`: those that had
+ * such events, or `all` when that cannot be told.
  */
 export interface BackplaneGap {
-  cutOff: 'this-node' | 'another-node';
+  cutOff: 'this-node' | 'another-node' | 'history-lost';
   /** The node that was cut off. */
   node: string;
   libraries: ReadonlySet<string> | 'all';
@@ -80,5 +89,9 @@ export function emptyBackplaneStats(): BackplaneStats {
     duplicatesDropped: 0,
     malformedMessages: 0,
     disconnects: 0,
+    eventsHeld: 0,
+    eventsHeldTooLong: 0,
+    librariesLost: 0,
+    outageMs: 0,
   };
 }

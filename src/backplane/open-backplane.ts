@@ -48,9 +48,10 @@ export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput
       return new MemoryBackplane(nodeId, input.deliver, input.history ?? DEFAULT_HISTORY_LIMITS);
     case 'redis':
       return new RedisBackplane({
-        url: config.url,
+        connection: config.connection,
         displayUrl: config.displayUrl,
         timeoutMs: config.timeoutMs,
+        hold: { ms: config.holdMs, bytes: config.holdBytes },
         channel: backplaneChannel(input.key),
         keyPrefix: backplaneKeyPrefix(input.key),
         history: input.history ?? DEFAULT_HISTORY_LIMITS,

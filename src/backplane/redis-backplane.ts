@@ -7,12 +7,21 @@
  * (the subscription is down) is delivered here when Redis has answered the script.
  *
  * Two connections: pub/sub needs one of its own. The publishing one has no offline queue and
- * does not resend after a reconnect: an event accepted while Redis is away is delivered on
- * this node only, without a position, never late and out of order on the others. The
- * subscribing one subscribes again on every reconnect; the backplane counts as connected only
- * when both are up. When it is back after an outage, `rejoined` is called.
+ * does not resend after a reconnect. An event accepted while Redis is away is held, in order,
+ * for up to `hold.ms` and `hold.bytes` (a failover: Sentinel promotes a replica within
+ * seconds) and published once Redis is back; one that outlives the hold is delivered on this
+ * node only, without a position, never late and out of order on the others. The subscribing
+ * one subscribes again on every reconnect; the backplane counts as connected only when both
+ * are up.
+ *
+ * Back on Redis, before it publishes anything, the node checks that Redis still reaches the
+ * last position it saw of each library (a promoted replica may lack the newest ones) and marks
+ * those it does not (redis-history.ts, reconcile). An offset that goes backwards on the channel
+ * (another node numbered on such a replica first) is caught too and reported as a gap.
  */
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
+
+import type { RedisConnection } from '../config/config.js';
 
 import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
@@ -25,8 +34,10 @@ import { DEFAULT_RECONNECT_POLICY, reconnectDelay, type ReconnectPolicy } from '
 import { defineHistoryCommands, RedisHistory } from './redis-history.js';
 
 export interface RedisBackplaneOptions {
-  /** `redis://` or `rediss://`, with credentials: never logged. */
-  url: string;
+  /** One Redis, or a primary found through Sentinel; credentials included: never logged. */
+  connection: RedisConnection;
+  /** Events accepted while Redis is away wait this long and up to this many bytes for it to come back (a failover); 0 ms: not at all. */
+  hold?: { ms: number; bytes: number };
   /** The URL with the password masked, for the log. */
   displayUrl: string;
   channel: string;
@@ -54,6 +65,14 @@ type Role = 'publisher' | 'subscriber';
 const MAX_GAP_LIBRARIES = 10_000;
 /** Nodes' clocks differ a little: an event stamped this much before the loss still counts as during it. */
 const CLOCK_MARGIN_MS = 1_000;
+/** Past this, messages arriving while rejoining are dropped: positioned clients catch up from the history, desktop clients are refreshed. */
+const MAX_INCOMING_WHILE_REJOINING = 100_000;
+/** Libraries whose last position is remembered for the check after a failover; past it, the least recent are forgotten. */
+const MAX_SEEN_LIBRARIES = 100_000;
+/** The soonest a held event is looked at again for expiry. */
+const HOLD_RECHECK_MS = 100;
+/** Libraries whose missed events are read at once after an outage. */
+const CATCH_UP_BATCH = 500;
 
 /** An event of this node, from its acceptance until this node's Hub has it. */
 interface OwnEvent {
@@ -61,6 +80,8 @@ interface OwnEvent {
   event: LibraryEvent;
   /** null: the script has not answered; `local`: deliver it here only, as it is; `numbered`: it has its position. */
   outcome: null | 'local' | 'numbered';
+  /** When it was accepted: a held event older than the hold is delivered here only. */
+  at: number;
 }
 
 export class RedisBackplane implements Backplane {
@@ -98,6 +119,20 @@ export class RedisBackplane implements Backplane {
   readonly #watchdog: NodeJS.Timeout;
   readonly #probing = new Set<Redis>();
   readonly #attempts: Record<Role, number> = { publisher: 0, subscriber: 0 };
+  /** This node's events waiting for Redis to come back, oldest first, and their bytes. */
+  #held: OwnEvent[] = [];
+  #heldBytes = 0;
+  #holdTimer: NodeJS.Timeout | null = null;
+  /** Back on Redis, checking the history before anything is published: events wait in #held. */
+  #rejoining = false;
+  /** The last position this node saw of each library, least recently seen first. */
+  readonly #seen = new Map<string, Position>();
+  /** Per origin, the sequence numbers delivered from the history after an outage: their live copies are repeats. */
+  readonly #caughtUpSeqs = new Map<string, Set<number>>();
+  /** Messages that arrived while rejoining, delivered once it is done. */
+  readonly #incoming: Array<[Buffer, Buffer]> = [];
+  /** Libraries whose backwards offsets are being marked. */
+  readonly #checking = new Set<string>();
 
   constructor(options: RedisBackplaneOptions) {
     this.#options = options;
@@ -119,8 +154,13 @@ export class RedisBackplane implements Backplane {
     });
     this.#gapChannel = `${options.channel}:gaps`;
     this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
-      if (channel.toString() === this.#gapChannel) this.#receiveGap(message);
-      else this.#receive(message);
+      // Back on the subscription before the history is checked and the publishing connection is
+      // up: delivering now would start catch-ups that cannot read the history yet.
+      if (this.#state === 'reconnecting') {
+        if (this.#incoming.length < MAX_INCOMING_WHILE_REJOINING) this.#incoming.push([channel, message]);
+        return;
+      }
+      this.#dispatch(channel, message);
     });
     this.#subscriber.on('ready', () => this.#subscribe());
     // A frozen Redis or a dead link closes no socket: only an unanswered PING tells.
@@ -163,16 +203,24 @@ export class RedisBackplane implements Backplane {
   publish(event: LibraryEvent): void {
     // Counted even when not shared, so that other nodes can tell how many they missed.
     const seq = ++this.#seq;
-    const own: OwnEvent = { seq, event, outcome: null };
+    const own: OwnEvent = { seq, event, outcome: null, at: this.#now() };
     this.#own.push(own);
-    if (this.#state !== 'connected' || this.#publisher.status !== 'ready') {
-      this.stats.eventsNotShared++;
-      this.#acceptedAlone(event.repoId);
-      own.outcome = 'local';
-      this.#settle();
+    // Behind held ones, so that they keep their order.
+    if (this.#rejoining || this.#held.length > 0) {
+      this.#hold(own);
+      if (this.#state === 'connected') this.#releaseHeld();
       return;
     }
-    const message: BackplaneMessage = { origin: this.nodeId, seq, acceptedAt: this.#now(), event };
+    if (this.#state !== 'connected' || this.#publisher.status !== 'ready') {
+      this.#hold(own);
+      return;
+    }
+    this.#share(own);
+  }
+
+  #share(own: OwnEvent): void {
+    const { event, seq } = own;
+    const message: BackplaneMessage = { origin: this.nodeId, seq, acceptedAt: own.at, event };
     this.history.numberAndPublish(message).then(
       (position: Position) => {
         this.stats.eventsShared++;
@@ -181,14 +229,92 @@ export class RedisBackplane implements Backplane {
         this.#settle();
       },
       (err: unknown) => {
-        // The connection went away under it; the state change is logged once by #update.
-        this.stats.eventsNotShared++;
-        this.#logger.debug({ err, repoId: event.repoId, seq }, 'backplane: event not shared');
-        this.#acceptedAlone(event.repoId);
-        own.outcome = 'local';
-        this.#settle();
+        // The connection went away under it (the state change is logged once by #update): held
+        // for the next primary. Published twice if the script did run: the origin's sequence drops the repeat.
+        this.#logger.debug({ err, repoId: event.repoId, seq }, 'backplane: event not shared yet');
+        // Refused by a Redis that still looks connected (READONLY: a demoted primary): find the
+        // primary again rather than retry it with every later event.
+        if ((this.#options.hold?.ms ?? 0) > 0 && this.#publisher.status === 'ready' && this.#state === 'connected') {
+          this.#lastError = err instanceof Error ? err.message : String(err);
+          this.#publisher.disconnect(true);
+        }
+        this.#hold(own);
       },
     );
+  }
+
+  /**
+   * Holds an event until Redis is back, within the hold's time and bytes; without room, or
+   * when the backplane never connected, it is delivered here only.
+   */
+  #hold(own: OwnEvent): void {
+    const hold = this.#options.hold ?? { ms: 0, bytes: 0 };
+    const bytes = own.event.frame.length;
+    const holding = this.#rejoining || (this.#state !== 'connecting' && hold.ms > 0 && this.#heldBytes + bytes <= hold.bytes);
+    if (!holding && !(this.#state === 'connected' && this.#held.length > 0)) {
+      this.#deliverAlone(own);
+      return;
+    }
+    this.stats.eventsHeld++;
+    this.#heldBytes += bytes;
+    // A failed script comes back after later events were held: keep the order of acceptance.
+    const at = this.#held.findIndex((other) => other.seq > own.seq);
+    if (at < 0) this.#held.push(own);
+    else this.#held.splice(at, 0, own);
+    this.#holdTimer ??= setTimeout(() => this.#expireHeld(), Math.max(HOLD_RECHECK_MS, hold.ms - (this.#now() - this.#held[0]!.at)));
+  }
+
+  #deliverAlone(own: OwnEvent): void {
+    this.stats.eventsNotShared++;
+    this.#acceptedAlone(own.event.repoId);
+    own.outcome = 'local';
+    this.#settle();
+  }
+
+  /** Held events older than the hold: accepted alone (this node's subscribers only), as if there were no hold. */
+  #expireHeld(): void {
+    this.#holdTimer = null;
+    const hold = this.#options.hold ?? { ms: 0, bytes: 0 };
+    const oldest = this.#now() - hold.ms;
+    let expired = 0;
+    while (this.#held.length > 0 && this.#held[0]!.at <= oldest && !this.#rejoining) {
+      const own = this.#held.shift()!;
+      this.#heldBytes -= own.event.frame.length;
+      this.stats.eventsHeldTooLong++;
+      expired++;
+      this.#deliverAlone(own);
+    }
+    if (expired > 0) {
+      this.#logger.warn(
+        { events: expired, holdMs: hold.ms },
+        `backplane: ${expired} event(s) waited ${hold.ms / 1000} s for Redis to come back: delivered to this node's subscribers only`,
+      );
+    }
+    // While rejoining nothing expires: look again shortly.
+    if (this.#held.length > 0) this.#holdTimer = setTimeout(() => this.#expireHeld(), Math.max(HOLD_RECHECK_MS, this.#held[0]!.at + hold.ms - this.#now()));
+  }
+
+  /** Publishes the held events, oldest first: one connection keeps their order. */
+  #releaseHeld(): void {
+    if (this.#held.length > 0 && this.#publisher.status === 'ready') {
+      const held = this.#held;
+      this.#held = [];
+      this.#heldBytes = 0;
+      for (const own of held) this.#share(own);
+    }
+    if (this.#held.length === 0 && this.#holdTimer !== null) {
+      clearTimeout(this.#holdTimer);
+      this.#holdTimer = null;
+    }
+  }
+
+  /** Remembers the newest position seen of a library; one that goes backwards is reported. */
+  #saw(repoId: string, position: Position): boolean {
+    const before = this.#seen.get(repoId);
+    this.#seen.delete(repoId);
+    this.#seen.set(repoId, before !== undefined && before.epoch === position.epoch && before.offset > position.offset ? before : position);
+    if (this.#seen.size > MAX_SEEN_LIBRARIES) this.#seen.delete(this.#seen.keys().next().value!);
+    return before !== undefined && before.epoch === position.epoch && position.offset <= before.offset;
   }
 
   /**
@@ -213,7 +339,7 @@ export class RedisBackplane implements Backplane {
   }
 
   /** Back after an outage: tell the other nodes what only we had, find what we missed, and say so. */
-  async #afterRejoin(outageMs: number, lostAt: number): Promise<void> {
+  async #afterRejoin(outageMs: number, lostAt: number, caughtUp: ReadonlySet<string>): Promise<void> {
     const alone = this.#alone;
     this.#alone = new Set();
     if (alone === 'all' || alone.size > 0) {
@@ -233,13 +359,23 @@ export class RedisBackplane implements Backplane {
       // A history that lost its epoch, keeps nothing, or expired during the outage cannot tell.
       const limits = this.#options.history ?? DEFAULT_HISTORY_LIMITS;
       if (before === null || before !== this.#epoch || limits.size === 0 || outageMs >= limits.ttlMs) libraries = 'all';
-      else libraries = await this.history.changedSince(await (this.#options.followedLibraries?.() ?? []), lostAt - CLOCK_MARGIN_MS);
+      else {
+        // Those caught up from the history missed nothing.
+        const changed = await this.history.changedSince(await (this.#options.followedLibraries?.() ?? []), lostAt - CLOCK_MARGIN_MS);
+        for (const repoId of caughtUp) changed.delete(repoId);
+        libraries = changed;
+      }
     } catch (err) {
       this.#logger.debug({ err }, 'backplane: could not read what changed during the outage');
       libraries = 'all';
     }
     if (this.#state === 'closed') return;
     this.#options.onGap?.({ cutOff: 'this-node', node: this.nodeId, libraries, outageMs });
+  }
+
+  #dispatch(channel: Buffer, message: Buffer): void {
+    if (channel.toString() === this.#gapChannel) this.#receiveGap(message);
+    else this.#receive(message);
   }
 
   #receiveGap(bytes: Buffer): void {
@@ -250,7 +386,7 @@ export class RedisBackplane implements Backplane {
       notice = null;
     }
     const record = typeof notice === 'object' && notice !== null ? (notice as Record<string, unknown>) : {};
-    const { node, libraries, outageMs } = record;
+    const { node, libraries, outageMs, lost } = record;
     const list = libraries === 'all' ? 'all' : Array.isArray(libraries) && libraries.every((l) => typeof l === 'string') ? new Set(libraries as string[]) : null;
     if (record['v'] !== 1 || typeof node !== 'string' || list === null) {
       this.stats.malformedMessages++;
@@ -258,6 +394,11 @@ export class RedisBackplane implements Backplane {
     }
     if (node === this.nodeId) return;
     const outage = typeof outageMs === 'number' ? outageMs : 0;
+    if (lost === true) {
+      this.#logger.info({ node, libraries: list === 'all' ? 'all' : list.size }, `backplane: node ${node} found history lost in a Redis failover`);
+      this.#options.onGap?.({ cutOff: 'history-lost', node, libraries: list, outageMs: 0 });
+      return;
+    }
     this.#logger.info(
       { node, libraries: list === 'all' ? 'all' : list.size, outageMs: outage },
       `backplane: node ${node} was cut off for ${(outage / 1000).toFixed(1)} s and accepted events for ${list === 'all' ? 'many' : list.size} librar${list !== 'all' && list.size === 1 ? 'y' : 'ies'} that never reached this node`,
@@ -268,6 +409,7 @@ export class RedisBackplane implements Backplane {
   #deliverOwn(seq: number, event: LibraryEvent): void {
     if (seq <= this.#ownDelivered) return;
     this.#ownDelivered = seq;
+    if (event.position !== undefined) this.#saw(event.repoId, event.position);
     this.#options.deliver(event);
   }
 
@@ -275,13 +417,14 @@ export class RedisBackplane implements Backplane {
     if (this.#state === 'closed') return;
     this.#setState('closed');
     clearInterval(this.#watchdog);
+    if (this.#holdTimer !== null) clearTimeout(this.#holdTimer);
     this.#publisher.disconnect();
     this.#subscriber.disconnect();
   }
 
   #connect(role: Role, options: { enableOfflineQueue?: boolean; autoResendUnfulfilledCommands?: boolean; autoResubscribe?: boolean }): Redis {
     const policy = this.#options.reconnect ?? DEFAULT_RECONNECT_POLICY;
-    const redis = new Redis(this.#options.url, {
+    const redis = openRedis(this.#options.connection, {
       ...options,
       connectionName: `notification-server:${role}`,
       connectTimeout: this.#options.timeoutMs,
@@ -306,7 +449,7 @@ export class RedisBackplane implements Backplane {
         }
         return delay;
       },
-    });
+    }, this.#options.timeoutMs);
     redis.on('error', (err: Error) => {
       this.#lastError = err.message === 'Command timed out' ? `no answer within ${this.#options.timeoutMs} ms` : err.message;
       this.#logger.debug({ role, err: err.message }, 'backplane: Redis connection error');
@@ -376,36 +519,160 @@ export class RedisBackplane implements Backplane {
   #update(): void {
     if (this.#state === 'closed') return;
     const up = this.#subscribed && this.#publisherChecked && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
-    if (up && this.#state !== 'connected') {
-      const previous = this.#state;
+    if (up && this.#state === 'connecting') {
       this.#setState('connected');
-      this.#attempts.publisher = 0;
-      this.#attempts.subscriber = 0;
-      this.#lastError = null;
-      if (previous === 'connecting') {
-        this.#epoch ??= this.#epochNow;
-        this.#logger.info({ node: this.nodeId }, `backplane: connected to Redis at ${this.#options.displayUrl}`);
-      } else {
-        const notShared = this.stats.eventsNotShared - this.#notSharedAtLoss;
-        const outageMs = this.#now() - this.#lostAt;
-        const lostAt = this.#lostAt;
-        void this.#afterRejoin(outageMs, lostAt);
-        this.#logger.info(
-          { outageMs: this.#now() - this.#lostAt, eventsNotShared: notShared },
-          `backplane: back on Redis after ${((this.#now() - this.#lostAt) / 1000).toFixed(1)} s; ` +
-            `${notShared} event(s) accepted meanwhile reached this node's subscribers only`,
-        );
-      }
+      this.#resetAttempts();
+      this.#epoch ??= this.#epochNow;
+      this.#logger.info({ node: this.nodeId }, `backplane: connected to Redis at ${this.#options.displayUrl}`);
+    } else if (up && this.#state === 'reconnecting' && !this.#rejoining) {
+      void this.#rejoin();
     } else if (!up && this.#state === 'connected') {
       this.#setState('reconnecting');
       this.stats.disconnects++;
       this.#lostAt = this.#now();
       this.#notSharedAtLoss = this.stats.eventsNotShared;
+      const holdMs = this.#options.hold?.ms ?? 0;
       this.#logger.warn(
         { error: this.#lastError },
         `backplane: lost Redis at ${this.#options.displayUrl} (${this.#lastError ?? 'connection closed'}): ` +
-          'delivering only the events posted to this node until it is back',
+          (holdMs > 0
+            ? `holding the events posted to this node for up to ${holdMs / 1000} s until it is back`
+            : 'delivering only the events posted to this node until it is back'),
       );
+    }
+  }
+
+  /**
+   * Both connections are up again. Before anything is published: the libraries whose last
+   * position Redis no longer reaches (a replica promoted without them) are marked; then the held
+   * events go out in order, and the gap is reported.
+   */
+  async #rejoin(): Promise<void> {
+    this.#rejoining = true;
+    let lost: Set<string>;
+    try {
+      lost = await this.history.reconcile(this.#seen);
+    } catch (err) {
+      // Lost again meanwhile: the next 'ready' tries again.
+      this.#lastError = err instanceof Error ? err.message : String(err);
+      this.#logger.debug({ err }, 'backplane: could not check the history after reconnecting');
+      this.#rejoining = false;
+      // Through the backoff, as for a Redis that refuses the history script at connect time.
+      if (this.#publisher.status === 'ready' && this.#state !== 'closed') this.#publisher.disconnect(true);
+      return;
+    }
+    const missed = await this.#readMissed(lost);
+    this.#rejoining = false;
+    const up = this.#subscribed && this.#publisherChecked && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
+    if (this.#state !== 'reconnecting' || !up) {
+      this.#update();
+      return;
+    }
+    this.#setState('connected');
+    this.#resetAttempts();
+    // Numbered before anything this node is about to publish: first, what other nodes published
+    // while this one was away (from the history), then what arrived since it subscribed again.
+    const caughtUp = this.#deliverMissed(missed);
+    for (const [channel, message] of this.#incoming.splice(0)) this.#dispatch(channel, message);
+    const held = this.#held.length;
+    this.#releaseHeld();
+    const notShared = this.stats.eventsNotShared - this.#notSharedAtLoss;
+    const outageMs = this.#now() - this.#lostAt;
+    this.stats.outageMs += outageMs;
+    if (lost.size > 0) {
+      this.stats.librariesLost += lost.size;
+      this.#logger.warn(
+        { libraries: lost.size },
+        `backplane: Redis no longer holds the newest events of ${lost.size} librar${lost.size === 1 ? 'y' : 'ies'} ` +
+          '(a replica promoted before it received them): their positioned clients are told to resync',
+      );
+    }
+    void this.#afterRejoin(outageMs, this.#lostAt, caughtUp);
+    this.#logger.info(
+      { outageMs, eventsHeld: held, eventsNotShared: notShared, librariesLost: lost.size, librariesCaughtUp: caughtUp.size },
+      `backplane: back on Redis after ${(outageMs / 1000).toFixed(1)} s; ${held} held event(s) published now; ` +
+        `${caughtUp.size} librar${caughtUp.size === 1 ? 'y' : 'ies'} caught up from the history; ` +
+        `${notShared} event(s) accepted meanwhile reached this node's subscribers only`,
+    );
+  }
+
+  /**
+   * With a hold (a failover): other nodes' events this node's subscribers missed while it was
+   * away, read from the history for each followed library whose last position it knows (not
+   * those whose history was lost), to be delivered in order before live ones. A library whose
+   * history does not reach back is left out: its desktop clients are refreshed.
+   */
+  async #readMissed(lost: ReadonlySet<string>): Promise<Array<[string, BackplaneMessage[]]>> {
+    const missed: Array<[string, BackplaneMessage[]]> = [];
+    // Without a hold (one Redis, usually away for longer) desktop clients are refreshed instead.
+    if ((this.#options.hold?.ms ?? 0) === 0) return missed;
+    try {
+      const followed = new Set(await (this.#options.followedLibraries?.() ?? []));
+      const candidates = [...this.#seen].filter(([repoId]) => followed.has(repoId) && !lost.has(repoId));
+      for (let i = 0; i < candidates.length; i += CATCH_UP_BATCH) {
+        const batch = candidates.slice(i, i + CATCH_UP_BATCH);
+        const reads = await Promise.all(batch.map(([repoId, since]) => this.history.missedMessages(repoId, since)));
+        reads.forEach((messages, j) => {
+          if (messages !== null) missed.push([batch[j]![0], messages]);
+        });
+      }
+    } catch (err) {
+      this.#logger.debug({ err }, 'backplane: could not read what this node missed');
+    }
+    return missed;
+  }
+
+  /** Delivers what #readMissed found, library by library in offset order; returns the libraries caught up. */
+  #deliverMissed(missed: Array<[string, BackplaneMessage[]]>): Set<string> {
+    this.#caughtUpSeqs.clear();
+    const caughtUp = new Set<string>();
+    for (const [repoId, messages] of missed) {
+      caughtUp.add(repoId);
+      for (const message of messages) {
+        // Ours come back through #own, in the order this node accepted them.
+        if (message.origin === this.nodeId || message.event.position === undefined) continue;
+        let seqs = this.#caughtUpSeqs.get(message.origin);
+        if (seqs === undefined) this.#caughtUpSeqs.set(message.origin, (seqs = new Set()));
+        seqs.add(message.seq);
+        this.#saw(repoId, message.event.position);
+        this.stats.eventsReceived++;
+        this.#options.deliver(message.event);
+      }
+    }
+    return caughtUp;
+  }
+
+  #resetAttempts(): void {
+    this.#attempts.publisher = 0;
+    this.#attempts.subscriber = 0;
+    this.#lastError = null;
+  }
+
+  /**
+   * A library's offset went backwards on the channel: another node numbered on a promoted
+   * replica before this one marked what it had seen. Marked now (when Redis is still short of
+   * it), and every node's clients of the library are told.
+   */
+  async #wentBackwards(repoId: string, seen: Position): Promise<void> {
+    if (this.#checking.has(repoId)) return;
+    this.#checking.add(repoId);
+    try {
+      await this.history.reconcile(new Map([[repoId, seen]])).catch((err: unknown) => {
+        this.#logger.debug({ err, repoId }, 'backplane: could not mark the lost history');
+      });
+      this.stats.librariesLost++;
+      this.#logger.warn(
+        { repoId, offset: seen.offset },
+        `backplane: the offsets of library ${repoId} went backwards (Redis failed over to a replica without its newest events): its positioned clients are told to resync`,
+      );
+      const libraries = new Set([repoId]);
+      const notice = JSON.stringify({ v: 1, node: this.nodeId, outageMs: 0, libraries: [repoId], lost: true });
+      this.#publisher.publish(this.#gapChannel, notice).catch((err: unknown) => {
+        this.#logger.debug({ err }, 'backplane: the lost-history notice was not sent');
+      });
+      if (this.#state !== 'closed') this.#options.onGap?.({ cutOff: 'history-lost', node: this.nodeId, libraries, outageMs: 0 });
+    } finally {
+      this.#checking.delete(repoId);
     }
   }
 
@@ -433,13 +700,22 @@ export class RedisBackplane implements Backplane {
       );
       return;
     }
-    if (message.event.position !== undefined) this.#epoch = message.event.position.epoch;
+    const position = message.event.position;
+    if (position !== undefined) this.#epoch = position.epoch;
     if (message.origin === this.nodeId) {
       // Ours, numbered and back: delivered in the cluster's order, unless it already was here.
       if (message.seq > this.#ownDelivered) {
+        if (position !== undefined) this.#checkOrder(message.event.repoId, position);
         this.#deliverOwn(message.seq, message.event);
         this.#settle();
       } else this.stats.duplicatesDropped++;
+      return;
+    }
+    const caught = this.#caughtUpSeqs.get(message.origin);
+    if (caught?.delete(message.seq) === true) {
+      // Delivered from the history after an outage already.
+      this.#sequences.check(message.origin, message.seq);
+      this.stats.duplicatesDropped++;
       return;
     }
     const verdict = this.#sequences.check(message.origin, message.seq);
@@ -447,14 +723,66 @@ export class RedisBackplane implements Backplane {
       this.stats.duplicatesDropped++;
       return;
     }
-    if (verdict.missed > 0) {
-      this.stats.eventsMissed += verdict.missed;
+    let missed = verdict.missed;
+    if (missed > 0 && caught !== undefined) {
+      // Skipped over on the channel, but delivered from the history.
+      for (const seq of caught) {
+        if (seq < message.seq) {
+          missed--;
+          caught.delete(seq);
+        }
+      }
+      missed = Math.max(0, missed);
+    }
+    if (missed > 0) {
+      this.stats.eventsMissed += missed;
       this.#logger.info(
-        { origin: message.origin, missed: verdict.missed },
-        `backplane: ${verdict.missed} event(s) accepted by node ${message.origin} while the backplane was down never reached this node`,
+        { origin: message.origin, missed },
+        `backplane: ${missed} event(s) accepted by node ${message.origin} while the backplane was down never reached this node`,
       );
     }
     this.stats.eventsReceived++;
+    if (position !== undefined) this.#checkOrder(message.event.repoId, position);
     this.#options.deliver(message.event);
+  }
+
+  #checkOrder(repoId: string, position: Position): void {
+    const before = this.#seen.get(repoId);
+    if (this.#saw(repoId, position) && before !== undefined) void this.#wentBackwards(repoId, before);
+  }
+}
+
+/**
+ * One connection to the primary: at a URL, or wherever the sentinels say the primary is now
+ * (ioredis asks them again on every reconnect, and drops the connection when they announce a
+ * failover, `failoverDetector`).
+ */
+function openRedis(connection: RedisConnection, options: RedisOptions, timeoutMs: number): Redis {
+  switch (connection.kind) {
+    case 'single':
+      return new Redis(connection.url, options);
+    case 'sentinel': {
+      const tls = connection.tls ? {} : undefined;
+      return new Redis({
+        ...options,
+        sentinels: connection.sentinels,
+        name: connection.name,
+        username: connection.username ?? undefined,
+        password: connection.password ?? undefined,
+        sentinelUsername: connection.sentinelUsername ?? undefined,
+        sentinelPassword: connection.sentinelPassword ?? undefined,
+        db: connection.db,
+        sentinelCommandTimeout: timeoutMs,
+        failoverDetector: true,
+        // TLS to the primary as to the sentinels: ioredis uses `tls` for the former only when told to.
+        ...(tls === undefined ? {} : { tls, sentinelTLS: tls, enableTLSForSentinelMode: true }),
+      });
+    }
+    case 'cluster':
+      throw new Error('Redis Cluster is not supported by this backplane');
+    default: {
+      const unknown: never = connection;
+      throw new Error(`unknown Redis connection: ${JSON.stringify(unknown)}`);
+    }
   }
 }

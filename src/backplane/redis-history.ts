@@ -14,13 +14,19 @@
  * next offset as `unshared` (no event, no publish): those events are in no history, and a
  * client whose position is before the mark is told to resync.
  *
+ * After a failover (Sentinel, Cluster) the promoted replica may lack the last events the old
+ * primary numbered and published: offsets would be given out again for other events. Each node
+ * remembers the last position it saw per library; back on Redis, it raises the library's offset
+ * past it and marks the missing range `lost` (reconcile), before it publishes anything: a client
+ * whose position is before the mark is told to resync.
+ *
  * A FLUSHALL (or a Redis restarted empty) removes the epoch with the offsets, so the next
  * script draws a new epoch and offsets start again at 1 in it: positions from before are
  * answered with a resync (`epoch-changed`), never mistaken for new ones.
  */
 import type { Redis } from 'ioredis';
 
-import { judgeRecovery, type EventHistory, type HistoryLimits, type HistoryRead } from '../history/event-history.js';
+import { judgeRecovery, type EventHistory, type HistoryLimits, type HistoryRead, type HistorySnapshot } from '../history/event-history.js';
 import { newEpoch, type Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
@@ -93,17 +99,39 @@ end
 return {epoch, top, entries}
 `;
 
+/**
+ * KEYS: epoch, offset, history. ARGV: the epoch and offset a node last saw for the library,
+ * history size, ttl (ms), now (ms). When Redis holds that epoch but an older offset (a replica
+ * promoted before it received them), the offset is raised past the seen one, which is marked
+ * `lost`. Returns 1 when it was, else 0.
+ */
+const RECONCILE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local top = tonumber(redis.call('GET', KEYS[2]) or '0')
+local seen = tonumber(ARGV[2])
+if top >= seen then return 0 end
+local mark = seen + 1
+redis.call('SET', KEYS[2], mark)
+if tonumber(ARGV[3]) > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], mark .. '-0', 't', ARGV[5], 'lost', tostring(top))
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
+return 1
+`;
+
 interface HistoryCommands {
   notificationNumberAndPublish(...args: Array<string | Buffer | number>): Promise<[string, number]>;
   notificationMarkUnshared(...args: Array<string | Buffer | number>): Promise<[string, number]>;
+  notificationReconcile(...args: Array<string | Buffer | number>): Promise<number>;
   notificationReadHistoryBuffer(...args: Array<string | Buffer | number>): Promise<[Buffer, number, Array<[Buffer, Buffer[]]>]>;
 }
 
-/** Teaches a connection the two scripts (sent once, then called by their SHA). */
+/** Teaches a connection the scripts (sent once, then called by their SHA). */
 export function defineHistoryCommands(redis: Redis): void {
   redis.defineCommand('notificationNumberAndPublish', { numberOfKeys: 3, lua: NUMBER_AND_PUBLISH });
   redis.defineCommand('notificationReadHistory', { numberOfKeys: 3, lua: READ_HISTORY });
   redis.defineCommand('notificationMarkUnshared', { numberOfKeys: 3, lua: MARK_UNSHARED });
+  redis.defineCommand('notificationReconcile', { numberOfKeys: 3, lua: RECONCILE });
 }
 
 function commands(redis: Redis): HistoryCommands {
@@ -167,6 +195,29 @@ export class RedisHistory implements EventHistory {
     );
   }
 
+  /**
+   * After a failover: for each library, the last position this node saw; those whose offset
+   * Redis no longer reaches are raised past it and marked lost. Returns them. Rejects when
+   * Redis does not answer.
+   */
+  async reconcile(seen: ReadonlyMap<string, Position>): Promise<Set<string>> {
+    const { redis, keyPrefix, limits } = this.options;
+    const lost = new Set<string>();
+    const all = [...seen];
+    for (let i = 0; i < all.length; i += CHANGED_BATCH) {
+      const batch = all.slice(i, i + CHANGED_BATCH);
+      const replies = await Promise.all(
+        batch.map(([repoId, position]) =>
+          commands(redis).notificationReconcile(...keysOf(keyPrefix, repoId), position.epoch, position.offset, limits.size, limits.ttlMs, this.#now()),
+        ),
+      );
+      replies.forEach((marked, j) => {
+        if (Number(marked) === 1) lost.add(batch[j]![0]);
+      });
+    }
+    return lost;
+  }
+
   /** The current epoch (drawn now if Redis has none). Rejects when Redis does not answer. */
   async epoch(): Promise<string> {
     const { redis, keyPrefix } = this.options;
@@ -199,6 +250,22 @@ export class RedisHistory implements EventHistory {
   }
 
   async read(repoId: string, since: Position | null): Promise<HistoryRead> {
+    const read = await this.#readEntries(repoId, since);
+    if (read === null) return { kind: 'resync', reason: 'history-unavailable', position: null };
+    return judgeRecovery(read.snapshot, since);
+  }
+
+  /**
+   * The messages after `since`, as they were published (origin and sequence included), when
+   * the history holds every one of them; null when it does not (or cannot be read).
+   */
+  async missedMessages(repoId: string, since: Position): Promise<BackplaneMessage[] | null> {
+    const read = await this.#readEntries(repoId, since);
+    if (read === null || judgeRecovery(read.snapshot, since).kind !== 'recovered') return null;
+    return read.messages.filter((message) => (message.event.position?.offset ?? 0) > since.offset);
+  }
+
+  async #readEntries(repoId: string, since: Position | null): Promise<{ snapshot: HistorySnapshot; messages: BackplaneMessage[] } | null> {
     const { redis, keyPrefix, limits, logger } = this.options;
     const from = since === null ? '' : String(since.offset + 1);
     let reply;
@@ -207,14 +274,19 @@ export class RedisHistory implements EventHistory {
       reply = await commands(redis).notificationReadHistoryBuffer(...keysOf(keyPrefix, repoId), newEpoch(), from, limits.size + 1);
     } catch (err) {
       logger.debug({ err, repoId }, 'history: Redis did not answer a read');
-      return { kind: 'resync', reason: 'history-unavailable', position: null };
+      return null;
     }
     const [epochBytes, top, entries] = reply;
     const oldest = this.#now() - limits.ttlMs;
-    const events: LibraryEvent[] = [];
+    const messages: BackplaneMessage[] = [];
     const unshared: number[] = [];
+    const lost: number[] = [];
     for (const [id, fields] of entries) {
       const entry = fieldsOf(fields);
+      if (entry.has('lost')) {
+        lost.push(Number(id.toString().split('-')[0]));
+        continue;
+      }
       if (entry.has('unshared')) {
         unshared.push(Number(id.toString().split('-')[0]));
         continue;
@@ -223,13 +295,14 @@ export class RedisHistory implements EventHistory {
       const bytes = entry.get('m');
       if (bytes === undefined || at <= oldest) continue;
       try {
-        events.push(decodeBackplaneMessage(bytes).event);
+        messages.push(decodeBackplaneMessage(bytes));
       } catch (err) {
         if (!(err instanceof BackplaneMessageError)) throw err;
         logger.warn({ repoId, reason: err.message }, 'history: an entry that is not ours to read was skipped');
       }
     }
-    return judgeRecovery({ epoch: epochBytes.toString(), top: Number(top), events, unshared }, since);
+    const events = messages.map((message) => message.event);
+    return { snapshot: { epoch: epochBytes.toString(), top: Number(top), events, unshared, lost }, messages };
   }
 }
 

@@ -53,7 +53,7 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
   const figures = new PrimaryFigures({
     expected: count,
     workers: () => welcomed,
-    backplane: () => ({ kind: sequencer.kind, state: sequencer.state }),
+    backplane: () => ({ kind: sequencer.kind, state: sequencer.state, stats: sequencer.stats }),
   });
   if (config.eventsListen?.kind === 'unix') await removeStaleSocketFile(config.eventsListen.path);
 

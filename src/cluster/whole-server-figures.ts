@@ -16,8 +16,7 @@
  * never hangs a scrape.
  */
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { BackplaneState } from '../backplane/backplane.js';
-import { backplaneStateGauge } from '../metrics/prometheus-metrics.js';
+import { BACKPLANE_SERIES, backplaneStateGauge, type BackplaneLevels } from '../metrics/prometheus-metrics.js';
 import type { FiguresQuestion, GatheredFigures, MetricsJson, PrimaryMessage, StatusShare, WorkerShare } from '../backplane/cluster-messages.js';
 
 /** How long the primary waits for the workers' figures before answering without the late ones. */
@@ -50,7 +49,7 @@ function perProcess(metrics: MetricsJson, worker: string): MetricsJson {
 
 const OURS = 'notification_';
 /** The workers relay the primary's backplane state (kind `ipc`): the primary's own speaks for the server. */
-const RELAYED = new Set(['notification_backplane_state']);
+const RELAYED = new Set(BACKPLANE_SERIES);
 
 /**
  * The whole server's metrics: each worker's `notification_*` summed (per their `aggregator`),
@@ -71,7 +70,7 @@ export interface PrimaryFiguresOptions {
   /** The workers configured: those that did not answer count as missing. */
   expected: number;
   workers: () => Iterable<ShareTarget>;
-  backplane: () => { kind: string; state: BackplaneState };
+  backplane: () => BackplaneLevels;
   waitMs?: number;
   /** prom-client's process metrics of the primary; off in unit tests. */
   processMetrics?: boolean;

@@ -1,26 +1,46 @@
 /** The backplane: `REDIS_URL`, `seafile.conf [notification] redis_url`, or none (one node). */
-import { ConfigError, DEFAULTS, type BackplaneConfig } from './config.js';
+import { ConfigError, DEFAULTS, type BackplaneConfig, type RedisAddress, type RedisConnection } from './config.js';
 import type { KeyFile } from './keyfile.js';
 import { describeSetting, fromEnv, fromFile, parseInteger, pick, type Env, type Setting } from './setting.js';
-
-type RedisBackplaneConfig = Extract<BackplaneConfig, { kind: 'redis' }>;
 
 export function resolveBackplane(env: Env, seafile: KeyFile | null, notification: KeyFile | null, notices: string[]): BackplaneConfig {
   const setting = pick(fromEnv(env, 'REDIS_URL'), fromFile(seafile, 'notification', 'redis_url'), fromFile(notification, 'general', 'redis_url'));
   if (setting === null) return { kind: 'memory' };
-  const { url, displayUrl } = parseRedisUrl(setting);
+  const { connection, displayUrl } = parseRedisUrl(setting);
+  if (connection.kind === 'cluster') {
+    throw new ConfigError(`Redis Cluster (${displayUrl} in ${describeSetting(setting)}) is not supported yet: use one Redis, or Redis through Sentinel (redis+sentinel://)`);
+  }
   const timeoutSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_REDIS_TIMEOUT'), fromFile(seafile, 'notification', 'redis_timeout'));
   const timeoutMs = timeoutSetting === null ? DEFAULTS.redisTimeoutMs : parseInteger(timeoutSetting, 'redis_timeout', 1, 3600) * 1000;
-  const timeoutNote = timeoutSetting === null ? '' : `, timeout ${timeoutMs / 1000} s (${timeoutSetting.source})`;
-  notices.push(`Backplane: Redis at ${displayUrl} (${setting.source}${timeoutNote}); events reach every node on it.`);
-  return { kind: 'redis', url, displayUrl, timeoutMs };
+  const holdSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_REDIS_FAILOVER_HOLD'), fromFile(seafile, 'notification', 'redis_failover_hold'));
+  // One Redis that is away is usually down for longer than anyone would hold events for: deliver them here at once.
+  const defaultHoldMs = connection.kind === 'single' ? 0 : DEFAULTS.redisFailoverHoldMs;
+  const holdMs = holdSetting === null ? defaultHoldMs : parseInteger(holdSetting, 'redis_failover_hold', 0, 600) * 1000;
+  const bytesSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_REDIS_FAILOVER_HOLD_BYTES'), fromFile(seafile, 'notification', 'redis_failover_hold_bytes'));
+  const holdBytes = bytesSetting === null ? DEFAULTS.redisFailoverHoldBytes : parseInteger(bytesSetting, 'redis_failover_hold_bytes', 0, 1024 ** 3);
+  const notes = [setting.source];
+  if (timeoutSetting !== null) notes.push(`timeout ${timeoutMs / 1000} s (${timeoutSetting.source})`);
+  if (holdMs > 0) notes.push(`events held up to ${holdMs / 1000} s while it fails over`);
+  const what = connection.kind === 'sentinel' ? 'Redis through Sentinel' : 'Redis';
+  notices.push(`Backplane: ${what} at ${displayUrl} (${notes.join(', ')}); events reach every node on it.`);
+  return { kind: 'redis', connection, displayUrl, timeoutMs, holdMs, holdBytes };
 }
 
-const USAGE = 'expected redis://[[user]:password@]host[:port][/db] or rediss://... for TLS';
+const USAGE =
+  'expected redis://[[user]:password@]host[:port][/db], rediss://... for TLS, ' +
+  'redis+sentinel://[[user]:password@]host:port[,host:port...]/<master name>[/db] or ' +
+  'redis+cluster://[[user]:password@]host:port[,host:port...] (rediss+... for TLS)';
+
+const SENTINEL_PORT = 26379;
+const REDIS_PORT = 6379;
 
 /** Checks what ioredis would otherwise only find out at the first connection. Never echoes the password. */
-export function parseRedisUrl(setting: Setting): Pick<RedisBackplaneConfig, 'url' | 'displayUrl'> {
+export function parseRedisUrl(setting: Setting): { connection: RedisConnection; displayUrl: string } {
   const text = setting.text.trim();
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
+  if (scheme === 'redis+sentinel' || scheme === 'rediss+sentinel' || scheme === 'redis+cluster' || scheme === 'rediss+cluster') {
+    return parseMultiHostUrl(setting, text, scheme);
+  }
   let url: URL;
   try {
     url = new URL(text);
@@ -42,7 +62,93 @@ export function parseRedisUrl(setting: Setting): Pick<RedisBackplaneConfig, 'url
   } catch {
     throw invalid('the user or password is not valid percent-encoding');
   }
-  return { url: text, displayUrl: shown };
+  return { connection: { kind: 'single', url: text }, displayUrl: shown };
+}
+
+/**
+ * `redis+sentinel://` and `redis+cluster://` name several hosts, which WHATWG URLs cannot
+ * hold, so they are split here. Options for the sentinels go in the query:
+ * `sentinel_username`, `sentinel_password` (default: the user and password of the URL).
+ */
+function parseMultiHostUrl(setting: Setting, text: string, scheme: string): { connection: RedisConnection; displayUrl: string } {
+  const sentinel = scheme.endsWith('+sentinel');
+  const tls = scheme.startsWith('rediss');
+  const rest = text.slice(scheme.length + 1);
+  const match = /^\/\/(?:([^@/?#]*)@)?([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?$/.exec(rest);
+  if (match === null) throw new ConfigError(`invalid Redis URL in ${describeSetting(setting)}: ${USAGE}`);
+  const [, userinfo, hostList = '', path = '', query = ''] = match;
+  let username: string | null = null;
+  let password: string | null = null;
+  let credentialsValid = true;
+  if (userinfo !== undefined) {
+    const colon = userinfo.indexOf(':');
+    try {
+      username = nonEmpty(decodeURIComponent(colon < 0 ? userinfo : userinfo.slice(0, colon)));
+      password = colon < 0 ? null : nonEmpty(decodeURIComponent(userinfo.slice(colon + 1)));
+    } catch {
+      credentialsValid = false;
+    }
+  }
+  const params = new URLSearchParams(query);
+  const shownCredentials = password !== null || (userinfo?.includes(':') ?? false) ? `${username ?? ''}:***@` : username !== null ? `${username}@` : '';
+  const shownPath = path === '/' ? '' : path;
+  const shown = `${scheme}://${shownCredentials}${hostList}${shownPath}`;
+  const invalid = (why: string): ConfigError => new ConfigError(`invalid Redis URL ${shown} in ${describeSetting(setting)}: ${why}; ${USAGE}`);
+  if (!credentialsValid) throw invalid('the user or password is not valid percent-encoding');
+  if (hostList === '') throw invalid('no host');
+  const addresses = hostList.split(',').map((entry) => parseAddress(entry, sentinel ? SENTINEL_PORT : REDIS_PORT, invalid));
+  for (const key of params.keys()) {
+    if (!sentinel || (key !== 'sentinel_username' && key !== 'sentinel_password')) {
+      throw invalid(`unknown option ${JSON.stringify(key)}${sentinel ? ' (known: sentinel_username, sentinel_password)' : ''}`);
+    }
+  }
+  if (!sentinel) {
+    if (shownPath !== '') throw invalid('a cluster has no database number or name: nothing may follow the hosts');
+    return { connection: { kind: 'cluster', nodes: addresses, username, password, tls }, displayUrl: shown };
+  }
+  const segments = path.replace(/^\//, '').split('/');
+  const name = decodeSegment(segments[0] ?? '');
+  if (name === null) throw invalid('the master name is not valid percent-encoding');
+  if (name === '') throw invalid('no master name: add /<master name> after the sentinels, as in sentinel.conf\'s "sentinel monitor <master name> ..."');
+  if (segments.length > 2) throw invalid('expected at most /<master name>/<db> after the sentinels');
+  const dbText = segments[1] ?? '';
+  if (dbText !== '' && !/^\d{1,5}$/.test(dbText)) throw invalid(`the database must be a number, not ${JSON.stringify(dbText)}`);
+  return {
+    connection: {
+      kind: 'sentinel',
+      sentinels: addresses,
+      name,
+      username,
+      password,
+      sentinelUsername: nonEmpty(params.get('sentinel_username') ?? '') ?? username,
+      sentinelPassword: nonEmpty(params.get('sentinel_password') ?? '') ?? password,
+      db: dbText === '' ? 0 : Number(dbText),
+      tls,
+    },
+    displayUrl: shown,
+  };
+}
+
+/** `host`, `host:port`, `[v6]`, `[v6]:port`. */
+function parseAddress(entry: string, defaultPort: number, invalid: (why: string) => ConfigError): RedisAddress {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+))(?::(\d{1,5}))?$/.exec(entry.trim());
+  if (match === null) throw invalid(`${JSON.stringify(entry)} is not host or host:port`);
+  const host = match[1] ?? match[2]!;
+  const port = match[3] === undefined ? defaultPort : Number(match[3]);
+  if (port < 1 || port > 65535) throw invalid(`the port of ${JSON.stringify(entry)} must be from 1 to 65535`);
+  return { host, port };
+}
+
+function decodeSegment(text: string): string | null {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
+}
+
+function nonEmpty(text: string): string | null {
+  return text === '' ? null : text;
 }
 
 /** Scheme, user, host, port and database: the password masked, the query (where options and secrets may hide) left out. */

@@ -36,13 +36,51 @@ export type BackplaneConfig =
   | { kind: 'memory' }
   | {
       kind: 'redis';
-      /** `redis://` or `rediss://`, credentials included: never log it. */
-      url: string;
+      /** Where Redis is and how to reach it; credentials included: never log it. */
+      connection: RedisConnection;
       /** The URL with its password masked, for the log. */
       displayUrl: string;
       /** Redis not answering for this long (a frozen host, a dead link) counts as down. */
       timeoutMs: number;
+      /** Events accepted while Redis is away are held this long (and up to `holdBytes`) for it to come back; 0: none. */
+      holdMs: number;
+      holdBytes: number;
     };
+
+/** One Redis endpoint, a primary found through Sentinel, or a Redis Cluster. */
+export type RedisConnection =
+  | {
+      kind: 'single';
+      /** `redis://` or `rediss://`, as ioredis reads it. */
+      url: string;
+    }
+  | {
+      kind: 'sentinel';
+      sentinels: RedisAddress[];
+      /** The master group name the sentinels monitor. */
+      name: string;
+      /** The ACL user and password for the primary and replicas; for the sentinels too unless `sentinelUsername`/`sentinelPassword` say otherwise. */
+      username: string | null;
+      password: string | null;
+      sentinelUsername: string | null;
+      sentinelPassword: string | null;
+      db: number;
+      /** TLS to the sentinels and to the primary (`rediss+sentinel://`). */
+      tls: boolean;
+    }
+  | {
+      kind: 'cluster';
+      /** Some of the cluster's nodes: the others are found from them. */
+      nodes: RedisAddress[];
+      username: string | null;
+      password: string | null;
+      tls: boolean;
+    };
+
+export interface RedisAddress {
+  host: string;
+  port: number;
+}
 
 export type EventsListen = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
@@ -180,6 +218,9 @@ export const DEFAULTS = {
   keyGraceMs: 600_000,
   metrics: true,
   redisTimeoutMs: 5_000,
+  /** With Sentinel or Cluster: long enough for a failover with down-after-milliseconds of 5 s to 10 s. */
+  redisFailoverHoldMs: 30_000,
+  redisFailoverHoldBytes: 16 * 1024 * 1024,
   /** A group lookup (pool wait, connect and query) that takes longer fails: the event reaches nobody. */
   groupLookupTimeoutMs: 5_000,
   /** The proxy in the documented deployment runs on the same host. */

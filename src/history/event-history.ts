@@ -15,7 +15,9 @@ import type { Position } from './position.js';
  * - `history-unavailable`: the history cannot be read now (Redis is down);
  * - `too-far-behind`: more events arrived while its replay was being read than a replay may hold;
  * - `events-not-shared`: a node cut off from the others accepted events for the library that
- *   reached its own subscribers only, and are in no history.
+ *   reached its own subscribers only, and are in no history;
+ * - `history-lost`: Redis failed over to a replica that had not received the library's latest
+ *   events: they were delivered, but are in no history any more.
  */
 export type ResyncReason =
   | 'epoch-changed'
@@ -23,7 +25,8 @@ export type ResyncReason =
   | 'unknown-position'
   | 'history-unavailable'
   | 'too-far-behind'
-  | 'events-not-shared';
+  | 'events-not-shared'
+  | 'history-lost';
 
 export const RESYNC_REASONS = Object.keys({
   'epoch-changed': 1,
@@ -32,6 +35,7 @@ export const RESYNC_REASONS = Object.keys({
   'history-unavailable': 1,
   'too-far-behind': 1,
   'events-not-shared': 1,
+  'history-lost': 1,
 } satisfies Record<ResyncReason, 1>) as ResyncReason[];
 
 export type HistoryRead =
@@ -69,6 +73,11 @@ export interface HistorySnapshot {
    * history: a client whose position is before one of them is told to resync (`events-not-shared`).
    */
   unshared?: readonly number[];
+  /**
+   * Offsets past the history's newest event that were given out before Redis failed over to a
+   * replica without them: a client whose position is before one of them is told to resync (`history-lost`).
+   */
+  lost?: readonly number[];
 }
 
 /** Whether a client at `since` recovers from `snapshot`, and with which events. */
@@ -77,6 +86,7 @@ export function judgeRecovery(snapshot: HistorySnapshot, since: Position | null)
   if (since === null) return { kind: 'recovered', position, events: [] };
   if (since.epoch !== snapshot.epoch) return { kind: 'resync', reason: 'epoch-changed', position };
   if (since.offset > snapshot.top) return { kind: 'resync', reason: 'unknown-position', position };
+  if (snapshot.lost?.some((offset) => offset > since.offset)) return { kind: 'resync', reason: 'history-lost', position };
   if (snapshot.unshared?.some((offset) => offset > since.offset)) return { kind: 'resync', reason: 'events-not-shared', position };
   const missed = snapshot.events.filter((event) => (event.position?.offset ?? 0) > since.offset);
   const complete =

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BackplaneState } from '../backplane/backplane.js';
+import type { BackplaneState, BackplaneStats } from '../backplane/backplane.js';
 import type { PublisherAuthFailure, PublisherKind } from '../auth/publisher-auth.js';
 import type { SubscribeFailure } from '../auth/subscriber-token.js';
 import type { GroupCacheStats } from '../groups/cached-group-directory.js';
@@ -18,7 +18,14 @@ export interface MetricLevels {
   /** Null when no group database is configured. */
   groupLookups(): GroupCacheStats | null;
   /** How events travel between nodes, and whether that works now. */
-  backplane(): { kind: string; state: BackplaneState };
+  backplane(): BackplaneLevels;
+}
+
+/** The backplane's state, and its counters since start (absent for the memory backplane). */
+export interface BackplaneLevels {
+  kind: string;
+  state: BackplaneState;
+  stats?: Readonly<BackplaneStats>;
 }
 
 const NO_LEVELS: MetricLevels = {
@@ -32,8 +39,56 @@ const NO_LEVELS: MetricLevels = {
 
 const BACKPLANE_STATES: readonly BackplaneState[] = ['connecting', 'connected', 'reconnecting', 'closed'];
 
-/** `notification_backplane_state`: this process's backplane (or, under --workers, the primary's: cluster/whole-server-figures.ts). */
-export function backplaneStateGauge(registers: Registry[], read: () => { kind: string; state: BackplaneState }): void {
+/** The series backplaneStateGauge registers: under --workers, the primary's speak for the server. */
+export const BACKPLANE_SERIES: readonly string[] = [
+  'notification_backplane_state',
+  'notification_backplane_disconnects_total',
+  'notification_backplane_outage_seconds_total',
+  'notification_backplane_events_total',
+  'notification_backplane_libraries_lost_total',
+];
+
+const BACKPLANE_OUTCOMES = {
+  shared: (stats: Readonly<BackplaneStats>) => stats.eventsShared,
+  held: (stats: Readonly<BackplaneStats>) => stats.eventsHeld,
+  'held-too-long': (stats: Readonly<BackplaneStats>) => stats.eventsHeldTooLong,
+  'not-shared': (stats: Readonly<BackplaneStats>) => stats.eventsNotShared,
+  received: (stats: Readonly<BackplaneStats>) => stats.eventsReceived,
+  missed: (stats: Readonly<BackplaneStats>) => stats.eventsMissed,
+};
+
+/**
+ * `notification_backplane_state` and the backplane's counters: this process's backplane (or,
+ * under --workers, the primary's: cluster/whole-server-figures.ts).
+ */
+export function backplaneStateGauge(registers: Registry[], read: () => BackplaneLevels): void {
+  const counter = (name: string, help: string, value: (stats: Readonly<BackplaneStats>) => number): void => {
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        const { stats } = read();
+        if (stats !== undefined) this.inc(value(stats));
+      },
+    });
+  };
+  counter('notification_backplane_disconnects_total', 'Times this node lost its Redis connection after having had it (a Redis restart, a failover, a network cut).', (s) => s.disconnects);
+  counter('notification_backplane_outage_seconds_total', 'Time this node spent without Redis, over every outage that has ended.', (s) => s.outageMs / 1000);
+  counter('notification_backplane_libraries_lost_total', 'Libraries whose newest events Redis lost in a failover (a replica promoted before it received them); their positioned clients were told to resync (history-lost).', (s) => s.librariesLost);
+  new Counter({
+    name: 'notification_backplane_events_total',
+    help: 'Events through the backplane, by outcome: shared (numbered by Redis and sent to every node), held (accepted while Redis was away and held for it), held-too-long (held past redis_failover_hold: this node only), not-shared (this node only, held-too-long included), received (from other nodes), missed (other nodes\' events that never arrived).',
+    labelNames: ['outcome'],
+    registers,
+    collect() {
+      this.reset();
+      const { stats } = read();
+      if (stats === undefined) return;
+      for (const [outcome, value] of Object.entries(BACKPLANE_OUTCOMES)) this.inc({ outcome }, value(stats));
+    },
+  });
   new Gauge({
     name: 'notification_backplane_state',
     help: 'The backplane (kind: memory or redis) by state: 1 for the state it is in now, 0 for the others. With Redis, anything but connected means events posted to other nodes do not reach this one.',
@@ -328,7 +383,7 @@ export class PrometheusMetrics implements Metrics {
     this.#resyncs = countsByLabel(
       {
         name: 'notification_resyncs_total',
-        help: 'Positioned subscriptions told to resync, by why: epoch-changed, history-gone, unknown-position, history-unavailable, too-far-behind, events-not-shared.',
+        help: 'Positioned subscriptions told to resync, by why: epoch-changed, history-gone, unknown-position, history-unavailable, too-far-behind, events-not-shared, history-lost.',
         labelNames: ['reason'],
         registers,
       },

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import type { BackplaneGap } from '../../src/backplane/backplane.js';
 import { encodeBackplaneMessage } from '../../src/backplane/backplane-message.js';
 import { backplaneChannel } from '../../src/backplane/open-backplane.js';
 import { RedisBackplane } from '../../src/backplane/redis-backplane.js';
@@ -23,11 +24,16 @@ function commitOf(delivered: LibraryEvent): string {
 }
 
 /** A backplane on this test's channel, recording what it hands to its Hub. */
-async function node(nodeId: string, channel: string): Promise<{ backplane: RedisBackplane; delivered: string[]; positions: Position[] }> {
+async function node(
+  nodeId: string,
+  channel: string,
+  onGap?: (gap: BackplaneGap) => void,
+): Promise<{ backplane: RedisBackplane; delivered: string[]; positions: Position[] }> {
   const delivered: string[] = [];
   const positions: Position[] = [];
   const backplane = new RedisBackplane({
-    url: redisUrl!,
+    onGap,
+    connection: { kind: 'single', url: redisUrl! },
     displayUrl: 'test',
     channel,
     timeoutMs: 5_000,
@@ -43,9 +49,9 @@ async function node(nodeId: string, channel: string): Promise<{ backplane: Redis
   return { backplane, delivered, positions };
 }
 
-async function until(done: () => boolean, timeoutMs = 10_000): Promise<void> {
+async function until(done: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!done()) {
+  while (!(await done())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await sleep(10);
   }
@@ -103,5 +109,36 @@ describe('Redis backplane', { skip: redisUrl === undefined ? 'TEST_REDIS_URL is 
     assert.notEqual(stranger.positions[0]!.epoch, undefined);
     assert.equal(a.backplane.stats.eventsShared, 2);
     assert.equal(a.backplane.stats.duplicatesDropped, 0);
+  });
+
+  it('offsets that go backwards (a promoted replica without the newest events) are marked lost and reported, and numbering goes on past them', async () => {
+    const ownChannel = backplaneChannel(Buffer.from(`redis-backplane-test-backwards-${process.pid}`));
+    const prefix = `${ownChannel.replace(/:events:([^:]+)$/, ':{$1}')}:`;
+    const gaps: BackplaneGap[] = [];
+    const a = await node('a', ownChannel, (gap) => gaps.push(gap));
+    opened.push(a.backplane);
+    for (let i = 1; i <= 5; i++) a.backplane.publish(event(`a-${i}`));
+    await until(() => a.delivered.length === 5);
+    const seen = a.positions.at(-1)!;
+    assert.equal(seen.offset, 5);
+    // What a replica that received only the first two has after its promotion.
+    const stream = `${prefix}history:${REPO}`;
+    const kept = await raw.xrangeBuffer(stream, '-', '2-0');
+    await raw.del(stream);
+    for (const [id, fields] of kept) await raw.xadd(stream, id.toString(), ...fields);
+    await raw.set(`${prefix}offset:${REPO}`, 2);
+    // A node that never saw the library numbers the next event on it: offset 3 again.
+    const c = await node('c', ownChannel);
+    opened.push(c.backplane);
+    c.backplane.publish(event('c-1'));
+    await until(() => gaps.length > 0 && a.delivered.includes('c-1'));
+    assert.deepEqual(gaps[0], { cutOff: 'history-lost', node: 'a', libraries: new Set([REPO]), outageMs: 0 });
+    assert.equal(a.backplane.stats.librariesLost, 1);
+    // Marked: numbering goes on past every offset given out before, and a client from before is told to resync.
+    await until(async () => Number(await raw.get(`${prefix}offset:${REPO}`)) === 6);
+    c.backplane.publish(event('c-2'));
+    await until(() => a.delivered.includes('c-2'));
+    assert.equal(a.positions.at(-1)!.offset, 7);
+    assert.deepEqual(await a.backplane.history.read(REPO, seen), { kind: 'resync', reason: 'history-lost', position: { epoch: seen.epoch, offset: 7 } });
   });
 });

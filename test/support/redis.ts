@@ -116,7 +116,7 @@ export function redisSkipReason(options: { tls?: boolean } = {}): string | null 
 }
 
 /** A certificate for 127.0.0.1 and localhost, valid for two days, made with openssl. */
-async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string }> {
+export async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string }> {
   const openssl = findBinary(['openssl'], [], 'openssl');
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
@@ -132,7 +132,7 @@ async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: 
 }
 
 /** Answers PING with +PONG, or -NOAUTH when a password is set: either way it is up. */
-async function waitUntilReady(port: number, child: ChildProcess, caFile: string | null): Promise<boolean> {
+export async function waitUntilReady(port: number, child: ChildProcess, caFile: string | null): Promise<boolean> {
   const ca = caFile === null ? null : readFileSync(caFile);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) {

@@ -117,6 +117,17 @@ describe('memory history', () => {
     assert.equal(after.kind === 'recovered' && after.events.length, 1);
   });
 
+  it('a position from before a range a failover lost is answered with history-lost; one after it recovers', () => {
+    const e = (offset: number): LibraryEvent => ({ ...update('a', String(offset)), position: { epoch: 'E', offset } });
+    // The promoted replica had offsets up to 2; a node had seen 5, so 6 marks the loss and 7 is the next event.
+    const snapshot = { epoch: 'E', top: 7, events: [e(1), e(2), e(7)], lost: [6] };
+    for (const offset of [2, 4, 5]) {
+      assert.deepEqual(judgeRecovery(snapshot, { epoch: 'E', offset }), { kind: 'resync', reason: 'history-lost', position: { epoch: 'E', offset: 7 } });
+    }
+    const after = judgeRecovery(snapshot, { epoch: 'E', offset: 6 });
+    assert.deepEqual(after.kind === 'recovered' && after.events.map((event) => event.position?.offset), [7]);
+  });
+
   it('judges a snapshot with a hole in it as gone, never as a partial replay', () => {
     const e = (offset: number): LibraryEvent => ({ ...update('a', String(offset)), position: { epoch: 'E', offset } });
     assert.equal(judgeRecovery({ epoch: 'E', top: 4, events: [e(1), e(3), e(4)] }, { epoch: 'E', offset: 1 }).kind, 'resync');

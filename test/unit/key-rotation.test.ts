@@ -154,13 +154,13 @@ describe('what a reload applies and what needs a restart', () => {
       ...RUNNING,
       port: 9000,
       host: '0.0.0.0',
-      backplane: { kind: 'redis', url: 'redis://127.0.0.1:6379', displayUrl: 'redis://127.0.0.1:6379', timeoutMs: 5000 },
+      backplane: { kind: 'redis', connection: { kind: 'single', url: 'redis://127.0.0.1:6379' }, displayUrl: 'redis://127.0.0.1:6379', timeoutMs: 5000, holdMs: 0, holdBytes: 0 },
       groupDatabase: { kind: 'sqlite', path: '/tmp/groupmgr.db' },
       limits: { ...RUNNING.limits, maxFrameBytes: 10, subscribeTimeoutMs: 0 },
     };
     const plan = planReload(RUNNING, next);
     assert.deepEqual(plan.applied, ['subscribe_timeout']);
-    assert.deepEqual(plan.needsRestart, ['host', 'port', 'group database', 'Redis backplane (redis_url, redis_timeout)', 'max_frame_bytes']);
+    assert.deepEqual(plan.needsRestart, ['host', 'port', 'group database', 'Redis backplane (redis_url, redis_timeout, redis_failover_hold)', 'max_frame_bytes']);
     assert.deepEqual(plan.config, { ...RUNNING, limits: { ...RUNNING.limits, subscribeTimeoutMs: 0 } });
   });
 
