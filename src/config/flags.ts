@@ -74,9 +74,15 @@ Environment (beats the config files, loses to options):
   SEAFILE_MYSQL_DB_CCNET_DB_NAME         (ccnet_db)
   NOTIFICATION_SERVER_STATE_DIR          as --state-dir
   NOTIFICATION_SERVER_WORKERS            as --workers (1)
-  REDIS_URL                              several nodes: redis://[:password@]host:6379 or rediss://
+  REDIS_URL                              several nodes: redis://[:password@]host:6379 or rediss://,
+                                         redis+sentinel://host:26379,host2:26379/<master name>
                                          (seafile.conf [notification] redis_url)
   NOTIFICATION_SERVER_REDIS_TIMEOUT      seconds Redis may not answer before its connection is reopened (5)
+  NOTIFICATION_SERVER_REDIS_FAILOVER_HOLD
+                                         seconds an event waits for Redis to fail over before it
+                                         is delivered on this node only (30 with Sentinel, else 0)
+  NOTIFICATION_SERVER_REDIS_FAILOVER_HOLD_BYTES
+                                         bytes of events held at once (16777216)
   NOTIFICATION_SERVER_PING_INTERVAL      seconds between server pings (20)
   NOTIFICATION_SERVER_DEAD_PEER_TIMEOUT  seconds of silence before a client is dropped (50)
   NOTIFICATION_SERVER_DRAIN_SECONDS      seconds over which clients are closed on shutdown (5)
@@ -104,7 +110,8 @@ without the prefix: ping_interval, dead_peer_timeout, drain_seconds,
 group_cache_ttl, max_frame_bytes, max_event_bytes, send_queue_bytes,
 max_connections, max_libraries_per_connection, subscribe_timeout,
 max_failed_subscribes_per_minute, header_timeout, allowed_origins, events_listen,
-redis_timeout, workers, log_format.
+redis_timeout, redis_failover_hold, redis_failover_hold_bytes, workers,
+log_format.
 `;
 
 const OPTIONS = {
