@@ -11,6 +11,7 @@
  * holds what other nodes accepted while the primary was cut off. The answer comes after every
  * event the primary sent before it, so the replay joins up with the live events.
  */
+import { PendingQuestions } from '../cluster/rpc.js';
 import type { EventHistory, HistoryRead } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
 import type { LibraryEvent } from '../protocol/event.js';
@@ -53,8 +54,7 @@ export class IpcBackplane implements Backplane {
   };
   #welcomed: (() => void) | null = null;
   /** History reads sent to the primary, by id. */
-  readonly #reads = new Map<number, (read: HistoryRead) => void>();
-  #nextRead = 0;
+  readonly #reads = new PendingQuestions<HistoryRead>();
 
   readonly history: EventHistory = {
     read: (repoId: string, since: Position | null): Promise<HistoryRead> => this.#read(repoId, since),
@@ -95,24 +95,13 @@ export class IpcBackplane implements Backplane {
   async close(): Promise<void> {
     this.#state = 'closed';
     this.#options.channel.off('message', this.#onMessage);
-    for (const answer of this.#reads.values()) answer(UNAVAILABLE);
-    this.#reads.clear();
+    this.#reads.settleAll(UNAVAILABLE);
   }
 
   #read(repoId: string, since: Position | null): Promise<HistoryRead> {
     const { channel } = this.#options;
     if (this.#state === 'closed' || !channel.connected) return Promise.resolve(UNAVAILABLE);
-    const id = ++this.#nextRead;
-    return new Promise<HistoryRead>((resolve) => {
-      const timer = setTimeout(() => answer(UNAVAILABLE), this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
-      const answer = (read: HistoryRead): void => {
-        clearTimeout(timer);
-        this.#reads.delete(id);
-        resolve(read);
-      };
-      this.#reads.set(id, answer);
-      channel.send({ nsw: 'read', id, repoId, since });
-    });
+    return this.#reads.ask((id) => channel.send({ nsw: 'read', id, repoId, since }), this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS, UNAVAILABLE);
   }
 
   async #answerFollowed(id: number): Promise<void> {
@@ -140,7 +129,7 @@ export class IpcBackplane implements Backplane {
         return;
       }
       case 'history':
-        this.#reads.get(message.id)?.(readFromWire(message.read));
+        this.#reads.answered(message.id, readFromWire(message.read));
         return;
       case 'followed?':
         void this.#answerFollowed(message.id);

@@ -18,6 +18,7 @@
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { BACKPLANE_SERIES, backplaneStateGauge, type BackplaneLevels } from '../metrics/prometheus-metrics.js';
 import type { FiguresQuestion, GatheredFigures, MetricsJson, PrimaryMessage, StatusShare, WorkerShare } from '../backplane/cluster-messages.js';
+import { BroadcastQuestions } from './rpc.js';
 
 /** How long the primary waits for the workers' figures before answering without the late ones. */
 export const SHARE_WAIT_MS = 2_000;
@@ -27,12 +28,6 @@ export interface ShareTarget {
   readonly id: number;
   isConnected(): boolean;
   send(message: PrimaryMessage): boolean;
-}
-
-interface Round {
-  waiting: Set<ShareTarget>;
-  shares: WorkerShare[];
-  done: () => void;
 }
 
 /**
@@ -78,8 +73,7 @@ export interface PrimaryFiguresOptions {
 
 export class PrimaryFigures {
   readonly #options: PrimaryFiguresOptions;
-  readonly #rounds = new Map<number, Round>();
-  #nextId = 0;
+  readonly #shares = new BroadcastQuestions<ShareTarget, WorkerShare>();
   readonly #registry = new Registry();
   readonly #sequenced: Counter;
 
@@ -106,7 +100,8 @@ export class PrimaryFigures {
   }
 
   async #gather(ask: FiguresQuestion): Promise<GatheredFigures> {
-    const shares = await this.#collect(ask);
+    const connected = [...this.#options.workers()].filter((worker) => worker.isConnected());
+    const { answers: shares } = await this.#shares.ask(connected, (worker, id) => worker.send({ nsw: 'share?', id, ask }), this.#options.waitMs ?? SHARE_WAIT_MS);
     if (ask.kind === 'status') {
       const status = shares.flatMap((share): StatusShare[] => (share.kind === 'status' && share.status !== null ? [share.status] : []));
       return { kind: 'status', shares: status };
@@ -132,31 +127,11 @@ export class PrimaryFigures {
   }
 
   answered(worker: ShareTarget, id: number, share: WorkerShare): void {
-    const round = this.#rounds.get(id);
-    if (round === undefined || !round.waiting.delete(worker)) return;
-    round.shares.push(share);
-    if (round.waiting.size === 0) round.done();
+    this.#shares.answered(worker, id, share);
   }
 
   /** A worker that died will not answer. */
   gone(worker: ShareTarget): void {
-    for (const round of this.#rounds.values()) if (round.waiting.delete(worker) && round.waiting.size === 0) round.done();
-  }
-
-  #collect(ask: FiguresQuestion): Promise<WorkerShare[]> {
-    const id = ++this.#nextId;
-    const waiting = new Set([...this.#options.workers()].filter((worker) => worker.isConnected()));
-    const shares: WorkerShare[] = [];
-    return new Promise<WorkerShare[]>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.#rounds.delete(id);
-        resolve(shares);
-      };
-      const timer = setTimeout(done, this.#options.waitMs ?? SHARE_WAIT_MS);
-      this.#rounds.set(id, { waiting, shares, done });
-      for (const worker of waiting) worker.send({ nsw: 'share?', id, ask });
-      if (waiting.size === 0) done();
-    });
+    this.#shares.gone(worker);
   }
 }

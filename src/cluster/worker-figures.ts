@@ -8,6 +8,7 @@ import { isPrimaryMessage } from '../backplane/cluster-messages.js';
 import type { PrimaryChannel } from '../backplane/ipc-backplane.js';
 import type { PrometheusMetrics } from '../metrics/prometheus-metrics.js';
 import type { LiveStatus } from '../status/live-status.js';
+import { PendingQuestions } from './rpc.js';
 import { SHARE_WAIT_MS } from './whole-server-figures.js';
 
 /** The primary waits SHARE_WAIT_MS for the workers, then merges: past this, it is not answering. */
@@ -27,8 +28,7 @@ export interface WorkerFiguresOptions {
 
 export class WorkerFigures {
   readonly #options: WorkerFiguresOptions;
-  readonly #asked = new Map<number, (figures: GatheredFigures | null) => void>();
-  #nextId = 0;
+  readonly #asked = new PendingQuestions<GatheredFigures | null>();
   readonly #onMessage = (message: unknown): void => {
     if (isPrimaryMessage(message)) this.#receive(message);
   };
@@ -40,8 +40,7 @@ export class WorkerFigures {
 
   close(): void {
     this.#options.channel.off('message', this.#onMessage);
-    for (const answer of this.#asked.values()) answer(null);
-    this.#asked.clear();
+    this.#asked.settleAll(null);
   }
 
   /** The whole server's /metrics; rejects when the primary does not answer. */
@@ -60,17 +59,7 @@ export class WorkerFigures {
   #gather(ask: FiguresQuestion): Promise<GatheredFigures | null> {
     const { channel } = this.#options;
     if (!channel.connected) return Promise.resolve(null);
-    const id = ++this.#nextId;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => answer(null), this.#options.waitMs ?? GATHER_WAIT_MS);
-      const answer = (figures: GatheredFigures | null): void => {
-        clearTimeout(timer);
-        this.#asked.delete(id);
-        resolve(figures);
-      };
-      this.#asked.set(id, answer);
-      channel.send({ nsw: 'gather', id, ask });
-    });
+    return this.#asked.ask((id) => channel.send({ nsw: 'gather', id, ask }), this.#options.waitMs ?? GATHER_WAIT_MS, null);
   }
 
   async #share(ask: FiguresQuestion): Promise<WorkerShare> {
@@ -92,7 +81,7 @@ export class WorkerFigures {
         return;
       }
       case 'gathered':
-        this.#asked.get(message.id)?.(message.figures);
+        this.#asked.answered(message.id, message.figures);
     }
   }
 }
