@@ -13,7 +13,7 @@ import { POSITIONS_SUBPROTOCOL } from '../protocol/position-frames.js';
 import { CloseCode, closeReasonOf, closeReasonOfFrameError, type CloseReason } from './close-codes.js';
 import { userCapRefusal } from './connection-caps.js';
 import { FailureAllowance } from './failure-allowance.js';
-import { textFrameOf, writeBatched } from './outbound-frames.js';
+import type { FrameWriter } from './frame-writer.js';
 
 /** Per-connection limits (config `Limits`); absent: none. */
 export interface ConnectionLimits {
@@ -85,15 +85,15 @@ export class WebSocketConnection implements Subscriber {
   readonly #failures: FailureAllowance;
 
   /**
-   * @param tcp the TCP socket under the WebSocket: events are written to it directly as
-   * pre-built frames, batched per turn of the event loop (outbound-frames.ts). Without it
+   * @param tcp the TCP socket under the WebSocket and the process's frame writer: events are
+   * written to the socket directly as pre-built frames, batched under a burst (frame-writer.ts). Without it
    * (unit tests with a fake WebSocket) events go through `socket.send`.
    */
   constructor(
     readonly socket: WebSocket,
     readonly remote: string,
     private readonly context: ConnectionContext,
-    private readonly tcp: Socket | null = null,
+    private readonly tcp: { socket: Socket; frames: FrameWriter } | null = null,
   ) {
     this.lastSeen = context.now();
     this.positioned = socket.protocol === POSITIONS_SUBPROTOCOL;
@@ -125,9 +125,9 @@ export class WebSocketConnection implements Subscriber {
     }
     if (tcp === null) {
       socket.send(frame, SEND_OPTIONS);
-    } else if (socket.readyState === WS_OPEN && tcp.writable) {
+    } else if (socket.readyState === WS_OPEN && tcp.socket.writable) {
       // Not after ws sent a close frame (CLOSING): nothing may follow it on the wire.
-      writeBatched(tcp, textFrameOf(frame));
+      tcp.frames.write(tcp.socket, tcp.frames.frameOf(frame));
     }
   }
 

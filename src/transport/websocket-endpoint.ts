@@ -11,6 +11,7 @@ import { ConnectionsPerAddress, RETRY_AFTER_SECONDS } from './connection-caps.js
 import { CloseCode } from './close-codes.js';
 import { OriginPolicy } from './origin-policy.js';
 import { WebSocketConnection, type ConnectionLimits } from './websocket-connection.js';
+import { FrameWriter } from './frame-writer.js';
 
 /** The subprotocol the Seafile desktop client and SeaDrive offer. */
 export const SEAFILE_SUBPROTOCOL = 'notification.seafile.com';
@@ -72,6 +73,8 @@ export class WebSocketEndpoint {
   readonly #now: () => number;
   readonly #origins: OriginPolicy | null;
   readonly #addresses: ConnectionsPerAddress;
+  /** Frames go straight to the TCP sockets under ws (frame-writer.ts: which relies on perMessageDeflate being off). */
+  readonly #frames = new FrameWriter();
   #capWarnedAt = -Infinity;
   #tick = 0;
 
@@ -154,7 +157,7 @@ export class WebSocketEndpoint {
         },
         limits: options.connectionLimits,
         userAgent: request.headers['user-agent'],
-      }, socket as Socket);
+      }, { socket: socket as Socket, frames: this.#frames });
       this.connections.add(connection);
       this.#metrics.connectionOpened();
       options.logger.debug(

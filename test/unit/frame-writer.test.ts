@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { createRequire } from 'node:module';
-import { encodeTextFrame, pendingSockets, textFrameOf, useClock, writeBatched } from '../../src/transport/outbound-frames.js';
+import { encodeTextFrame, FrameWriter } from '../../src/transport/frame-writer.js';
 
 interface FrameReceiver {
   on(event: 'message', listener: (data: Buffer) => void): void;
@@ -47,7 +47,7 @@ async function arrived(received: Buffer[][], count: number): Promise<string[]> {
   return decodeAll();
 }
 
-describe('outbound frames', () => {
+describe('the frame writer', () => {
   it('a frame decodes to its payload at every length encoding (7-bit, 16-bit, 64-bit)', () => {
     for (const length of [0, 1, 125, 126, 127, 65_535, 65_536, 70_000]) {
       const payload = Buffer.alloc(length, 'x');
@@ -58,13 +58,14 @@ describe('outbound frames', () => {
   it('the frame is built once per payload, also when stock and positioned payloads of one event alternate', () => {
     const stock = Buffer.from('{"type":"repo-update"}');
     const positioned = Buffer.from('{"type":"repo-update","position":{"epoch":"e","offset":1}}');
-    const first = textFrameOf(stock);
-    const second = textFrameOf(positioned);
-    assert.equal(textFrameOf(stock), first);
-    assert.equal(textFrameOf(positioned), second);
+    const writer = new FrameWriter();
+    const first = writer.frameOf(stock);
+    const second = writer.frameOf(positioned);
+    assert.equal(writer.frameOf(stock), first);
+    assert.equal(writer.frameOf(positioned), second);
     const next = Buffer.from('{"type":"repo-update"}');
-    assert.notEqual(textFrameOf(next), first, 'a new event (a new Buffer) gets its own frame');
-    assert.deepEqual(decode(textFrameOf(next)), ['{"type":"repo-update"}']);
+    assert.notEqual(writer.frameOf(next), first, 'a new event (a new Buffer) gets its own frame');
+    assert.deepEqual(decode(writer.frameOf(next)), ['{"type":"repo-update"}']);
   });
 
   it('a quiet server writes at once; frames that follow right after a fan-out, or come at a sustained rate, are batched, later ones are not; a socket with 64 KiB corked is written at once; all arrive whole and in order', async () => {
@@ -74,30 +75,30 @@ describe('outbound frames', () => {
     const accepted = pair.accepted[0]!;
     // A fake clock: whether a fan-out counts as a burst must not depend on this machine's load.
     let clock = 1000;
-    useClock(() => clock);
+    const writer = new FrameWriter(() => clock);
     try {
       // A fan-out that takes 5 ms: written at once, not corked.
-      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":0}')));
-      assert.equal(pendingSockets(), 0, 'quiet: written at once');
+      writer.write(accepted, encodeTextFrame(Buffer.from('{"seq":0}')));
+      assert.equal(writer.pendingSockets, 0, 'quiet: written at once');
       clock += 5;
       await endOfTurn();
 
       // Its next event was waiting (0.5 ms after it ended): a burst, corked for up to 5 ms.
       clock += 0.5;
-      for (let i = 1; i < 50; i++) writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${i}}`)));
-      assert.equal(pendingSockets(), 1, 'one socket corked, whatever the number of frames');
+      for (let i = 1; i < 50; i++) writer.write(accepted, encodeTextFrame(Buffer.from(`{"seq":${i}}`)));
+      assert.equal(writer.pendingSockets, 1, 'one socket corked, whatever the number of frames');
       assert.deepEqual(await arrived(received, 50), Array.from({ length: 50 }, (_, i) => `{"seq":${i}}`));
-      assert.equal(pendingSockets(), 0);
+      assert.equal(writer.pendingSockets, 0);
 
       // Steady events the server keeps up with: a fan-out that took 10 ms, the next event 4 ms
       // after it ended (within those 10 ms). Written at once: batching would hold it back.
       clock += 1000;
-      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":50}')));
+      writer.write(accepted, encodeTextFrame(Buffer.from('{"seq":50}')));
       clock += 10;
       await endOfTurn();
       clock += 4;
-      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":51}')));
-      assert.equal(pendingSockets(), 0, 'an event that was not waiting behind the previous fan-out is written at once');
+      writer.write(accepted, encodeTextFrame(Buffer.from('{"seq":51}')));
+      assert.equal(writer.pendingSockets, 0, 'an event that was not waiting behind the previous fan-out is written at once');
       assert.deepEqual((await arrived(received, 52)).slice(50), ['{"seq":50}', '{"seq":51}']);
 
       // A sustained rate, as a worker of --workers sees it: each fan-out short (1 ms), the
@@ -106,8 +107,8 @@ describe('outbound frames', () => {
       clock += 1000;
       const modes: boolean[] = [];
       for (let seq = 52; seq < 64; seq++) {
-        writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${seq}}`)));
-        modes.push(pendingSockets() > 0);
+        writer.write(accepted, encodeTextFrame(Buffer.from(`{"seq":${seq}}`)));
+        modes.push(writer.pendingSockets > 0);
         clock += 1;
         await endOfTurn();
         clock += 4;
@@ -116,24 +117,24 @@ describe('outbound frames', () => {
       assert.equal(modes.at(-1), true, 'after a dozen events 5 ms apart, frames are batched');
       assert.equal(modes.indexOf(true) > 2, true, 'two or three quick events are not yet a sustained rate');
       assert.deepEqual((await arrived(received, 64)).slice(52), Array.from({ length: 12 }, (_, i) => `{"seq":${52 + i}}`));
-      assert.equal(pendingSockets(), 0);
+      assert.equal(writer.pendingSockets, 0);
 
       // Back to 20 ms apart (50 events/s): written at once again within a few events, and
       // from then on every one.
       const paced: boolean[] = [];
       for (let seq = 64; seq < 80; seq++) {
         clock += 19;
-        writeBatched(accepted, encodeTextFrame(Buffer.from(`{"seq":${seq}}`)));
-        paced.push(pendingSockets() > 0);
+        writer.write(accepted, encodeTextFrame(Buffer.from(`{"seq":${seq}}`)));
+        paced.push(writer.pendingSockets > 0);
         clock += 1;
         await endOfTurn();
         // A batch's flush is a real timer: let it run before the next event.
-        while (pendingSockets() > 0) await pause(5);
+        while (writer.pendingSockets > 0) await pause(5);
       }
       assert.deepEqual(paced.slice(6), Array.from({ length: 10 }, () => false), 'events 20 ms apart are written at once');
       assert.deepEqual((await arrived(received, 80)).slice(64), Array.from({ length: 16 }, (_, i) => `{"seq":${64 + i}}`));
       clock += 1000;
-      writeBatched(accepted, encodeTextFrame(Buffer.from('{"seq":80}')));
+      writer.write(accepted, encodeTextFrame(Buffer.from('{"seq":80}')));
       clock += 1;
       await endOfTurn();
 
@@ -141,15 +142,14 @@ describe('outbound frames', () => {
       // queue limit counts corked bytes, and a client that reads must not pay for our batching.
       clock += 0.5;
       const big = Buffer.alloc(40 * 1024, 'b');
-      writeBatched(accepted, encodeTextFrame(big));
+      writer.write(accepted, encodeTextFrame(big));
       assert.equal(accepted.writableCorked, 1, 'one 40 KiB frame stays corked');
-      writeBatched(accepted, encodeTextFrame(big));
+      writer.write(accepted, encodeTextFrame(big));
       assert.equal(accepted.writableCorked, 0, '80 KiB corked: written at once');
       const messages = await arrived(received, 83);
       assert.equal(messages.length, 83);
       assert.deepEqual(messages.slice(81), [big.toString(), big.toString()]);
     } finally {
-      useClock(() => performance.now());
       client.destroy();
       accepted.destroy();
       server.close();
@@ -158,17 +158,17 @@ describe('outbound frames', () => {
   it('under a sustained rate whose batches share no write (one frame per socket), frames go back to being written at once, and a batch is tried again a second later', async () => {
     const { server, clients, accepted, received } = await loopback(4);
     let clock = 1_000_000;
-    useClock(() => clock);
+    const writer = new FrameWriter(() => clock);
     const flushed = async (): Promise<void> => {
-      while (pendingSockets() > 0) await pause(2);
+      while (writer.pendingSockets > 0) await pause(2);
     };
     // Each event to one socket (many small libraries), 5 ms apart: batched once the rate is
     // sustained; a batch of four such events (one frame per socket) shares no write, so the
     // events after it are written at once.
     const batched: boolean[] = [];
     const event = async (seq: number, waitForFlush: boolean): Promise<void> => {
-      writeBatched(accepted[seq % accepted.length]!, encodeTextFrame(Buffer.from(`{"seq":${seq}}`)));
-      batched.push(pendingSockets() > 0);
+      writer.write(accepted[seq % accepted.length]!, encodeTextFrame(Buffer.from(`{"seq":${seq}}`)));
+      batched.push(writer.pendingSockets > 0);
       clock += 1;
       await endOfTurn();
       if (waitForFlush) await flushed();
@@ -197,7 +197,6 @@ describe('outbound frames', () => {
       // Which client got which frame depends on the accept order; every frame arrived whole.
       assert.deepEqual(all.map((m) => Number((JSON.parse(m) as { seq: number }).seq)).sort((a, b) => a - b), Array.from({ length: total }, (_, i) => i));
     } finally {
-      useClock(() => performance.now());
       for (const client of clients) client.destroy();
       for (const socket of accepted) socket.destroy();
       server.close();
