@@ -311,10 +311,12 @@ export class RedisBackplane implements Backplane {
   /** Remembers the newest position seen of a library; one that goes backwards is reported. */
   #saw(repoId: string, position: Position): boolean {
     const before = this.#seen.get(repoId);
+    const backwards = before !== undefined && before.epoch === position.epoch && position.offset <= before.offset;
+    // Re-inserted: the map is ordered by last sighting, and the newest position is kept.
     this.#seen.delete(repoId);
-    this.#seen.set(repoId, before !== undefined && before.epoch === position.epoch && before.offset > position.offset ? before : position);
+    this.#seen.set(repoId, backwards ? before : position);
     if (this.#seen.size > MAX_SEEN_LIBRARIES) this.#seen.delete(this.#seen.keys().next().value!);
-    return before !== undefined && before.epoch === position.epoch && position.offset <= before.offset;
+    return backwards;
   }
 
   /**
@@ -518,7 +520,7 @@ export class RedisBackplane implements Backplane {
   /** Derives the state from both connections and logs each change once. */
   #update(): void {
     if (this.#state === 'closed') return;
-    const up = this.#subscribed && this.#publisherChecked && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
+    const up = this.#bothUp();
     if (up && this.#state === 'connecting') {
       this.#setState('connected');
       this.#resetAttempts();
@@ -563,7 +565,7 @@ export class RedisBackplane implements Backplane {
     }
     const missed = await this.#readMissed(lost);
     this.#rejoining = false;
-    const up = this.#subscribed && this.#publisherChecked && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
+    const up = this.#bothUp();
     if (this.#state !== 'reconnecting' || !up) {
       this.#update();
       return;
@@ -640,6 +642,11 @@ export class RedisBackplane implements Backplane {
       }
     }
     return caughtUp;
+  }
+
+  /** Both connections are ready, the subscription stands and the publisher passed its check. */
+  #bothUp(): boolean {
+    return this.#subscribed && this.#publisherChecked && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
   }
 
   #resetAttempts(): void {

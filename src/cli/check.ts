@@ -390,14 +390,15 @@ async function checkInnerUrl(seafile: SeafileEnv): Promise<Finding> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     return { status: 'WARN', name, detail: `${JSON.stringify(value)} ${where(seafile)} is not an http:// or https:// URL: seaf-server cannot post its events there, and says so nowhere.`, fix };
   }
-  const ping = `${value.replace(/\/+$/, '')}/ping`;
+  const base = value.replace(/\/+$/, '');
+  const ping = `${base}/ping`;
   const answer = await get(ping);
-  if (answer.ok) return { status: 'OK', name, detail: `${ping} answers ${PONG} (seaf-server posts its events to ${value.replace(/\/+$/, '')}/events).` };
+  if (answer.ok) return { status: 'OK', name, detail: `${ping} answers ${PONG} (seaf-server posts its events to ${base}/events).` };
   return {
     status: 'WARN',
     name,
     detail:
-      `${ping}: ${answer.problem}. seaf-server posts every event to ${value.replace(/\/+$/, '')}/events: none would arrive, and it says so nowhere ` +
+      `${ping}: ${answer.problem}. seaf-server posts every event to ${base}/events: none would arrive, and it says so nowhere ` +
       '(a host name known only inside Docker\'s network does not answer from outside it: run check where seaf-server runs).',
     fix,
   };
