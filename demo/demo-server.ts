@@ -19,7 +19,7 @@ import { signToken } from '../src/auth/jwt.js';
 import { parseServeFlags } from '../src/config/flags.js';
 import { loadConfig } from '../src/config/load-config.js';
 import { createLogOutput } from '../src/log.js';
-import { startServer, type RunningServer } from '../src/server.js';
+import { startServer, type RunningServer } from '../src/app.js';
 
 export const DEMO_REPO = '0d3e0c1a-0000-4d3e-9d3e-00000000dem0';
 const DEMO_USER = 'demo@example.com';

@@ -4,7 +4,7 @@ import { ConfigError } from '../config/config.js';
 import { parseServeFlags, SERVE_USAGE, type ServeFlags } from '../config/flags.js';
 import { loadConfig } from '../config/load-config.js';
 import { createLogOutput, type Logger } from '../log.js';
-import { startServer, type RunningServer } from '../server.js';
+import { startServer, type RunningServer } from '../app.js';
 
 /** `notification-server [-c <conf dir>] [-l <log file>|-] ...`: runs until SIGTERM/SIGINT; SIGHUP reloads. */
 export async function serve(argv: string[]): Promise<number> {

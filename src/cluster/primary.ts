@@ -18,7 +18,7 @@ import { openBackplane } from '../backplane/open-backplane.js';
 import type { Config } from '../config/config.js';
 import type { LogOutput } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
-import { removeStaleSocketFile } from '../server.js';
+import { removeStaleSocketFile } from '../http/listen.js';
 import { WorkerEventBatch } from './event-batch.js';
 import { FollowedLibrariesQuery } from './followed-libraries.js';
 import { PrimaryFigures } from './whole-server-figures.js';
@@ -46,7 +46,7 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
     logger,
     history: config.history,
     followedLibraries: () => followed.ask(),
-    // Each worker reacts as a single process does (server.ts): catch up, resync, refresh desktop clients.
+    // Each worker reacts as a single process does (hub/gap-recovery.ts): catch up, resync, refresh desktop clients.
     onGap: (gap) => toWorkers({ nsw: 'gap', gap: gapToWire(gap) }),
   });
   await sequencer.start(BACKPLANE_START_WAIT_MS);

@@ -1,61 +1,51 @@
-/** Which handler a request path belongs to; the query string is ignored. */
-export type Route =
-  | 'ping'
-  | 'events'
-  | 'websocket'
-  | 'sse'
-  | 'long-poll'
-  | 'metrics'
-  | 'health-live'
-  | 'health-ready'
-  | 'status-page'
-  | 'status-script'
-  | 'status-feed'
-  | 'not-found';
+import type { StatusEndpoint } from './status-endpoint.js';
+import { answerHealth, type Readiness } from './health.js';
+import { answerPing } from './ping.js';
+import { answerText, type RequestHandler, type Route, type UpgradeHandler } from './router.js';
 
-export function routeOf(url: string | undefined): Route {
-  const path = (url ?? '/').split('?', 1)[0]!;
-  switch (path) {
-    case '/ping':
-    case '/ping/':
-    case '/notification/ping':
-    case '/notification/ping/':
-      return 'ping';
-    // Seahub posts comment updates to NOTIFICATION_SERVER_URL + "/events", the public URL, and the
-    // Seafile 13 cluster template gives seaf-server that URL too: a proxy may pass the prefix on.
-    case '/events':
-    case '/events/':
-    case '/notification/events':
-    case '/notification/events/':
-      return 'events';
+/**
+ * Seahub posts comment updates to NOTIFICATION_SERVER_URL + "/events", the public URL, and the
+ * Seafile 13 cluster template gives seaf-server that URL too: a proxy may pass the prefix on.
+ */
+export const EVENTS_PATHS = ['/events', '/events/', '/notification/events', '/notification/events/'];
+
+export interface Endpoints {
+  events: RequestHandler;
+  websocket: UpgradeHandler;
+  sse: RequestHandler;
+  longPoll: RequestHandler;
+  metrics: RequestHandler;
+  readiness: () => Readiness;
+  /** Null when the status page is off. */
+  status: StatusEndpoint | null;
+}
+
+/** Every path the public listener answers. */
+export function publicRoutes(endpoints: Endpoints): Route[] {
+  const { status } = endpoints;
+  const statusRoute = (resource: 'page' | 'script' | 'feed'): RequestHandler =>
+    status === null
+      ? (_request, response) => answerText(response, 404, 'not found: the status page is off (set NOTIFICATION_SERVER_ADMIN_TOKEN)')
+      : (request, response) => status.handle(resource, request, response);
+  return [
+    { paths: ['/ping', '/ping/', '/notification/ping', '/notification/ping/'], request: answerPing },
+    { paths: EVENTS_PATHS, request: endpoints.events },
     // Behind nginx the client connects to /notification, which the documented rules rewrite to /.
-    case '/':
-    case '/notification':
-    case '/notification/':
-      return 'websocket';
+    {
+      paths: ['/', '/notification', '/notification/'],
+      request: (_request, response) => answerText(response, 426, 'this is the notification server: connect with a WebSocket', { upgrade: 'websocket' }),
+      upgrade: endpoints.websocket,
+    },
     // The fallbacks for clients without a WebSocket; proxies forward them like /notification/ping.
-    case '/sse':
-    case '/notification/sse':
-      return 'sse';
-    case '/poll':
-    case '/notification/poll':
-      return 'long-poll';
+    { paths: ['/sse', '/notification/sse'], request: endpoints.sse },
+    { paths: ['/poll', '/notification/poll'], request: endpoints.longPoll },
     // Operations endpoints, deliberately not under /notification: the documented proxy rules do
     // not forward them, so they are reached from inside (Prometheus, the orchestrator).
-    case '/metrics':
-      return 'metrics';
-    case '/health/live':
-      return 'health-live';
-    case '/health/ready':
-      return 'health-ready';
-    case '/status':
-    case '/status/':
-      return 'status-page';
-    case '/status/app.js':
-      return 'status-script';
-    case '/status/feed':
-      return 'status-feed';
-    default:
-      return 'not-found';
-  }
+    { paths: ['/metrics'], request: endpoints.metrics },
+    { paths: ['/health/live'], request: (request, response) => answerHealth('live', endpoints.readiness(), request, response) },
+    { paths: ['/health/ready'], request: (request, response) => answerHealth('ready', endpoints.readiness(), request, response) },
+    { paths: ['/status', '/status/'], request: statusRoute('page') },
+    { paths: ['/status/app.js'], request: statusRoute('script') },
+    { paths: ['/status/feed'], request: statusRoute('feed') },
+  ];
 }

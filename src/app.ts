@@ -1,0 +1,220 @@
+/** The composition root: wires config, hub, transports and routes, and owns start, stop and reload. */
+import type { AddressInfo } from 'node:net';
+import { KeyRing } from './auth/key-ring.js';
+import type { Backplane } from './backplane/backplane.js';
+import { openBackplane, type ViaPrimary } from './backplane/open-backplane.js';
+import { DEFAULTS, describeEventsListen, type Config } from './config/config.js';
+import { planReload, type ReloadPlan } from './config/reload-plan.js';
+import { openGroupDirectory } from './groups/open-group-directory.js';
+import { EventEndpoint } from './http/event-endpoint.js';
+import { createHttpServer, listen } from './http/listen.js';
+import { answerText, refuseUpgrade, Router, type RequestHandler, type UpgradeHandler } from './http/router.js';
+import { EVENTS_PATHS, publicRoutes } from './http/routes.js';
+import { recoverFromGap } from './hub/gap-recovery.js';
+import { Hub } from './hub/hub.js';
+import type { Logger } from './log.js';
+import type { PrometheusMetrics } from './metrics/prometheus-metrics.js';
+import { Observers } from './observers.js';
+import { ConnectionsPerAddress } from './transport/connection-caps.js';
+import { FailuresPerAddress } from './transport/failure-allowance.js';
+import { LongPollEndpoint } from './transport/long-poll-endpoint.js';
+import { OriginPolicy } from './transport/origin-policy.js';
+import { SseEndpoint } from './transport/sse-endpoint.js';
+import { StockClientRefresh } from './transport/stock-refresh.js';
+import { WebSocketEndpoint } from './transport/websocket-endpoint.js';
+
+export interface RunningServer {
+  readonly address: AddressInfo;
+  readonly hub: Hub;
+  /** How events travel between nodes; its `state` says whether this node is in the cluster. */
+  readonly backplane: Backplane;
+  readonly websockets: WebSocketEndpoint;
+  /** The fallbacks for clients without a WebSocket. */
+  readonly sse: SseEndpoint;
+  readonly polls: LongPollEndpoint;
+  readonly events: EventEndpoint;
+  /** Null when metrics are turned off. */
+  readonly metrics: PrometheusMetrics | null;
+  /**
+   * Refuses new WebSockets (503) and turns /health/ready to 503, closes every WebSocket over
+   * the drain window while still answering HTTP, then stops listening, leaves the backplane and releases the group database.
+   */
+  stop(): Promise<void>;
+  /**
+   * Takes over what `next` changes that can change live (SIGHUP): the JWT key (the previous one
+   * stays accepted for `keyGraceMs`), the static token, the log level and some limits. Open
+   * connections and their subscriptions are kept. Returns what was applied and what was not.
+   */
+  reload(next: Config): ReloadPlan;
+}
+
+export interface StartOptions {
+  /** Set in a cluster worker: events travel through the primary (backplane/ipc-backplane.ts). */
+  viaPrimary?: ViaPrimary;
+}
+
+const BACKPLANE_START_WAIT_MS = 5_000;
+
+export async function startServer(config: Config, logger: Logger, { viaPrimary }: StartOptions = {}): Promise<RunningServer> {
+  const now = Date.now;
+  const key = Buffer.from(config.jwtPrivateKey, 'utf8');
+  const keys = new KeyRing(key, now);
+  let running = config;
+  let draining = false;
+  const { limits } = config;
+  const groups = config.groupDatabase === null ? null : openGroupDirectory(config.groupDatabase, config.groupCacheTtlMs, config.groupLookupTimeoutMs);
+  const observers = new Observers(config, logger, viaPrimary);
+  const metrics = observers.counting;
+  const backplane = openBackplane(config.backplane, {
+    key,
+    logger,
+    history: config.history,
+    viaPrimary,
+    deliver: (event) => hub.publish(event),
+    followedLibraries: () => hub.index.libraryIds(),
+    onGap: (gap) => recoverFromGap(gap, hub, refresh),
+  });
+  const hub = new Hub({ groups, logger, metrics, now, history: backplane.history });
+  // One count per client address for every transport: a WebSocket, an SSE stream, a waiting poll.
+  const addresses = new ConnectionsPerAddress({ logger, now, max: limits.maxConnectionsPerAddress, trustedProxies: config.trustedProxies });
+  const failures = new FailuresPerAddress(limits.maxFailedSubscribesPerMinute, now);
+  const connectionLimits = (l = running.limits) => ({
+    maxLibraries: l.maxLibrariesPerConnection,
+    subscribeTimeoutMs: l.subscribeTimeoutMs,
+    maxFailedSubscribesPerMinute: l.maxFailedSubscribesPerMinute,
+    maxConnectionsPerUser: l.maxConnectionsPerUser,
+  });
+  const websockets = new WebSocketEndpoint({
+    hub,
+    key: keys,
+    logger,
+    metrics,
+    now,
+    addresses,
+    allowedOrigins: config.allowedOrigins,
+    maxFrameBytes: limits.maxFrameBytes,
+    sendQueueBytes: limits.sendQueueBytes,
+    pingIntervalMs: config.pingIntervalMs,
+    deadPeerMs: config.deadPeerMs,
+    connectionLimits: connectionLimits(),
+    maxConnections: limits.maxConnections,
+    otherConnections: () => sse.streams.size + polls.pending.size,
+  });
+  const admission = {
+    logger,
+    metrics,
+    addresses,
+    failures,
+    origins: config.allowedOrigins === null ? null : new OriginPolicy(config.allowedOrigins),
+    draining: () => draining,
+    full: () => websockets.connections.size + sse.streams.size + polls.pending.size >= running.limits.maxConnections,
+    maxConnectionsPerUser: () => running.limits.maxConnectionsPerUser,
+  };
+  const fallbacks = { hub, key: keys, logger, metrics, now, admission, maxLibraries: limits.maxLibrariesPerConnection, sendQueueBytes: limits.sendQueueBytes };
+  const sse = new SseEndpoint({ ...fallbacks, keepAliveMs: config.pingIntervalMs });
+  const polls = new LongPollEndpoint({ ...fallbacks, maxBodyBytes: limits.maxFrameBytes, waitMs: config.longPollWaitMs ?? DEFAULTS.longPollWaitMs });
+  const refreshWindowMs = config.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs;
+  const refresh = new StockClientRefresh({ hub, connections: websockets.connections, logger, windowMs: refreshWindowMs });
+  const credentials = { key: keys, staticToken: config.notificationToken };
+  const events = new EventEndpoint({ backplane, credentials, maxBodyBytes: limits.maxEventBodyBytes, logger, metrics, now });
+  observers.readLevelsFrom({
+    connections: () => websockets.connections.size,
+    fallbacks: () => ({ sse: sse.streams.size, 'long-poll': polls.pending.size }),
+    subscriptions: () => hub.index.size,
+    subscribedLibraries: () => hub.index.libraries,
+    followersOf: (repoId) => hub.index.followers(repoId)?.size ?? 0,
+    groupLookups: () => groups?.stats ?? null,
+    backplane: () => ({ kind: backplane.kind, state: backplane.state, stats: backplane.stats }),
+  });
+
+  const upgradeWebSocket: UpgradeHandler = (request, socket, head) => {
+    const refusal = draining
+      ? { why: 'draining' as const, status: 503, reason: 'Service Unavailable', headers: {}, message: 'the server is shutting down' }
+      : websockets.refusal(request);
+    if (refusal === null) websockets.handleUpgrade(request, socket, head);
+    else {
+      metrics.requestRefused(refusal.why);
+      refuseUpgrade(socket, refusal.status, refusal.reason, refusal.headers, refusal.message);
+    }
+  };
+  const publishEvent: RequestHandler = (request, response) => events.handle(request, response);
+  const publicRouter = new Router(publicRoutes({
+    // With events_listen set, the public listener has no /events at all.
+    events:
+      config.eventsListen === null
+        ? publishEvent
+        : (_request, response) => answerText(response, 404, 'not found: events are published on the internal listener (events_listen)'),
+    websocket: upgradeWebSocket,
+    sse: (request, response) => sse.handle(request, response),
+    longPoll: (request, response) => polls.handle(request, response),
+    metrics: observers.answerMetrics,
+    // A worker without its primary has nobody to number its events (it is about to stop).
+    readiness: () =>
+      draining ? 'draining' : viaPrimary !== undefined && (!viaPrimary.channel.connected || backplane.state === 'closed') ? 'no-primary' : 'ready',
+    status: observers.statusPage,
+  }));
+  const httpOptions = { headerTimeoutMs: limits.headerTimeoutMs, logger, metrics };
+  const server = createHttpServer(publicRouter, httpOptions);
+  const eventsServer = config.eventsListen === null ? null : createHttpServer(new Router([{ paths: EVENTS_PATHS, request: publishEvent }]), httpOptions);
+
+  // Joining the cluster first means a node behind the load balancer misses no event; a Redis
+  // that is down does not keep the node from serving its own events.
+  await backplane.start(BACKPLANE_START_WAIT_MS);
+  try {
+    await listen(server, { kind: 'tcp', host: config.host, port: config.port });
+    if (eventsServer !== null && config.eventsListen !== null) {
+      await listen(eventsServer, config.eventsListen, viaPrimary === undefined);
+      logger.info({ eventsListen: describeEventsListen(config.eventsListen) }, `POST /events is served on ${describeEventsListen(config.eventsListen)} only`);
+    }
+  } catch (err) {
+    server.close();
+    await backplane.close();
+    throw err;
+  }
+
+  return {
+    address: server.address() as AddressInfo,
+    hub,
+    backplane,
+    websockets,
+    sse,
+    polls,
+    events,
+    metrics: observers.metrics,
+    async stop() {
+      if (draining) return;
+      draining = true;
+      // Fallback clients hold no connection worth spreading out: they come back through their own backoff.
+      sse.close();
+      polls.close();
+      // Keep listening while draining: /health/ready answers 503 and new WebSockets are refused.
+      await websockets.drain(running.drainMs);
+      observers.close();
+      server.close();
+      eventsServer?.close();
+      eventsServer?.closeAllConnections();
+      await backplane.close();
+      hub.close();
+      server.closeAllConnections();
+      await groups?.close();
+    },
+    reload(next) {
+      const plan = planReload(running, next);
+      running = plan.config;
+      const l = running.limits;
+      // The backplane channel stays derived from the start-up key: nodes rotated one after
+      // the other keep meeting on it.
+      keys.rotate(Buffer.from(running.jwtPrivateKey, 'utf8'), running.keyGraceMs);
+      logger.level = running.logLevel;
+      refresh.reconfigure(running.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs);
+      events.reconfigure({ staticToken: running.notificationToken, maxBodyBytes: l.maxEventBodyBytes });
+      sse.reconfigure({ maxLibraries: l.maxLibrariesPerConnection, sendQueueBytes: l.sendQueueBytes });
+      const waitMs = running.longPollWaitMs ?? DEFAULTS.longPollWaitMs;
+      polls.reconfigure({ maxLibraries: l.maxLibrariesPerConnection, sendQueueBytes: l.sendQueueBytes, maxBodyBytes: l.maxFrameBytes, waitMs });
+      addresses.max = l.maxConnectionsPerAddress;
+      failures.reconfigure(l.maxFailedSubscribesPerMinute);
+      websockets.reconfigure({ sendQueueBytes: l.sendQueueBytes, maxConnections: l.maxConnections, connectionLimits: connectionLimits() });
+      return plan;
+    },
+  };
+}

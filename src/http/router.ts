@@ -1,0 +1,57 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+export type RequestHandler = (request: IncomingMessage, response: ServerResponse) => void;
+export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** Exact paths (the query string is ignored) and what answers them. */
+export interface Route {
+  paths: readonly string[];
+  request: RequestHandler;
+  /** Absent: an upgrade on these paths is answered 404. */
+  upgrade?: UpgradeHandler;
+}
+
+/** One lookup from a path to its handler, for plain requests and upgrades alike. */
+export class Router {
+  readonly #routes = new Map<string, Route>();
+
+  constructor(routes: readonly Route[]) {
+    for (const route of routes) {
+      for (const path of route.paths) {
+        if (this.#routes.has(path)) throw new Error(`two routes for ${path}`);
+        this.#routes.set(path, route);
+      }
+    }
+  }
+
+  readonly request: RequestHandler = (request, response) => {
+    const route = this.#routes.get(pathOf(request.url));
+    if (route !== undefined) route.request(request, response);
+    else answerText(response, 404, 'not found');
+  };
+
+  readonly upgrade: UpgradeHandler = (request, socket, head) => {
+    const upgrade = this.#routes.get(pathOf(request.url))?.upgrade;
+    if (upgrade !== undefined) upgrade(request, socket, head);
+    else refuseUpgrade(socket, 404, 'Not Found');
+  };
+}
+
+function pathOf(url: string | undefined): string {
+  return (url ?? '/').split('?', 1)[0]!;
+}
+
+export function answerText(response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  response.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8' });
+  response.end(`${text}\n`);
+}
+
+/** An HTTP answer written on a socket that asked for an upgrade (or sent a request Node could not parse). */
+export function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: Record<string, string> = {}, message = reason): void {
+  const body = `${message}\n`;
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\n${extra}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
