@@ -14,3 +14,20 @@ export class GroupLookupError extends Error {
     super(`group ${groupId} lookup failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
+
+/** `GroupUser.user_name` as the driver returns it: a binary collation gives bytes instead of a string. */
+export function userName(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  throw new TypeError(`GroupUser.user_name is ${typeof value}, expected a string`);
+}
+
+/** How long a networked group database may take; lookups are cached and coalesced, so few connections suffice. */
+export interface PoolOptions {
+  /** Default 4. */
+  connectionLimit?: number;
+  /** Default 3 s; also bounds the wait for a free pool connection. */
+  connectTimeoutMs?: number;
+  /** Default 5 s: a hung database rejects the lookup instead of stalling event delivery. */
+  queryTimeoutMs?: number;
+}

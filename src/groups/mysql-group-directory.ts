@@ -1,17 +1,8 @@
 import { createPool, type Pool, type RowDataPacket } from 'mysql2/promise';
 import type { GroupDatabaseConfig } from '../config/config.js';
-import { GroupLookupError, type GroupDirectory } from './group-directory.js';
+import { GroupLookupError, userName, type GroupDirectory, type PoolOptions } from './group-directory.js';
 
 export type MysqlGroupDatabase = Extract<GroupDatabaseConfig, { kind: 'mysql' }>;
-
-export interface MysqlGroupDirectoryOptions {
-  /** Default 4: lookups are cached and coalesced, so few connections suffice. */
-  connectionLimit?: number;
-  /** Default 3 s. */
-  connectTimeoutMs?: number;
-  /** Default 5 s: a hung database rejects the lookup instead of stalling event delivery. */
-  queryTimeoutMs?: number;
-}
 
 const SELECT_MEMBERS = 'SELECT user_name FROM GroupUser WHERE group_id = ?';
 
@@ -20,7 +11,7 @@ export class MysqlGroupDirectory implements GroupDirectory {
   readonly #pool: Pool;
   readonly #queryTimeoutMs: number;
 
-  constructor(config: MysqlGroupDatabase, options: MysqlGroupDirectoryOptions = {}) {
+  constructor(config: MysqlGroupDatabase, options: PoolOptions = {}) {
     this.#queryTimeoutMs = options.queryTimeoutMs ?? 5_000;
     this.#pool = createPool({
       ...(config.socketPath !== null ? { socketPath: config.socketPath } : { host: config.host, port: config.port }),
@@ -60,11 +51,4 @@ export class MysqlGroupDirectory implements GroupDirectory {
 
 function isConnectionLost(error: unknown): boolean {
   return error instanceof Error && 'code' in error && error.code === 'PROTOCOL_CONNECTION_LOST';
-}
-
-/** A binary collation makes the driver return bytes instead of a string. */
-function userName(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  throw new TypeError(`GroupUser.user_name is ${typeof value}, expected a string`);
 }

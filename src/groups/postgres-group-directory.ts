@@ -1,17 +1,8 @@
 import pg from 'pg';
 import type { GroupDatabaseConfig } from '../config/config.js';
-import { GroupLookupError, type GroupDirectory } from './group-directory.js';
+import { GroupLookupError, userName, type GroupDirectory, type PoolOptions } from './group-directory.js';
 
 export type PostgresGroupDatabase = Extract<GroupDatabaseConfig, { kind: 'postgres' }>;
-
-export interface PostgresGroupDirectoryOptions {
-  /** Default 4: lookups are cached and coalesced, so few connections suffice. */
-  connectionLimit?: number;
-  /** Default 3 s; also bounds the wait for a free pool connection. */
-  connectTimeoutMs?: number;
-  /** Default 5 s: a hung database rejects the lookup instead of stalling event delivery. */
-  queryTimeoutMs?: number;
-}
 
 // Unquoted on purpose: ccnet creates the table unquoted, so PostgreSQL folds it to `groupuser`.
 const SELECT_MEMBERS = 'SELECT user_name FROM GroupUser WHERE group_id = $1';
@@ -20,7 +11,7 @@ const SELECT_MEMBERS = 'SELECT user_name FROM GroupUser WHERE group_id = $1';
 export class PostgresGroupDirectory implements GroupDirectory {
   readonly #pool: pg.Pool;
 
-  constructor(config: PostgresGroupDatabase, options: PostgresGroupDirectoryOptions = {}) {
+  constructor(config: PostgresGroupDatabase, options: PoolOptions = {}) {
     const queryTimeoutMs = options.queryTimeoutMs ?? 5_000;
     this.#pool = new pg.Pool({
       // pg takes a socket directory in `host`; the port still names the socket file.
@@ -54,9 +45,4 @@ export class PostgresGroupDirectory implements GroupDirectory {
   async close(): Promise<void> {
     await this.#pool.end();
   }
-}
-
-function userName(value: unknown): string {
-  if (typeof value === 'string') return value;
-  throw new TypeError(`GroupUser.user_name is ${typeof value}, expected a string`);
 }

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { GroupLookupError, type GroupDirectory } from './group-directory.js';
+import { GroupLookupError, userName, type GroupDirectory } from './group-directory.js';
 
 export interface SqliteGroupDirectoryOptions {
   /**
@@ -66,12 +66,6 @@ export class SqliteGroupDirectory implements GroupDirectory {
     this.#db?.close();
     this.#db = null;
   }
-}
-
-function userName(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  throw new TypeError(`GroupUser.user_name is ${typeof value}, expected a string`);
 }
 
 function errorMessage(error: unknown): string {
