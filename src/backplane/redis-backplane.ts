@@ -18,8 +18,14 @@
  * last position it saw of each library (a promoted replica may lack the newest ones) and marks
  * those it does not (redis-history.ts, reconcile). An offset that goes backwards on the channel
  * (another node numbered on such a replica first) is caught too and reported as a gap.
+ *
+ * Redis Cluster: the libraries are spread over lanes, each with its sharded channel
+ * (redis-history.ts), and every node subscribes to all of them (docs/cluster.md says why).
+ * Order and sequence numbers hold per lane. A shard that goes away (a node lost, as ioredis
+ * reports it) counts as Redis being away: events of every lane are held, and the node rejoins
+ * as above once every lane answers again; the healthy shards are never reconnected.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 import type { RedisConnection } from '../config/config.js';
 
@@ -31,10 +37,10 @@ import { emptyBackplaneStats, type Backplane, type BackplaneGap, type BackplaneS
 import { BackplaneMessageError, decodeBackplaneMessage, type BackplaneMessage } from './backplane-message.js';
 import { OriginSequences } from './origin-sequences.js';
 import { DEFAULT_RECONNECT_POLICY, reconnectDelay, type ReconnectPolicy } from './reconnect-delay.js';
-import { defineHistoryCommands, RedisHistory } from './redis-history.js';
+import { clusterLayout, defineHistoryCommands, RedisHistory, singleLayout, type KeyLayout } from './redis-history.js';
 
 export interface RedisBackplaneOptions {
-  /** One Redis, or a primary found through Sentinel; credentials included: never logged. */
+  /** One Redis, a primary found through Sentinel, or a Redis Cluster; credentials included: never logged. */
   connection: RedisConnection;
   /** Events accepted while Redis is away wait this long and up to this many bytes for it to come back (a failover); 0 ms: not at all. */
   hold?: { ms: number; bytes: number };
@@ -60,6 +66,7 @@ export interface RedisBackplaneOptions {
 }
 
 type Role = 'publisher' | 'subscriber';
+type Connection = Redis | Cluster;
 
 /** A gap notice names at most this many libraries; past it, `all`. */
 const MAX_GAP_LIBRARIES = 10_000;
@@ -76,6 +83,10 @@ const CATCH_UP_BATCH = 500;
 
 /** An event of this node, from its acceptance until this node's Hub has it. */
 interface OwnEvent {
+  /** In the order this node accepted its events. */
+  n: number;
+  lane: number;
+  /** In its lane: what other nodes read. */
   seq: number;
   event: LibraryEvent;
   /** null: the script has not answered; `local`: deliver it here only, as it is; `numbered`: it has its position. */
@@ -94,22 +105,28 @@ export class RedisBackplane implements Backplane {
   readonly #gapChannel: string;
   readonly #logger: Logger;
   readonly #now: () => number;
-  readonly #publisher: Redis;
-  readonly #subscriber: Redis;
+  readonly #layout: KeyLayout;
+  readonly #publisher: Connection;
+  readonly #subscriber: Connection;
+  /** Per origin and lane (`origin lane`): in a cluster each lane's channel keeps its own order. */
   readonly #sequences: OriginSequences;
   #state: BackplaneState = 'connecting';
   #subscribed = false;
-  #seq = 0;
+  #accepted = 0;
+  /** Per lane, the last sequence number given to an event of this node. */
+  readonly #seq: number[];
   /** This node's events not yet handed to its Hub, oldest first. */
   readonly #own: OwnEvent[] = [];
-  /** The last of this node's events handed to its Hub. */
-  #ownDelivered = 0;
+  /** Per lane, the last of this node's events handed to its Hub. */
+  readonly #ownDelivered: number[];
   /** Libraries of the events accepted here while cut off (only here); `all` past MAX_GAP_LIBRARIES. */
   #alone: Set<string> | 'all' = new Set();
-  /** The history's epoch as last seen before an outage: a different one after it means Redis lost the history. */
-  #epoch: string | null = null;
-  /** The epoch read when the publishing connection was last checked. */
-  #epochNow: string | null = null;
+  /** Each lane's epoch as last seen before an outage: a different one after it means Redis lost the history. */
+  #epoch: string[] | null = null;
+  /** The epochs read when the publishing connection was last checked. */
+  #epochNow: string[] | null = null;
+  /** A cluster connection checked again after a shard went away. */
+  readonly #rechecks: Record<Role, NodeJS.Timeout | null> = { publisher: null, subscriber: null };
   /** The publishing connection may run the history scripts (an ACL may refuse them). */
   #publisherChecked = false;
   #lostAt = 0;
@@ -117,7 +134,7 @@ export class RedisBackplane implements Backplane {
   #lastError: string | null = null;
   #waiters: Array<() => void> = [];
   readonly #watchdog: NodeJS.Timeout;
-  readonly #probing = new Set<Redis>();
+  readonly #probing = new Set<Connection>();
   readonly #attempts: Record<Role, number> = { publisher: 0, subscriber: 0 };
   /** This node's events waiting for Redis to come back, oldest first, and their bytes. */
   #held: OwnEvent[] = [];
@@ -140,20 +157,25 @@ export class RedisBackplane implements Backplane {
     this.#now = options.now ?? Date.now;
     this.#logger = options.logger.child({ backplane: 'redis' });
     this.#sequences = new OriginSequences(this.#now);
+    this.#layout =
+      options.connection.kind === 'cluster'
+        ? clusterLayout(options.channel.replace(/^.*:events:/, ''))
+        : singleLayout(options.channel, options.keyPrefix ?? `${options.channel.replace(/:events:([^:]+)$/, ':{$1}')}:`);
+    this.#seq = new Array<number>(this.#layout.lanes).fill(0);
+    this.#ownDelivered = new Array<number>(this.#layout.lanes).fill(0);
     this.#publisher = this.#connect('publisher', { enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
     this.#subscriber = this.#connect('subscriber', { autoResubscribe: false });
     defineHistoryCommands(this.#publisher);
     this.#publisher.on('ready', () => void this.#checkPublisher());
     this.history = new RedisHistory({
       redis: this.#publisher,
-      keyPrefix: options.keyPrefix ?? `${options.channel.replace(/:events:([^:]+)$/, ':{$1}')}:`,
-      channel: options.channel,
+      layout: this.#layout,
       limits: options.history ?? DEFAULT_HISTORY_LIMITS,
       logger: this.#logger,
       now: this.#now,
     });
-    this.#gapChannel = `${options.channel}:gaps`;
-    this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+    this.#gapChannel = this.#layout.gapChannel;
+    this.#subscriber.on(this.#layout.sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => {
       // Back on the subscription before the history is checked and the publishing connection is
       // up: delivering now would start catch-ups that cannot read the history yet.
       if (this.#state === 'reconnecting') {
@@ -163,6 +185,13 @@ export class RedisBackplane implements Backplane {
       this.#dispatch(channel, message);
     });
     this.#subscriber.on('ready', () => this.#subscribe());
+    if (this.#subscriber instanceof Cluster) {
+      // ioredis subscribes again on the promoted replica by itself; confirmed here before it counts.
+      this.#subscriber.on('subscribersReady', () => void this.#subscribe());
+      for (const [role, cluster] of [['subscriber', this.#subscriber], ['publisher', this.#publisher]] as const) {
+        cluster.on('-node', (node: Redis) => this.#shardLost(role, cluster as Cluster, node));
+      }
+    }
     // A frozen Redis or a dead link closes no socket: only an unanswered PING tells.
     this.#watchdog = setInterval(() => {
       this.#probe(this.#publisher);
@@ -202,8 +231,8 @@ export class RedisBackplane implements Backplane {
 
   publish(event: LibraryEvent): void {
     // Counted even when not shared, so that other nodes can tell how many they missed.
-    const seq = ++this.#seq;
-    const own: OwnEvent = { seq, event, outcome: null, at: this.#now() };
+    const lane = this.#layout.laneOf(event.repoId);
+    const own: OwnEvent = { n: ++this.#accepted, lane, seq: ++this.#seq[lane]!, event, outcome: null, at: this.#now() };
     this.#own.push(own);
     // Behind held ones, so that they keep their order.
     if (this.#rejoining || this.#held.length > 0) {
@@ -236,7 +265,7 @@ export class RedisBackplane implements Backplane {
         // primary again rather than retry it with every later event.
         if ((this.#options.hold?.ms ?? 0) > 0 && this.#publisher.status === 'ready' && this.#state === 'connected') {
           this.#lastError = err instanceof Error ? err.message : String(err);
-          this.#publisher.disconnect(true);
+          this.#recheck('publisher');
         }
         this.#hold(own);
       },
@@ -258,7 +287,7 @@ export class RedisBackplane implements Backplane {
     this.stats.eventsHeld++;
     this.#heldBytes += bytes;
     // A failed script comes back after later events were held: keep the order of acceptance.
-    const at = this.#held.findIndex((other) => other.seq > own.seq);
+    const at = this.#held.findIndex((other) => other.n > own.n);
     if (at < 0) this.#held.push(own);
     else this.#held.splice(at, 0, own);
     this.#holdTimer ??= setTimeout(() => this.#expireHeld(), Math.max(HOLD_RECHECK_MS, hold.ms - (this.#now() - this.#held[0]!.at)));
@@ -328,9 +357,9 @@ export class RedisBackplane implements Backplane {
     while (this.#own.length > 0) {
       const head = this.#own[0]!;
       if (head.outcome === null) return;
-      if (head.outcome === 'numbered' && head.seq > this.#ownDelivered && this.#subscribed) return;
+      if (head.outcome === 'numbered' && head.seq > this.#ownDelivered[head.lane]! && this.#subscribed) return;
       this.#own.shift();
-      this.#deliverOwn(head.seq, head.event);
+      this.#deliverOwn(head.lane, head.seq, head.event);
     }
   }
 
@@ -350,7 +379,7 @@ export class RedisBackplane implements Backplane {
         this.#logger.warn({ err }, 'backplane: could not mark in the history the events accepted while cut off');
       });
       const notice = JSON.stringify({ v: 1, node: this.nodeId, outageMs, libraries: alone === 'all' ? 'all' : [...alone] });
-      this.#publisher.publish(this.#gapChannel, notice).catch((err: unknown) => {
+      this.#notify(notice).catch((err: unknown) => {
         this.#logger.debug({ err }, 'backplane: the gap notice was not sent');
       });
     }
@@ -360,7 +389,7 @@ export class RedisBackplane implements Backplane {
     try {
       // A history that lost its epoch, keeps nothing, or expired during the outage cannot tell.
       const limits = this.#options.history ?? DEFAULT_HISTORY_LIMITS;
-      if (before === null || before !== this.#epoch || limits.size === 0 || outageMs >= limits.ttlMs) libraries = 'all';
+      if (before === null || before.join() !== this.#epoch?.join() || limits.size === 0 || outageMs >= limits.ttlMs) libraries = 'all';
       else {
         // Those caught up from the history missed nothing.
         const changed = await this.history.changedSince(await (this.#options.followedLibraries?.() ?? []), lostAt - CLOCK_MARGIN_MS);
@@ -408,9 +437,9 @@ export class RedisBackplane implements Backplane {
     this.#options.onGap?.({ cutOff: 'another-node', node, libraries: list, outageMs: outage });
   }
 
-  #deliverOwn(seq: number, event: LibraryEvent): void {
-    if (seq <= this.#ownDelivered) return;
-    this.#ownDelivered = seq;
+  #deliverOwn(lane: number, seq: number, event: LibraryEvent): void {
+    if (seq <= this.#ownDelivered[lane]!) return;
+    this.#ownDelivered[lane] = seq;
     if (event.position !== undefined) this.#saw(event.repoId, event.position);
     this.#options.deliver(event);
   }
@@ -420,11 +449,12 @@ export class RedisBackplane implements Backplane {
     this.#setState('closed');
     clearInterval(this.#watchdog);
     if (this.#holdTimer !== null) clearTimeout(this.#holdTimer);
+    for (const timer of Object.values(this.#rechecks)) if (timer !== null) clearTimeout(timer);
     this.#publisher.disconnect();
     this.#subscriber.disconnect();
   }
 
-  #connect(role: Role, options: { enableOfflineQueue?: boolean; autoResendUnfulfilledCommands?: boolean; autoResubscribe?: boolean }): Redis {
+  #connect(role: Role, options: { enableOfflineQueue?: boolean; autoResendUnfulfilledCommands?: boolean; autoResubscribe?: boolean }): Connection {
     const policy = this.#options.reconnect ?? DEFAULT_RECONNECT_POLICY;
     const redis = openRedis(this.#options.connection, {
       ...options,
@@ -474,19 +504,54 @@ export class RedisBackplane implements Backplane {
   /** Runs the read script once: a Redis that refuses it (ACL) is treated like one that refuses the subscription. */
   async #checkPublisher(): Promise<void> {
     try {
-      this.#epochNow = await this.history.epoch();
+      this.#epochNow = await this.history.epochs();
       this.#publisherChecked = true;
       this.#update();
     } catch (err) {
       this.#lastError = err instanceof Error ? err.message : String(err);
       if (this.#publisher.status === 'ready' && this.#state !== 'closed') {
         this.#logger.debug({ error: this.#lastError }, 'backplane: Redis refused the history script');
-        this.#publisher.disconnect(true);
+        this.#recheck('publisher');
       }
     }
   }
 
-  #probe(redis: Redis): void {
+  /**
+   * Has a connection found again that Redis refused or that lost its primary: one Redis or
+   * Sentinel through a reconnect; a cluster's, whose healthy shards stay connected, by checking
+   * it again through the backoff.
+   */
+  #recheck(role: Role): void {
+    const redis = role === 'publisher' ? this.#publisher : this.#subscriber;
+    if (!(redis instanceof Cluster)) {
+      redis.disconnect(true);
+      return;
+    }
+    if (role === 'publisher') this.#publisherChecked = false;
+    else this.#subscribed = false;
+    this.#update();
+    if (this.#rechecks[role] !== null || this.#state === 'closed') return;
+    const delay = reconnectDelay(++this.#attempts[role], this.#options.reconnect ?? DEFAULT_RECONNECT_POLICY, this.#options.random);
+    this.#rechecks[role] = setTimeout(() => {
+      this.#rechecks[role] = null;
+      void (role === 'publisher' ? this.#checkPublisher() : this.#subscribe());
+    }, delay);
+  }
+
+  /** A cluster node that held slots went away: its shard is down until a replica is promoted. */
+  #shardLost(role: Role, cluster: Cluster, node: Redis): void {
+    const key = `${node.options.host}:${node.options.port}`;
+    if (this.#state === 'closed' || !cluster.slots.some((keys) => keys[0] === key)) return;
+    this.#lastError = `lost the cluster node at ${key}`;
+    if (role === 'subscriber') this.#settle();
+    this.#recheck(role);
+  }
+
+  #notify(notice: string): Promise<unknown> {
+    return this.#layout.sharded ? this.#publisher.spublish(this.#gapChannel, notice) : this.#publisher.publish(this.#gapChannel, notice);
+  }
+
+  #probe(redis: Connection): void {
     if (redis.status !== 'ready' || this.#probing.has(redis)) return;
     this.#probing.add(redis);
     redis.ping().then(
@@ -503,16 +568,19 @@ export class RedisBackplane implements Backplane {
 
   async #subscribe(): Promise<void> {
     try {
-      await this.#subscriber.subscribe(this.#options.channel, this.#gapChannel);
+      const channels = [...Array.from({ length: this.#layout.lanes }, (_, lane) => this.#layout.channel(lane)), this.#gapChannel];
+      // SSUBSCRIBE takes channels of one slot at a time.
+      if (this.#subscriber instanceof Cluster) await Promise.all(channels.map((channel) => this.#subscriber.ssubscribe(channel)));
+      else await this.#subscriber.subscribe(...channels);
       this.#subscribed = true;
       this.#update();
     } catch (err) {
       this.#lastError = err instanceof Error ? err.message : String(err);
-      // Refused (no permission, Redis still loading): retry through the backoff, as for a lost connection.
+      // Refused (no permission, Redis still loading, a shard down): retry through the backoff, as for a lost connection.
       // If the connection dropped meanwhile, the next 'ready' subscribes again anyway.
       if (this.#subscriber.status === 'ready' && this.#state !== 'closed') {
         this.#logger.debug({ error: this.#lastError }, 'backplane: Redis refused the subscription');
-        this.#subscriber.disconnect(true);
+        this.#recheck('subscriber');
       }
     }
   }
@@ -560,7 +628,7 @@ export class RedisBackplane implements Backplane {
       this.#logger.debug({ err }, 'backplane: could not check the history after reconnecting');
       this.#rejoining = false;
       // Through the backoff, as for a Redis that refuses the history script at connect time.
-      if (this.#publisher.status === 'ready' && this.#state !== 'closed') this.#publisher.disconnect(true);
+      if (this.#publisher.status === 'ready' && this.#state !== 'closed') this.#recheck('publisher');
       return;
     }
     const missed = await this.#readMissed(lost);
@@ -633,8 +701,9 @@ export class RedisBackplane implements Backplane {
       for (const message of messages) {
         // Ours come back through #own, in the order this node accepted them.
         if (message.origin === this.nodeId || message.event.position === undefined) continue;
-        let seqs = this.#caughtUpSeqs.get(message.origin);
-        if (seqs === undefined) this.#caughtUpSeqs.set(message.origin, (seqs = new Set()));
+        const origin = `${message.origin} ${this.#layout.laneOf(repoId)}`;
+        let seqs = this.#caughtUpSeqs.get(origin);
+        if (seqs === undefined) this.#caughtUpSeqs.set(origin, (seqs = new Set()));
         seqs.add(message.seq);
         this.#saw(repoId, message.event.position);
         this.stats.eventsReceived++;
@@ -674,7 +743,7 @@ export class RedisBackplane implements Backplane {
       );
       const libraries = new Set([repoId]);
       const notice = JSON.stringify({ v: 1, node: this.nodeId, outageMs: 0, libraries: [repoId], lost: true });
-      this.#publisher.publish(this.#gapChannel, notice).catch((err: unknown) => {
+      this.#notify(notice).catch((err: unknown) => {
         this.#logger.debug({ err }, 'backplane: the lost-history notice was not sent');
       });
       if (this.#state !== 'closed') this.#options.onGap?.({ cutOff: 'history-lost', node: this.nodeId, libraries, outageMs: 0 });
@@ -708,24 +777,26 @@ export class RedisBackplane implements Backplane {
       return;
     }
     const position = message.event.position;
-    if (position !== undefined) this.#epoch = position.epoch;
+    const lane = this.#layout.laneOf(message.event.repoId);
+    if (position !== undefined && this.#epoch !== null) this.#epoch[lane] = position.epoch;
     if (message.origin === this.nodeId) {
       // Ours, numbered and back: delivered in the cluster's order, unless it already was here.
-      if (message.seq > this.#ownDelivered) {
+      if (message.seq > this.#ownDelivered[lane]!) {
         if (position !== undefined) this.#checkOrder(message.event.repoId, position);
-        this.#deliverOwn(message.seq, message.event);
+        this.#deliverOwn(lane, message.seq, message.event);
         this.#settle();
       } else this.stats.duplicatesDropped++;
       return;
     }
-    const caught = this.#caughtUpSeqs.get(message.origin);
+    const origin = `${message.origin} ${lane}`;
+    const caught = this.#caughtUpSeqs.get(origin);
     if (caught?.delete(message.seq) === true) {
       // Delivered from the history after an outage already.
-      this.#sequences.check(message.origin, message.seq);
+      this.#sequences.check(origin, message.seq);
       this.stats.duplicatesDropped++;
       return;
     }
-    const verdict = this.#sequences.check(message.origin, message.seq);
+    const verdict = this.#sequences.check(origin, message.seq);
     if (!verdict.deliver) {
       this.stats.duplicatesDropped++;
       return;
@@ -762,9 +833,9 @@ export class RedisBackplane implements Backplane {
 /**
  * One connection to the primary: at a URL, or wherever the sentinels say the primary is now
  * (ioredis asks them again on every reconnect, and drops the connection when they announce a
- * failover, `failoverDetector`).
+ * failover, `failoverDetector`); or to a cluster's primaries, which ioredis finds and follows.
  */
-function openRedis(connection: RedisConnection, options: RedisOptions, timeoutMs: number): Redis {
+function openRedis(connection: RedisConnection, options: RedisOptions, timeoutMs: number): Connection {
   switch (connection.kind) {
     case 'single':
       return new Redis(connection.url, options);
@@ -785,8 +856,22 @@ function openRedis(connection: RedisConnection, options: RedisOptions, timeoutMs
         ...(tls === undefined ? {} : { tls, sentinelTLS: tls, enableTLSForSentinelMode: true }),
       });
     }
-    case 'cluster':
-      throw new Error('Redis Cluster is not supported by this backplane');
+    case 'cluster': {
+      const { enableOfflineQueue, retryStrategy, autoResubscribe, ...redisOptions } = options;
+      return new Cluster(connection.nodes, {
+        enableOfflineQueue,
+        clusterRetryStrategy: retryStrategy,
+        // One connection per primary for the sharded channels: the subscriber's.
+        shardedSubscribers: autoResubscribe === false,
+        slotsRefreshTimeout: timeoutMs,
+        redisOptions: {
+          ...redisOptions,
+          username: connection.username ?? undefined,
+          password: connection.password ?? undefined,
+          ...(connection.tls ? { tls: {} } : {}),
+        },
+      });
+    }
     default: {
       const unknown: never = connection;
       throw new Error(`unknown Redis connection: ${JSON.stringify(unknown)}`);

@@ -10,6 +10,11 @@
  *   seafile-notification:{<tag>}:offset:<repo>    the library's last offset (no expiry: offsets never restart)
  *   seafile-notification:{<tag>}:history:<repo>   stream of the latest `history_size` messages, expiring `history_ttl` after the last one
  *
+ * On Redis Cluster a script's keys must share a slot, and one slot would put every library on
+ * one shard: libraries are spread over CLUSTER_LANES lanes instead, each with its own hash tag
+ * `{<tag>:<lane>}`, epoch and sharded channel (SPUBLISH), so the shards share the work and a
+ * library's numbering, history and publishing stay atomic in its lane's slot.
+ *
  * A node back from being cut off marks, for each library it accepted events for alone, the
  * next offset as `unshared` (no event, no publish): those events are in no history, and a
  * client whose position is before the mark is told to resync.
@@ -24,7 +29,7 @@
  * script draws a new epoch and offsets start again at 1 in it: positions from before are
  * answered with a resync (`epoch-changed`), never mistaken for new ones.
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 import { judgeRecovery, type EventHistory, type HistoryLimits, type HistoryRead, type HistorySnapshot } from '../history/event-history.js';
 import { newEpoch, type Position } from '../history/position.js';
@@ -56,7 +61,7 @@ end
 
 /**
  * KEYS: epoch, offset, history. ARGV: channel, open header, frame, history size, ttl (ms),
- * epoch candidate, now (ms). Returns {epoch, offset}.
+ * epoch candidate, now (ms), PUBLISH or SPUBLISH. Returns {epoch, offset}.
  */
 const NUMBER_AND_PUBLISH = `
 ${nextPosition('ARGV[6]')}local message = ARGV[2] .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"}\\n' .. ARGV[3]
@@ -64,7 +69,7 @@ if tonumber(ARGV[4]) > 0 then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], offset .. '-0', 't', ARGV[7], 'm', message)
   redis.call('PEXPIRE', KEYS[3], ARGV[5])
 end
-redis.call('PUBLISH', ARGV[1], message)
+redis.call(ARGV[8], ARGV[1], message)
 return {epoch, offset}
 `;
 
@@ -127,28 +132,66 @@ interface HistoryCommands {
 }
 
 /** Teaches a connection the scripts (sent once, then called by their SHA). */
-export function defineHistoryCommands(redis: Redis): void {
+export function defineHistoryCommands(redis: Redis | Cluster): void {
   redis.defineCommand('notificationNumberAndPublish', { numberOfKeys: 3, lua: NUMBER_AND_PUBLISH });
   redis.defineCommand('notificationReadHistory', { numberOfKeys: 3, lua: READ_HISTORY });
   redis.defineCommand('notificationMarkUnshared', { numberOfKeys: 3, lua: MARK_UNSHARED });
   redis.defineCommand('notificationReconcile', { numberOfKeys: 3, lua: RECONCILE });
 }
 
-function commands(redis: Redis): HistoryCommands {
+function commands(redis: Redis | Cluster): HistoryCommands {
   return redis as unknown as HistoryCommands;
 }
 
-/** The keys of one deployment (`prefix` ends with `:`) for one library. */
-function keysOf(prefix: string, repoId: string): [string, string, string] {
+/** Where each library's keys and events go: one set for all (one Redis, Sentinel), or one per lane (Redis Cluster). */
+export interface KeyLayout {
+  readonly lanes: number;
+  laneOf(repoId: string): number;
+  /** The lane's key prefix, ending with `:`. */
+  prefix(lane: number): string;
+  channel(lane: number): string;
+  /** Where nodes tell each other of gaps. */
+  readonly gapChannel: string;
+  /** Sharded pub/sub (SPUBLISH, SSUBSCRIBE): Redis Cluster. */
+  readonly sharded: boolean;
+}
+
+/** Enough lanes that the shards of a cluster get close to equal shares; each is one channel every node subscribes. */
+export const CLUSTER_LANES = 256;
+
+export function singleLayout(channel: string, keyPrefix: string): KeyLayout {
+  return { lanes: 1, laneOf: () => 0, prefix: () => keyPrefix, channel: () => channel, gapChannel: `${channel}:gaps`, sharded: false };
+}
+
+/** `tag`: the deployment's, as in its channel name. */
+export function clusterLayout(tag: string, lanes = CLUSTER_LANES): KeyLayout {
+  return {
+    lanes,
+    laneOf: (repoId) => fnv1a(repoId) % lanes,
+    prefix: (lane) => `seafile-notification:{${tag}:${lane}}:`,
+    channel: (lane) => `seafile-notification:{${tag}:${lane}}:events`,
+    gapChannel: `seafile-notification:{${tag}}:gaps`,
+    sharded: true,
+  };
+}
+
+/** A stable spread of library ids (any string) over lanes, the same on every node. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
+}
+
+/** The keys of one library; the epoch is its lane's. */
+function keysOf(layout: KeyLayout, repoId: string, lane = layout.laneOf(repoId)): [string, string, string] {
+  const prefix = layout.prefix(lane);
   return [`${prefix}epoch`, `${prefix}offset:${repoId}`, `${prefix}history:${repoId}`];
 }
 
 export interface RedisHistoryOptions {
   /** The connection commands go through; it must have `defineHistoryCommands` applied. */
-  redis: Redis;
-  /** `seafile-notification:{<tag>}:` */
-  keyPrefix: string;
-  channel: string;
+  redis: Redis | Cluster;
+  layout: KeyLayout;
   limits: HistoryLimits;
   logger: Logger;
   now?: () => number;
@@ -163,16 +206,18 @@ export class RedisHistory implements EventHistory {
 
   /** Numbers the event, keeps it and publishes it to every node (this one included), in one step. */
   async numberAndPublish(message: BackplaneMessage): Promise<Position> {
-    const { redis, keyPrefix, channel, limits } = this.options;
+    const { redis, layout, limits } = this.options;
+    const lane = layout.laneOf(message.event.repoId);
     const [epoch, offset] = await commands(redis).notificationNumberAndPublish(
-      ...keysOf(keyPrefix, message.event.repoId),
-      channel,
+      ...keysOf(layout, message.event.repoId, lane),
+      layout.channel(lane),
       openBackplaneHeader(message),
       message.event.frame,
       limits.size,
       limits.ttlMs,
       newEpoch(),
       this.#now(),
+      layout.sharded ? 'SPUBLISH' : 'PUBLISH',
     );
     return { epoch, offset: Number(offset) };
   }
@@ -183,14 +228,14 @@ export class RedisHistory implements EventHistory {
    * resync. `all` (too many libraries to name): a new epoch, which tells every client.
    */
   async markUnshared(repoIds: ReadonlySet<string> | 'all'): Promise<void> {
-    const { redis, keyPrefix, limits } = this.options;
+    const { redis, layout, limits } = this.options;
     if (repoIds === 'all') {
-      await redis.set(`${keyPrefix}epoch`, newEpoch());
+      await Promise.all(Array.from({ length: layout.lanes }, (_, lane) => redis.set(`${layout.prefix(lane)}epoch`, newEpoch())));
       return;
     }
     await Promise.all(
       [...repoIds].map((repoId) =>
-        commands(redis).notificationMarkUnshared(...keysOf(keyPrefix, repoId), limits.size, limits.ttlMs, newEpoch(), this.#now()),
+        commands(redis).notificationMarkUnshared(...keysOf(layout, repoId), limits.size, limits.ttlMs, newEpoch(), this.#now()),
       ),
     );
   }
@@ -201,14 +246,14 @@ export class RedisHistory implements EventHistory {
    * Redis does not answer.
    */
   async reconcile(seen: ReadonlyMap<string, Position>): Promise<Set<string>> {
-    const { redis, keyPrefix, limits } = this.options;
+    const { redis, layout, limits } = this.options;
     const lost = new Set<string>();
     const all = [...seen];
     for (let i = 0; i < all.length; i += CHANGED_BATCH) {
       const batch = all.slice(i, i + CHANGED_BATCH);
       const replies = await Promise.all(
         batch.map(([repoId, position]) =>
-          commands(redis).notificationReconcile(...keysOf(keyPrefix, repoId), position.epoch, position.offset, limits.size, limits.ttlMs, this.#now()),
+          commands(redis).notificationReconcile(...keysOf(layout, repoId), position.epoch, position.offset, limits.size, limits.ttlMs, this.#now()),
         ),
       );
       replies.forEach((marked, j) => {
@@ -218,11 +263,15 @@ export class RedisHistory implements EventHistory {
     return lost;
   }
 
-  /** The current epoch (drawn now if Redis has none). Rejects when Redis does not answer. */
-  async epoch(): Promise<string> {
-    const { redis, keyPrefix } = this.options;
-    const [epoch] = await commands(redis).notificationReadHistoryBuffer(...keysOf(keyPrefix, ''), newEpoch(), '', 1);
-    return epoch.toString();
+  /** Each lane's current epoch (drawn now if Redis has none). Rejects when any does not answer (a shard is down). */
+  async epochs(): Promise<string[]> {
+    const { redis, layout } = this.options;
+    return Promise.all(
+      Array.from({ length: layout.lanes }, async (_, lane) => {
+        const [epoch] = await commands(redis).notificationReadHistoryBuffer(...keysOf(layout, '', lane), newEpoch(), '', 1);
+        return epoch.toString();
+      }),
+    );
   }
 
   /**
@@ -230,17 +279,15 @@ export class RedisHistory implements EventHistory {
    * libraries that changed while this node was away. Rejects when Redis does not answer.
    */
   async changedSince(repoIds: Iterable<string>, sinceMs: number): Promise<Set<string>> {
-    const { redis, keyPrefix } = this.options;
+    const { redis, layout } = this.options;
     const changed = new Set<string>();
     const all = [...repoIds];
     for (let i = 0; i < all.length; i += CHANGED_BATCH) {
       const batch = all.slice(i, i + CHANGED_BATCH);
-      const pipeline = redis.pipeline();
-      for (const repoId of batch) pipeline.xrevrange(keysOf(keyPrefix, repoId)[2], '+', '-', 'COUNT', 1);
-      const replies = (await pipeline.exec()) ?? [];
-      replies.forEach(([err, entries], j) => {
-        if (err !== null) throw err;
-        const newest = (entries as Array<[string, string[]]>)[0];
+      // Not a pipeline: on a cluster the libraries' keys are on several shards.
+      const replies = await Promise.all(batch.map((repoId) => redis.xrevrange(keysOf(layout, repoId)[2], '+', '-', 'COUNT', 1)));
+      replies.forEach((entries, j) => {
+        const newest = entries[0];
         if (newest === undefined) return;
         const t = newest[1].indexOf('t');
         if (t >= 0 && Number(newest[1][t + 1]) >= sinceMs) changed.add(batch[j]!);
@@ -266,12 +313,12 @@ export class RedisHistory implements EventHistory {
   }
 
   async #readEntries(repoId: string, since: Position | null): Promise<{ snapshot: HistorySnapshot; messages: BackplaneMessage[] } | null> {
-    const { redis, keyPrefix, limits, logger } = this.options;
+    const { redis, layout, limits, logger } = this.options;
     const from = since === null ? '' : String(since.offset + 1);
     let reply;
     try {
       // One more than history_size can hold: more than that missed is gone anyway.
-      reply = await commands(redis).notificationReadHistoryBuffer(...keysOf(keyPrefix, repoId), newEpoch(), from, limits.size + 1);
+      reply = await commands(redis).notificationReadHistoryBuffer(...keysOf(layout, repoId), newEpoch(), from, limits.size + 1);
     } catch (err) {
       logger.debug({ err, repoId }, 'history: Redis did not answer a read');
       return null;

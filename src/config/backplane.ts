@@ -7,9 +7,6 @@ export function resolveBackplane(env: Env, seafile: KeyFile | null, notification
   const setting = pick(fromEnv(env, 'REDIS_URL'), fromFile(seafile, 'notification', 'redis_url'), fromFile(notification, 'general', 'redis_url'));
   if (setting === null) return { kind: 'memory' };
   const { connection, displayUrl } = parseRedisUrl(setting);
-  if (connection.kind === 'cluster') {
-    throw new ConfigError(`Redis Cluster (${displayUrl} in ${describeSetting(setting)}) is not supported yet: use one Redis, or Redis through Sentinel (redis+sentinel://)`);
-  }
   const timeoutSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_REDIS_TIMEOUT'), fromFile(seafile, 'notification', 'redis_timeout'));
   const timeoutMs = timeoutSetting === null ? DEFAULTS.redisTimeoutMs : parseInteger(timeoutSetting, 'redis_timeout', 1, 3600) * 1000;
   const holdSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_REDIS_FAILOVER_HOLD'), fromFile(seafile, 'notification', 'redis_failover_hold'));
@@ -21,7 +18,7 @@ export function resolveBackplane(env: Env, seafile: KeyFile | null, notification
   const notes = [setting.source];
   if (timeoutSetting !== null) notes.push(`timeout ${timeoutMs / 1000} s (${timeoutSetting.source})`);
   if (holdMs > 0) notes.push(`events held up to ${holdMs / 1000} s while it fails over`);
-  const what = connection.kind === 'sentinel' ? 'Redis through Sentinel' : 'Redis';
+  const what = { single: 'Redis', sentinel: 'Redis through Sentinel', cluster: 'Redis Cluster' }[connection.kind];
   notices.push(`Backplane: ${what} at ${displayUrl} (${notes.join(', ')}); events reach every node on it.`);
   return { kind: 'redis', connection, displayUrl, timeoutMs, holdMs, holdBytes };
 }

@@ -75,12 +75,13 @@ Environment (beats the config files, loses to options):
   NOTIFICATION_SERVER_STATE_DIR          as --state-dir
   NOTIFICATION_SERVER_WORKERS            as --workers (1)
   REDIS_URL                              several nodes: redis://[:password@]host:6379 or rediss://,
-                                         redis+sentinel://host:26379,host2:26379/<master name>
+                                         redis+sentinel://host:26379,host2:26379/<master name>,
+                                         redis+cluster://host:6379,host2:6379 (rediss+... for TLS)
                                          (seafile.conf [notification] redis_url)
   NOTIFICATION_SERVER_REDIS_TIMEOUT      seconds Redis may not answer before its connection is reopened (5)
   NOTIFICATION_SERVER_REDIS_FAILOVER_HOLD
                                          seconds an event waits for Redis to fail over before it
-                                         is delivered on this node only (30 with Sentinel, else 0)
+                                         is delivered on this node only (30 with Sentinel or Cluster, else 0)
   NOTIFICATION_SERVER_REDIS_FAILOVER_HOLD_BYTES
                                          bytes of events held at once (16777216)
   NOTIFICATION_SERVER_PING_INTERVAL      seconds between server pings (20)

@@ -4,29 +4,20 @@
  * CuttableLink, so a test can make it lag behind the primary (as over a slow or cut network)
  * and then kill the primary: the promotion loses what the replica never received.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis, type RedisOptions } from 'ioredis';
 import { CuttableLink } from './cuttable-link.js';
-import { findBinary, freeLoopbackPort, logTail, ServerBinaryMissingError, stopProcess, withParentDeathSignal } from './databases.js';
+import { findBinary, freeLoopbackPort, ServerBinaryMissingError } from './databases.js';
 import { isCi } from './env.js';
-import { selfSignedCertificate, waitUntilReady } from './redis.js';
+import { selfSignedCertificate } from './redis.js';
+import { pollRedis as poll, RedisProcesses, type ClientOptions } from './redis-processes.js';
 
 export const MASTER_NAME = 'notify-primary';
 /** Sentinel's own timing: down after this much silence, and no second failover within the test. */
 const DOWN_AFTER_MS = 600;
 const FAILOVER_TIMEOUT_MS = 120_000;
-const READY_TIMEOUT_MS = 20_000;
-
-interface RedisProcess {
-  readonly port: number;
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-}
 
 export interface SentinelOptions {
   /** TLS only, everywhere (clients, replication, sentinels), with a self-signed certificate in `caFile`. */
@@ -114,25 +105,12 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
     await writeFile(aclFile, ['user default off', NOTIFY_USER, SENTINEL_ON_REDIS_USER, REPLICATION_USER, ''].join('\n'));
     aclArgs.push('--aclfile', aclFile, '--masteruser', 'repl', '--masterauth', 'repl-pw');
   }
-  const processes: RedisProcess[] = [];
+  const processes = new RedisProcesses(dir, cert?.cert ?? null);
   let link: CuttableLink | null = null;
-  const launch = async (name: string, argv: string[], port: number): Promise<RedisProcess> => {
-    const logPath = join(dir, `${name}.log`);
-    const [command, ...args] = withParentDeathSignal(argv, 'SIGTERM');
-    const log = openSync(logPath, 'a');
-    const child = spawn(command!, args, { stdio: ['ignore', log, log] });
-    closeSync(log);
-    child.once('error', () => {});
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const started = { port, child, exited };
-    processes.push(started);
-    if (!(await waitUntilReady(port, child, cert?.cert ?? null))) throw new Error(`${name} did not start on port ${port}; its log ends:\n${logTail(logPath)}`);
-    return started;
-  };
+  const launch = processes.launch.bind(processes);
   const stopAll = async (): Promise<void> => {
-    await Promise.all(processes.map((p) => (p.child.kill('SIGCONT'), stopProcess(p.child, p.exited, 'SIGKILL'))));
     await link?.close();
-    await rm(dir, { recursive: true, force: true });
+    await processes.stopAll();
   };
   try {
     const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
@@ -189,7 +167,7 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
       primaryPid: primary.child.pid!,
       replicaPort,
       replicationLink,
-      killPrimary: () => stopProcess(primary.child, primary.exited, 'SIGKILL'),
+      killPrimary: () => primary.kill(),
       failover: () => poll(sentinelPorts[0]!, sentinelClient, async (redis) => (await redis.call('SENTINEL', 'FAILOVER', MASTER_NAME)) === 'OK', 'the sentinel to start a failover'),
       waitForPromotion: (oldPort, timeoutMs) => untilPromoted(sentinelPorts, oldPort, timeoutMs, sentinelClient),
       stop: stopAll,
@@ -199,9 +177,6 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
     throw error;
   }
 }
-
-/** How the helpers below reach an instance: credentials and TLS, when the topology has them. */
-type ClientOptions = Pick<RedisOptions, 'username' | 'password' | 'tls'>;
 
 async function untilReplicating(replicaPort: number, client: ClientOptions): Promise<void> {
   await poll(replicaPort, client, async (redis) => /master_link_status:up/.test(await redis.info('replication')), 'the replica to sync with the primary');
@@ -239,20 +214,4 @@ async function untilPromoted(sentinelPorts: number[], oldPort: number, timeoutMs
     );
   }
   return newPort;
-}
-
-async function poll(port: number, client: ClientOptions, check: (redis: Redis) => Promise<boolean>, what: string, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
-  const redis = new Redis({ ...client, host: '127.0.0.1', port, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => 100 });
-  redis.on('error', () => {});
-  const deadline = Date.now() + timeoutMs;
-  try {
-    await redis.connect().catch(() => {});
-    while (Date.now() < deadline) {
-      if (await check(redis).catch(() => false)) return;
-      await sleep(50);
-    }
-    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-  } finally {
-    redis.disconnect();
-  }
 }

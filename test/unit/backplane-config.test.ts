@@ -193,10 +193,22 @@ describe('backplane configuration', () => {
     }
   });
 
-  it('redis+cluster:// is refused for now, with what to use instead', async () => {
-    assert.equal(
-      await refusal({ REDIS_URL: `redis+cluster://:${SECRET}@n1:7000,n2:7000` }),
-      'Redis Cluster (redis+cluster://:***@n1:7000,n2:7000 in REDIS_URL) is not supported yet: use one Redis, or Redis through Sentinel (redis+sentinel://)',
-    );
+  it('redis+cluster:// names the seed nodes, with TLS, credentials and a failover hold', async () => {
+    const { config, notices } = await load({ REDIS_URL: `rediss+cluster://notify:${SECRET}@n1:7000,[::1]:7001,n3` });
+    assert.deepEqual(config.backplane, {
+      kind: 'redis',
+      connection: {
+        kind: 'cluster',
+        nodes: [{ host: 'n1', port: 7000 }, { host: '::1', port: 7001 }, { host: 'n3', port: 6379 }],
+        username: 'notify',
+        password: SECRET,
+        tls: true,
+      },
+      displayUrl: 'rediss+cluster://notify:***@n1:7000,[::1]:7001,n3',
+      timeoutMs: 5000,
+      holdMs: 30_000,
+      holdBytes: 16 * 1024 * 1024,
+    });
+    assert.ok(notices.some((n) => n.startsWith('Backplane: Redis Cluster at rediss+cluster://notify:***@')));
   });
 });
