@@ -13,9 +13,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { signToken } from '../src/auth/jwt.js';
+import { backplaneChannel } from '../src/backplane/open-backplane.js';
+import { clusterLayout } from '../src/backplane/redis-history.js';
 import { CuttableLink } from '../test/support/cuttable-link.js';
 import { startRedis, type RedisInstance } from '../test/support/redis.js';
-import { startSentinelTopology, type SentinelTopology } from '../test/support/redis-sentinel.js';
+import { startRedisCluster } from '../test/support/redis-cluster.js';
+import { startSentinelTopology } from '../test/support/redis-sentinel.js';
 import { ServerProcess, subscriberToken, TEST_KEY } from '../test/support/server-process.js';
 import type { ClientKind, LoadReply, ParseMode, ReceiptReport } from './load-messages.js';
 import { closeAll, LoadProcess, openSubscribers, shareOf, sourceAddresses } from './load-processes.js';
@@ -646,29 +649,53 @@ async function arrivalProbe(url: string, repos: string[]): Promise<{ arrivals: M
   return { arrivals, socket };
 }
 
-/**
- * Redis with Sentinel (one primary, one replica, three sentinels) under three nodes: the events
- * per second one primary takes and what each costs it, then a steady stream across the nodes
- * while the primary is SIGKILLed: delivery p99 in the steady state and in the failover window,
- * and how long clients saw nothing.
- */
+/** A Redis topology the failover bench runs on, and which primary it kills. */
+interface FailoverTopology {
+  url: string;
+  primaryPids: readonly number[];
+  killPrimary(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The failover bench on one Redis primary with Sentinel, then on a Redis Cluster of three. */
 async function failover(): Promise<void> {
+  const libraries = Array.from({ length: wholeNumber('failover-libraries') }, (_, i) => repoId(1000 + i));
+  await failoverOn('Redis with Sentinel (1 primary, 1 replica, 3 sentinels, down-after 600 ms)', libraries, async () => {
+    const topology = await startSentinelTopology();
+    return { url: topology.url, primaryPids: [topology.primaryPid], killPrimary: () => topology.killPrimary(), stop: () => topology.stop() };
+  });
+  console.log('');
+  await failoverOn('Redis Cluster (3 primaries with a replica each, node timeout 1.5 s); every node subscribed to every lane', libraries, async () => {
+    const topology = await startRedisCluster();
+    const layout = clusterLayout(backplaneChannel(Buffer.from(TEST_KEY)).replace(/^.*:events:/, ''));
+    // The shard of the first library: about a third of them.
+    const shard = await topology.shardOf(layout.channel(layout.laneOf(libraries[0]!)));
+    return { url: topology.url, primaryPids: topology.primaryPids, killPrimary: () => topology.killPrimary(shard.primaryPort), stop: () => topology.stop() };
+  });
+}
+
+/**
+ * Three nodes on `start`'s Redis: the events per second its primaries take and what each costs
+ * them, then a steady stream across the nodes while a primary is SIGKILLed: delivery p99 in the
+ * steady state and in the failover window, and how long clients saw nothing.
+ */
+async function failoverOn(label: string, libraries: string[], start: () => Promise<FailoverTopology>): Promise<void> {
   const events = wholeNumber('failover-events');
   const rate = wholeNumber('failover-rate');
-  const libraries = Array.from({ length: wholeNumber('failover-libraries') }, (_, i) => repoId(1000 + i));
-  let topology: SentinelTopology | null = null;
+  let topology: FailoverTopology | null = null;
   let nodes: ServerProcess[] = [];
   const sockets: WebSocket[] = [];
+  const primariesCpu = (): number => topology!.primaryPids.reduce((sum, pid) => sum + readProcessUsage(pid).cpuSeconds, 0);
   try {
-    topology = await startSentinelTopology();
+    topology = await start();
     nodes = await startCluster(topology.url, 3, { NOTIFICATION_SERVER_REDIS_FAILOVER_HOLD: '30' });
     const probes = await Promise.all(nodes.map((node) => arrivalProbe(node.wsUrl, libraries)));
     sockets.push(...probes.map((probe) => probe.socket));
     const publishers = nodes.map((node) => new Publisher(node.port));
-    console.log(`failover: Redis with Sentinel (1 primary, 1 replica, 3 sentinels, down-after 600 ms) under 3 nodes, ${libraries.length} libraries, one client per node subscribed to all`);
+    console.log(`failover: ${label} under 3 nodes, ${libraries.length} libraries, one client per node subscribed to all`);
 
     // Throughput: as fast as 48 POSTs in flight (16 per node) go.
-    const redisBefore = readProcessUsage(topology.primaryPid).cpuSeconds;
+    const redisBefore = primariesCpu();
     const nodesBefore = nodes.reduce((sum, node) => sum + readProcessUsage(node.child.pid!).cpuSeconds, 0);
     const started = performance.now();
     let next = 0;
@@ -680,11 +707,11 @@ async function failover(): Promise<void> {
     const deadline = performance.now() + 30_000;
     while (probes.some((probe) => probe.arrivals.size < events) && performance.now() < deadline) await sleep(20);
     const seconds = (performance.now() - started) / 1000;
-    const redisCpu = readProcessUsage(topology.primaryPid).cpuSeconds - redisBefore;
+    const redisCpu = primariesCpu() - redisBefore;
     const nodesCpu = nodes.reduce((sum, node) => sum + readProcessUsage(node.child.pid!).cpuSeconds, 0) - nodesBefore;
     const delivered = Math.min(...probes.map((probe) => probe.arrivals.size));
     console.log(`  throughput: ${events} events posted to 3 nodes, all on every node after ${seconds.toFixed(2)} s: ${Math.round(events / seconds)} events/s (${delivered} of ${events} on the slowest node)`);
-    console.log(`  Redis primary CPU ${((redisCpu * 1e6) / events).toFixed(0)} µs per event (${(redisCpu / seconds).toFixed(2)} cores: one core takes ~${Math.round(events / redisCpu)} events/s); the 3 nodes ${((nodesCpu * 1e6) / events).toFixed(0)} µs per event in all (HTTP, script call, fan-out to 3 probes)`);
+    console.log(`  Redis primaries' CPU ${((redisCpu * 1e6) / events).toFixed(0)} µs per event in all (${(redisCpu / seconds).toFixed(2)} cores: one core takes ~${Math.round(events / redisCpu)} events/s); the 3 nodes ${((nodesCpu * 1e6) / events).toFixed(0)} µs per event in all (HTTP, script call, fan-out to 3 probes)`);
     for (const probe of probes) probe.arrivals.clear();
 
     // The failover: a steady stream over the nodes and libraries; the primary killed after 3 s.
@@ -728,7 +755,7 @@ async function failover(): Promise<void> {
     steady.sort((x, y) => x - y);
     window.sort((x, y) => x - y);
     const received = probes.map((probe) => probe.arrivals.size);
-    console.log(`  failover: ${total} events at ${rate}/s over 3 nodes, the primary SIGKILLed after ${killAfterMs / 1000} s; every node back on the promoted replica ${((backAt - killedAt) / 1000).toFixed(2)} s after the kill`);
+    console.log(`  failover: ${total} events at ${rate}/s over 3 nodes, a primary SIGKILLed after ${killAfterMs / 1000} s; every node back on the promoted replica ${((backAt - killedAt) / 1000).toFixed(2)} s after the kill`);
     console.log(`  delivered per node: ${received.join(', ')} of ${total}`);
     console.log(`  delivery p99: steady ${percentile(steady, 99).toFixed(1)} ms (p50 ${percentile(steady, 50).toFixed(1)}, ${steady.length} deliveries); events posted in the failover window ${percentile(window, 99).toFixed(0)} ms (p50 ${percentile(window, 50).toFixed(0)}, max ${percentile(window, 100).toFixed(0)}, ${window.length} deliveries)`);
     console.log(`  clients saw nothing for ${(silentMs / 1000).toFixed(2)} s at most (the longest pause between two arrivals on any node, events being posted every ${(1000 / rate).toFixed(1)} ms)`);
