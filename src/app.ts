@@ -8,17 +8,16 @@ import { planReload, type ReloadPlan } from './config/reload-plan.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
 import { EventEndpoint } from './http/event-endpoint.js';
 import { createHttpServer, listen } from './http/listen.js';
-import { answerText, refuseUpgrade, Router, type RequestHandler, type UpgradeHandler } from './http/router.js';
+import { answerText, Router, type RequestHandler } from './http/router.js';
 import { EVENTS_PATHS, publicRoutes } from './http/routes.js';
 import { recoverFromGap } from './hub/gap-recovery.js';
 import { Hub } from './hub/hub.js';
 import type { Logger } from './log.js';
 import type { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { Observers } from './observers.js';
-import { ConnectionsPerAddress } from './transport/connection-caps.js';
-import { FailuresPerAddress } from './transport/failure-allowance.js';
+import { Admission } from './session/admission.js';
+import { Sessions, type SessionLimits } from './session/client-session.js';
 import { LongPollEndpoint } from './transport/long-poll-endpoint.js';
-import { OriginPolicy } from './transport/origin-policy.js';
 import { SseEndpoint } from './transport/sse-endpoint.js';
 import { StockClientRefresh } from './transport/stock-refresh.js';
 import { WebSocketEndpoint } from './transport/websocket-endpoint.js';
@@ -60,7 +59,6 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
   const key = Buffer.from(config.jwtPrivateKey, 'utf8');
   const keys = new KeyRing(key, now);
   let running = config;
-  let draining = false;
   const { limits } = config;
   const groups = config.groupDatabase === null ? null : openGroupDirectory(config.groupDatabase, config.groupCacheTtlMs, config.groupLookupTimeoutMs);
   const observers = new Observers(config, logger, viaPrimary);
@@ -71,72 +69,52 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
     history: config.history,
     viaPrimary,
     deliver: (event) => hub.publish(event),
-    followedLibraries: () => hub.index.libraryIds(),
+    followedLibraries: () => hub.followedLibraries(),
     onGap: (gap) => recoverFromGap(gap, hub, refresh),
   });
   const hub = new Hub({ groups, logger, metrics, now, history: backplane.history });
-  // One count per client address for every transport: a WebSocket, an SSE stream, a waiting poll.
-  const addresses = new ConnectionsPerAddress({ logger, now, max: limits.maxConnectionsPerAddress, trustedProxies: config.trustedProxies });
-  const failures = new FailuresPerAddress(limits.maxFailedSubscribesPerMinute, now);
-  const connectionLimits = (l = running.limits) => ({
+  const sessionLimits = ({ limits: l }: Config): SessionLimits => ({
     maxLibraries: l.maxLibrariesPerConnection,
     subscribeTimeoutMs: l.subscribeTimeoutMs,
     maxFailedSubscribesPerMinute: l.maxFailedSubscribesPerMinute,
     maxConnectionsPerUser: l.maxConnectionsPerUser,
   });
-  const websockets = new WebSocketEndpoint({
-    hub,
-    key: keys,
+  const sessions = new Sessions({ hub, key: keys, logger, metrics, now, limits: sessionLimits(config) });
+  const admission = new Admission({
     logger,
     metrics,
     now,
-    addresses,
     allowedOrigins: config.allowedOrigins,
+    maxConnections: limits.maxConnections,
+    maxConnectionsPerAddress: limits.maxConnectionsPerAddress,
+    trustedProxies: config.trustedProxies,
+    failures: sessions.failures,
+  });
+  const websockets = new WebSocketEndpoint({
+    sessions,
+    admission,
     maxFrameBytes: limits.maxFrameBytes,
     sendQueueBytes: limits.sendQueueBytes,
     pingIntervalMs: config.pingIntervalMs,
     deadPeerMs: config.deadPeerMs,
-    connectionLimits: connectionLimits(),
-    maxConnections: limits.maxConnections,
-    otherConnections: () => sse.streams.size + polls.pending.size,
   });
-  const admission = {
-    logger,
-    metrics,
-    addresses,
-    failures,
-    origins: config.allowedOrigins === null ? null : new OriginPolicy(config.allowedOrigins),
-    draining: () => draining,
-    full: () => websockets.connections.size + sse.streams.size + polls.pending.size >= running.limits.maxConnections,
-    maxConnectionsPerUser: () => running.limits.maxConnectionsPerUser,
-  };
-  const fallbacks = { hub, key: keys, logger, metrics, now, admission, maxLibraries: limits.maxLibrariesPerConnection, sendQueueBytes: limits.sendQueueBytes };
+  const fallbacks = { sessions, admission, maxLibraries: limits.maxLibrariesPerConnection, sendQueueBytes: limits.sendQueueBytes };
   const sse = new SseEndpoint({ ...fallbacks, keepAliveMs: config.pingIntervalMs });
   const polls = new LongPollEndpoint({ ...fallbacks, maxBodyBytes: limits.maxFrameBytes, waitMs: config.longPollWaitMs ?? DEFAULTS.longPollWaitMs });
   const refreshWindowMs = config.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs;
-  const refresh = new StockClientRefresh({ hub, connections: websockets.connections, logger, windowMs: refreshWindowMs });
+  const refresh = new StockClientRefresh({ hub, websockets, logger, windowMs: refreshWindowMs });
   const credentials = { key: keys, staticToken: config.notificationToken };
   const events = new EventEndpoint({ backplane, credentials, maxBodyBytes: limits.maxEventBodyBytes, logger, metrics, now });
   observers.readLevelsFrom({
     connections: () => websockets.connections.size,
     fallbacks: () => ({ sse: sse.streams.size, 'long-poll': polls.pending.size }),
-    subscriptions: () => hub.index.size,
-    subscribedLibraries: () => hub.index.libraries,
-    followersOf: (repoId) => hub.index.followers(repoId)?.size ?? 0,
+    subscriptions: () => hub.subscriptions,
+    subscribedLibraries: () => hub.libraries,
+    followersOf: (repoId) => hub.followerCount(repoId),
     groupLookups: () => groups?.stats ?? null,
     backplane: () => ({ kind: backplane.kind, state: backplane.state, stats: backplane.stats }),
   });
 
-  const upgradeWebSocket: UpgradeHandler = (request, socket, head) => {
-    const refusal = draining
-      ? { why: 'draining' as const, status: 503, reason: 'Service Unavailable', headers: {}, message: 'the server is shutting down' }
-      : websockets.refusal(request);
-    if (refusal === null) websockets.handleUpgrade(request, socket, head);
-    else {
-      metrics.requestRefused(refusal.why);
-      refuseUpgrade(socket, refusal.status, refusal.reason, refusal.headers, refusal.message);
-    }
-  };
   const publishEvent: RequestHandler = (request, response) => events.handle(request, response);
   const publicRouter = new Router(publicRoutes({
     // With events_listen set, the public listener has no /events at all.
@@ -144,13 +122,13 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
       config.eventsListen === null
         ? publishEvent
         : (_request, response) => answerText(response, 404, 'not found: events are published on the internal listener (events_listen)'),
-    websocket: upgradeWebSocket,
+    websocket: (request, socket, head) => websockets.handleUpgrade(request, socket, head),
     sse: (request, response) => sse.handle(request, response),
     longPoll: (request, response) => polls.handle(request, response),
     metrics: observers.answerMetrics,
     // A worker without its primary has nobody to number its events (it is about to stop).
     readiness: () =>
-      draining ? 'draining' : viaPrimary !== undefined && (!viaPrimary.channel.connected || backplane.state === 'closed') ? 'no-primary' : 'ready',
+      admission.draining ? 'draining' : viaPrimary !== undefined && (!viaPrimary.channel.connected || backplane.state === 'closed') ? 'no-primary' : 'ready',
     status: observers.statusPage,
   }));
   const httpOptions = { headerTimeoutMs: limits.headerTimeoutMs, logger, metrics };
@@ -182,8 +160,8 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
     events,
     metrics: observers.metrics,
     async stop() {
-      if (draining) return;
-      draining = true;
+      if (admission.draining) return;
+      admission.drain();
       // Fallback clients hold no connection worth spreading out: they come back through their own backoff.
       sse.close();
       polls.close();
@@ -211,9 +189,9 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
       sse.reconfigure({ maxLibraries: l.maxLibrariesPerConnection, sendQueueBytes: l.sendQueueBytes });
       const waitMs = running.longPollWaitMs ?? DEFAULTS.longPollWaitMs;
       polls.reconfigure({ maxLibraries: l.maxLibrariesPerConnection, sendQueueBytes: l.sendQueueBytes, maxBodyBytes: l.maxFrameBytes, waitMs });
-      addresses.max = l.maxConnectionsPerAddress;
-      failures.reconfigure(l.maxFailedSubscribesPerMinute);
-      websockets.reconfigure({ sendQueueBytes: l.sendQueueBytes, maxConnections: l.maxConnections, connectionLimits: connectionLimits() });
+      sessions.reconfigure(sessionLimits(running));
+      admission.reconfigure({ maxConnections: l.maxConnections, maxConnectionsPerAddress: l.maxConnectionsPerAddress });
+      websockets.reconfigure({ sendQueueBytes: l.sendQueueBytes });
       return plan;
     },
   };

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { EventsListen } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { refuseUpgrade, type Router } from './router.js';
+import { answerRaw, type Router } from './router.js';
 
 export interface HttpServerOptions {
   headerTimeoutMs: number;
@@ -30,8 +30,8 @@ export function createHttpServer(router: Router, { headerTimeoutMs, logger, metr
     const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     metrics.requestRefused(timedOut ? 'timeout' : 'bad-request');
     if (!socket.writable) socket.destroy();
-    else if (timedOut) refuseUpgrade(socket, 408, 'Request Timeout');
-    else refuseUpgrade(socket, 400, 'Bad Request');
+    else if (timedOut) answerRaw(socket, 408, 'Request Timeout');
+    else answerRaw(socket, 400, 'Bad Request');
   });
   return server;
 }

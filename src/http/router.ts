@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 export type RequestHandler = (request: IncomingMessage, response: ServerResponse) => void;
@@ -34,7 +34,7 @@ export class Router {
   readonly upgrade: UpgradeHandler = (request, socket, head) => {
     const upgrade = this.#routes.get(pathOf(request.url))?.upgrade;
     if (upgrade !== undefined) upgrade(request, socket, head);
-    else refuseUpgrade(socket, 404, 'Not Found');
+    else answerRaw(socket, 404, 'Not Found');
   };
 }
 
@@ -47,11 +47,14 @@ export function answerText(response: ServerResponse, status: number, text: strin
   response.end(`${text}\n`);
 }
 
-/** An HTTP answer written on a socket that asked for an upgrade (or sent a request Node could not parse). */
-export function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: Record<string, string> = {}, message = reason): void {
+/**
+ * Answers an HTTP request on a socket that no HTTP response owns (an upgrade, a client error),
+ * then closes it.
+ */
+export function answerRaw(socket: Duplex, status: number, message: string, retryAfterSeconds?: number): void {
   const body = `${message}\n`;
-  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const retry = retryAfterSeconds === undefined ? '' : `Retry-After: ${retryAfterSeconds}\r\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\n${extra}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n${retry}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }

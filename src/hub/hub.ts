@@ -47,7 +47,7 @@ const NO_HISTORY: EventHistory = {
  * `subscribe(..., since)`: see positioned-delivery.ts.
  */
 export class Hub {
-  readonly index = new SubscriptionIndex();
+  readonly #index = new SubscriptionIndex();
   readonly #expiry: ExpirySchedule<Subscription>;
   /** Libraries with a group lookup in flight, and the events accepted behind it. */
   readonly #waiting = new Map<string, PendingEvent[]>();
@@ -62,14 +62,14 @@ export class Hub {
     this.#logger = options.logger;
     this.#metrics = options.metrics ?? NO_METRICS;
     this.#expiry = new ExpirySchedule<Subscription>(
-      (s) => this.index.get(s.subscriber, s.repoId) === s,
+      (s) => this.#isCurrent(s),
       (s) => this.#expire(s),
       options.now,
     );
     this.#positioned = new PositionedDelivery({
       history: options.history ?? NO_HISTORY,
       reaches: (subscription, event) => this.#reaches(subscription, event),
-      isCurrent: (subscription) => this.index.get(subscription.subscriber, subscription.repoId) === subscription,
+      isCurrent: (subscription) => this.#isCurrent(subscription),
       logger: options.logger,
       metrics: this.#metrics,
     });
@@ -84,23 +84,64 @@ export class Hub {
    */
   subscribe(subscriber: Subscriber, grant: SubscriberGrant, since?: Position | null): void {
     const subscription: Subscription = { subscriber, ...grant };
-    if (this.index.add(subscription) !== undefined) this.#expiry.cancelled();
+    if (this.#index.add(subscription) !== undefined) this.#expiry.cancelled();
     this.#expiry.add(subscription);
-    if (subscriber.positioned === true) this.#positioned.start(subscription, since);
+    if (subscriber.positioned) this.#positioned.start(subscription, since);
   }
 
   unsubscribe(subscriber: Subscriber, repoId: string): void {
-    const subscription = this.index.get(subscriber, repoId);
-    if (subscription !== undefined && this.index.delete(subscription)) this.#expiry.cancelled();
-    if (subscriber.positioned === true) this.#positioned.forget(subscriber, repoId);
+    const subscription = this.#index.get(subscriber, repoId);
+    if (subscription !== undefined && this.#index.delete(subscription)) this.#expiry.cancelled();
+    this.#positioned.forget(subscriber, repoId);
   }
 
   /** Forgets a subscriber that went away. */
   removeSubscriber(subscriber: Subscriber): void {
-    const count = this.index.countOf(subscriber);
-    this.index.deleteSubscriber(subscriber);
+    const count = this.#index.countOf(subscriber);
+    this.#index.deleteSubscriber(subscriber);
     for (let i = 0; i < count; i++) this.#expiry.cancelled();
-    if (subscriber.positioned === true) this.#positioned.forget(subscriber);
+    this.#positioned.forget(subscriber);
+  }
+
+  /** Libraries the subscriber follows. */
+  librariesOf(subscriber: Subscriber): number {
+    return this.#index.countOf(subscriber);
+  }
+
+  follows(subscriber: Subscriber, repoId: string): boolean {
+    return this.#index.get(subscriber, repoId) !== undefined;
+  }
+
+  /** Subscribers holding at least one subscription under `username` (max_connections_per_user). */
+  subscribersOfUser(username: string): number {
+    return this.#index.subscribersOf(username);
+  }
+
+  holdsUser(subscriber: Subscriber, username: string): boolean {
+    return this.#index.holdsUser(subscriber, username);
+  }
+
+  /** The subscribers following the library. */
+  *followersOf(repoId: string): Generator<Subscriber> {
+    for (const subscription of this.#index.followers(repoId) ?? NOBODY) yield subscription.subscriber;
+  }
+
+  followerCount(repoId: string): number {
+    return this.#index.followers(repoId)?.size ?? 0;
+  }
+
+  /** The libraries someone follows here. */
+  followedLibraries(): IterableIterator<string> {
+    return this.#index.libraryIds();
+  }
+
+  /** Subscriptions held here, and the libraries they follow. */
+  get subscriptions(): number {
+    return this.#index.size;
+  }
+
+  get libraries(): number {
+    return this.#index.libraries;
   }
 
   /**
@@ -186,7 +227,7 @@ export class Hub {
   }
 
   #deliver(event: LibraryEvent, members: ReadonlySet<string> | null, acceptedAt: number): void {
-    const followers = this.index.followers(event.repoId) ?? NOBODY;
+    const followers = this.#index.followers(event.repoId) ?? NOBODY;
     const { audience, frame, repoId } = event;
     let stock: Outgoing | undefined;
     let sent = 0;
@@ -194,7 +235,7 @@ export class Hub {
       const reached =
         (audience.kind !== 'user' || subscription.username === audience.username) &&
         (members === null || members.has(subscription.username));
-      if (subscription.subscriber.positioned === true) {
+      if (subscription.subscriber.positioned) {
         // Positioned subscribers see every event of the library go by, to keep their place.
         this.#positioned.live(subscription, event, reached);
         if (reached) sent++;
@@ -208,9 +249,13 @@ export class Hub {
     this.#metrics.eventDelivered(event, sent, (performance.now() - acceptedAt) / 1000);
   }
 
+  #isCurrent(subscription: Subscription): boolean {
+    return this.#index.get(subscription.subscriber, subscription.repoId) === subscription;
+  }
+
   #expire(subscription: Subscription): void {
-    this.index.delete(subscription);
-    if (subscription.subscriber.positioned === true) this.#positioned.forget(subscription.subscriber, subscription.repoId);
+    this.#index.delete(subscription);
+    this.#positioned.forget(subscription.subscriber, subscription.repoId);
     this.#metrics.subscriptionExpired();
     subscription.subscriber.send(encodeJwtExpired(subscription.repoId));
   }

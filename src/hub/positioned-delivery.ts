@@ -66,11 +66,8 @@ export class PositionedDelivery {
    */
   start(subscription: Subscription, since: Position | null | undefined): void {
     const { subscriber, repoId } = subscription;
-    let mine = this.#cursors.get(subscriber);
-    if (mine === undefined) {
-      mine = new Map();
-      this.#cursors.set(subscriber, mine);
-    }
+    const mine = this.#cursors.get(subscriber) ?? new Map<string, Cursor>();
+    this.#cursors.set(subscriber, mine);
     const previous = mine.get(repoId);
     const cursor: Cursor = { subscription, at: null, held: [], overflowAt: null };
     mine.set(repoId, cursor);

@@ -15,36 +15,19 @@ export const CloseCode = {
   TooManyConnectionsForUser: 4003,
 } as const;
 
-/** Why a connection ended, as counted in `notification_connections_closed_total{reason}`. */
-export type CloseReason =
-  /** The client closed it with a close frame. */
-  | 'normal'
-  /** The server is shutting down (1001). */
-  | 'going-away'
-  /** A desktop client closed (1000) after a known gap so that it reconnects and re-reads its state (docs/cluster.md). */
-  | 'refresh'
-  /** No inbound traffic past the dead-peer timeout. */
-  | 'dead-peer'
-  /** The client did not read its messages (4000). */
-  | 'queue-overflow'
-  /** The client subscribed nothing within `subscribe_timeout` (4001). */
-  | 'subscribe-timeout'
-  /** Too many refused subscribes in a minute (4002). */
-  | 'failed-subscribes'
-  /** Its user already held `max_connections_per_user` other connections (4003). */
-  | 'user-cap'
-  /** A message that is not valid JSON, or not valid UTF-8 (1007). */
-  | 'malformed'
-  /** A binary frame (1003). */
-  | 'binary'
-  /** A frame over `max_frame_bytes` (1009). */
-  | 'too-big'
-  /** A frame that breaks RFC 6455 (1002). */
-  | 'protocol-error'
-  /** The TCP connection ended without a close frame. */
-  | 'abnormal';
-
-export const CLOSE_REASONS: readonly CloseReason[] = [
+/**
+ * Why a connection ended, as counted in `notification_connections_closed_total{reason}`:
+ * the client closed it with a close frame (normal); the server is shutting down (going-away,
+ * 1001); a desktop client was closed (1000) after a known gap so that it re-reads its state
+ * (refresh, docs/cluster.md); no inbound traffic past the dead-peer timeout; the client did not
+ * read its messages (queue-overflow, 4000); nothing subscribed within subscribe_timeout (4001);
+ * too many refused subscribes in a minute (failed-subscribes, 4002); its user already held
+ * max_connections_per_user connections (user-cap, 4003); a message that is not valid JSON or
+ * UTF-8 (malformed, 1007); a binary frame (1003); a frame over max_frame_bytes (too-big, 1009);
+ * a frame that breaks RFC 6455 (protocol-error, 1002); the TCP connection ended without a
+ * close frame (abnormal).
+ */
+export const CLOSE_REASONS = [
   'normal',
   'going-away',
   'refresh',
@@ -58,41 +41,27 @@ export const CLOSE_REASONS: readonly CloseReason[] = [
   'too-big',
   'protocol-error',
   'abnormal',
-];
+] as const;
+export type CloseReason = (typeof CLOSE_REASONS)[number];
 
 /** The reason for a close the server starts with `code`. */
+const REASON_OF_CODE: ReadonlyMap<number, CloseReason> = new Map([
+  [CloseCode.Normal, 'refresh'],
+  [CloseCode.GoingAway, 'going-away'],
+  [CloseCode.UnsupportedData, 'binary'],
+  [CloseCode.InvalidPayload, 'malformed'],
+  [CloseCode.SendQueueOverflow, 'queue-overflow'],
+  [CloseCode.SubscribeTimeout, 'subscribe-timeout'],
+  [CloseCode.TooManyFailedSubscribes, 'failed-subscribes'],
+  [CloseCode.TooManyConnectionsForUser, 'user-cap'],
+]);
+
 export function closeReasonOf(code: number): CloseReason {
-  switch (code) {
-    case CloseCode.Normal:
-      return 'refresh';
-    case CloseCode.GoingAway:
-      return 'going-away';
-    case CloseCode.UnsupportedData:
-      return 'binary';
-    case CloseCode.InvalidPayload:
-      return 'malformed';
-    case CloseCode.SendQueueOverflow:
-      return 'queue-overflow';
-    case CloseCode.SubscribeTimeout:
-      return 'subscribe-timeout';
-    case CloseCode.TooManyFailedSubscribes:
-      return 'failed-subscribes';
-    case CloseCode.TooManyConnectionsForUser:
-      return 'user-cap';
-    default:
-      return 'protocol-error';
-  }
+  return REASON_OF_CODE.get(code) ?? 'protocol-error';
 }
 
 /** The reason for a close `ws` starts itself when a client's frame breaks a rule (its error code). */
 export function closeReasonOfFrameError(wsErrorCode: string | undefined): CloseReason {
-  switch (wsErrorCode) {
-    case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
-    case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH':
-      return 'too-big';
-    case 'WS_ERR_INVALID_UTF8':
-      return 'malformed';
-    default:
-      return 'protocol-error';
-  }
+  if (wsErrorCode === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || wsErrorCode === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH') return 'too-big';
+  return wsErrorCode === 'WS_ERR_INVALID_UTF8' ? 'malformed' : 'protocol-error';
 }

@@ -1,5 +1,5 @@
 import { MAX_REPO_ID_LENGTH } from '../protocol/client-message.js';
-import { CursorError, parseCursor, type Cursor } from './cursor.js';
+import { CursorError, parseCursor, type Cursor } from '../session/cursor.js';
 
 /**
  * What an SSE or long-poll request asks for: libraries with their tokens, and where to resume.

@@ -2,11 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody } from '../http/request-body.js';
 import type { Outgoing } from '../protocol/outgoing.js';
 import type { ClientAddress } from './client-address.js';
-import { admit, badRequest, corsHeaders, parsedOrRefused } from './fallback-admission.js';
 import { parsePollRequest, type FallbackRequest } from './fallback-request.js';
-import { HttpSubscriber, planOrRefuse, type HttpSubscriberContext, type SubscribePlan } from './http-subscriber.js';
+import { admitRequest, badRequest, parsedOrRefused, RequestSession, type FallbackContext } from './fallback-session.js';
 
-export interface LongPollEndpointOptions extends HttpSubscriberContext {
+export interface LongPollEndpointOptions extends FallbackContext {
   /** Libraries one poll may name (max_libraries_per_connection). */
   maxLibraries: number;
   /** Largest request body (max_frame_bytes, the size of a WebSocket subscribe). */
@@ -35,17 +34,17 @@ export class LongPollEndpoint {
   }
 
   handle(request: IncomingMessage, response: ServerResponse): void {
-    const { admission, maxBodyBytes } = this.options;
-    const client = admit(request, response, 'POST', admission);
-    if (client === null) return;
+    const { admission, maxBodyBytes, sessions } = this.options;
+    const admitted = admitRequest(request, response, 'POST', admission);
+    if (admitted === null) return;
     readBody(request, maxBodyBytes, {
-      body: (body) => this.#serve(request, response, client, body.toString('utf8')),
+      body: (body) => this.#serve(request, response, admitted.client, body.toString('utf8')),
       tooLarge: () => {
         badRequest(request, response, admission, `the body is larger than ${maxBodyBytes} bytes: name fewer libraries per poll`);
         request.resume();
       },
     });
-    request.on('error', (err) => admission.logger.debug({ err }, 'poll request aborted'));
+    request.on('error', (err) => sessions.logger.debug({ err }, 'poll request aborted'));
   }
 
   /** Answers every waiting poll with what it has (its client polls again, elsewhere or after the restart). */
@@ -54,19 +53,18 @@ export class LongPollEndpoint {
   }
 
   #serve(request: IncomingMessage, response: ServerResponse, client: ClientAddress, body: string): void {
-    const { admission, maxLibraries } = this.options;
+    const { admission, maxLibraries, sessions } = this.options;
     const parsed = parsedOrRefused(request, response, admission, () => parsePollRequest(body, maxLibraries));
     if (parsed === null) return;
-    const plan = planOrRefuse(request, response, this.options, parsed, client);
-    if (plan === null) return;
-    admission.metrics.fallbackRequest('long-poll');
-    const poll = new LongPoll(this.options, request, response, client, parsed, (answered) => this.pending.delete(answered));
-    this.pending.add(poll);
-    poll.start(plan);
+    const poll = new LongPoll(this.options, request, response, client, parsed, this.pending);
+    if (!poll.subscribeRequest(parsed)) return;
+    sessions.metrics.fallbackRequest('long-poll');
+    poll.wait();
   }
 }
 
-class LongPoll extends HttpSubscriber {
+/** A long poll: collects the messages for one answer, and answers at the first news or when its wait is over. */
+export class LongPoll extends RequestSession {
   readonly #frames: Buffer[] = [];
   /** Libraries the request had a cursor for. */
   readonly #resumed: ReadonlySet<string>;
@@ -77,26 +75,27 @@ class LongPoll extends HttpSubscriber {
 
   constructor(
     private readonly options: LongPollEndpointOptions,
-    private readonly request: IncomingMessage,
-    private readonly response: ServerResponse,
+    request: IncomingMessage,
+    response: ServerResponse,
     client: ClientAddress,
     parsed: FallbackRequest,
-    private readonly onAnswered: (poll: LongPoll) => void,
+    private readonly pending: Set<LongPoll>,
   ) {
-    super(options, client, parsed);
+    super(options, request, response, client, parsed);
     this.#resumed = new Set(parsed.cursor.keys());
-    response.on('close', () => {
+  }
+
+  /** Waits for news (bounded), unless the subscribe already brought some. */
+  wait(): void {
+    this.pending.add(this);
+    this.response.on('close', () => {
       // The client gave up before the answer: nothing was sent, its cursor has not moved.
-      if (!this.#answered) this.#finish();
+      if (!this.#answered) this.stop();
     });
+    if (this.#soon === undefined) this.#timer = setTimeout(() => this.answer(), this.options.waitMs);
   }
 
-  start(plan: SubscribePlan): void {
-    this.subscribeAll(plan);
-    if (!this.#answered && this.#soon === undefined) this.#timer = setTimeout(() => this.answer(), this.options.waitMs);
-  }
-
-  protected deliver({ frame, kind, repoId }: Outgoing): void {
+  protected write({ frame, kind, repoId }: Outgoing): void {
     if (this.#answered) return;
     this.#frames.push(frame);
     this.#bytes += frame.length + 1;
@@ -111,20 +110,16 @@ class LongPoll extends HttpSubscriber {
 
   answer(): void {
     if (this.#answered) return;
-    this.#finish();
-    this.response.writeHead(200, {
-      'content-type': 'application/json',
-      'cache-control': 'no-store',
-      ...corsHeaders(this.request, this.options.admission.origins),
-    });
+    this.stop();
+    this.response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', ...this.cors });
     this.response.end(`{"cursor":${JSON.stringify(this.cursorText)},"messages":[${this.#frames.join(',')}]}`);
   }
 
-  #finish(): void {
+  protected stop(): void {
     this.#answered = true;
     clearTimeout(this.#timer);
     if (this.#soon !== undefined) clearImmediate(this.#soon);
     this.leave();
-    this.onAnswered(this);
+    this.pending.delete(this);
   }
 }

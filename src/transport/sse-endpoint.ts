@@ -1,11 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Outgoing } from '../protocol/outgoing.js';
 import type { ClientAddress } from './client-address.js';
-import { admit, corsHeaders, parsedOrRefused } from './fallback-admission.js';
 import { parseSseRequest, type FallbackRequest } from './fallback-request.js';
-import { HttpSubscriber, planOrRefuse, type HttpSubscriberContext, type SubscribePlan } from './http-subscriber.js';
+import { admitRequest, parsedOrRefused, RequestSession, type FallbackContext } from './fallback-session.js';
 
-export interface SseEndpointOptions extends HttpSubscriberContext {
+export interface SseEndpointOptions extends FallbackContext {
   /** Libraries one stream may follow (max_libraries_per_connection). */
   maxLibraries: number;
   /** Bytes that may wait unsent on one stream (send_queue_bytes); past it the stream is ended. */
@@ -32,7 +31,7 @@ export class SseEndpoint {
 
   constructor(private options: SseEndpointOptions) {
     this.#keepAlive = setInterval(() => {
-      const now = options.now();
+      const now = options.sessions.now();
       for (const stream of this.streams) stream.keepAlive(now, this.options.keepAliveMs);
     }, Math.max(250, Math.floor(options.keepAliveMs / 2)));
     this.#keepAlive.unref();
@@ -43,76 +42,84 @@ export class SseEndpoint {
   }
 
   handle(request: IncomingMessage, response: ServerResponse): void {
-    const { admission, maxLibraries } = this.options;
-    const client = admit(request, response, 'GET', admission);
-    if (client === null) return;
+    const { admission, maxLibraries, sessions } = this.options;
+    const admitted = admitRequest(request, response, 'GET', admission);
+    if (admitted === null) return;
     const lastEventId = request.headers['last-event-id'];
     const parsed = parsedOrRefused(request, response, admission, () =>
       parseSseRequest(new URL(request.url ?? '/', 'http://localhost').searchParams, typeof lastEventId === 'string' ? lastEventId : undefined, maxLibraries),
     );
     if (parsed === null) return;
-    const plan = planOrRefuse(request, response, this.options, parsed, client);
-    if (plan === null) return;
-    admission.metrics.fallbackRequest('sse');
-    const stream = new SseStream(this.options, request, response, client, parsed, (ended) => this.streams.delete(ended));
-    this.streams.add(stream);
-    stream.start(plan);
+    const stream = new SseStream(this.options, request, response, admitted.client, parsed, this.streams);
+    if (!stream.subscribeRequest(parsed)) return;
+    sessions.metrics.fallbackRequest('sse');
+    stream.start(parsed.entries.length);
   }
 
   /** Ends every stream (their clients reconnect elsewhere or after the restart) and stops the keep-alive timer. */
   close(): void {
     clearInterval(this.#keepAlive);
-    for (const stream of this.streams) stream.end('the server is shutting down');
+    for (const stream of this.streams) stream.endStream('the server is shutting down');
   }
 }
 
-class SseStream extends HttpSubscriber {
+/** An SSE stream: encodes each message as an event, keeps the stream alive, ends it when nothing is left to follow. */
+export class SseStream extends RequestSession {
+  /** Messages of the subscribe, held until it is known the request gets a stream and not a 429. */
+  #held: Outgoing[] | null = [];
   #open = true;
-  #started = false;
-  #lastWrite: number;
+  #lastWrite = 0;
 
   constructor(
     private readonly options: SseEndpointOptions,
     request: IncomingMessage,
-    private readonly response: ServerResponse,
+    response: ServerResponse,
     client: ClientAddress,
     parsed: FallbackRequest,
-    private readonly onEnd: (stream: SseStream) => void,
+    private readonly streams: Set<SseStream>,
   ) {
-    super(options, client, parsed);
-    this.#lastWrite = options.now();
-    response.writeHead(200, {
+    super(options, request, response, client, parsed);
+  }
+
+  start(libraries: number): void {
+    this.response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
       // nginx buffers proxied responses unless told not to; SSE needs each event at once.
       'x-accel-buffering': 'no',
-      ...corsHeaders(request, options.admission.origins),
+      ...this.cors,
     });
-    response.on('close', () => this.end('the client went away'));
+    this.response.on('close', () => this.endStream('the client went away'));
     // The first bytes flush the headers through any proxy: the client knows it is connected.
-    response.write(`retry: ${RETRY_MS}\n: following ${parsed.entries.length} libraries\n\n`);
+    this.response.write(`retry: ${RETRY_MS}\n: following ${libraries} libraries\n\n`);
+    this.#lastWrite = this.options.sessions.now();
+    this.streams.add(this);
+    const held = this.#held!;
+    this.#held = null;
+    for (const message of held) if (this.#open) this.#writeEvent(message);
+    if (this.libraries === 0) this.endStream('no library left to follow: every library was refused');
   }
 
-  start(plan: SubscribePlan): void {
-    this.subscribeAll(plan);
-    this.#started = true;
-    if (this.subscribed === 0) this.end('no library left to follow: every library was refused');
+  protected write(message: Outgoing): void {
+    if (this.#held !== null) this.#held.push(message);
+    else if (this.#open) {
+      this.#writeEvent(message);
+      // The hub expired the last library's token: the client comes back with new ones.
+      if (message.kind === 'jwt-expired' && this.libraries === 0) this.endStream('no library left to follow');
+    }
   }
 
-  protected deliver({ frame, kind }: Outgoing): void {
-    if (!this.#open) return;
+  #writeEvent({ frame }: Outgoing): void {
     if (this.response.writableLength + frame.length > this.options.sendQueueBytes) {
-      this.options.logger.warn({ subscriber: this.id, remote: this.remote, queuedBytes: this.response.writableLength }, 'SSE client is not reading its messages: send queue overflowed, ending the stream');
-      this.end('send queue overflow');
+      this.sessions.logger.warn({ subscriber: this.id, remote: this.remote, queuedBytes: this.response.writableLength }, 'SSE client is not reading its messages: send queue overflowed, ending the stream');
+      this.endStream('send queue overflow');
       return;
     }
     // A publisher's raw content may hold line breaks between JSON tokens: one data: line each.
     const text = frame.toString('utf8');
     const data = /[\r\n]/.test(text) ? text.split(/\r\n|\r|\n/).map((line) => `data: ${line}\n`).join('') : `data: ${text}\n`;
     this.response.write(`id: ${this.cursorText}\n${data}\n`);
-    this.#lastWrite = this.options.now();
-    // The hub expired the last library's token (or it was refused at the start): the client comes back with new ones.
-    if (this.#started && kind === 'jwt-expired' && this.subscribed === 0) this.end('no library left to follow');
+    this.#lastWrite = this.options.sessions.now();
   }
 
   keepAlive(now: number, intervalMs: number): void {
@@ -122,12 +129,17 @@ class SseStream extends HttpSubscriber {
     }
   }
 
-  end(why: string): void {
-    if (!this.#open) return;
+  protected stop(): void {
     this.#open = false;
+    this.#held = null;
     this.leave();
-    this.options.logger.debug({ subscriber: this.id, remote: this.remote }, `SSE stream ended: ${why}`);
+    this.streams.delete(this);
+  }
+
+  endStream(why: string): void {
+    if (!this.#open) return;
+    this.stop();
+    this.sessions.logger.debug({ subscriber: this.id, remote: this.remote }, `SSE stream ended: ${why}`);
     this.response.end();
-    this.onEnd(this);
   }
 }

@@ -13,12 +13,12 @@
 import type { Hub } from '../hub/hub.js';
 import type { Logger } from '../log.js';
 import { CloseCode } from './close-codes.js';
-import type { WebSocketConnection } from './websocket-connection.js';
-import { SEAFILE_SUBPROTOCOL } from './websocket-endpoint.js';
+import { WebSocketConnection } from './websocket-connection.js';
+import { SEAFILE_SUBPROTOCOL, type WebSocketEndpoint } from './websocket-endpoint.js';
 
 export interface StockRefreshOptions {
   hub: Hub;
-  connections: ReadonlySet<WebSocketConnection>;
+  websockets: WebSocketEndpoint;
   logger: Logger;
   /** Closes are spread over this window; 0 turns the refresh off. */
   windowMs: number;
@@ -33,8 +33,8 @@ export interface RefreshPlan {
 }
 
 /** A desktop client or SeaDrive that re-reads its lock and permission state when it reconnects. */
-export function isStockDesktopClient(connection: WebSocketConnection): boolean {
-  return !connection.positioned && connection.socket.protocol === SEAFILE_SUBPROTOCOL;
+export function isStockDesktopClient(subscriber: unknown): subscriber is WebSocketConnection {
+  return subscriber instanceof WebSocketConnection && !subscriber.positioned && subscriber.socket.protocol === SEAFILE_SUBPROTOCOL;
 }
 
 export class StockClientRefresh {
@@ -46,43 +46,19 @@ export class StockClientRefresh {
 
   /** Closes the stock desktop clients that follow any of `libraries` (or all of them), spread over the window. */
   refresh(libraries: ReadonlySet<string> | 'all', why: string): RefreshPlan {
-    const { hub, connections, logger, windowMs } = this.options;
-    if (windowMs <= 0) return { clients: 0, windowMs, done: Promise.resolve() };
+    const { hub, websockets, logger, windowMs } = this.options;
     const picked = new Set<WebSocketConnection>();
-    if (libraries === 'all') {
-      for (const connection of connections) if (isStockDesktopClient(connection) && hub.index.countOf(connection) > 0) picked.add(connection);
-    } else {
-      for (const repoId of libraries) {
-        for (const subscription of hub.index.followers(repoId) ?? []) {
-          const connection = subscription.subscriber as WebSocketConnection;
-          if (connections.has(connection) && isStockDesktopClient(connection)) picked.add(connection);
-        }
-      }
+    if (windowMs > 0 && libraries === 'all') {
+      for (const connection of websockets.connections) if (isStockDesktopClient(connection) && connection.libraries > 0) picked.add(connection);
+    } else if (windowMs > 0) {
+      for (const repoId of libraries) for (const subscriber of hub.followersOf(repoId)) if (isStockDesktopClient(subscriber)) picked.add(subscriber);
     }
-    const pending = [...picked];
-    if (pending.length === 0) return { clients: 0, windowMs, done: Promise.resolve() };
+    if (picked.size === 0) return { clients: 0, windowMs, done: Promise.resolve() };
     logger.info(
-      { clients: pending.length, windowMs, libraries: libraries === 'all' ? 'all' : libraries.size },
-      `${why}: closing ${pending.length} desktop client(s) over ${(windowMs / 1000).toFixed(1)} s so that they reconnect and re-read lock and permission state`,
+      { clients: picked.size, windowMs, libraries: libraries === 'all' ? 'all' : libraries.size },
+      `${why}: closing ${picked.size} desktop client(s) over ${(windowMs / 1000).toFixed(1)} s so that they reconnect and re-read lock and permission state`,
     );
-    const started = Date.now();
-    let closed = 0;
-    const done = new Promise<void>((resolve) => {
-      const closeDue = (): void => {
-        const due = Math.min(pending.length, Math.floor(((Date.now() - started) * pending.length) / windowMs) + 1);
-        while (closed < due) {
-          const connection = pending[closed++]!;
-          if (connection.isOpen) connection.close(CloseCode.Normal, 'missed events: reconnect to refresh');
-        }
-        if (closed === pending.length) {
-          clearInterval(timer);
-          resolve();
-        }
-      };
-      const timer = setInterval(closeDue, 20);
-      timer.unref();
-      closeDue();
-    });
-    return { clients: pending.length, windowMs, done };
+    const done = websockets.closeSpread([...picked], windowMs, CloseCode.Normal, 'missed events: reconnect to refresh');
+    return { clients: picked.size, windowMs, done };
   }
 }

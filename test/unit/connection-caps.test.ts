@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { ConnectionsPerAddress } from '../../src/transport/connection-caps.js';
-import { FailuresPerAddress } from '../../src/transport/failure-allowance.js';
+import { ConnectionsPerAddress } from '../../src/session/connection-caps.js';
+import { FailuresPerAddress } from '../../src/session/failure-allowance.js';
 
 const silent = pino({ level: 'silent' });
 const client = (address: string, unattributed = false) => ({ address, unattributed });

@@ -5,7 +5,8 @@ import { pino } from 'pino';
 import type WebSocket from 'ws';
 import { signToken } from '../../src/auth/jwt.js';
 import { Hub } from '../../src/hub/hub.js';
-import { WebSocketConnection, type ConnectionLimits } from '../../src/transport/websocket-connection.js';
+import { Sessions, type SessionLimits } from '../../src/session/client-session.js';
+import { WebSocketConnection } from '../../src/transport/websocket-connection.js';
 import { NO_METRICS } from '../../src/metrics/metrics.js';
 
 const KEY = Buffer.from('connection-limits-key');
@@ -30,22 +31,16 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-function setup(limits: ConnectionLimits) {
+function setup(limits: SessionLimits) {
   let now = 1_700_000_000_000;
   const hub = new Hub({ groups: null, logger: silent, now: () => now });
   const limited: string[] = [];
+  const metrics = { ...NO_METRICS, subscribeLimited: (reason: string) => limited.push(reason) };
+  const sessions = new Sessions({ hub, key: KEY, logger: silent, now: () => now, metrics, limits });
   const open = () => {
     const socket = new FakeSocket();
-    const connection = new WebSocketConnection(socket as unknown as WebSocket, 'test', {
-      hub,
-      key: KEY,
-      logger: silent,
-      sendQueueBytes: 1 << 20,
-      now: () => now,
-      metrics: { ...NO_METRICS, subscribeLimited: (reason) => limited.push(reason) },
-      onClose: () => undefined,
-      limits,
-    });
+    const client = { address: '192.0.2.1', unattributed: false };
+    const connection = new WebSocketConnection(socket as unknown as WebSocket, client, { sessions, sendQueueBytes: 1 << 20, onClose: () => undefined });
     return { socket, connection };
   };
   const { socket, connection } = open();
@@ -92,7 +87,7 @@ describe('per-connection limits', () => {
       content: { repo_id: 'c', message: "subscribe refused: this connection already follows 2 libraries, the server's limit; unsubscribe one first" },
     });
     assert.ok(connection.isOpen);
-    assert.equal(hub.index.countOf(connection), 2);
+    assert.equal(connection.libraries, 2);
     hub.close();
   });
 
@@ -114,7 +109,7 @@ describe('per-connection limits', () => {
       first.receive(good('a', 'alice'));
       first.receive(good('b', 'alice')); // the same connection: still one
       second.socket.receive(good('a', 'alice'));
-      assert.equal(hub.index.subscribersOf('alice'), 2);
+      assert.equal(hub.subscribersOfUser('alice'), 2);
       third.socket.receive(good('c', 'alice'));
       assert.deepEqual(JSON.parse(third.socket.sent[0]!), {
         type: 'error',
@@ -122,12 +117,12 @@ describe('per-connection limits', () => {
       });
       assert.equal(third.socket.closedWith, 4003);
       assert.deepEqual(limited, ['user-cap']);
-      assert.equal(hub.index.subscribersOf('alice'), 2);
+      assert.equal(hub.subscribersOfUser('alice'), 2);
       // Other users are not affected.
       const bob = open();
       bob.socket.receive(good('a', 'bob'));
       assert.ok(bob.connection.isOpen);
-      assert.equal(hub.index.countOf(bob.connection), 1);
+      assert.equal(bob.connection.libraries, 1);
       hub.close();
     });
 
@@ -139,12 +134,12 @@ describe('per-connection limits', () => {
       first.receive({ type: 'unsubscribe', content: { repos: [{ id: 'a' }] } });
       const third = open();
       third.socket.receive(good('a', 'alice'));
-      assert.equal(hub.index.countOf(third.connection), 1);
+      assert.equal(third.connection.libraries, 1);
       second.connection.terminate('normal');
       const fourth = open();
       fourth.socket.receive(good('b', 'alice'));
-      assert.equal(hub.index.countOf(fourth.connection), 1);
-      assert.equal(hub.index.subscribersOf('alice'), 2);
+      assert.equal(fourth.connection.libraries, 1);
+      assert.equal(hub.subscribersOfUser('alice'), 2);
       assert.ok(connection.isOpen);
       hub.close();
     });
@@ -156,7 +151,7 @@ describe('per-connection limits', () => {
       const shared = open();
       shared.socket.receive({ type: 'subscribe', content: { repos: [grant('x', 'carol'), grant('y', 'alice')] } });
       assert.equal(shared.socket.closedWith, null);
-      assert.equal(hub.index.countOf(shared.connection), 1);
+      assert.equal(shared.connection.libraries, 1);
       assert.equal(JSON.parse(shared.socket.sent[0]!).content.repo_id, 'y');
       hub.close();
     });
@@ -164,7 +159,7 @@ describe('per-connection limits', () => {
     it('0 means no limit', () => {
       const { hub, good, open } = setup({ ...limits, maxConnectionsPerUser: 0 });
       for (let i = 0; i < 50; i++) open().socket.receive(good('a', 'alice'));
-      assert.equal(hub.index.subscribersOf('alice'), 50);
+      assert.equal(hub.subscribersOfUser('alice'), 50);
       hub.close();
     });
   });

@@ -142,7 +142,7 @@ describe('hub fan-out', () => {
     hub.subscribe(a, { repoId: 'r1', username: 'a', expiresAt: farFuture });
     hub.subscribe(a, { repoId: 'r1', username: 'a', expiresAt: farFuture + 1 });
     hub.subscribe(a, { repoId: 'r2', username: 'a', expiresAt: farFuture });
-    assert.equal(hub.index.size, 2);
+    assert.equal(hub.subscriptions, 2);
     hub.unsubscribe(a, 'r1');
     hub.publish(event('repo-update', { repo_id: 'r1', commit_id: 'c' }));
     hub.publish(event('repo-update', { repo_id: 'r2', commit_id: 'c' }));
@@ -150,8 +150,8 @@ describe('hub fan-out', () => {
     hub.removeSubscriber(a);
     hub.publish(event('repo-update', { repo_id: 'r2', commit_id: 'c' }));
     assert.equal(a.received.length, 1);
-    assert.equal(hub.index.size, 0);
-    assert.equal(hub.index.libraries, 0);
+    assert.equal(hub.subscriptions, 0);
+    assert.equal(hub.libraries, 0);
     hub.close();
   });
 });

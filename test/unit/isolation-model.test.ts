@@ -21,7 +21,8 @@ import type { GroupDirectory } from '../../src/groups/group-directory.js';
 import { Hub } from '../../src/hub/hub.js';
 import { NO_METRICS } from '../../src/metrics/metrics.js';
 import { parseEvent, type Audience } from '../../src/protocol/event.js';
-import { WebSocketConnection, type ConnectionContext, type ConnectionLimits } from '../../src/transport/websocket-connection.js';
+import { Sessions, type SessionLimits as ConnectionLimits } from '../../src/session/client-session.js';
+import { WebSocketConnection, type ConnectionContext } from '../../src/transport/websocket-connection.js';
 import { checkAsync } from '../support/property.js';
 
 const KEY = Buffer.from('isolation-model-key');
@@ -268,6 +269,7 @@ async function run(connectionLimits: ConnectionLimits | undefined, actions: Acti
   const groups = new LateGroups();
   const hub = new Hub({ groups, logger: silent, now: () => now });
   const model = new Model(connectionLimits);
+  const sessions = new Sessions({ hub, key: KEY, logger: silent, metrics: NO_METRICS, now: () => now, limits: connectionLimits });
   const violations: string[] = [];
   const sockets: FakeSocket[] = [];
   const connections: WebSocketConnection[] = [];
@@ -276,18 +278,13 @@ async function run(connectionLimits: ConnectionLimits | undefined, actions: Acti
   const open = (c: number): void => {
     const socket = new FakeSocket();
     const context: ConnectionContext = {
-      hub,
-      key: KEY,
-      logger: silent,
+      sessions,
       sendQueueBytes: 1 << 20,
-      now: () => now,
-      metrics: NO_METRICS,
       onClose: (_closed, reason) => {
         if (reason === 'queue-overflow') violations.push('overflow');
       },
-      limits: connectionLimits,
     };
-    const connection = new WebSocketConnection(socket as unknown as WebSocket, `model-${c}`, context);
+    const connection = new WebSocketConnection(socket as unknown as WebSocket, { address: `192.0.2.${c}`, unattributed: false }, context);
     // The isolation invariant, checked at the moment of each delivery against the model.
     const record = socket.send.bind(socket);
     socket.send = (frame: Buffer) => {

@@ -1,14 +1,11 @@
 import type { IncomingMessage } from 'node:http';
-import type { SubscriptionIndex } from '../hub/subscription-index.js';
 import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics/metrics.js';
-import { TrustedProxies, type ClientAddress } from './client-address.js';
+import { TrustedProxies, type ClientAddress } from '../transport/client-address.js';
 
 /**
- * max_connections_per_address and max_connections_per_user, for every transport: a WebSocket,
- * an SSE stream and a waiting long poll are each one connection of their client address from
- * the moment they are admitted, and one of a user once they hold a subscription under that
- * user name (the subscription index counts those, whatever the transport).
+ * max_connections and max_connections_per_address, for every transport: a WebSocket, an SSE
+ * stream and a waiting long poll are each one connection, of their client address too, from
+ * the moment they are admitted.
  */
 
 /** What a client refused at a connection cap is told to wait; the desktop client's own rhythm. */
@@ -23,10 +20,11 @@ export interface AddressCapOptions {
   trustedProxies: readonly string[];
 }
 
-/** Open connections by client address; connections a trusted proxy did not attribute are not counted. */
+/** Open connections, in all and by client address (where a trusted proxy did not attribute one: only in all). */
 export class ConnectionsPerAddress {
   readonly #proxies: TrustedProxies;
   readonly #open = new Map<string, number>();
+  #total = 0;
   #warnedAt = -Infinity;
   #warnedUnattributed = false;
 
@@ -50,6 +48,11 @@ export class ConnectionsPerAddress {
       );
     }
     return client;
+  }
+
+  /** Open connections now, whatever their address. */
+  get total(): number {
+    return this.#total;
   }
 
   /** Open connections from one client address now (0 for an address with none). */
@@ -80,35 +83,18 @@ export class ConnectionsPerAddress {
    * nothing). Counted from admission on, so that a burst from one address cannot overshoot the cap.
    */
   count(client: ClientAddress): () => void {
-    if (client.unattributed) return () => undefined;
-    const { address } = client;
-    this.#open.set(address, this.connectionsFrom(address) + 1);
+    const { address, unattributed } = client;
+    this.#total++;
+    if (!unattributed) this.#open.set(address, this.connectionsFrom(address) + 1);
     let counted = true;
     return () => {
       if (!counted) return;
       counted = false;
+      this.#total--;
+      if (unattributed) return;
       const left = this.connectionsFrom(address) - 1;
       if (left > 0) this.#open.set(address, left);
       else this.#open.delete(address);
     };
   }
-}
-
-export interface UserCapContext {
-  index: SubscriptionIndex;
-  metrics: Metrics;
-  logger: Logger;
-}
-
-/**
- * Null when a subscription under `username` may be held by a connection that `holdsUser`
- * already (counted for the user) or not; else the `error` message it is refused with, counted
- * in subscribes_limited_total{reason="user-cap"}. A connection already counted for the user may
- * follow more of their libraries.
- */
-export function userCapRefusal(context: UserCapContext, username: string, holdsUser: boolean, max: number, logFields: Record<string, unknown>): string | null {
-  if (max === 0 || holdsUser || context.index.subscribersOf(username) < max) return null;
-  context.metrics.subscribeLimited('user-cap');
-  context.logger.warn({ ...logFields, max }, 'subscribe refused: the user already holds as many connections as max_connections_per_user allows');
-  return `subscribe refused: this user already has ${max} connections open, the server's limit; close one first`;
 }

@@ -1,4 +1,4 @@
-import type { ClientAddress } from './client-address.js';
+import type { ClientAddress } from '../transport/client-address.js';
 
 /**
  * A token bucket of refused subscribes (bad or expired tokens): full at the per-minute limit,
@@ -14,7 +14,8 @@ export class FailureAllowance {
     this.#checkedAt = now;
   }
 
-  #refill(now: number, perMinute: number): number {
+  /** Refused subscribes still allowed now. */
+  left(now: number, perMinute: number): number {
     const elapsed = Math.max(0, now - this.#checkedAt);
     this.#checkedAt = now;
     this.#left = Math.min(perMinute, this.#left + (elapsed * perMinute) / 60_000);
@@ -23,18 +24,9 @@ export class FailureAllowance {
 
   /** Takes one refused subscribe; false when the bucket is empty (nothing is taken then). */
   take(now: number, perMinute: number): boolean {
-    if (this.#refill(now, perMinute) < 1) return false;
+    if (this.left(now, perMinute) < 1) return false;
     this.#left -= 1;
     return true;
-  }
-
-  /** Whether one more refused subscribe would still be allowed. */
-  hasRoom(now: number, perMinute: number): boolean {
-    return this.#refill(now, perMinute) >= 1;
-  }
-
-  isFull(now: number, perMinute: number): boolean {
-    return this.#refill(now, perMinute) >= perMinute;
   }
 }
 
@@ -62,7 +54,7 @@ export class FailuresPerAddress {
   /** Null when the client may present tokens; else the 429's message and Retry-After, the seconds until one more refused token is allowed. */
   refusal(client: ClientAddress): { message: string; retryAfterSeconds: number } | null {
     const bucket = this.#bucketOf(client);
-    if (bucket === undefined || bucket.hasRoom(this.now(), this.perMinute)) return null;
+    if (bucket === undefined || bucket.left(this.now(), this.perMinute) >= 1) return null;
     const retryAfterSeconds = Math.max(1, Math.ceil(60 / this.perMinute));
     return {
       message: `too many refused tokens from your address (max_failed_subscribes_per_minute is ${this.perMinute}); fetch new tokens, then try again in ${retryAfterSeconds} s`,
@@ -93,6 +85,6 @@ export class FailuresPerAddress {
   #prune(now: number): void {
     if (now - this.#prunedAt < 60_000) return;
     this.#prunedAt = now;
-    for (const [address, bucket] of this.#buckets) if (bucket.isFull(now, this.perMinute)) this.#buckets.delete(address);
+    for (const [address, bucket] of this.#buckets) if (bucket.left(now, this.perMinute) >= this.perMinute) this.#buckets.delete(address);
   }
 }

@@ -1,0 +1,223 @@
+/**
+ * One client's session, whatever carries it: a WebSocket, an SSE stream or a long poll. Every
+ * rule of a client lives here, written once: token checks, the library and user caps, the
+ * refused-subscribe allowance, the subscribe deadline, and the cursor of positioned messages.
+ * A transport extends it with two things only: how a message is written (its encoding) and
+ * how the session ends when a rule ends it (a close code, or an HTTP status).
+ */
+import type { VerificationKeys } from '../auth/key-ring.js';
+import { SubscribeRefused, verifySubscriberToken, type SubscriberGrant } from '../auth/subscriber-token.js';
+import type { Hub } from '../hub/hub.js';
+import type { Subscriber } from '../hub/subscriber.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { SubscribeEntry } from '../protocol/client-message.js';
+import { encodeError, encodeJwtExpired } from '../protocol/event.js';
+import type { Outgoing } from '../protocol/outgoing.js';
+import type { ClientAddress } from '../transport/client-address.js';
+import type { Cursor } from './cursor.js';
+import { FailureAllowance, FailuresPerAddress } from './failure-allowance.js';
+
+export interface SessionLimits {
+  /** Libraries one session may follow. */
+  maxLibraries: number;
+  /** A connection that subscribes nothing this long is closed; 0: no deadline. */
+  subscribeTimeoutMs: number;
+  /** Refused subscribes (bad or expired tokens) allowed a minute; 0: no limit. */
+  maxFailedSubscribesPerMinute: number;
+  /** Sessions that may hold subscriptions under one user name at once; 0 or absent: no limit. */
+  maxConnectionsPerUser?: number;
+}
+
+const NO_LIMITS: SessionLimits = { maxLibraries: Infinity, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0 };
+
+export interface SessionsOptions {
+  hub: Hub;
+  /** A KeyRing follows key rotations (SIGHUP) for sessions already open. */
+  key: VerificationKeys;
+  logger: Logger;
+  metrics: Metrics;
+  now: () => number;
+  /** Absent: none. */
+  limits?: SessionLimits;
+}
+
+/** What every session shares: the hub, the key, and the limits, which a reload may change. */
+export class Sessions {
+  readonly hub: Hub;
+  readonly key: VerificationKeys;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly now: () => number;
+  limits: SessionLimits;
+  /** Refused tokens per client address, for requests (each one new, unlike a connection). */
+  readonly failures: FailuresPerAddress;
+  #nextId = 1;
+
+  constructor(options: SessionsOptions) {
+    ({ hub: this.hub, key: this.key, logger: this.logger, metrics: this.metrics, now: this.now } = options);
+    this.limits = options.limits ?? NO_LIMITS;
+    this.failures = new FailuresPerAddress(this.limits.maxFailedSubscribesPerMinute, this.now);
+  }
+
+  reconfigure(limits: SessionLimits): void {
+    this.limits = limits;
+    this.failures.reconfigure(limits.maxFailedSubscribesPerMinute);
+  }
+
+  nextId(): number {
+    return this.#nextId++;
+  }
+}
+
+/** A rule that ends a session; each transport tells its client in its own way. */
+export type SessionEnd = 'failed-subscribes' | 'user-cap' | 'subscribe-timeout';
+
+/**
+ * A connection (a WebSocket) lives on: it has its own refused-subscribe allowance and must
+ * subscribe in time. A request (an SSE stream, a long poll) is one of many from its client
+ * address, which shares one allowance for all of them; it is ended when its answer is.
+ */
+export type SessionKind = 'connection' | 'request';
+
+export abstract class ClientSession implements Subscriber {
+  readonly id: number;
+  /** Opened with the positions extension: positioned frames, `subscribed`, `resync`, and `since`. */
+  readonly positioned: boolean;
+  /** Requests only: where each library stands, moved by every positioned message sent. */
+  readonly cursor: Cursor | null;
+  /** Connections only; a request takes from its client address's (Sessions.failures). */
+  readonly #allowance: FailureAllowance | null;
+  /** Closes a connection that has not subscribed anything in time; cleared by its first subscription. */
+  #deadline: NodeJS.Timeout | undefined;
+
+  constructor(
+    protected readonly sessions: Sessions,
+    /** The client address (trusted_proxies) whose caps and allowance this session counts against. */
+    readonly client: ClientAddress,
+    kind: SessionKind,
+    positioned: boolean,
+    cursor: Cursor | null = null,
+  ) {
+    this.id = sessions.nextId();
+    this.positioned = positioned;
+    this.cursor = cursor;
+    const { limits } = sessions;
+    this.#allowance = kind === 'connection' ? new FailureAllowance(limits.maxFailedSubscribesPerMinute, sessions.now()) : null;
+    if (kind === 'connection' && limits.subscribeTimeoutMs > 0) {
+      this.#deadline = setTimeout(() => this.#noSubscription(limits.subscribeTimeoutMs), limits.subscribeTimeoutMs);
+      this.#deadline.unref();
+    }
+  }
+
+  /** Encodes a complete message for the client and writes or queues it; never blocks. */
+  protected abstract write(message: Outgoing): void;
+  /** A rule ended the session: tell the client why, in the transport's way, and leave. */
+  protected abstract end(why: SessionEnd): void;
+
+  send(message: Outgoing): void {
+    if (this.cursor !== null && message.repoId !== undefined && message.position !== undefined) this.cursor.set(message.repoId, message.position);
+    this.write(message);
+  }
+
+  get remote(): string {
+    return this.client.address;
+  }
+
+  /** Libraries this session follows now. */
+  get libraries(): number {
+    return this.sessions.hub.librariesOf(this);
+  }
+
+  /**
+   * Subscribes each library its token grants and answers the others (`jwt-expired`, `error`).
+   * False when a rule ended the session instead: its allowance of refused subscribes ran out,
+   * or every library it holds a valid token for was refused for the user cap (kept, it would
+   * hold nothing but a socket until subscribe_timeout).
+   */
+  subscribe(entries: readonly SubscribeEntry[]): boolean {
+    const { hub, key, metrics, logger } = this.sessions;
+    const now = this.sessions.now();
+    let refusedForUser = false;
+    for (const entry of entries) {
+      if (this.#overLibraryLimit(entry.repoId)) continue;
+      let grant: SubscriberGrant;
+      try {
+        grant = verifySubscriberToken(entry.token ?? '', entry.repoId, key, now);
+      } catch (err) {
+        if (!(err instanceof SubscribeRefused)) throw err;
+        metrics.subscribeRefused(err.reason);
+        logger.debug({ connection: this.id, remote: this.remote, repoId: entry.repoId, reason: err.reason }, `subscribe refused: ${err.message}`);
+        if (!this.#takeFailure(now)) return this.#endBy('failed-subscribes');
+        this.send(encodeJwtExpired(entry.repoId));
+        continue;
+      }
+      if (this.#overUserLimit(grant)) {
+        refusedForUser = true;
+        continue;
+      }
+      hub.subscribe(this, grant, this.positioned ? entry.since : undefined);
+      clearTimeout(this.#deadline);
+    }
+    if (refusedForUser && this.libraries === 0) return this.#endBy('user-cap');
+    return true;
+  }
+
+  unsubscribe(repoIds: readonly string[]): void {
+    for (const repoId of repoIds) this.sessions.hub.unsubscribe(this, repoId);
+  }
+
+  /** Leaves the hub: every subscription of the session ends. Transports call it once they are closing. */
+  protected leave(): void {
+    clearTimeout(this.#deadline);
+    this.sessions.hub.removeSubscriber(this);
+  }
+
+  #endBy(why: SessionEnd): false {
+    this.end(why);
+    return false;
+  }
+
+  /** A new library past the per-session limit is refused with an `error` message; the session stays. */
+  #overLibraryLimit(repoId: string): boolean {
+    const max = this.sessions.limits.maxLibraries;
+    if (this.sessions.hub.follows(this, repoId) || this.libraries < max) return false;
+    this.sessions.metrics.subscribeLimited('library-cap');
+    this.sessions.logger.debug({ connection: this.id, repoId, max }, 'subscribe refused: library limit reached');
+    this.send(encodeError(`subscribe refused: this connection already follows ${max} libraries, the server's limit; unsubscribe one first`, repoId));
+    return true;
+  }
+
+  /**
+   * A session becomes one of its user's when it first holds a subscription under that user
+   * name; one more than max_connections_per_user is refused with an `error` message. A session
+   * already counted for the user may follow more of their libraries.
+   */
+  #overUserLimit({ username, repoId }: SubscriberGrant): boolean {
+    const { hub, metrics, logger } = this.sessions;
+    const max = this.sessions.limits.maxConnectionsPerUser ?? 0;
+    if (max === 0 || hub.holdsUser(this, username) || hub.subscribersOfUser(username) < max) return false;
+    metrics.subscribeLimited('user-cap');
+    logger.warn({ connection: this.id, remote: this.remote, repoId, max }, 'subscribe refused: the user already holds as many connections as max_connections_per_user allows');
+    this.send(encodeError(`subscribe refused: this user already has ${max} connections open, the server's limit; close one first`, repoId));
+    return true;
+  }
+
+  /**
+   * Takes one refused subscribe from the allowance; false when it is empty. Ending, not slowing
+   * down: a client that keeps presenting bad tokens is misconfigured or probing, and the stock
+   * clients come back only after 60 s, which damps the loop for free.
+   */
+  #takeFailure(now: number): boolean {
+    const perMinute = this.sessions.limits.maxFailedSubscribesPerMinute;
+    const allowed = this.#allowance === null ? this.sessions.failures.take(this.client) : perMinute === 0 || this.#allowance.take(now, perMinute);
+    if (!allowed) this.sessions.logger.warn({ connection: this.id, remote: this.remote, perMinute }, 'too many refused subscribes (bad or expired tokens): ending the session');
+    return allowed;
+  }
+
+  #noSubscription(timeoutMs: number): void {
+    if (this.libraries > 0) return;
+    this.sessions.logger.debug({ connection: this.id, remote: this.remote, timeoutMs }, 'no subscription in time: closing');
+    this.end('subscribe-timeout');
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * What an SSE stream and a long poll share as HTTP requests: CORS, admission and bad-request
+ * answers, and a client session that subscribes the request's libraries at once, each resumed
+ * from the request's cursor, and answers 429 when the request can follow nothing.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Admission, Admitted, Refusal } from '../session/admission.js';
+import { ClientSession, type SessionEnd, type Sessions } from '../session/client-session.js';
+import { RETRY_AFTER_SECONDS } from '../session/connection-caps.js';
+import { formatCursor, type Cursor } from '../session/cursor.js';
+import type { ClientAddress } from './client-address.js';
+import { FallbackRequestError, type FallbackRequest } from './fallback-request.js';
+
+export interface FallbackContext {
+  sessions: Sessions;
+  admission: Admission;
+}
+
+/**
+ * CORS for the fallbacks: a page on seahub's origin reads them with fetch or EventSource. The
+ * tokens travel in the query or the body, never in cookies, so no credentials are allowed.
+ */
+export function corsHeaders(request: IncomingMessage, admission: Admission): Record<string, string> {
+  const { origin, host } = request.headers;
+  if (admission.origins === null) return { 'access-control-allow-origin': '*' };
+  return origin !== undefined && admission.origins.admits(origin, host) ? { 'access-control-allow-origin': origin, vary: 'Origin' } : {};
+}
+
+function answerPlain(response: ServerResponse, status: number, body: string, headers: Record<string, string>): void {
+  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers });
+  response.end(`${body}\n`);
+}
+
+/** Answers a refusal (counted by Admission.refused), CORS headers included so that a page can read it. */
+function answerRefusal(request: IncomingMessage, response: ServerResponse, admission: Admission, refusal: Refusal): void {
+  const retry: Record<string, string> = refusal.retryAfterSeconds === undefined ? {} : { 'retry-after': String(refusal.retryAfterSeconds) };
+  answerPlain(response, refusal.status, refusal.message, refusal.why === 'origin' ? {} : { ...retry, ...corsHeaders(request, admission) });
+}
+
+/**
+ * Answers the request itself unless it may go on: a preflight, another method (405), or a
+ * refusal of admission. Else the client, counted as one connection until the response closes.
+ */
+export function admitRequest(request: IncomingMessage, response: ServerResponse, method: 'GET' | 'POST', admission: Admission): Admitted | null {
+  const cors = corsHeaders(request, admission);
+  if (request.method === 'OPTIONS') {
+    response.writeHead(204, { ...cors, 'access-control-allow-methods': method, 'access-control-allow-headers': 'content-type, last-event-id', 'access-control-max-age': '600' });
+    response.end();
+    return null;
+  }
+  if (request.method !== method) {
+    answerPlain(response, 405, `use ${method}`, { allow: method, ...cors });
+    return null;
+  }
+  const admitted = admission.admit(request, 'request');
+  if ('why' in admitted) {
+    answerRefusal(request, response, admission, admitted);
+    return null;
+  }
+  // 'close' comes once the answer is sent, the stream ended or the client went away.
+  response.once('close', admitted.release);
+  return admitted;
+}
+
+/** Answers 400 with the message (an unusable query or body). */
+export function badRequest(request: IncomingMessage, response: ServerResponse, admission: Admission, message: string): void {
+  answerRefusal(request, response, admission, admission.refused({ why: 'bad-request', status: 400, message }, request));
+}
+
+/** The request `parse` makes of it, or null when it is unusable: then answered 400 with what to fix. */
+export function parsedOrRefused<T>(request: IncomingMessage, response: ServerResponse, admission: Admission, parse: () => T): T | null {
+  try {
+    return parse();
+  } catch (err) {
+    if (!(err instanceof FallbackRequestError)) throw err;
+    badRequest(request, response, admission, err.message);
+    return null;
+  }
+}
+
+/** The session of an SSE stream or a long poll: always positioned, since they exist to resume. */
+export abstract class RequestSession extends ClientSession {
+  constructor(
+    protected readonly context: FallbackContext,
+    protected readonly request: IncomingMessage,
+    protected readonly response: ServerResponse,
+    client: ClientAddress,
+    parsed: FallbackRequest,
+  ) {
+    // Only the request's libraries: a cursor naming others must not grow every id: line.
+    const named = new Set(parsed.entries.map((entry) => entry.repoId));
+    const cursor: Cursor = new Map([...parsed.cursor].filter(([repoId]) => named.has(repoId)));
+    super(context.sessions, client, 'request', true, cursor);
+  }
+
+  /** Subscribes the request's libraries, each from where the request's cursor says; false when answered 429 instead. */
+  subscribeRequest({ entries, cursor }: FallbackRequest): boolean {
+    return this.subscribe(entries.map(({ repoId, token }) => ({ repoId, token, since: cursor.get(repoId) })));
+  }
+
+  protected get cursorText(): string {
+    return formatCursor(this.cursor!);
+  }
+
+  protected get cors(): Record<string, string> {
+    return corsHeaders(this.request, this.context.admission);
+  }
+
+  /** Stops the transport's own work and leaves the hub; nothing more is written after it. */
+  protected abstract stop(): void;
+
+  /**
+   * A rule ends a request only while its libraries are subscribed, before anything is answered:
+   * its address ran out of refused tokens, or it can follow nothing for the user cap. A 429
+   * keeps its client from coming straight back.
+   */
+  protected end(why: SessionEnd): void {
+    this.stop();
+    const { admission, sessions } = this.context;
+    const failing = why === 'failed-subscribes' ? sessions.failures.refusal(this.client) : null;
+    const max = sessions.limits.maxConnectionsPerUser ?? 0;
+    const refusal: Refusal =
+      failing !== null
+        ? { why: 'failed-subscribes', status: 429, ...failing }
+        : {
+            why: 'user-cap',
+            status: 429,
+            message: `too many connections for this user (max_connections_per_user is ${max}); close one, or try again in ${RETRY_AFTER_SECONDS} s`,
+            retryAfterSeconds: RETRY_AFTER_SECONDS,
+          };
+    answerRefusal(this.request, this.response, admission, admission.refused(refusal, this.request));
+  }
+}
