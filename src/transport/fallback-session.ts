@@ -78,19 +78,49 @@ export function parsedOrRefused<T>(request: IncomingMessage, response: ServerRes
   }
 }
 
+/** An SSE or long-poll endpoint: admits each request, then serves it. */
+export abstract class FallbackEndpoint<Options extends FallbackContext> {
+  constructor(
+    protected options: Options,
+    private readonly method: 'GET' | 'POST',
+  ) {}
+
+  /** What a reload (SIGHUP) changes, for requests served after it. */
+  reconfigure(settings: Partial<Options>): void {
+    this.options = { ...this.options, ...settings };
+  }
+
+  handle(request: IncomingMessage, response: ServerResponse): void {
+    const admitted = admitRequest(request, response, this.method, this.options.admission);
+    if (admitted !== null) this.serve(request, response, admitted.client);
+  }
+
+  protected abstract serve(request: IncomingMessage, response: ServerResponse, client: ClientAddress): void;
+}
+
+/** One admitted SSE or poll request, and what it asks for. */
+export interface RequestCall {
+  request: IncomingMessage;
+  response: ServerResponse;
+  client: ClientAddress;
+  parsed: FallbackRequest;
+}
+
 /** The session of an SSE stream or a long poll: always positioned, since they exist to resume. */
 export abstract class RequestSession extends ClientSession {
+  protected readonly request: IncomingMessage;
+  protected readonly response: ServerResponse;
+
   constructor(
     protected readonly context: FallbackContext,
-    protected readonly request: IncomingMessage,
-    protected readonly response: ServerResponse,
-    client: ClientAddress,
-    parsed: FallbackRequest,
+    { request, response, client, parsed }: RequestCall,
   ) {
     // Only the request's libraries: a cursor naming others must not grow every id: line.
     const named = new Set(parsed.entries.map((entry) => entry.repoId));
     const cursor: Cursor = new Map([...parsed.cursor].filter(([repoId]) => named.has(repoId)));
     super(context.sessions, client, 'request', true, cursor);
+    this.request = request;
+    this.response = response;
   }
 
   /** Subscribes the request's libraries, each from where the request's cursor says; false when answered 429 instead. */

@@ -4,7 +4,7 @@
  * server sends it) is built once per event and the identical bytes go to every socket.
  *
  * A quiet server writes each frame at once. Under a burst (a fan-out starting right after the
- * previous one ended, see BURST_GAP_MS, or a sustained rate, see SUSTAINED_INTERVAL_MS)
+ * previous one ended, see TUNING.burstGapMs, or a sustained rate, see TUNING.sustainedIntervalMs)
  * sockets are corked and uncorked together after a short window, so several events that reach
  * one socket meanwhile leave in one write system call instead of one per frame: that system
  * call, not our JavaScript, is most of what a fan-out costs.
@@ -41,46 +41,49 @@ export function encodeTextFrame(payload: Buffer): Buffer {
   return frame;
 }
 
-/** Bound on the batching window, whatever a fan-out cost. */
-const MAX_COOL_DOWN_MS = 20;
+/** How the writer tells a burst from a quiet server, and how long it batches. */
+const TUNING = {
+  /** Bound on the batching window, whatever a fan-out cost. */
+  maxCoolDownMs: 20,
 
-/**
- * A fan-out that starts within this time of the end of the previous one is part of a burst:
- * its event was already waiting while the previous one was written. Events at a rate the
- * server keeps up with arrive after a gap and are written at once, even when another process
- * holding the core made one fan-out slow: a rule on the fan-out's own cost would hold them back.
- */
-const BURST_GAP_MS = 2;
+  /**
+   * A fan-out that starts within this time of the end of the previous one is part of a burst:
+   * its event was already waiting while the previous one was written. Events at a rate the
+   * server keeps up with arrive after a gap and are written at once, even when another process
+   * holding the core made one fan-out slow: a rule on the fan-out's own cost would hold them back.
+   */
+  burstGapMs: 2,
 
-/**
- * Fan-outs that come, on average, less than this far apart are a sustained rate (over about
- * 66 events/s): each is corked for up to this long, so a socket's frames of two or more events
- * leave in one write. A worker of `--workers N` needs this rule: it writes to 1/N of the
- * subscribers, so its fan-outs end long before the next event has come round through the
- * primary and the gap rule never sees a burst. At 50 events/s (20 ms apart, give or take the
- * scheduler) every frame is still written at once. The mean weighs the last fan-out 1/4.
- */
-const SUSTAINED_INTERVAL_MS = 15;
-/** A quiet spell counts as this long, so a burst after it is seen within a few fan-outs. */
-const MAX_COUNTED_INTERVAL_MS = 100;
+  /**
+   * Fan-outs that come, on average, less than this far apart are a sustained rate (over about
+   * 66 events/s): each is corked for up to this long, so a socket's frames of two or more events
+   * leave in one write. A worker of `--workers N` needs this rule: it writes to 1/N of the
+   * subscribers, so its fan-outs end long before the next event has come round through the
+   * primary and the gap rule never sees a burst. At 50 events/s (20 ms apart, give or take the
+   * scheduler) every frame is still written at once. The mean weighs the last fan-out 1/4.
+   */
+  sustainedIntervalMs: 15,
+  /** A quiet spell counts as this long, so a burst after it is seen within a few fan-outs. */
+  maxCountedIntervalMs: 100,
 
-/**
- * A sustained-rate batch of two or more fan-outs pays when its sockets got this many frames
- * each, on average: many events to few libraries. Many events to many small libraries (each
- * socket one frame per window, as in `churn`) share no write, and holding them only costs
- * latency; the rule is then off for SUSTAINED_RETRY_MS, after which one batch tries again. A
- * batch of one fan-out says nothing either way: the first batches of a burst hold one event
- * each, and judging them would turn the rule off just as it starts to pay.
- */
-const MIN_FRAMES_PER_SOCKET = 1.5;
-const SUSTAINED_RETRY_MS = 1000;
+  /**
+   * A sustained-rate batch of two or more fan-outs pays when its sockets got this many frames
+   * each, on average: many events to few libraries. Many events to many small libraries (each
+   * socket one frame per window, as in `churn`) share no write, and holding them only costs
+   * latency; the rule is then off for sustainedRetryMs, after which one batch tries again. A
+   * batch of one fan-out says nothing either way: the first batches of a burst hold one event
+   * each, and judging them would turn the rule off just as it starts to pay.
+   */
+  minFramesPerSocket: 1.5,
+  sustainedRetryMs: 1000,
 
-/**
- * Corked bytes at which one socket is written at once, whatever the window: a larger write
- * saves nothing more, and the send queue limit (which counts corked bytes) must not close a
- * client that reads everything for what the server itself held back.
- */
-const FLUSH_BYTES = 64 * 1024;
+  /**
+   * Corked bytes at which one socket is written at once, whatever the window: a larger write
+   * saves nothing more, and the send queue limit (which counts corked bytes) must not close a
+   * client that reads everything for what the server itself held back.
+   */
+  flushBytes: 64 * 1024,
+} as const;
 
 /** One writer per process: the batching rule looks at every fan-out of the process. */
 export class FrameWriter {
@@ -101,7 +104,7 @@ export class FrameWriter {
   #lastTook = 0;
   /** When the previous fan-out started, and the mean time between fan-outs. */
   #lastStarted = -Infinity;
-  #meanInterval = MAX_COUNTED_INTERVAL_MS;
+  #meanInterval = TUNING.maxCountedIntervalMs;
   /** Sockets corked since the last flush, uncorked together by `flush`, and the frames written to them. */
   readonly #corked: Socket[] = [];
   #corkedFrames = 0;
@@ -155,7 +158,7 @@ export class FrameWriter {
     this.#corkedFrames++;
     socket.write(frame);
     // Uncorked early; the flush skips it unless a later frame corks it again.
-    if (socket.writableLength >= FLUSH_BYTES) socket.uncork();
+    if (socket.writableLength >= TUNING.flushBytes) socket.uncork();
   }
 
   /** Sockets waiting for the end of the batching window. */
@@ -173,8 +176,8 @@ export class FrameWriter {
     this.#batching = false;
     // uncork() may run user code (write callbacks, 'drain'); take the list first.
     const sockets = this.#corked.splice(0);
-    if (this.#sustainedBatch && this.#batchedTurns >= 2 && this.#corkedFrames / sockets.length < MIN_FRAMES_PER_SOCKET) {
-      this.#sustainedOffUntil = started + SUSTAINED_RETRY_MS;
+    if (this.#sustainedBatch && this.#batchedTurns >= 2 && this.#corkedFrames / sockets.length < TUNING.minFramesPerSocket) {
+      this.#sustainedOffUntil = started + TUNING.sustainedRetryMs;
     }
     this.#sustainedBatch = false;
     this.#corkedFrames = 0;
@@ -191,25 +194,25 @@ export class FrameWriter {
     const at = this.#now();
     this.#inTurn = true;
     setImmediate(this.#endTurn);
-    this.#meanInterval += (Math.min(at - this.#lastStarted, MAX_COUNTED_INTERVAL_MS) - this.#meanInterval) / 4;
+    this.#meanInterval += (Math.min(at - this.#lastStarted, TUNING.maxCountedIntervalMs) - this.#meanInterval) / 4;
     this.#lastStarted = at;
     if (this.#batching) {
       this.#batchedTurns++; // this fan-out joins the batch waiting for its flush
       return;
     }
     const sinceEnd = at - this.#lastEnded;
-    const sustained = this.#meanInterval < SUSTAINED_INTERVAL_MS && at >= this.#sustainedOffUntil;
-    if (sinceEnd >= BURST_GAP_MS && !sustained) {
+    const sustained = this.#meanInterval < TUNING.sustainedIntervalMs && at >= this.#sustainedOffUntil;
+    if (sinceEnd >= TUNING.burstGapMs && !sustained) {
       this.#turnStarted = at;
       return;
     }
     // A fan-out that took T ms is followed by up to T ms of batching (write system calls then
     // get at most about half of the process under a burst), a sustained rate by
-    // SUSTAINED_INTERVAL_MS; each flush carries every frame that reached a socket meanwhile.
+    // TUNING.sustainedIntervalMs; each flush carries every frame that reached a socket meanwhile.
     this.#batching = true;
     this.#batchedTurns = 1;
-    const afterBurst = sinceEnd < BURST_GAP_MS ? Math.min(this.#lastTook, MAX_COOL_DOWN_MS) - sinceEnd : 0;
-    this.#sustainedBatch = sustained && afterBurst < SUSTAINED_INTERVAL_MS;
-    setTimeout(this.#flush, Math.max(0, afterBurst, sustained ? SUSTAINED_INTERVAL_MS : 0));
+    const afterBurst = sinceEnd < TUNING.burstGapMs ? Math.min(this.#lastTook, TUNING.maxCoolDownMs) - sinceEnd : 0;
+    this.#sustainedBatch = sustained && afterBurst < TUNING.sustainedIntervalMs;
+    setTimeout(this.#flush, Math.max(0, afterBurst, sustained ? TUNING.sustainedIntervalMs : 0));
   }
 }

@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody } from '../http/request-body.js';
 import type { Outgoing } from '../protocol/outgoing.js';
 import type { ClientAddress } from './client-address.js';
-import { parsePollRequest, type FallbackRequest } from './fallback-request.js';
-import { admitRequest, badRequest, parsedOrRefused, RequestSession, type FallbackContext } from './fallback-session.js';
+import { parsePollRequest } from './fallback-request.js';
+import { badRequest, FallbackEndpoint, parsedOrRefused, RequestSession, type FallbackContext, type RequestCall } from './fallback-session.js';
 
 export interface LongPollEndpointOptions extends FallbackContext {
   /** Libraries one poll may name (max_libraries_per_connection). */
@@ -16,29 +16,23 @@ export interface LongPollEndpointOptions extends FallbackContext {
   waitMs: number;
 }
 
-export type LiveLongPollSettings = Pick<LongPollEndpointOptions, 'maxLibraries' | 'maxBodyBytes' | 'sendQueueBytes' | 'waitMs'>;
-
 /**
  * `POST /notification/poll`: long polling, the last resort for clients that can hold neither
  * a WebSocket nor a stream. The body names the libraries with their tokens and the cursor of
  * the previous answer; the answer carries every message after it at once, or waits (bounded)
  * for the next one: `{"cursor": "...", "messages": [<positioned frames>]}` (docs/fallbacks.md).
  */
-export class LongPollEndpoint {
+export class LongPollEndpoint extends FallbackEndpoint<LongPollEndpointOptions> {
   readonly pending = new Set<LongPoll>();
 
-  constructor(private options: LongPollEndpointOptions) {}
-
-  reconfigure(settings: LiveLongPollSettings): void {
-    this.options = { ...this.options, ...settings };
+  constructor(options: LongPollEndpointOptions) {
+    super(options, 'POST');
   }
 
-  handle(request: IncomingMessage, response: ServerResponse): void {
+  protected serve(request: IncomingMessage, response: ServerResponse, client: ClientAddress): void {
     const { admission, maxBodyBytes, sessions } = this.options;
-    const admitted = admitRequest(request, response, 'POST', admission);
-    if (admitted === null) return;
     readBody(request, maxBodyBytes, {
-      body: (body) => this.#serve(request, response, admitted.client, body.toString('utf8')),
+      body: (body) => this.#answer(request, response, client, body.toString('utf8')),
       tooLarge: () => {
         badRequest(request, response, admission, `the body is larger than ${maxBodyBytes} bytes: name fewer libraries per poll`);
         request.resume();
@@ -52,11 +46,11 @@ export class LongPollEndpoint {
     for (const poll of this.pending) poll.answer();
   }
 
-  #serve(request: IncomingMessage, response: ServerResponse, client: ClientAddress, body: string): void {
+  #answer(request: IncomingMessage, response: ServerResponse, client: ClientAddress, body: string): void {
     const { admission, maxLibraries, sessions } = this.options;
     const parsed = parsedOrRefused(request, response, admission, () => parsePollRequest(body, maxLibraries));
     if (parsed === null) return;
-    const poll = new LongPoll(this.options, request, response, client, parsed, this.pending);
+    const poll = new LongPoll(this.options, { request, response, client, parsed }, this.pending);
     if (!poll.subscribeRequest(parsed)) return;
     sessions.metrics.fallbackRequest('long-poll');
     poll.wait();
@@ -75,14 +69,11 @@ export class LongPoll extends RequestSession {
 
   constructor(
     private readonly options: LongPollEndpointOptions,
-    request: IncomingMessage,
-    response: ServerResponse,
-    client: ClientAddress,
-    parsed: FallbackRequest,
+    call: RequestCall,
     private readonly pending: Set<LongPoll>,
   ) {
-    super(options, request, response, client, parsed);
-    this.#resumed = new Set(parsed.cursor.keys());
+    super(options, call);
+    this.#resumed = new Set(call.parsed.cursor.keys());
   }
 
   /** Waits for news (bounded), unless the subscribe already brought some. */

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Outgoing } from '../protocol/outgoing.js';
 import type { ClientAddress } from './client-address.js';
-import { parseSseRequest, type FallbackRequest } from './fallback-request.js';
-import { admitRequest, parsedOrRefused, RequestSession, type FallbackContext } from './fallback-session.js';
+import { parseSseRequest } from './fallback-request.js';
+import { FallbackEndpoint, parsedOrRefused, RequestSession, type FallbackContext, type RequestCall } from './fallback-session.js';
 
 export interface SseEndpointOptions extends FallbackContext {
   /** Libraries one stream may follow (max_libraries_per_connection). */
@@ -13,9 +13,6 @@ export interface SseEndpointOptions extends FallbackContext {
   keepAliveMs: number;
 }
 
-/** What a reload (SIGHUP) may change, for streams opened after it. */
-export type LiveSseSettings = Pick<SseEndpointOptions, 'maxLibraries' | 'sendQueueBytes'>;
-
 /** How long a browser's EventSource waits before reconnecting by itself (the `retry:` field). */
 const RETRY_MS = 3000;
 
@@ -25,11 +22,12 @@ const RETRY_MS = 3000;
  * with the stream's cursor as `id:`, so that a browser reconnecting with Last-Event-ID resumes
  * every library exactly (docs/fallbacks.md).
  */
-export class SseEndpoint {
+export class SseEndpoint extends FallbackEndpoint<SseEndpointOptions> {
   readonly streams = new Set<SseStream>();
   readonly #keepAlive: NodeJS.Timeout;
 
-  constructor(private options: SseEndpointOptions) {
+  constructor(options: SseEndpointOptions) {
+    super(options, 'GET');
     this.#keepAlive = setInterval(() => {
       const now = options.sessions.now();
       for (const stream of this.streams) stream.keepAlive(now, this.options.keepAliveMs);
@@ -37,20 +35,14 @@ export class SseEndpoint {
     this.#keepAlive.unref();
   }
 
-  reconfigure(settings: LiveSseSettings): void {
-    this.options = { ...this.options, ...settings };
-  }
-
-  handle(request: IncomingMessage, response: ServerResponse): void {
+  protected serve(request: IncomingMessage, response: ServerResponse, client: ClientAddress): void {
     const { admission, maxLibraries, sessions } = this.options;
-    const admitted = admitRequest(request, response, 'GET', admission);
-    if (admitted === null) return;
     const lastEventId = request.headers['last-event-id'];
     const parsed = parsedOrRefused(request, response, admission, () =>
       parseSseRequest(new URL(request.url ?? '/', 'http://localhost').searchParams, typeof lastEventId === 'string' ? lastEventId : undefined, maxLibraries),
     );
     if (parsed === null) return;
-    const stream = new SseStream(this.options, request, response, admitted.client, parsed, this.streams);
+    const stream = new SseStream(this.options, { request, response, client, parsed }, this.streams);
     if (!stream.subscribeRequest(parsed)) return;
     sessions.metrics.fallbackRequest('sse');
     stream.start(parsed.entries.length);
@@ -72,13 +64,10 @@ export class SseStream extends RequestSession {
 
   constructor(
     private readonly options: SseEndpointOptions,
-    request: IncomingMessage,
-    response: ServerResponse,
-    client: ClientAddress,
-    parsed: FallbackRequest,
+    call: RequestCall,
     private readonly streams: Set<SseStream>,
   ) {
-    super(options, request, response, client, parsed);
+    super(options, call);
   }
 
   start(libraries: number): void {

@@ -459,11 +459,11 @@ async function run(transport: TransportName, connectionLimits: ConnectionLimits 
     const options = { sessions, admission, maxLibraries: 100, sendQueueBytes: 1 << 20 };
     let session: RequestSession;
     if (transport === 'sse') {
-      const stream = new SseStream({ ...options, keepAliveMs: 60_000 }, request, res, client, parsed, new Set());
+      const stream = new SseStream({ ...options, keepAliveMs: 60_000 }, { request, response: res, client, parsed }, new Set());
       session = stream;
       if (stream.subscribeRequest(parsed)) stream.start(entries.length);
     } else {
-      const poll = new LongPoll({ ...options, maxBodyBytes: 1 << 16, waitMs: 2 ** 31 - 1 }, request, res, client, parsed, new Set());
+      const poll = new LongPoll({ ...options, maxBodyBytes: 1 << 16, waitMs: 2 ** 31 - 1 }, { request, response: res, client, parsed }, new Set());
       session = poll;
       if (poll.subscribeRequest(parsed)) poll.wait();
     }
