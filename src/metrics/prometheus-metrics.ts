@@ -21,7 +21,7 @@ export interface MetricLevels {
   backplane(): BackplaneLevels;
 }
 
-/** The backplane's state, and its counters since start (absent for the memory backplane). */
+/** The backplane's state, and its counters since start (Redis only). */
 export interface BackplaneLevels {
   kind: string;
   state: BackplaneState;
@@ -55,6 +55,8 @@ const BACKPLANE_OUTCOMES = {
   'not-shared': (stats: Readonly<BackplaneStats>) => stats.eventsNotShared,
   received: (stats: Readonly<BackplaneStats>) => stats.eventsReceived,
   missed: (stats: Readonly<BackplaneStats>) => stats.eventsMissed,
+  duplicate: (stats: Readonly<BackplaneStats>) => stats.duplicatesDropped,
+  malformed: (stats: Readonly<BackplaneStats>) => stats.malformedMessages,
 };
 
 /**
@@ -79,7 +81,7 @@ export function backplaneStateGauge(registers: Registry[], read: () => Backplane
   counter('notification_backplane_libraries_lost_total', 'Libraries whose newest events Redis lost in a failover (a replica promoted before it received them); their positioned clients were told to resync (history-lost).', (s) => s.librariesLost);
   new Counter({
     name: 'notification_backplane_events_total',
-    help: 'Events through the backplane, by outcome: shared (numbered by Redis and sent to every node), held (accepted while Redis was away and held for it), held-too-long (held past redis_failover_hold: this node only), not-shared (this node only, held-too-long included), received (from other nodes), missed (other nodes\' events that never arrived).',
+    help: 'Events through the backplane, by outcome: shared (numbered by Redis and sent to every node), held (accepted while Redis was away and held for it), held-too-long (held past redis_failover_hold: this node only), not-shared (this node only, held-too-long included), received (from other nodes), missed (other nodes\' events that never arrived), duplicate (a repeat of one delivered already: dropped), malformed (a message that could not be read: dropped).',
     labelNames: ['outcome'],
     registers,
     collect() {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { emptyBackplaneStats } from '../../src/backplane/backplane.js';
 import { PrometheusMetrics } from '../../src/metrics/prometheus-metrics.js';
 import { parseEvent } from '../../src/protocol/event.js';
 import { closeReasonOf, closeReasonOfFrameError } from '../../src/transport/close-codes.js';
@@ -49,7 +50,7 @@ describe('Prometheus metrics', () => {
     const metrics = new PrometheusMetrics({ processMetrics: false });
     let connections = 4;
     const cache = { hits: 9, misses: 2, failures: 1 };
-    metrics.readLevelsFrom({ connections: () => connections, fallbacks: () => ({ sse: 3, 'long-poll': 2 }), subscriptions: () => 7, subscribedLibraries: () => 5, groupLookups: () => cache, backplane: () => ({ kind: 'redis', state: 'reconnecting' }) });
+    metrics.readLevelsFrom({ connections: () => connections, fallbacks: () => ({ sse: 3, 'long-poll': 2 }), subscriptions: () => 7, subscribedLibraries: () => 5, groupLookups: () => cache, backplane: () => ({ kind: 'redis', state: 'reconnecting', stats: { ...emptyBackplaneStats(), eventsShared: 5, duplicatesDropped: 2, malformedMessages: 1 } }) });
     let counts = await scrape(metrics);
     assert.equal(counts.value('notification_connections'), 4);
     assert.equal(counts.value('notification_fallback_requests_open', { transport: 'sse' }), 3);
@@ -61,6 +62,9 @@ describe('Prometheus metrics', () => {
     assert.equal(counts.value('notification_group_lookup_failures_total'), 1);
     assert.equal(counts.value('notification_backplane_state', { kind: 'redis', state: 'reconnecting' }), 1);
     assert.equal(counts.value('notification_backplane_state', { kind: 'redis', state: 'connected' }), 0);
+    assert.equal(counts.value('notification_backplane_events_total', { outcome: 'shared' }), 5);
+    assert.equal(counts.value('notification_backplane_events_total', { outcome: 'duplicate' }), 2);
+    assert.equal(counts.value('notification_backplane_events_total', { outcome: 'malformed' }), 1);
     connections = 1;
     cache.hits = 10;
     counts = await scrape(metrics);
