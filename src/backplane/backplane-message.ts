@@ -1,14 +1,17 @@
 /**
- * What travels between nodes: one line of JSON saying where the event came from and whom it
- * is for, then the WebSocket frame exactly as the accepting node encoded it. Receiving nodes
- * parse only the small header and send the frame bytes as they are.
+ * The one wire form of an event between processes: one line of JSON saying what the event is
+ * and whom it is for, then the WebSocket frame exactly as the accepting node encoded it.
+ * Receivers parse only the small header and send the frame bytes on as they are.
  *
  *   {"v":1,"origin":"web1:4242:9f3a0c","seq":17,"at":1732600000000,"type":"repo-update","repo":"<id>","audience":{"kind":"library"},"offset":18,"epoch":"k3x9q2"}\n<frame>
  *
- * `origin` + `seq` (gapless per origin, counting events accepted while the backplane was down)
- * let a receiver drop repeats and count what it missed. `offset` and `epoch`, the event's
- * position, are appended by the Redis script that numbers the event (redis-history.ts), which
- * is why the header is built as an open prefix; a node of an older version ignores them.
+ * Between nodes (Redis) a message names where the event came from: `origin` + `seq` (gapless
+ * per origin, counting events accepted while the backplane was down) let a receiver drop
+ * repeats and count what it missed. Between a cluster primary and its workers (the IPC
+ * channel, cluster-messages.ts) events travel in the same form without them. `offset` and
+ * `epoch`, the event's position, are appended by the Redis script that numbers the event
+ * (redis-history.ts), which is why the header is built as an open prefix; a node of an older
+ * version ignores them.
  */
 import { MAX_EPOCH_LENGTH, type Position } from '../history/position.js';
 import type { Audience, LibraryEvent } from '../protocol/event.js';
@@ -30,14 +33,13 @@ export class BackplaneMessageError extends Error {
   override readonly name = 'BackplaneMessageError';
 }
 
-/** The header without its closing brace, so that members can be appended (`,"offset":18,...}`). */
-export function openBackplaneHeader(message: BackplaneMessage): string {
-  const { event } = message;
+/** The header without its closing brace; JSON.stringify leaves out the sender's members when there is none. */
+function openHeader(event: LibraryEvent, from?: BackplaneMessage): string {
   const header = JSON.stringify({
     v: BACKPLANE_MESSAGE_VERSION,
-    origin: message.origin,
-    seq: message.seq,
-    at: message.acceptedAt,
+    origin: from?.origin,
+    seq: from?.seq,
+    at: from?.acceptedAt,
     type: event.type,
     repo: event.repoId,
     audience: event.audience,
@@ -45,11 +47,24 @@ export function openBackplaneHeader(message: BackplaneMessage): string {
   return header.slice(0, -1);
 }
 
+/** The header without its closing brace, so that members can be appended (`,"offset":18,...}`). */
+export function openBackplaneHeader(message: BackplaneMessage): string {
+  return openHeader(message.event, message);
+}
+
 /** The whole message; the event's position, when it has one, goes in the header. */
 export function encodeBackplaneMessage(message: BackplaneMessage): Buffer {
-  const { event } = message;
+  return withFrame(openHeader(message.event, message), message.event);
+}
+
+/** An event without a sender, as the cluster primary and its workers pass it. */
+export function encodeEvent(event: LibraryEvent): Buffer {
+  return withFrame(openHeader(event), event);
+}
+
+function withFrame(openedHeader: string, event: LibraryEvent): Buffer {
   const position = event.position === undefined ? '' : `,"offset":${event.position.offset},"epoch":${JSON.stringify(event.position.epoch)}`;
-  const header = `${openBackplaneHeader(message)}${position}}`;
+  const header = `${openedHeader}${position}}`;
   const headerBytes = Buffer.byteLength(header);
   const bytes = Buffer.allocUnsafe(headerBytes + 1 + event.frame.length);
   bytes.write(header, 0, 'utf8');
@@ -72,8 +87,23 @@ function decodeAudience(value: unknown): Audience {
   throw new BackplaneMessageError('bad audience');
 }
 
-/** The frame is a view into `bytes`, not a copy. Throws BackplaneMessageError. */
+/** A message from another node: its sender is required. Throws BackplaneMessageError. */
 export function decodeBackplaneMessage(bytes: Buffer): BackplaneMessage {
+  const { header, event } = decode(bytes);
+  const { origin, seq, at } = header;
+  if (typeof origin !== 'string' || origin === '') throw new BackplaneMessageError('bad origin');
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) throw new BackplaneMessageError('bad seq');
+  if (typeof at !== 'number' || !Number.isFinite(at)) throw new BackplaneMessageError('bad at');
+  return { origin, seq, acceptedAt: at, event };
+}
+
+/** An event as encodeEvent wrote it (a sender, if any, is ignored). Throws BackplaneMessageError. */
+export function decodeEvent(bytes: Uint8Array): LibraryEvent {
+  return decode(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).event;
+}
+
+/** The frame is a view into `bytes`, not a copy. */
+function decode(bytes: Buffer): { header: Record<string, unknown>; event: LibraryEvent } {
   const newline = bytes.indexOf(NEWLINE);
   if (newline < 0) throw new BackplaneMessageError('no header line');
   let header: unknown;
@@ -84,10 +114,7 @@ export function decodeBackplaneMessage(bytes: Buffer): BackplaneMessage {
   }
   if (!isRecord(header)) throw new BackplaneMessageError('header is not an object');
   if (header['v'] !== BACKPLANE_MESSAGE_VERSION) throw new BackplaneMessageError(`unknown version ${JSON.stringify(header['v'])}`);
-  const { origin, seq, at, type, repo } = header;
-  if (typeof origin !== 'string' || origin === '') throw new BackplaneMessageError('bad origin');
-  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) throw new BackplaneMessageError('bad seq');
-  if (typeof at !== 'number' || !Number.isFinite(at)) throw new BackplaneMessageError('bad at');
+  const { type, repo } = header;
   if (typeof type !== 'string' || type === '') throw new BackplaneMessageError('bad type');
   if (typeof repo !== 'string' || repo === '') throw new BackplaneMessageError('bad repo');
   const frame = bytes.subarray(newline + 1);
@@ -95,7 +122,7 @@ export function decodeBackplaneMessage(bytes: Buffer): BackplaneMessage {
   const event: LibraryEvent = { type, repoId: repo, audience: decodeAudience(header['audience']), frame };
   const position = decodePosition(header['offset'], header['epoch']);
   if (position !== null) event.position = position;
-  return { origin, seq, acceptedAt: at, event };
+  return { header, event };
 }
 
 /** Both or neither: a message numbered by the script carries both. */

@@ -49,7 +49,8 @@ export interface Backplane {
   /** This process, as other nodes see it: unique per start, so a restarted node is a new origin. */
   readonly nodeId: string;
   readonly state: BackplaneState;
-  readonly stats: Readonly<BackplaneStats>;
+  /** Counters since start, read at scrape time (Redis only: the others have nothing to count). */
+  readonly stats?: Readonly<BackplaneStats>;
   /** Connects; resolves once connected, or once the first attempt failed or took `waitMs` (retrying goes on). */
   start(waitMs: number): Promise<void>;
   /**

@@ -1,149 +1,63 @@
 /**
- * What the cluster primary and its workers (`workers` > 1, Node's cluster module) say to each
- * other over the IPC channel (structured clone: `serialization: 'advanced'`, so frames travel
- * as bytes, not as JSON arrays). Every message carries `nsw` so that it is never mistaken for
- * one of Node's own cluster messages or a library's.
+ * What a cluster worker's backplane (ipc-backplane.ts) and the primary (cluster/primary.ts) say
+ * over Node's IPC channel (`serialization: 'advanced'`, so bytes travel as bytes). Events travel
+ * in the backplane's one wire form (backplane-message.ts), encoded once by whoever accepted or
+ * positioned them: the primary sends one batch to every worker without encoding per worker.
+ * Every message carries `nsw` so that it is never mistaken for one of Node's own cluster
+ * messages; the whole-server figures share the channel (cluster/whole-server-figures.ts).
  *
- *   worker  -> primary  { nsw: 'hello' }                      once, when the worker starts its backplane
- *   primary -> worker   { nsw: 'welcome', state }             its backplane's state
+ *   worker  -> primary  { nsw: 'hello', id }                  once, when the worker starts its backplane
+ *   primary -> worker   { nsw: 'welcome', id }                from now on it gets every event
  *   worker  -> primary  { nsw: 'publish', event }             an event POSTed to this worker
- *   primary -> workers  { nsw: 'events', events, origins }    the events positioned within one turn, in the primary's order
- *                                                             (origins[i]: the worker that accepted events[i], 0 for none)
- *   primary -> workers  { nsw: 'state', state }               the primary's backplane went up or down (Redis)
+ *   primary -> workers  { nsw: 'events', events }             the events positioned within one turn, in the primary's order
  *   worker  -> primary  { nsw: 'read', id, repoId, since }    a history read for a positioned subscriber
  *   primary -> worker   { nsw: 'history', id, read }          its answer, after every event sent before it
  *   primary -> workers  { nsw: 'followed?', id }              which libraries do your subscribers follow (after an outage)
  *   worker  -> primary  { nsw: 'followed', id, libraries }    the answer
  *   primary -> workers  { nsw: 'gap', gap }                   the primary's backplane is whole again after a gap
- *   worker  -> primary  { nsw: 'gather', id, ask }            a worker serving /metrics or /status wants the whole server's figures
- *   primary -> workers  { nsw: 'share?', id, ask }            the primary asks every worker for its own (cluster/whole-server-figures.ts)
- *   worker  -> primary  { nsw: 'share', id, share }           the answer
- *   primary -> worker   { nsw: 'gathered', id, figures }      the whole server's figures, to the worker that asked
+ *
+ * The primary's backplane state (Redis up or down) is not relayed: the merged /metrics takes it
+ * from the primary itself (cluster/whole-server-figures.ts).
  */
 import type { HistoryRead, ResyncReason } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
-import type { Registry } from 'prom-client';
-import type { Audience, LibraryEvent } from '../protocol/event.js';
-import type { StatusPoint, TailEntry } from '../status/live-status.js';
-import type { BackplaneGap, BackplaneState } from './backplane.js';
+import type { BackplaneGap } from './backplane.js';
+import { decodeEvent, encodeEvent } from './backplane-message.js';
 
-/** A LibraryEvent as it crosses the channel: the frame arrives as a Uint8Array. */
-export interface WireEvent {
-  type: string;
-  repoId: string;
-  audience: Audience;
-  frame: Uint8Array;
-  position?: Position;
-}
+/** An event in the backplane's wire form; it arrives as a Uint8Array. */
+export type EncodedEvent = Uint8Array;
 
 export type WireRead =
-  | { kind: 'recovered'; position: Position; events: WireEvent[] }
+  | { kind: 'recovered'; position: Position; events: EncodedEvent[] }
   | { kind: 'resync'; reason: ResyncReason; position: Position | null };
 
-export interface WireGap {
-  cutOff: BackplaneGap['cutOff'];
-  node: string;
-  libraries: string[] | 'all';
-  outageMs: number;
-}
-
-/** prom-client's `Registry.getMetricsAsJSON()`: plain data, so it crosses the channel as it is. */
-export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
-
-/** What a worker serving /metrics or /status asks for. */
-export type FiguresQuestion =
-  | { kind: 'metrics' }
-  /** The last `points` seconds, and the subscribers of `repoIds` now. */
-  | { kind: 'status'; points: number; repoIds: string[] };
-
-/** One worker's status page figures (src/status/whole-status.ts merges them). */
-export interface StatusShare {
-  worker: number;
-  points: StatusPoint[];
-  tail: TailEntry[];
-  /** [repoId, subscribers on this worker] for the libraries asked about. */
-  followers: Array<[string, number]>;
-}
-
-/** One worker's answer; `null` when that part is turned off (no metrics, no admin token). */
-export type WorkerShare =
-  | { kind: 'metrics'; worker: number; metrics: MetricsJson }
-  | { kind: 'status'; status: StatusShare | null };
-
-export type GatheredFigures =
-  | { kind: 'metrics'; contentType: string; body: string }
-  /** The workers that answered in time. */
-  | { kind: 'status'; shares: StatusShare[] }
-  | { kind: 'failed'; reason: string };
-
 export type WorkerMessage =
-  | { nsw: 'hello' }
-  | { nsw: 'publish'; event: WireEvent }
+  | { nsw: 'hello'; id: number }
+  | { nsw: 'publish'; event: EncodedEvent }
   | { nsw: 'read'; id: number; repoId: string; since: Position | null }
-  | { nsw: 'followed'; id: number; libraries: string[] }
-  | { nsw: 'gather'; id: number; ask: FiguresQuestion }
-  | { nsw: 'share'; id: number; share: WorkerShare };
+  | { nsw: 'followed'; id: number; libraries: string[] };
 
 export type PrimaryMessage =
-  | { nsw: 'welcome'; state: BackplaneState }
-  | { nsw: 'events'; events: WireEvent[]; origins: number[] }
-  | { nsw: 'state'; state: BackplaneState }
+  | { nsw: 'welcome'; id: number }
+  | { nsw: 'events'; events: EncodedEvent[] }
   | { nsw: 'history'; id: number; read: WireRead }
   | { nsw: 'followed?'; id: number }
-  | { nsw: 'gap'; gap: WireGap }
-  | { nsw: 'share?'; id: number; ask: FiguresQuestion }
-  | { nsw: 'gathered'; id: number; figures: GatheredFigures };
-
-export function toWire(event: LibraryEvent): WireEvent {
-  const wire: WireEvent = { type: event.type, repoId: event.repoId, audience: event.audience, frame: event.frame };
-  if (event.position !== undefined) wire.position = event.position;
-  return wire;
-}
-
-export function fromWire(wire: WireEvent): LibraryEvent {
-  const { frame } = wire;
-  const bytes = Buffer.isBuffer(frame) ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
-  const event: LibraryEvent = { type: wire.type, repoId: wire.repoId, audience: wire.audience, frame: bytes };
-  if (wire.position !== undefined) event.position = wire.position;
-  return event;
-}
+  /** Its set of libraries survives the structured clone. */
+  | { nsw: 'gap'; gap: BackplaneGap };
 
 export function readToWire(read: HistoryRead): WireRead {
-  return read.kind === 'recovered' ? { ...read, events: read.events.map(toWire) } : read;
+  return read.kind === 'recovered' ? { ...read, events: read.events.map(encodeEvent) } : read;
 }
 
 export function readFromWire(read: WireRead): HistoryRead {
-  return read.kind === 'recovered' ? { ...read, events: read.events.map(fromWire) } : read;
+  return read.kind === 'recovered' ? { ...read, events: read.events.map(decodeEvent) } : read;
 }
 
-export function gapToWire(gap: BackplaneGap): WireGap {
-  return { ...gap, libraries: gap.libraries === 'all' ? 'all' : [...gap.libraries] };
+/** A guard for the messages tagged with one of `kinds`: a record, so that every kind must be named. */
+export function taggedWith<Message extends { nsw: string }>(kinds: Record<Message['nsw'], true>): (message: unknown) => message is Message {
+  const known: ReadonlySet<unknown> = new Set(Object.keys(kinds));
+  return (message: unknown): message is Message => typeof message === 'object' && message !== null && known.has((message as { nsw?: unknown }).nsw);
 }
 
-export function gapFromWire(gap: WireGap): BackplaneGap {
-  return { ...gap, libraries: gap.libraries === 'all' ? 'all' : new Set(gap.libraries) };
-}
-
-const WORKER_KINDS: ReadonlySet<string> = new Set<WorkerMessage['nsw']>(['hello', 'publish', 'read', 'followed', 'gather', 'share']);
-const PRIMARY_KINDS: ReadonlySet<string> = new Set<PrimaryMessage['nsw']>([
-  'welcome',
-  'events',
-  'state',
-  'history',
-  'followed?',
-  'gap',
-  'share?',
-  'gathered',
-]);
-
-function isTagged(message: unknown): message is { nsw: string } {
-  return typeof message === 'object' && message !== null && typeof (message as { nsw?: unknown }).nsw === 'string';
-}
-
-export function isWorkerMessage(message: unknown): message is WorkerMessage {
-  return isTagged(message) && WORKER_KINDS.has(message.nsw);
-}
-
-export function isPrimaryMessage(message: unknown): message is PrimaryMessage {
-  return isTagged(message) && PRIMARY_KINDS.has(message.nsw);
-}
+export const isWorkerMessage = taggedWith<WorkerMessage>({ hello: true, publish: true, read: true, followed: true });
+export const isPrimaryMessage = taggedWith<PrimaryMessage>({ welcome: true, events: true, history: true, 'followed?': true, gap: true });

@@ -15,12 +15,13 @@ import { PendingQuestions } from '../cluster/rpc.js';
 import type { EventHistory, HistoryRead } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
 import type { LibraryEvent } from '../protocol/event.js';
-import { emptyBackplaneStats, type Backplane, type BackplaneGap, type BackplaneState, type DeliverEvent } from './backplane.js';
-import { fromWire, gapFromWire, isPrimaryMessage, readFromWire, toWire, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
+import type { Backplane, BackplaneGap, BackplaneState, DeliverEvent } from './backplane.js';
+import { decodeEvent, encodeEvent } from './backplane-message.js';
+import { isPrimaryMessage, readFromWire, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
 
-/** The IPC channel to the primary: `process` in a cluster worker, a fake in tests. */
+/** The IPC channel to the primary: `process` in a cluster worker, a fake in tests. Its messages are tagged (cluster-messages.ts). */
 export interface PrimaryChannel {
-  send(message: WorkerMessage): boolean;
+  send(message: { nsw: string }): boolean;
   on(event: 'message', listener: (message: unknown) => void): unknown;
   off(event: 'message', listener: (message: unknown) => void): unknown;
   readonly connected: boolean;
@@ -28,8 +29,6 @@ export interface PrimaryChannel {
 
 export interface IpcBackplaneOptions {
   nodeId: string;
-  /** This worker's number (cluster.worker.id): the primary tells each event's origin with it. */
-  workerId: number;
   channel: PrimaryChannel;
   deliver: DeliverEvent;
   /** The primary's backplane is whole again after a gap (Redis): this worker's clients react as a single process's would. */
@@ -46,13 +45,13 @@ const UNAVAILABLE: HistoryRead = { kind: 'resync', reason: 'history-unavailable'
 export class IpcBackplane implements Backplane {
   readonly kind = 'ipc';
   readonly nodeId: string;
-  readonly stats = emptyBackplaneStats();
+  /** Its link to the primary; whether the primary reaches Redis is on the primary's /metrics. */
   #state: BackplaneState = 'connecting';
   readonly #options: IpcBackplaneOptions;
   readonly #onMessage = (message: unknown): void => {
     if (isPrimaryMessage(message)) this.#receive(message);
   };
-  #welcomed: (() => void) | null = null;
+  readonly #hello = new PendingQuestions<void>();
   /** History reads sent to the primary, by id. */
   readonly #reads = new PendingQuestions<HistoryRead>();
 
@@ -71,63 +70,49 @@ export class IpcBackplane implements Backplane {
 
   /** Says hello to the primary; resolves once it answered (or after `waitMs`). */
   async start(waitMs: number): Promise<void> {
-    const { channel } = this.#options;
-    channel.on('message', this.#onMessage);
-    const welcomed = new Promise<void>((resolve) => (this.#welcomed = resolve));
-    channel.send({ nsw: 'hello' });
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([welcomed, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
+    this.#options.channel.on('message', this.#onMessage);
+    await this.#hello.ask((id) => this.#send({ nsw: 'hello', id }), waitMs, undefined);
   }
 
   publish(event: LibraryEvent): void {
     const { channel } = this.#options;
-    if (this.#state !== 'closed' && channel.connected) {
-      channel.send({ nsw: 'publish', event: toWire(event) });
-      this.stats.eventsShared++;
-      return;
-    }
+    if (this.#state !== 'closed' && channel.connected) this.#send({ nsw: 'publish', event: encodeEvent(event) });
     // No primary to number it: this worker's subscribers get it, without a position.
-    this.stats.eventsNotShared++;
-    this.#options.deliver(event);
+    else this.#options.deliver(event);
   }
 
   async close(): Promise<void> {
     this.#state = 'closed';
     this.#options.channel.off('message', this.#onMessage);
+    this.#hello.settleAll();
     this.#reads.settleAll(UNAVAILABLE);
   }
 
   #read(repoId: string, since: Position | null): Promise<HistoryRead> {
     const { channel } = this.#options;
     if (this.#state === 'closed' || !channel.connected) return Promise.resolve(UNAVAILABLE);
-    return this.#reads.ask((id) => channel.send({ nsw: 'read', id, repoId, since }), this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS, UNAVAILABLE);
+    return this.#reads.ask((id) => this.#send({ nsw: 'read', id, repoId, since }), this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS, UNAVAILABLE);
   }
 
   async #answerFollowed(id: number): Promise<void> {
     const libraries = [...(await (this.#options.followedLibraries?.() ?? []))];
-    if (this.#options.channel.connected) this.#options.channel.send({ nsw: 'followed', id, libraries });
+    if (this.#options.channel.connected) this.#send({ nsw: 'followed', id, libraries });
+  }
+
+  #send(message: WorkerMessage): void {
+    this.#options.channel.send(message);
   }
 
   #receive(message: PrimaryMessage): void {
     if (this.#state === 'closed') return;
     switch (message.nsw) {
       case 'welcome':
-        this.#state = message.state;
-        this.#welcomed?.();
-        this.#welcomed = null;
+        this.#state = 'connected';
+        this.#hello.answered(message.id);
         return;
-      case 'state':
-        this.#state = message.state;
+      case 'events':
+        for (const event of message.events) this.#options.deliver(decodeEvent(event));
         return;
-      case 'events': {
-        const { events, origins } = message;
-        for (let i = 0; i < events.length; i++) {
-          if (origins[i] !== this.#options.workerId) this.stats.eventsReceived++;
-          this.#options.deliver(fromWire(events[i]!));
-        }
-        return;
-      }
       case 'history':
         this.#reads.answered(message.id, readFromWire(message.read));
         return;
@@ -135,7 +120,7 @@ export class IpcBackplane implements Backplane {
         void this.#answerFollowed(message.id);
         return;
       case 'gap':
-        this.#options.onGap?.(gapFromWire(message.gap));
+        this.#options.onGap?.(message.gap);
     }
   }
 }

@@ -1,7 +1,7 @@
 import type { HistoryLimits } from '../history/event-history.js';
 import { MemoryHistory } from '../history/memory-history.js';
 import type { LibraryEvent } from '../protocol/event.js';
-import { emptyBackplaneStats, type Backplane, type BackplaneState, type DeliverEvent } from './backplane.js';
+import type { Backplane, BackplaneState, DeliverEvent } from './backplane.js';
 
 /**
  * One node, nothing to install: an event gets the next position of its library from the
@@ -9,7 +9,6 @@ import { emptyBackplaneStats, type Backplane, type BackplaneState, type DeliverE
  */
 export class MemoryBackplane implements Backplane {
   readonly kind = 'memory';
-  readonly stats = emptyBackplaneStats();
   readonly history: MemoryHistory;
   #state: BackplaneState = 'connected';
 

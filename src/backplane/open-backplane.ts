@@ -39,9 +39,8 @@ export interface ViaPrimary {
 export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput): Backplane {
   const nodeId = newNodeId();
   if (input.viaPrimary !== undefined) {
-    const { workerId, channel } = input.viaPrimary;
     const { deliver, onGap, followedLibraries } = input;
-    return new IpcBackplane({ nodeId, workerId, channel, deliver, onGap, followedLibraries });
+    return new IpcBackplane({ nodeId, channel: input.viaPrimary.channel, deliver, onGap, followedLibraries });
   }
   switch (config.kind) {
     case 'memory':

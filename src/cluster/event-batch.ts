@@ -1,14 +1,15 @@
 /**
  * The primary's fan-out of positioned events to its workers: the events sequenced while it
  * handles the messages of one read from its workers' channels leave as ONE `events` message
- * per worker. Node emits those messages on process.nextTick, so a microtask runs after all of
- * them and adds no wait; a flush on setImmediate (one more turn) made `scale` slower, since
- * with one POST in flight most turns hold a single event. Any other
- * message to the workers goes through `send`, which flushes first: a history answer still
- * comes after every event sequenced before it.
+ * per worker, each event encoded once (backplane-message.ts) for all of them. Node emits
+ * those messages on process.nextTick, so a microtask runs after all of them and adds no wait;
+ * a flush on setImmediate (one more turn) made `scale` slower, since with one POST in flight
+ * most turns hold a single event. Any other message to the workers goes through `send`, which
+ * flushes first: a history answer still comes after every event sequenced before it.
  */
+import { encodeEvent } from '../backplane/backplane-message.js';
+import type { EncodedEvent, PrimaryMessage } from '../backplane/cluster-messages.js';
 import type { LibraryEvent } from '../protocol/event.js';
-import { toWire, type PrimaryMessage, type WireEvent } from '../backplane/cluster-messages.js';
 
 /** A worker as the batch sees it (cluster's Worker; a fake in tests). */
 export interface BatchTarget {
@@ -18,8 +19,7 @@ export interface BatchTarget {
 
 export class WorkerEventBatch {
   readonly #targets: () => Iterable<BatchTarget>;
-  #events: WireEvent[] = [];
-  #origins: number[] = [];
+  #events: EncodedEvent[] = [];
   #scheduled = false;
   readonly #flush = (): void => this.flush();
 
@@ -27,10 +27,9 @@ export class WorkerEventBatch {
     this.#targets = targets;
   }
 
-  /** Queues `event` (accepted by worker `origin`, 0 for none) for every worker, in this order. */
-  add(event: LibraryEvent, origin: number): void {
-    this.#events.push(toWire(event));
-    this.#origins.push(origin);
+  /** Queues `event` for every worker, in this order. */
+  add(event: LibraryEvent): void {
+    this.#events.push(encodeEvent(event));
     if (this.#scheduled) return;
     this.#scheduled = true;
     queueMicrotask(this.#flush);
@@ -40,9 +39,8 @@ export class WorkerEventBatch {
   flush(): void {
     this.#scheduled = false;
     if (this.#events.length === 0) return;
-    const message: PrimaryMessage = { nsw: 'events', events: this.#events, origins: this.#origins };
+    const message: PrimaryMessage = { nsw: 'events', events: this.#events };
     this.#events = [];
-    this.#origins = [];
     for (const target of this.#targets()) if (target.isConnected()) target.send(message);
   }
 

@@ -12,18 +12,19 @@
  * stops the whole server (a port in use, a bad setting), as a single process would.
  */
 import cluster, { type Worker } from 'node:cluster';
-import type { Backplane, BackplaneState } from '../backplane/backplane.js';
-import { fromWire, gapToWire, isWorkerMessage, readToWire, type PrimaryMessage } from '../backplane/cluster-messages.js';
+import type { Backplane } from '../backplane/backplane.js';
+import { decodeEvent } from '../backplane/backplane-message.js';
+import { isWorkerMessage, readToWire, type PrimaryMessage, type WorkerMessage } from '../backplane/cluster-messages.js';
 import { openBackplane } from '../backplane/open-backplane.js';
 import type { Config } from '../config/config.js';
 import type { LogOutput } from '../log.js';
-import type { LibraryEvent } from '../protocol/event.js';
 import { removeStaleSocketFile } from '../http/listen.js';
 import { WorkerEventBatch } from './event-batch.js';
-import { FollowedLibrariesQuery } from './followed-libraries.js';
-import { PrimaryFigures } from './whole-server-figures.js';
+import { BroadcastQuestions } from './rpc.js';
+import { isFiguresToPrimary, PrimaryFigures } from './whole-server-figures.js';
 
 const BACKPLANE_START_WAIT_MS = 5_000;
+const FOLLOWED_WAIT_MS = 5_000;
 /** A replaced worker is started after this pause, so a crash loop does not spin. */
 const RESTART_DELAY_MS = 1_000;
 /** After the drain window, workers get this long to exit before they are killed. */
@@ -35,52 +36,40 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
   const welcomed = new Set<Worker>();
   const listened = new Set<number>();
   let stopping = false;
-  let origin = 0;
 
   const batch = new WorkerEventBatch(() => welcomed);
-  const toWorkers = (message: PrimaryMessage): void => batch.send(message);
-  const followed = new FollowedLibrariesQuery(() => welcomed);
+  const followed = new BroadcastQuestions<Worker, readonly string[]>();
+  // After a Redis outage the followed libraries that had events make the gap. A worker that does not say
+  // makes it `all`: better to refresh too many desktop clients than to leave some with a wrong lock state.
+  const askFollowed = async (): Promise<Set<string>> => {
+    const connected = [...welcomed].filter((worker) => worker.isConnected());
+    const { answers, late } = await followed.ask(connected, (worker, id) => worker.send({ nsw: 'followed?', id } satisfies PrimaryMessage), FOLLOWED_WAIT_MS);
+    if (late.size > 0) throw new Error(`${late.size} worker(s) did not say which libraries they follow`);
+    return new Set(answers.flat());
+  };
   const sequencer: Backplane = openBackplane(config.backplane, {
-    deliver: (event: LibraryEvent) => batch.add(event, origin),
+    deliver: (event) => batch.add(event),
     key: Buffer.from(config.jwtPrivateKey, 'utf8'),
     logger,
     history: config.history,
-    followedLibraries: () => followed.ask(),
+    followedLibraries: askFollowed,
     // Each worker reacts as a single process does (hub/gap-recovery.ts): catch up, resync, refresh desktop clients.
-    onGap: (gap) => toWorkers({ nsw: 'gap', gap: gapToWire(gap) }),
+    onGap: (gap) => batch.send({ nsw: 'gap', gap }),
   });
   await sequencer.start(BACKPLANE_START_WAIT_MS);
-  const figures = new PrimaryFigures({
-    expected: count,
-    workers: () => welcomed,
-    backplane: () => ({ kind: sequencer.kind, state: sequencer.state, stats: sequencer.stats }),
-  });
+  const figures = new PrimaryFigures({ expected: count, workers: () => welcomed, backplane: () => sequencer, logger });
   if (config.eventsListen?.kind === 'unix') await removeStaleSocketFile(config.eventsListen.path);
 
-  // Redis going down or coming back is told to every worker (their /metrics and status show it).
-  let lastState: BackplaneState = sequencer.state;
-  const stateWatch = setInterval(() => {
-    if (sequencer.state === lastState) return;
-    lastState = sequencer.state;
-    toWorkers({ nsw: 'state', state: lastState });
-  }, 1_000);
-  stateWatch.unref();
-
-  cluster.setupPrimary({ exec: process.argv[1]!, args: process.argv.slice(2), serialization: 'advanced' });
-  cluster.on('message', (worker: Worker, message: unknown) => {
-    if (!isWorkerMessage(message)) return;
+  const fromWorker = (worker: Worker, message: WorkerMessage): void => {
     switch (message.nsw) {
       case 'hello':
         // Events queued before it reach the others only: this one reads them from the history.
         batch.flush();
         welcomed.add(worker);
-        worker.send({ nsw: 'welcome', state: sequencer.state } satisfies PrimaryMessage);
+        worker.send({ nsw: 'welcome', id: message.id } satisfies PrimaryMessage);
         return;
       case 'publish':
-        // The memory backplane delivers within publish: `origin` names the worker for its stats.
-        origin = worker.id;
-        sequencer.publish(fromWire(message.event));
-        origin = 0;
+        sequencer.publish(decodeEvent(message.event));
         figures.eventSequenced();
         return;
       case 'read': {
@@ -93,24 +82,17 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
       }
       case 'followed':
         followed.answered(worker, message.id, message.libraries);
-        return;
-      case 'gather': {
-        const { id } = message;
-        void figures.gather(message.ask).then((answer) => {
-          if (answer.kind === 'failed') logger.error({ reason: answer.reason }, 'gathering the workers\' figures failed');
-          if (worker.isConnected()) worker.send({ nsw: 'gathered', id, figures: answer } satisfies PrimaryMessage);
-        });
-        return;
-      }
-      case 'share':
-        figures.answered(worker, message.id, message.share);
     }
+  };
+  cluster.setupPrimary({ exec: process.argv[1]!, args: process.argv.slice(2), serialization: 'advanced' });
+  cluster.on('message', (worker: Worker, message: unknown) => {
+    if (isWorkerMessage(message)) fromWorker(worker, message);
+    else if (isFiguresToPrimary(message)) figures.receive(worker, message);
   });
 
   return new Promise<number>((resolve) => {
     let allListening = false;
     const finish = async (code: number): Promise<void> => {
-      clearInterval(stateWatch);
       await sequencer.close();
       logger.info('stopped');
       resolve(code);

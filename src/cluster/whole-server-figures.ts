@@ -1,13 +1,19 @@
 /**
- * `/metrics` and `/status` for the whole server under `workers` > 1. The worker that takes the
- * request asks the primary (`gather`); the primary asks every worker for its own figures
- * (`share?`), waits at most a bound for the answers, and sends back the whole server's:
+ * `/metrics` and `/status` for the whole server under `workers` > 1, over the IPC channel
+ * (tagged like backplane/cluster-messages.ts):
+ *
+ *   worker  -> primary  { nsw: 'gather', id, ask }            a worker serving /metrics or /status wants the whole server's figures
+ *   primary -> workers  { nsw: 'share?', id, ask }            the primary asks every worker for its own
+ *   worker  -> primary  { nsw: 'share', id, share }           the answer (worker-figures.ts)
+ *   primary -> worker   { nsw: 'gathered', id, figures }      the whole server's figures, to the worker that asked
+ *
+ * The primary waits at most a bound for the workers' answers, and sends back the whole server's:
  *
  * - metrics: merged here with prom-client's `AggregatorRegistry.aggregate`. Our `notification_*`
  *   counters, histograms and gauges are summed over the workers; the process metrics
  *   (`process_*`, `nodejs_*`) stay one series per process, labelled `worker` (a file-descriptor
  *   limit is per process: a sum would hide the one worker about to run out). The primary adds
- *   its own: the backplane state (the workers only relay it), the events it sequenced, its
+ *   its own: the backplane state (a worker's is its link to the primary), the events it sequenced, its
  *   process metrics (`worker="primary"`) and `notification_workers` (answered / missing).
  * - status: the shares go back as they are; the asking worker merges them with its own
  *   second (status/whole-status.ts), since only it knows what its page has been sent.
@@ -16,9 +22,45 @@
  * never hangs a scrape.
  */
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { taggedWith } from '../backplane/cluster-messages.js';
+import type { Logger } from '../log.js';
 import { BACKPLANE_SERIES, backplaneStateGauge, type BackplaneLevels } from '../metrics/prometheus-metrics.js';
-import type { FiguresQuestion, GatheredFigures, MetricsJson, PrimaryMessage, StatusShare, WorkerShare } from '../backplane/cluster-messages.js';
+import type { StatusPoint, TailEntry } from '../status/live-status.js';
 import { BroadcastQuestions } from './rpc.js';
+
+/** prom-client's `Registry.getMetricsAsJSON()`: plain data, so it crosses the channel as it is. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** What a worker serving /metrics or /status asks for. */
+export type FiguresQuestion =
+  | { kind: 'metrics' }
+  /** The last `points` seconds, and the subscribers of `repoIds` now. */
+  | { kind: 'status'; points: number; repoIds: string[] };
+
+/** One worker's status page figures (src/status/whole-status.ts merges them). */
+export interface StatusShare {
+  worker: number;
+  points: StatusPoint[];
+  tail: TailEntry[];
+  /** [repoId, subscribers on this worker] for the libraries asked about. */
+  followers: Array<[string, number]>;
+}
+
+/** One worker's answer; `null` when that part is turned off (no metrics, no admin token). */
+export type WorkerShare =
+  | { kind: 'metrics'; worker: number; metrics: MetricsJson }
+  | { kind: 'status'; status: StatusShare | null };
+
+export type GatheredFigures =
+  | { kind: 'metrics'; contentType: string; body: string }
+  /** The workers that answered in time. */
+  | { kind: 'status'; shares: StatusShare[] }
+  | { kind: 'failed'; reason: string };
+
+export type FiguresToPrimary = { nsw: 'gather'; id: number; ask: FiguresQuestion } | { nsw: 'share'; id: number; share: WorkerShare };
+export type FiguresToWorker = { nsw: 'share?'; id: number; ask: FiguresQuestion } | { nsw: 'gathered'; id: number; figures: GatheredFigures };
+export const isFiguresToPrimary = taggedWith<FiguresToPrimary>({ gather: true, share: true });
+export const isFiguresToWorker = taggedWith<FiguresToWorker>({ 'share?': true, gathered: true });
 
 /** How long the primary waits for the workers' figures before answering without the late ones. */
 export const SHARE_WAIT_MS = 2_000;
@@ -27,7 +69,7 @@ export const SHARE_WAIT_MS = 2_000;
 export interface ShareTarget {
   readonly id: number;
   isConnected(): boolean;
-  send(message: PrimaryMessage): boolean;
+  send(message: FiguresToWorker): boolean;
 }
 
 /**
@@ -43,7 +85,7 @@ function perProcess(metrics: MetricsJson, worker: string): MetricsJson {
 }
 
 const OURS = 'notification_';
-/** The workers relay the primary's backplane state (kind `ipc`): the primary's own speaks for the server. */
+/** A worker's backplane (kind `ipc`) is its link to the primary: the primary's own speaks for the server. */
 const RELAYED = new Set(BACKPLANE_SERIES);
 
 /**
@@ -66,6 +108,7 @@ export interface PrimaryFiguresOptions {
   expected: number;
   workers: () => Iterable<ShareTarget>;
   backplane: () => BackplaneLevels;
+  logger: Logger;
   waitMs?: number;
   /** prom-client's process metrics of the primary; off in unit tests. */
   processMetrics?: boolean;
@@ -94,11 +137,20 @@ export class PrimaryFigures {
     this.#sequenced.inc();
   }
 
-  /** Asks every worker for its share of `ask` and answers with the whole server's figures. */
-  gather(ask: FiguresQuestion): Promise<GatheredFigures> {
-    return this.#gather(ask).catch((err: unknown) => ({ kind: 'failed', reason: err instanceof Error ? err.message : String(err) }));
+  receive(worker: ShareTarget, message: FiguresToPrimary): void {
+    if (message.nsw === 'share') {
+      this.#shares.answered(worker, message.id, message.share);
+      return;
+    }
+    const { id } = message;
+    const failed = (err: unknown): GatheredFigures => ({ kind: 'failed', reason: err instanceof Error ? err.message : String(err) });
+    void this.#gather(message.ask).catch(failed).then((figures) => {
+      if (figures.kind === 'failed') this.#options.logger.error({ reason: figures.reason }, "gathering the workers' figures failed");
+      if (worker.isConnected()) worker.send({ nsw: 'gathered', id, figures });
+    });
   }
 
+  /** Asks every worker for its share of `ask` and answers with the whole server's figures. */
   async #gather(ask: FiguresQuestion): Promise<GatheredFigures> {
     const connected = [...this.#options.workers()].filter((worker) => worker.isConnected());
     const { answers: shares } = await this.#shares.ask(connected, (worker, id) => worker.send({ nsw: 'share?', id, ask }), this.#options.waitMs ?? SHARE_WAIT_MS);
@@ -124,10 +176,6 @@ export class PrimaryFigures {
     gauge.set({ state: 'answered' }, answered);
     gauge.set({ state: 'missing' }, Math.max(0, this.#options.expected - answered));
     return registry.getMetricsAsJSON();
-  }
-
-  answered(worker: ShareTarget, id: number, share: WorkerShare): void {
-    this.#shares.answered(worker, id, share);
   }
 
   /** A worker that died will not answer. */

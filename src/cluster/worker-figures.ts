@@ -3,13 +3,20 @@
  * answers the primary's `share?` with its own metrics and status, and asks the primary
  * (`gather`) when it serves /metrics or a status page.
  */
-import type { FiguresQuestion, GatheredFigures, PrimaryMessage, StatusShare, WorkerShare } from '../backplane/cluster-messages.js';
-import { isPrimaryMessage } from '../backplane/cluster-messages.js';
 import type { PrimaryChannel } from '../backplane/ipc-backplane.js';
 import type { PrometheusMetrics } from '../metrics/prometheus-metrics.js';
 import type { LiveStatus } from '../status/live-status.js';
 import { PendingQuestions } from './rpc.js';
-import { SHARE_WAIT_MS } from './whole-server-figures.js';
+import {
+  isFiguresToWorker,
+  SHARE_WAIT_MS,
+  type FiguresQuestion,
+  type FiguresToPrimary,
+  type FiguresToWorker,
+  type GatheredFigures,
+  type StatusShare,
+  type WorkerShare,
+} from './whole-server-figures.js';
 
 /** The primary waits SHARE_WAIT_MS for the workers, then merges: past this, it is not answering. */
 const GATHER_WAIT_MS = SHARE_WAIT_MS + 3_000;
@@ -30,7 +37,7 @@ export class WorkerFigures {
   readonly #options: WorkerFiguresOptions;
   readonly #asked = new PendingQuestions<GatheredFigures | null>();
   readonly #onMessage = (message: unknown): void => {
-    if (isPrimaryMessage(message)) this.#receive(message);
+    if (isFiguresToWorker(message)) this.#receive(message);
   };
 
   constructor(options: WorkerFiguresOptions) {
@@ -59,7 +66,11 @@ export class WorkerFigures {
   #gather(ask: FiguresQuestion): Promise<GatheredFigures | null> {
     const { channel } = this.#options;
     if (!channel.connected) return Promise.resolve(null);
-    return this.#asked.ask((id) => channel.send({ nsw: 'gather', id, ask }), this.#options.waitMs ?? GATHER_WAIT_MS, null);
+    return this.#asked.ask((id) => this.#send({ nsw: 'gather', id, ask }), this.#options.waitMs ?? GATHER_WAIT_MS, null);
+  }
+
+  #send(message: FiguresToPrimary): void {
+    this.#options.channel.send(message);
   }
 
   async #share(ask: FiguresQuestion): Promise<WorkerShare> {
@@ -71,17 +82,14 @@ export class WorkerFigures {
     return { kind: 'status', status: { worker: workerId, points: points.slice(-ask.points), tail, followers } };
   }
 
-  #receive(message: PrimaryMessage): void {
-    switch (message.nsw) {
-      case 'share?': {
-        const { id } = message;
-        void this.#share(message.ask).then((share) => {
-          if (this.#options.channel.connected) this.#options.channel.send({ nsw: 'share', id, share });
-        });
-        return;
-      }
-      case 'gathered':
-        this.#asked.answered(message.id, message.figures);
+  #receive(message: FiguresToWorker): void {
+    if (message.nsw === 'gathered') {
+      this.#asked.answered(message.id, message.figures);
+      return;
     }
+    const { id } = message;
+    void this.#share(message.ask).then((share) => {
+      if (this.#options.channel.connected) this.#send({ nsw: 'share', id, share });
+    });
   }
 }

@@ -14,7 +14,7 @@
  * The workers' seconds are not aligned: another worker's latest second may end up to a
  * second before or after this one's.
  */
-import type { StatusShare } from '../backplane/cluster-messages.js';
+import type { StatusShare } from '../cluster/whole-server-figures.js';
 import type { BusyLibrary, StatusPoint, StatusSnapshot, StatusUpdate, TailEntry } from './live-status.js';
 
 export interface WorkersAnswered {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BackplaneMessageError, decodeBackplaneMessage, encodeBackplaneMessage, type BackplaneMessage } from '../../src/backplane/backplane-message.js';
+import { BackplaneMessageError, decodeBackplaneMessage, decodeEvent, encodeBackplaneMessage, encodeEvent, type BackplaneMessage } from '../../src/backplane/backplane-message.js';
 import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
 import { backplaneChannel } from '../../src/backplane/open-backplane.js';
 import { OriginSequences } from '../../src/backplane/origin-sequences.js';
@@ -49,6 +49,17 @@ describe('backplane messages', () => {
     const forGroup = parseEvent(JSON.stringify({ type: 'folder-perm-changed', content: { repo_id: REPO, user: '', group: 42 } }));
     assert.deepEqual(decodeBackplaneMessage(encodeBackplaneMessage(message(forUser))).event.audience, { kind: 'user', username: 'alice@example.com' });
     assert.deepEqual(decodeBackplaneMessage(encodeBackplaneMessage(message(forGroup))).event.audience, { kind: 'group', groupId: 42 });
+  });
+
+  it('carry an event between a cluster primary and its workers in the same form, without a sender', () => {
+    const event = { ...parseEvent(JSON.stringify({ type: 'repo-update', content: { repo_id: REPO, commit_id: 'c' } })), position: { epoch: 'e1', offset: 3 } };
+    const bytes = encodeEvent(event);
+    assert.equal(bytes.toString(), `{"v":1,"type":"repo-update","repo":"${REPO}","audience":{"kind":"library"},"offset":3,"epoch":"e1"}\n${event.frame.toString()}`);
+    // Over the IPC channel the bytes arrive as a Uint8Array.
+    const decoded = decodeEvent(new Uint8Array(bytes));
+    assert.deepEqual({ ...decoded, frame: decoded.frame.toString() }, { ...event, frame: event.frame.toString() });
+    assert.throws(() => decodeBackplaneMessage(bytes), /bad origin/, 'between nodes the sender is required');
+    assert.equal(decodeEvent(encodeBackplaneMessage(message(event))).repoId, REPO);
   });
 
   it('that are not ours are refused with a reason, never half-read', () => {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { StatusShare } from '../../src/backplane/cluster-messages.js';
-import { mergeMetrics } from '../../src/cluster/whole-server-figures.js';
+import { mergeMetrics, type StatusShare } from '../../src/cluster/whole-server-figures.js';
 import type { StatusPoint, StatusUpdate } from '../../src/status/live-status.js';
 import { mergeUpdate } from '../../src/status/whole-status.js';
 import { parsePrometheusText } from '../support/prometheus-text.js';
