@@ -101,25 +101,17 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
     const stopAll = (why: string, code: number): void => {
       if (stopping) return;
       stopping = true;
-      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+      const workers = allWorkers();
       logger.info({ workers: workers.length }, `${why}: draining every worker`);
-      if (workers.length === 0) {
-        void finish(code);
-        return;
-      }
-      let left = workers.length;
       const killer = setTimeout(() => {
         for (const worker of workers) if (!worker.isDead()) worker.process.kill('SIGKILL');
       }, config.drainMs + STOP_GRACE_MS);
-      for (const worker of workers) {
-        worker.once('exit', () => {
-          if (--left === 0) {
-            clearTimeout(killer);
-            void finish(code);
-          }
-        });
-        worker.process.kill('SIGTERM');
-      }
+      const exited = workers.map((worker) => new Promise((resolve) => worker.once('exit', resolve)));
+      for (const worker of workers) worker.process.kill('SIGTERM');
+      void Promise.all(exited).then(() => {
+        clearTimeout(killer);
+        return finish(code);
+      });
     };
 
     cluster.on('listening', (worker: Worker) => {
@@ -152,14 +144,18 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
     process.on('SIGINT', () => stopAll('SIGINT', 0));
     process.on('SIGHUP', () => {
       logger.info('SIGHUP: passed on to every worker');
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+      for (const worker of allWorkers()) worker.process.kill('SIGHUP');
     });
     process.on('SIGUSR1', () => {
       output.reopen();
       logger.info('log file reopened');
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGUSR1');
+      for (const worker of allWorkers()) worker.process.kill('SIGUSR1');
     });
 
     for (let i = 0; i < count; i++) cluster.fork();
   });
+}
+
+function allWorkers(): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
 }
