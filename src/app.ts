@@ -112,7 +112,7 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
     subscribedLibraries: () => hub.libraries,
     followersOf: (repoId) => hub.followerCount(repoId),
     groupLookups: () => groups?.stats ?? null,
-    backplane: () => ({ kind: backplane.kind, state: backplane.state, stats: backplane.stats }),
+    backplane: () => backplane,
   });
 
   const publishEvent: RequestHandler = (request, response) => events.handle(request, response);
