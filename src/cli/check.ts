@@ -15,6 +15,7 @@ import { KEYS_DIFFER } from '../config/jwt-key.js';
 import { loadConfig } from '../config/load-config.js';
 import { readSeafileEnvFile, seafileEnvFromProcess, type SeafileEnv } from '../config/seafile-env-file.js';
 import { nonBlank, type Env } from '../config/setting.js';
+import { envText, SETTINGS } from '../config/settings.js';
 import { openGroupDirectory } from '../groups/open-group-directory.js';
 import { SEAFILE_SUBPROTOCOL } from '../transport/websocket-endpoint.js';
 import { signToken } from '../auth/jwt.js';
@@ -193,7 +194,7 @@ function parseClients(text: string | undefined): number {
 
 async function checkConfiguration(input: CheckInput, env: Env, report: (finding: Finding) => void): Promise<LoadedConfig | null> {
   // With nothing configured the server would generate a key; a check must not leave one behind.
-  const configured = input.configDir !== null || env['JWT_PRIVATE_KEY'] !== undefined;
+  const configured = input.configDir !== null || envText(env, SETTINGS.jwt_private_key) !== undefined;
   try {
     const { config, notices, warnings } = await loadConfig({
       flags: {
@@ -211,7 +212,7 @@ async function checkConfiguration(input: CheckInput, env: Env, report: (finding:
       // The placeholder key would make the server's default address 0.0.0.0: keep its unconfigured 127.0.0.1.
       env: configured
         ? env
-        : { ...env, JWT_PRIVATE_KEY: 'not-needed-by-check', NOTIFICATION_SERVER_HOST: env['NOTIFICATION_SERVER_HOST'] ?? DEFAULTS.embeddedHost },
+        : { ...env, [SETTINGS.jwt_private_key.env!]: 'not-needed-by-check', [SETTINGS.host.env!]: envText(env, SETTINGS.host) ?? DEFAULTS.embeddedHost },
       cwd: process.cwd(),
     });
     const key = configured ? `JWT key from ${config.jwtKeySource}` : 'no JWT key configured (the server generates one)';

@@ -10,6 +10,7 @@ import { ConfigError } from '../config/config.js';
 import { nonEmpty } from '../config/flags.js';
 import { loadConfig } from '../config/load-config.js';
 import { nonBlank, type Env } from '../config/setting.js';
+import { envText, SETTINGS } from '../config/settings.js';
 import { localServerUrl } from './server-url.js';
 
 export interface SigningKeyOptions {
@@ -41,7 +42,7 @@ export const NO_KEY_MESSAGE =
 
 export async function resolveSigningKey(options: SigningKeyOptions, env: Env, cwd: string): Promise<SigningKey> {
   if (options.key !== null) return { key: Buffer.from(options.key, 'utf8'), source: '--key', serverUrl: null };
-  if (options.configDir === null && env['JWT_PRIVATE_KEY'] === undefined && !(await hasSavedKey(options.stateDir, env, cwd))) {
+  if (options.configDir === null && envText(env, SETTINGS.jwt_private_key) === undefined && !(await hasSavedKey(options.stateDir, env, cwd))) {
     throw new ConfigError(NO_KEY_MESSAGE);
   }
   const { config } = await loadConfig({
@@ -69,7 +70,7 @@ export async function resolveSigningKey(options: SigningKeyOptions, env: Env, cw
 
 /** Whether a server started without configuration left its generated key in the state dir. */
 async function hasSavedKey(stateDir: string | null, env: Env, cwd: string): Promise<boolean> {
-  const dir = resolve(cwd, stateDir ?? nonBlank(env['NOTIFICATION_SERVER_STATE_DIR']) ?? '.notification-server');
+  const dir = resolve(cwd, stateDir ?? nonBlank(envText(env, SETTINGS.state_dir)) ?? SETTINGS.state_dir.default);
   try {
     return (await readFile(join(dir, 'jwt_private_key'), 'utf8')).trim() !== '';
   } catch {

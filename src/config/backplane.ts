@@ -1,20 +1,17 @@
 /** The backplane: `REDIS_URL`, `seafile.conf [notification] redis_url`, or none (one node). */
-import { ConfigError, DEFAULTS, type BackplaneConfig, type RedisAddress, type RedisConnection } from './config.js';
-import type { KeyFile } from './keyfile.js';
-import { describeSetting, fromEnv, fromFile, parseInteger, pick, type Env, type Setting } from './setting.js';
+import { ConfigError, type BackplaneConfig, type RedisAddress, type RedisConnection } from './config.js';
+import { describeSetting, type Setting } from './setting.js';
+import { find, read, SETTINGS, type Sources } from './settings.js';
 
-export function resolveBackplane(env: Env, seafile: KeyFile | null, notification: KeyFile | null, notices: string[]): BackplaneConfig {
-  const setting = pick(fromEnv(env, 'REDIS_URL'), fromFile(seafile, 'notification', 'redis_url'), fromFile(notification, 'general', 'redis_url'));
+export function resolveBackplane(sources: Sources, notices: string[]): BackplaneConfig {
+  const setting = find(sources, SETTINGS.redis_url);
   if (setting === null) return { kind: 'memory' };
   const { connection, displayUrl } = parseRedisUrl(setting);
-  const timeoutSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_REDIS_TIMEOUT'), fromFile(seafile, 'notification', 'redis_timeout'));
-  const timeoutMs = timeoutSetting === null ? DEFAULTS.redisTimeoutMs : parseInteger(timeoutSetting, 'redis_timeout', 1, 3600) * 1000;
-  const holdSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_REDIS_FAILOVER_HOLD'), fromFile(seafile, 'notification', 'redis_failover_hold'));
+  const { value: timeoutMs, setting: timeoutSetting } = read(sources, SETTINGS.redis_timeout);
+  const hold = read(sources, SETTINGS.redis_failover_hold);
   // One Redis that is away is usually down for longer than anyone would hold events for: deliver them here at once.
-  const defaultHoldMs = connection.kind === 'single' ? 0 : DEFAULTS.redisFailoverHoldMs;
-  const holdMs = holdSetting === null ? defaultHoldMs : parseInteger(holdSetting, 'redis_failover_hold', 0, 600) * 1000;
-  const bytesSetting = pick(fromEnv(env, 'NOTIFICATION_SERVER_REDIS_FAILOVER_HOLD_BYTES'), fromFile(seafile, 'notification', 'redis_failover_hold_bytes'));
-  const holdBytes = bytesSetting === null ? DEFAULTS.redisFailoverHoldBytes : parseInteger(bytesSetting, 'redis_failover_hold_bytes', 0, 1024 ** 3);
+  const holdMs = hold.setting === null && connection.kind === 'single' ? 0 : hold.value;
+  const holdBytes = read(sources, SETTINGS.redis_failover_hold_bytes).value;
   const notes = [setting.source];
   if (timeoutSetting !== null) notes.push(`timeout ${timeoutMs / 1000} s (${timeoutSetting.source})`);
   if (holdMs > 0) notes.push(`events held up to ${holdMs / 1000} s while it fails over`);

@@ -7,21 +7,19 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 
 import { ConfigError, type GroupDatabaseConfig } from './config.js';
-import type { ServeFlags } from './flags.js';
 import type { KeyFile } from './keyfile.js';
-import { fromEnv, fromFile, nonBlank, parseBoolean, parseInteger, pick, tolerantEnv, type Env, type Setting } from './setting.js';
+import { envText, find, read, SETTINGS, type Sources } from './settings.js';
+import { fromFile, parseBoolean, parseInteger, type Setting } from './setting.js';
 
 export async function resolveGroupDatabase(input: {
-  flags: ServeFlags;
-  env: Env;
+  sources: Sources;
   cwd: string;
   confDir: string | null;
   ccnet: KeyFile | null;
   notices: string[];
-  warnings: string[];
 }): Promise<GroupDatabaseConfig | null> {
-  const { flags, env, cwd, confDir, ccnet, notices, warnings } = input;
-  const chosen = await chooseGroupDatabase(flags, env, cwd, confDir, ccnet, warnings);
+  const { sources, cwd, confDir, ccnet, notices } = input;
+  const chosen = await chooseGroupDatabase(sources, cwd, confDir, ccnet);
   if (chosen === null) {
     notices.push(
       'No group database configured: folder permission changes for a group will not be delivered. ' +
@@ -37,33 +35,25 @@ export async function resolveGroupDatabase(input: {
 }
 
 async function chooseGroupDatabase(
-  flags: ServeFlags,
-  env: Env,
+  sources: Sources,
   cwd: string,
   confDir: string | null,
   ccnet: KeyFile | null,
-  warnings: string[],
 ): Promise<{ database: GroupDatabaseConfig; source: string } | null> {
-  const url = pick(
-    flags.ccnetDb === null ? null : { text: flags.ccnetDb, source: '--ccnet-db' },
-    fromEnv(env, 'CCNET_DB_URL'),
-  );
+  const url = find(sources, SETTINGS.ccnet_db);
   if (url !== null) return { database: parseDatabaseUrl(url.text, url.source, cwd), source: url.source };
 
-  const seafile12Host = fromEnv(env, 'SEAFILE_MYSQL_DB_HOST');
+  const seafile12Host = find(sources, SETTINGS.seafile_mysql_db_host);
   if (seafile12Host !== null) {
-    const parsePort = (setting: Setting): number => parseInteger(setting, 'database port', 1, 65535);
-    const portEnv = tolerantEnv(env, 'SEAFILE_MYSQL_DB_PORT', parsePort);
-    if (portEnv.problem !== null) warnings.push(`${portEnv.problem}; using database port 3306, as the stock server does`);
     return {
       database: {
         kind: 'mysql',
         host: seafile12Host.text.trim(),
-        port: portEnv.setting === null ? 3306 : parsePort(portEnv.setting),
         // Seafile 12's own defaults for the rest.
-        user: nonBlank(env['SEAFILE_MYSQL_DB_USER']) ?? 'seafile',
-        password: env['SEAFILE_MYSQL_DB_PASSWORD'] ?? '',
-        database: nonBlank(env['SEAFILE_MYSQL_DB_CCNET_DB_NAME']) ?? 'ccnet_db',
+        port: read(sources, SETTINGS.seafile_mysql_db_port).value,
+        user: read(sources, SETTINGS.seafile_mysql_db_user).value,
+        password: envText(sources.env, SETTINGS.seafile_mysql_db_password) ?? '',
+        database: read(sources, SETTINGS.seafile_mysql_db_ccnet_db_name).value,
         socketPath: null,
         ssl: false,
       },

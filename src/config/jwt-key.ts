@@ -11,9 +11,8 @@ import { chmod, copyFile, link, mkdir, readFile, rename, stat, unlink, writeFile
 import { join, resolve } from 'node:path';
 
 import { ConfigError } from './config.js';
-import type { ServeFlags } from './flags.js';
-import type { KeyFile } from './keyfile.js';
-import { describeSetting, fileValue, nonBlank, type Env, type Setting } from './setting.js';
+import { describeSetting } from './setting.js';
+import { read, settingsOf, SETTINGS, type Sources } from './settings.js';
 
 /** A fresh HS256 key in the format admins make with `openssl rand -base64 32`. */
 export function generateKey(): string {
@@ -32,24 +31,11 @@ const MISSING_KEY_MESSAGE =
   'JWT_PRIVATE_KEY is not set: set it (or jwt_private_key in seafile.conf [notification]) to the key seaf-server uses; ' +
   'generate one with `notification-server keygen`';
 
-export async function resolveJwtKey(input: {
-  flags: ServeFlags;
-  env: Env;
-  cwd: string;
-  confDir: string | null;
-  seafile: KeyFile | null;
-  notification: KeyFile | null;
-  notices: string[];
-}): Promise<ResolvedKey> {
-  const { flags, env, cwd, confDir, seafile, notification, notices } = input;
-  const envKey = env['JWT_PRIVATE_KEY'];
-  const candidates = [
-    envKey === undefined ? null : { text: envKey, source: 'JWT_PRIVATE_KEY' },
-    fileValue(seafile, 'notification', 'jwt_private_key'),
-    // Seafile 10.0 seaf-server signs subscriber tokens with this one, not with notification.conf's.
-    fileValue(seafile, 'notification', 'private_key'),
-    fileValue(notification, 'general', 'private_key'),
-  ].filter((candidate): candidate is Setting => candidate !== null);
+export async function resolveJwtKey(input: { sources: Sources; cwd: string; confDir: string | null; notices: string[] }): Promise<ResolvedKey> {
+  const { sources, cwd, confDir, notices } = input;
+  // Blank included: an empty key is a mistake, never "unset". Seafile 10.0 seaf-server signs
+  // subscriber tokens with seafile.conf's private_key, not with notification.conf's.
+  const candidates = [...settingsOf(sources, SETTINGS.jwt_private_key, true), ...settingsOf(sources, SETTINGS.private_key, true)];
 
   const chosen = candidates[0];
   if (chosen !== undefined) {
@@ -76,8 +62,7 @@ export async function resolveJwtKey(input: {
   if (confDir !== null) throw new ConfigError(MISSING_KEY_MESSAGE);
 
   // Nothing configured at all: run out of the box with a key kept in the state dir.
-  const stateDirText = flags.stateDir ?? nonBlank(env['NOTIFICATION_SERVER_STATE_DIR']) ?? '.notification-server';
-  const stateDir = resolve(cwd, stateDirText);
+  const stateDir = resolve(cwd, read(sources, SETTINGS.state_dir).value);
   return loadOrCreateEmbeddedKey(stateDir, notices);
 }
 

@@ -4,8 +4,14 @@
  * the text is invalid.
  */
 import { isIP } from 'node:net';
-import { ConfigError, type LogFormat, type LogLevel } from './config.js';
-import type { KeyFile, KeyFileValue } from './keyfile.js';
+import { availableParallelism } from 'node:os';
+import type { EventsListen, LogFormat, LogLevel } from './config.js';
+import type { KeyFile } from './keyfile.js';
+
+/** A setting is missing or invalid; the message says which and how to fix it. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
 
 /** The process environment (or a test's stand-in). */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -24,33 +30,15 @@ export function nonBlank(text: string | undefined): string | null {
   return text === undefined || text.trim() === '' ? null : text;
 }
 
-/** The first source that sets it wins. */
-export function pick(...candidates: Array<Setting | null>): Setting | null {
-  return candidates.find((candidate) => candidate !== null) ?? null;
-}
-
 /** Where a setting came from, with the file and line when there is one. */
 export function describeSetting(setting: Setting): string {
   return setting.at === undefined ? setting.source : `${setting.source}, ${setting.at}`;
 }
 
-/** An empty variable counts as unset: compose files pass through blank placeholders. */
-export function fromEnv(env: Env, name: string): Setting | null {
-  const text = env[name];
-  if (text === undefined || text.trim() === '') return null;
-  return { text, source: name };
-}
-
-/** An empty value counts as unset (the docs ship `host =`); secrets read their keys with `fileValue`. */
-export function fromFile(file: KeyFile | null, group: string, keys: string | readonly string[]): Setting | null {
-  const found = fileValue(file, group, keys);
-  return found === null || found.text.trim() === '' ? null : found;
-}
-
-/** The value as written, even when it is empty. */
-export function fileValue(file: KeyFile | null, group: string, keys: string | readonly string[]): Setting | null {
-  const found: KeyFileValue | null = file?.lookup(group, keys) ?? null;
-  if (file === null || found === null) return null;
+/** A key of a file section; an empty value counts as unset unless `keepBlank`. This server's own settings are read through settings.ts. */
+export function fromFile(file: KeyFile | null, group: string, keys: string | readonly string[], keepBlank = false): Setting | null {
+  const found = file?.lookup(group, keys) ?? null;
+  if (file === null || found === null || (!keepBlank && found.value.trim() === '')) return null;
   return { text: found.value, source: found.source, at: `${file.fileName}:${found.line}` };
 }
 
@@ -81,23 +69,6 @@ export function parseLogFormat(setting: Setting): LogFormat {
     throw new ConfigError(`invalid log format ${JSON.stringify(setting.text)} (${describeSetting(setting)}): use text or json`);
   }
   return format;
-}
-
-/**
- * A variable the stock server reads itself and falls back from when it cannot parse it: a
- * set-up the stock server starts with must start here too. The setting when it parses, else
- * null (the next source or the default applies) and the parse error, for a warning.
- */
-export function tolerantEnv(env: Env, name: string, parse: (setting: Setting) => unknown): { setting: Setting | null; problem: string | null } {
-  const setting = fromEnv(env, name);
-  if (setting === null) return { setting, problem: null };
-  try {
-    parse(setting);
-    return { setting, problem: null };
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    return { setting: null, problem: error.message };
-  }
 }
 
 export function parseInteger(setting: Setting, what: string, min: number, max: number): number {
@@ -166,4 +137,28 @@ export function parseAddressList(setting: Setting): string[] {
     }
     return item.toLowerCase();
   });
+}
+
+/** A count of processes, or `auto`: one per core. */
+export function parseWorkers(setting: Setting, max: number): number {
+  return setting.text.trim() === 'auto' ? Math.min(max, availableParallelism()) : parseInteger(setting, 'workers', 1, max);
+}
+
+/** `127.0.0.1:8084`, `[::1]:8084`, or an absolute Unix socket path. */
+export function parseEventsListen(setting: Setting): EventsListen {
+  const text = setting.text.trim();
+  if (text.startsWith('/')) return { kind: 'unix', path: text };
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d+)$/.exec(text);
+  if (match === null) {
+    throw new ConfigError(
+      `invalid events_listen ${JSON.stringify(setting.text)} (${describeSetting(setting)}): use host:port (127.0.0.1:8084, [::1]:8084) or an absolute Unix socket path`,
+    );
+  }
+  const port = parseInteger({ ...setting, text: match[3]! }, 'events_listen port', 1, 65535);
+  return { kind: 'tcp', host: match[1] ?? match[2]!, port };
+}
+
+/** `127.0.0.1:8084`, `[::1]:8084` or the socket path, for the log. */
+export function describeEventsListen(listen: EventsListen): string {
+  return listen.kind === 'unix' ? listen.path : `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
 }
