@@ -3,8 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { KeyRing } from './auth/key-ring.js';
 import type { Backplane } from './backplane/backplane.js';
 import { openBackplane, type ViaPrimary } from './backplane/open-backplane.js';
-import { DEFAULTS, describeEventsListen, type Config } from './config/config.js';
+import { describeEventsListen, type Config } from './config/config.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
+import { LiveSettings } from './config/settings.js';
 import { openGroupDirectory } from './groups/open-group-directory.js';
 import { EventEndpoint } from './http/event-endpoint.js';
 import { createHttpServer, listen } from './http/listen.js';
@@ -16,7 +17,7 @@ import type { Logger } from './log.js';
 import type { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { Observers } from './observers.js';
 import { Admission } from './session/admission.js';
-import { Sessions, type SessionLimits } from './session/client-session.js';
+import { Sessions } from './session/client-session.js';
 import { LongPollEndpoint } from './transport/long-poll-endpoint.js';
 import { SseEndpoint } from './transport/sse-endpoint.js';
 import { StockClientRefresh } from './transport/stock-refresh.js';
@@ -58,7 +59,8 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
   const now = Date.now;
   const key = Buffer.from(config.jwtPrivateKey, 'utf8');
   const keys = new KeyRing(key, now);
-  let running = config;
+  // Components read what a reload may change from here, when they apply it (config/settings.ts).
+  const live = new LiveSettings(config);
   const { limits } = config;
   const groups = config.groupDatabase === null ? null : openGroupDirectory(config.groupDatabase, config.groupCacheTtlMs, config.groupLookupTimeoutMs);
   const observers = new Observers(config, logger, viaPrimary);
@@ -73,20 +75,13 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
     onGap: (gap) => recoverFromGap(gap, hub, refresh),
   });
   const hub = new Hub({ groups, logger, metrics, now, history: backplane.history });
-  const sessionLimits = ({ limits: l }: Config): SessionLimits => ({
-    maxLibraries: l.maxLibrariesPerConnection,
-    subscribeTimeoutMs: l.subscribeTimeoutMs,
-    maxFailedSubscribesPerMinute: l.maxFailedSubscribesPerMinute,
-    maxConnectionsPerUser: l.maxConnectionsPerUser,
-  });
-  const sessions = new Sessions({ hub, key: keys, logger, metrics, now, limits: sessionLimits(config) });
+  const sessions = new Sessions({ hub, key: keys, logger, metrics, now, live });
   const admission = new Admission({
     logger,
     metrics,
     now,
     allowedOrigins: config.allowedOrigins,
-    maxConnections: limits.maxConnections,
-    maxConnectionsPerAddress: limits.maxConnectionsPerAddress,
+    live,
     trustedProxies: config.trustedProxies,
     failures: sessions.failures,
   });
@@ -94,17 +89,13 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
     sessions,
     admission,
     maxFrameBytes: limits.maxFrameBytes,
-    sendQueueBytes: limits.sendQueueBytes,
     pingIntervalMs: config.pingIntervalMs,
     deadPeerMs: config.deadPeerMs,
   });
-  const fallbacks = { sessions, admission, maxLibraries: limits.maxLibrariesPerConnection, sendQueueBytes: limits.sendQueueBytes };
-  const sse = new SseEndpoint({ ...fallbacks, keepAliveMs: config.pingIntervalMs });
-  const polls = new LongPollEndpoint({ ...fallbacks, maxBodyBytes: limits.maxFrameBytes, waitMs: config.longPollWaitMs ?? DEFAULTS.longPollWaitMs });
-  const refreshWindowMs = config.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs;
-  const refresh = new StockClientRefresh({ hub, websockets, logger, windowMs: refreshWindowMs });
-  const credentials = { key: keys, staticToken: config.notificationToken };
-  const events = new EventEndpoint({ backplane, credentials, maxBodyBytes: limits.maxEventBodyBytes, logger, metrics, now });
+  const sse = new SseEndpoint({ sessions, admission, keepAliveMs: config.pingIntervalMs });
+  const polls = new LongPollEndpoint({ sessions, admission, live, maxBodyBytes: limits.maxFrameBytes });
+  const refresh = new StockClientRefresh({ hub, websockets, logger, live });
+  const events = new EventEndpoint({ backplane, key: keys, live, logger, metrics, now });
   observers.readLevelsFrom({
     connections: () => websockets.connections.size,
     fallbacks: () => ({ sse: sse.streams.size, 'long-poll': polls.pending.size }),
@@ -166,7 +157,7 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
       sse.close();
       polls.close();
       // Keep listening while draining: /health/ready answers 503 and new WebSockets are refused.
-      await websockets.drain(running.drainMs);
+      await websockets.drain(live.config.drainMs);
       observers.close();
       server.close();
       eventsServer?.close();
@@ -177,21 +168,13 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
       await groups?.close();
     },
     reload(next) {
-      const plan = planReload(running, next);
-      running = plan.config;
-      const l = running.limits;
+      const plan = planReload(live.config, next);
+      live.replace(plan.config);
+      // The key ring and the logger keep state of their own; every other live setting is read from `live`.
       // The backplane channel stays derived from the start-up key: nodes rotated one after
       // the other keep meeting on it.
-      keys.rotate(Buffer.from(running.jwtPrivateKey, 'utf8'), running.keyGraceMs);
-      logger.level = running.logLevel;
-      refresh.reconfigure(running.gapRefreshWindowMs ?? DEFAULTS.gapRefreshWindowMs);
-      events.reconfigure({ staticToken: running.notificationToken, maxBodyBytes: l.maxEventBodyBytes });
-      sse.reconfigure({ maxLibraries: l.maxLibrariesPerConnection, sendQueueBytes: l.sendQueueBytes });
-      const waitMs = running.longPollWaitMs ?? DEFAULTS.longPollWaitMs;
-      polls.reconfigure({ maxLibraries: l.maxLibrariesPerConnection, sendQueueBytes: l.sendQueueBytes, maxBodyBytes: l.maxFrameBytes, waitMs });
-      sessions.reconfigure(sessionLimits(running));
-      admission.reconfigure({ maxConnections: l.maxConnections, maxConnectionsPerAddress: l.maxConnectionsPerAddress });
-      websockets.reconfigure({ sendQueueBytes: l.sendQueueBytes });
+      keys.rotate(Buffer.from(plan.config.jwtPrivateKey, 'utf8'), plan.config.keyGraceMs);
+      logger.level = plan.config.logLevel;
       return plan;
     },
   };

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authenticatePublisher, PublisherAuthError, type PublisherCredentials, type PublisherKind } from '../auth/publisher-auth.js';
 import type { Backplane } from '../backplane/backplane.js';
+import type { LiveSettings } from '../config/settings.js';
 import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { EventError, parseEvent } from '../protocol/event.js';
@@ -9,8 +10,9 @@ import { readBody } from './request-body.js';
 export interface EventEndpointOptions {
   /** Delivers here and carries the event to every other node. */
   backplane: Backplane;
-  credentials: PublisherCredentials;
-  maxBodyBytes: number;
+  /** The JWT key; the static token (notification_token) and max_event_bytes are read from `live`. */
+  key: PublisherCredentials['key'];
+  live: LiveSettings;
   logger: Logger;
   /** Where accepted events (by type and source), refused credentials and rejected requests are counted. */
   metrics?: Metrics;
@@ -29,18 +31,13 @@ function answer(response: ServerResponse, status: number, text: string, headers:
 export class EventEndpoint {
   readonly #metrics: Metrics;
 
-  constructor(private options: EventEndpointOptions) {
+  constructor(private readonly options: EventEndpointOptions) {
     this.#metrics = options.metrics ?? NO_METRICS;
   }
 
-  /** A reload (SIGHUP) may change the static token and the body limit; the key is a KeyRing of its own. */
-  reconfigure(settings: { staticToken: string | null; maxBodyBytes: number }): void {
-    const { staticToken, maxBodyBytes } = settings;
-    this.options = { ...this.options, credentials: { ...this.options.credentials, staticToken }, maxBodyBytes };
-  }
-
   handle(request: IncomingMessage, response: ServerResponse): void {
-    const { logger, maxBodyBytes } = this.options;
+    const { logger, live } = this.options;
+    const maxBodyBytes = live.limits.maxEventBodyBytes;
     if (request.method !== 'POST') {
       this.#metrics.eventRejected('method');
       answer(response, 405, 'use POST to publish an event', { allow: 'POST' });
@@ -48,7 +45,7 @@ export class EventEndpoint {
     }
     let source: PublisherKind;
     try {
-      source = authenticatePublisher(request.headers, this.options.credentials, this.options.now());
+      source = authenticatePublisher(request.headers, { key: this.options.key, staticToken: live.config.notificationToken }, this.options.now());
     } catch (err) {
       if (!(err instanceof PublisherAuthError)) throw err;
       this.#metrics.publisherRefused(err.reason);
@@ -67,7 +64,7 @@ export class EventEndpoint {
   #tooLarge(request: IncomingMessage, response: ServerResponse): void {
     this.#metrics.eventRejected('too-large');
     this.options.logger.warn({ remote: request.socket.remoteAddress }, 'event refused: body too large');
-    answer(response, 413, `event body is larger than ${this.options.maxBodyBytes} bytes`, { connection: 'close' });
+    answer(response, 413, `event body is larger than ${this.options.live.limits.maxEventBodyBytes} bytes`, { connection: 'close' });
     request.resume();
   }
 

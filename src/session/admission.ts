@@ -6,6 +6,7 @@
  * allowance, checked as it subscribes).
  */
 import type { IncomingMessage } from 'node:http';
+import type { LiveSettings } from '../config/settings.js';
 import type { Logger } from '../log.js';
 import type { Metrics, RequestRefusal } from '../metrics/metrics.js';
 import type { ClientAddress } from '../transport/client-address.js';
@@ -35,15 +36,13 @@ export interface AdmissionOptions {
   now: () => number;
   /** Browser origins admitted; null: every origin (the stock behaviour). */
   allowedOrigins: readonly string[] | null;
-  maxConnections: number;
-  maxConnectionsPerAddress: number;
+  /** max_connections and max_connections_per_address, read for each admission. */
+  live: Pick<LiveSettings, 'limits'>;
   /** Peers whose X-Forwarded-For / X-Real-IP name the client address. */
   trustedProxies: readonly string[];
   /** Refused tokens per client address (Sessions.failures). */
   failures: FailuresPerAddress;
 }
-
-export type LiveAdmissionSettings = Pick<AdmissionOptions, 'maxConnections' | 'maxConnectionsPerAddress'>;
 
 export class Admission {
   readonly origins: OriginPolicy | null;
@@ -51,15 +50,10 @@ export class Admission {
   #draining = false;
   #capWarnedAt = -Infinity;
 
-  constructor(private options: AdmissionOptions) {
+  constructor(private readonly options: AdmissionOptions) {
     this.origins = options.allowedOrigins === null ? null : new OriginPolicy(options.allowedOrigins);
-    const { logger, now, maxConnectionsPerAddress: max, trustedProxies } = options;
-    this.#addresses = new ConnectionsPerAddress({ logger, now, max, trustedProxies });
-  }
-
-  reconfigure(settings: LiveAdmissionSettings): void {
-    this.options = { ...this.options, ...settings };
-    this.#addresses.max = settings.maxConnectionsPerAddress;
+    const { logger, now, live, trustedProxies } = options;
+    this.#addresses = new ConnectionsPerAddress({ logger, now, live, trustedProxies });
   }
 
   /** From now on every session is refused (503): the server is shutting down. */
@@ -79,7 +73,8 @@ export class Admission {
   }
 
   admit(request: IncomingMessage, kind: SessionKind): Admitted | Refusal {
-    const { maxConnections, logger } = this.options;
+    const { logger } = this.options;
+    const { maxConnections } = this.options.live.limits;
     const retry = RETRY_AFTER_SECONDS;
     if (this.origins !== null && !this.origins.admits(request.headers.origin, request.headers.host)) {
       return this.refused({ why: 'origin', status: 403, message: 'this Origin is not allowed to connect (allowed_origins)' }, request);

@@ -7,6 +7,7 @@
  */
 import type { VerificationKeys } from '../auth/key-ring.js';
 import { SubscribeRefused, verifySubscriberToken, type SubscriberGrant } from '../auth/subscriber-token.js';
+import type { LiveSettings } from '../config/settings.js';
 import type { Hub } from '../hub/hub.js';
 import type { Subscriber } from '../hub/subscriber.js';
 import type { Logger } from '../log.js';
@@ -18,19 +19,6 @@ import type { ClientAddress } from '../transport/client-address.js';
 import type { Cursor } from './cursor.js';
 import { FailureAllowance, FailuresPerAddress } from './failure-allowance.js';
 
-export interface SessionLimits {
-  /** Libraries one session may follow. */
-  maxLibraries: number;
-  /** A connection that subscribes nothing this long is closed; 0: no deadline. */
-  subscribeTimeoutMs: number;
-  /** Refused subscribes (bad or expired tokens) allowed a minute; 0: no limit. */
-  maxFailedSubscribesPerMinute: number;
-  /** Sessions that may hold subscriptions under one user name at once; 0 or absent: no limit. */
-  maxConnectionsPerUser?: number;
-}
-
-const NO_LIMITS: SessionLimits = { maxLibraries: Infinity, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0 };
-
 export interface SessionsOptions {
   hub: Hub;
   /** A KeyRing follows key rotations (SIGHUP) for sessions already open. */
@@ -38,31 +26,28 @@ export interface SessionsOptions {
   logger: Logger;
   metrics: Metrics;
   now: () => number;
-  /** Absent: none. */
-  limits?: SessionLimits;
+  /**
+   * max_libraries_per_connection, subscribe_timeout, max_failed_subscribes_per_minute and
+   * max_connections_per_user (0: no limit), read when they apply: a reload may change them.
+   */
+  live: Pick<LiveSettings, 'limits'>;
 }
 
-/** What every session shares: the hub, the key, and the limits, which a reload may change. */
+/** What every session shares: the hub, the key, and the live limits. */
 export class Sessions {
   readonly hub: Hub;
   readonly key: VerificationKeys;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now: () => number;
-  limits: SessionLimits;
+  readonly live: Pick<LiveSettings, 'limits'>;
   /** Refused tokens per client address, for requests (each one new, unlike a connection). */
   readonly failures: FailuresPerAddress;
   #nextId = 1;
 
   constructor(options: SessionsOptions) {
-    ({ hub: this.hub, key: this.key, logger: this.logger, metrics: this.metrics, now: this.now } = options);
-    this.limits = options.limits ?? NO_LIMITS;
-    this.failures = new FailuresPerAddress(this.limits.maxFailedSubscribesPerMinute, this.now);
-  }
-
-  reconfigure(limits: SessionLimits): void {
-    this.limits = limits;
-    this.failures.reconfigure(limits.maxFailedSubscribesPerMinute);
+    ({ hub: this.hub, key: this.key, logger: this.logger, metrics: this.metrics, now: this.now, live: this.live } = options);
+    this.failures = new FailuresPerAddress(this.live, this.now);
   }
 
   nextId(): number {
@@ -102,7 +87,7 @@ export abstract class ClientSession implements Subscriber {
     this.id = sessions.nextId();
     this.positioned = positioned;
     this.cursor = cursor;
-    const { limits } = sessions;
+    const { limits } = sessions.live;
     this.#allowance = kind === 'connection' ? new FailureAllowance(limits.maxFailedSubscribesPerMinute, sessions.now()) : null;
     if (kind === 'connection' && limits.subscribeTimeoutMs > 0) {
       this.#deadline = setTimeout(() => this.#noSubscription(limits.subscribeTimeoutMs), limits.subscribeTimeoutMs);
@@ -180,7 +165,7 @@ export abstract class ClientSession implements Subscriber {
 
   /** A new library past the per-session limit is refused with an `error` message; the session stays. */
   #overLibraryLimit(repoId: string): boolean {
-    const max = this.sessions.limits.maxLibraries;
+    const max = this.sessions.live.limits.maxLibrariesPerConnection;
     if (this.sessions.hub.follows(this, repoId) || this.libraries < max) return false;
     this.sessions.metrics.subscribeLimited('library-cap');
     this.sessions.logger.debug({ connection: this.id, repoId, max }, 'subscribe refused: library limit reached');
@@ -195,7 +180,7 @@ export abstract class ClientSession implements Subscriber {
    */
   #overUserLimit({ username, repoId }: SubscriberGrant): boolean {
     const { hub, metrics, logger } = this.sessions;
-    const max = this.sessions.limits.maxConnectionsPerUser ?? 0;
+    const max = this.sessions.live.limits.maxConnectionsPerUser;
     if (max === 0 || hub.holdsUser(this, username) || hub.subscribersOfUser(username) < max) return false;
     metrics.subscribeLimited('user-cap');
     logger.warn({ connection: this.id, remote: this.remote, repoId, max }, 'subscribe refused: the user already holds as many connections as max_connections_per_user allows');
@@ -209,7 +194,7 @@ export abstract class ClientSession implements Subscriber {
    * clients come back only after 60 s, which damps the loop for free.
    */
   #takeFailure(now: number): boolean {
-    const perMinute = this.sessions.limits.maxFailedSubscribesPerMinute;
+    const perMinute = this.sessions.live.limits.maxFailedSubscribesPerMinute;
     const allowed = this.#allowance === null ? this.sessions.failures.take(this.client) : perMinute === 0 || this.#allowance.take(now, perMinute);
     if (!allowed) this.sessions.logger.warn({ connection: this.id, remote: this.remote, perMinute }, 'too many refused subscribes (bad or expired tokens): ending the session');
     return allowed;

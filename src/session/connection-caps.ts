@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { LiveSettings } from '../config/settings.js';
 import type { Logger } from '../log.js';
 import { TrustedProxies, type ClientAddress } from '../transport/client-address.js';
 
@@ -14,8 +15,8 @@ export const RETRY_AFTER_SECONDS = 60;
 export interface AddressCapOptions {
   logger: Logger;
   now: () => number;
-  /** Open connections at once from one client address; 0: no cap. */
-  max: number;
+  /** max_connections_per_address: open connections at once from one client address; 0: no cap. */
+  live: Pick<LiveSettings, 'limits'>;
   /** Peers whose X-Forwarded-For / X-Real-IP name the client address. */
   trustedProxies: readonly string[];
 }
@@ -30,10 +31,6 @@ export class ConnectionsPerAddress {
 
   constructor(private readonly options: AddressCapOptions) {
     this.#proxies = new TrustedProxies(options.trustedProxies);
-  }
-
-  set max(max: number) {
-    this.options.max = max;
   }
 
   /** The client behind the request (trusted_proxies); says once in the log when a trusted proxy names nobody. */
@@ -62,7 +59,8 @@ export class ConnectionsPerAddress {
 
   /** Null when the client may open one more connection; else the refusal's message (answered 429 with Retry-After). */
   refusal(client: ClientAddress, peer: string | undefined): string | null {
-    const { max, logger } = this.options;
+    const { logger } = this.options;
+    const max = this.options.live.limits.maxConnectionsPerAddress;
     if (max === 0 || client.unattributed) return null;
     const open = this.connectionsFrom(client.address);
     if (open < max) return null;

@@ -1,3 +1,4 @@
+import type { LiveSettings } from '../config/settings.js';
 import type { ClientAddress } from '../transport/client-address.js';
 
 /**
@@ -41,14 +42,15 @@ export class FailuresPerAddress {
   #prunedAt: number;
 
   constructor(
-    private perMinute: number,
+    private readonly live: Pick<LiveSettings, 'limits'>,
     private readonly now: () => number,
   ) {
     this.#prunedAt = now();
   }
 
-  reconfigure(perMinute: number): void {
-    this.perMinute = perMinute;
+  /** max_failed_subscribes_per_minute, as it is now. */
+  private get perMinute(): number {
+    return this.live.limits.maxFailedSubscribesPerMinute;
   }
 
   /** Null when the client may present tokens; else the 429's message and Retry-After, the seconds until one more refused token is allowed. */

@@ -81,14 +81,9 @@ export function parsedOrRefused<T>(request: IncomingMessage, response: ServerRes
 /** An SSE or long-poll endpoint: admits each request, then serves it. */
 export abstract class FallbackEndpoint<Options extends FallbackContext> {
   constructor(
-    protected options: Options,
+    protected readonly options: Options,
     private readonly method: 'GET' | 'POST',
   ) {}
-
-  /** What a reload (SIGHUP) changes, for requests served after it. */
-  reconfigure(settings: Partial<Options>): void {
-    this.options = { ...this.options, ...settings };
-  }
 
   handle(request: IncomingMessage, response: ServerResponse): void {
     const admitted = admitRequest(request, response, this.method, this.options.admission);
@@ -148,7 +143,7 @@ export abstract class RequestSession extends ClientSession {
     this.stop();
     const { admission, sessions } = this.context;
     const failing = why === 'failed-subscribes' ? sessions.failures.refusal(this.client) : null;
-    const max = sessions.limits.maxConnectionsPerUser ?? 0;
+    const max = sessions.live.limits.maxConnectionsPerUser;
     const refusal: Refusal =
       failing !== null
         ? { why: 'failed-subscribes', status: 429, ...failing }

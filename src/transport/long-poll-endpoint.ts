@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { LiveSettings } from '../config/settings.js';
 import { readBody } from '../http/request-body.js';
 import type { Outgoing } from '../protocol/outgoing.js';
 import type { ClientAddress } from './client-address.js';
@@ -6,14 +7,10 @@ import { parsePollRequest } from './fallback-request.js';
 import { badRequest, FallbackEndpoint, parsedOrRefused, RequestSession, type FallbackContext, type RequestCall } from './fallback-session.js';
 
 export interface LongPollEndpointOptions extends FallbackContext {
-  /** Libraries one poll may name (max_libraries_per_connection). */
-  maxLibraries: number;
   /** Largest request body (max_frame_bytes, the size of a WebSocket subscribe). */
   maxBodyBytes: number;
-  /** An answer is sent as soon as this many bytes of messages are waiting (send_queue_bytes). */
-  sendQueueBytes: number;
-  /** How long a poll with nothing to answer waits for the next message. */
-  waitMs: number;
+  /** long_poll_wait: how long a poll with nothing to answer waits for the next message. */
+  live: { readonly config: Pick<LiveSettings['config'], 'longPollWaitMs'> };
 }
 
 /**
@@ -47,8 +44,8 @@ export class LongPollEndpoint extends FallbackEndpoint<LongPollEndpointOptions> 
   }
 
   #answer(request: IncomingMessage, response: ServerResponse, client: ClientAddress, body: string): void {
-    const { admission, maxLibraries, sessions } = this.options;
-    const parsed = parsedOrRefused(request, response, admission, () => parsePollRequest(body, maxLibraries));
+    const { admission, sessions } = this.options;
+    const parsed = parsedOrRefused(request, response, admission, () => parsePollRequest(body, sessions.live.limits.maxLibrariesPerConnection));
     if (parsed === null) return;
     const poll = new LongPoll(this.options, { request, response, client, parsed }, this.pending);
     if (!poll.subscribeRequest(parsed)) return;
@@ -63,6 +60,8 @@ export class LongPoll extends RequestSession {
   /** Libraries the request had a cursor for. */
   readonly #resumed: ReadonlySet<string>;
   #bytes = 0;
+  /** send_queue_bytes as it was when the poll came in: an answer is sent once this many bytes wait. */
+  readonly #sendQueueBytes: number;
   #answered = false;
   #timer: NodeJS.Timeout | undefined;
   #soon: NodeJS.Immediate | undefined;
@@ -74,6 +73,7 @@ export class LongPoll extends RequestSession {
   ) {
     super(options, call);
     this.#resumed = new Set(call.parsed.cursor.keys());
+    this.#sendQueueBytes = options.sessions.live.limits.sendQueueBytes;
   }
 
   /** Waits for news (bounded), unless the subscribe already brought some. */
@@ -83,7 +83,7 @@ export class LongPoll extends RequestSession {
       // The client gave up before the answer: nothing was sent, its cursor has not moved.
       if (!this.#answered) this.stop();
     });
-    if (this.#soon === undefined) this.#timer = setTimeout(() => this.answer(), this.options.waitMs);
+    if (this.#soon === undefined) this.#timer = setTimeout(() => this.answer(), this.options.live.config.longPollWaitMs);
   }
 
   protected write({ frame, kind, repoId }: Outgoing): void {
@@ -93,7 +93,7 @@ export class LongPoll extends RequestSession {
     // Anything is news but the `subscribed` that ends a resumed library's replay: it only
     // confirms the cursor. A first poll's `subscribed` gives the client its starting cursor.
     const news = kind !== 'subscribed' || repoId === undefined || !this.#resumed.has(repoId);
-    if (news || this.#bytes >= this.options.sendQueueBytes) {
+    if (news || this.#bytes >= this.#sendQueueBytes) {
       // Whatever else the same turn delivers (the rest of a replay) goes into the same answer.
       this.#soon ??= setImmediate(() => this.answer());
     }

@@ -5,10 +5,6 @@ import { parseSseRequest } from './fallback-request.js';
 import { FallbackEndpoint, parsedOrRefused, RequestSession, type FallbackContext, type RequestCall } from './fallback-session.js';
 
 export interface SseEndpointOptions extends FallbackContext {
-  /** Libraries one stream may follow (max_libraries_per_connection). */
-  maxLibraries: number;
-  /** Bytes that may wait unsent on one stream (send_queue_bytes); past it the stream is ended. */
-  sendQueueBytes: number;
   /** A stream silent this long gets a keep-alive comment (the WebSocket ping interval). */
   keepAliveMs: number;
 }
@@ -36,7 +32,8 @@ export class SseEndpoint extends FallbackEndpoint<SseEndpointOptions> {
   }
 
   protected serve(request: IncomingMessage, response: ServerResponse, client: ClientAddress): void {
-    const { admission, maxLibraries, sessions } = this.options;
+    const { admission, sessions } = this.options;
+    const maxLibraries = sessions.live.limits.maxLibrariesPerConnection;
     const lastEventId = request.headers['last-event-id'];
     const parsed = parsedOrRefused(request, response, admission, () =>
       parseSseRequest(new URL(request.url ?? '/', 'http://localhost').searchParams, typeof lastEventId === 'string' ? lastEventId : undefined, maxLibraries),
@@ -61,13 +58,16 @@ export class SseStream extends RequestSession {
   #held: Outgoing[] | null = [];
   #open = true;
   #lastWrite = 0;
+  /** send_queue_bytes as it was when the stream opened: past it the stream is ended. */
+  readonly #sendQueueBytes: number;
 
   constructor(
-    private readonly options: SseEndpointOptions,
+    options: SseEndpointOptions,
     call: RequestCall,
     private readonly streams: Set<SseStream>,
   ) {
     super(options, call);
+    this.#sendQueueBytes = options.sessions.live.limits.sendQueueBytes;
   }
 
   start(libraries: number): void {
@@ -81,7 +81,7 @@ export class SseStream extends RequestSession {
     this.response.on('close', () => this.endStream('the client went away'));
     // The first bytes flush the headers through any proxy: the client knows it is connected.
     this.response.write(`retry: ${RETRY_MS}\n: following ${libraries} libraries\n\n`);
-    this.#lastWrite = this.options.sessions.now();
+    this.#lastWrite = this.sessions.now();
     this.streams.add(this);
     const held = this.#held!;
     this.#held = null;
@@ -99,7 +99,7 @@ export class SseStream extends RequestSession {
   }
 
   #writeEvent({ frame }: Outgoing): void {
-    if (this.response.writableLength + frame.length > this.options.sendQueueBytes) {
+    if (this.response.writableLength + frame.length > this.#sendQueueBytes) {
       this.sessions.logger.warn({ subscriber: this.id, remote: this.remote, queuedBytes: this.response.writableLength }, 'SSE client is not reading its messages: send queue overflowed, ending the stream');
       this.endStream('send queue overflow');
       return;
@@ -108,7 +108,7 @@ export class SseStream extends RequestSession {
     const text = frame.toString('utf8');
     const data = /[\r\n]/.test(text) ? text.split(/\r\n|\r|\n/).map((line) => `data: ${line}\n`).join('') : `data: ${text}\n`;
     this.response.write(`id: ${this.cursorText}\n${data}\n`);
-    this.#lastWrite = this.options.sessions.now();
+    this.#lastWrite = this.sessions.now();
   }
 
   keepAlive(now: number, intervalMs: number): void {

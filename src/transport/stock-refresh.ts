@@ -10,6 +10,7 @@
  * every desktop client from 8.0.10 on re-reads on connecting, and only those from 9.0.16 send
  * one. See docs/cluster.md.
  */
+import type { LiveSettings } from '../config/settings.js';
 import type { Hub } from '../hub/hub.js';
 import type { Logger } from '../log.js';
 import { CloseCode } from './close-codes.js';
@@ -20,8 +21,8 @@ export interface StockRefreshOptions {
   hub: Hub;
   websockets: WebSocketEndpoint;
   logger: Logger;
-  /** Closes are spread over this window; 0 turns the refresh off. */
-  windowMs: number;
+  /** gap_refresh_window: closes are spread over this window; 0 turns the refresh off. */
+  live: { readonly config: Pick<LiveSettings['config'], 'gapRefreshWindowMs'> };
 }
 
 /** What `refresh` decided: how many were picked to be closed, and over which window. */
@@ -38,15 +39,12 @@ export function isStockDesktopClient(subscriber: unknown): subscriber is WebSock
 }
 
 export class StockClientRefresh {
-  constructor(private options: StockRefreshOptions) {}
-
-  reconfigure(windowMs: number): void {
-    this.options = { ...this.options, windowMs };
-  }
+  constructor(private readonly options: StockRefreshOptions) {}
 
   /** Closes the stock desktop clients that follow any of `libraries` (or all of them), spread over the window. */
   refresh(libraries: ReadonlySet<string> | 'all', why: string): RefreshPlan {
-    const { hub, websockets, logger, windowMs } = this.options;
+    const { hub, websockets, logger } = this.options;
+    const windowMs = this.options.live.config.gapRefreshWindowMs;
     const picked = new Set<WebSocketConnection>();
     if (windowMs > 0 && libraries === 'all') {
       for (const connection of websockets.connections) if (isStockDesktopClient(connection) && connection.libraries > 0) picked.add(connection);

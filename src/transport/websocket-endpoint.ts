@@ -17,13 +17,9 @@ export interface EndpointOptions {
   sessions: Sessions;
   admission: Admission;
   maxFrameBytes: number;
-  sendQueueBytes: number;
   pingIntervalMs: number;
   deadPeerMs: number;
 }
-
-/** What a reload (SIGHUP) may change, for connections opened after it. */
-export type LiveEndpointSettings = Pick<EndpointOptions, 'sendQueueBytes'>;
 
 
 /**
@@ -47,7 +43,7 @@ export class WebSocketEndpoint {
   readonly #frames = new FrameWriter();
   #tick = 0;
 
-  constructor(private options: EndpointOptions) {
+  constructor(private readonly options: EndpointOptions) {
     this.#server = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -60,10 +56,6 @@ export class WebSocketEndpoint {
     });
     this.#liveness = setInterval(() => this.#checkLiveness(), Math.max(1, Math.floor(options.pingIntervalMs / PING_SLICES)));
     this.#liveness.unref();
-  }
-
-  reconfigure(settings: LiveEndpointSettings): void {
-    this.options = { ...this.options, ...settings };
   }
 
   /** Opens a connection, or answers the upgrade with an HTTP error when admission refuses it. */
@@ -89,7 +81,7 @@ export class WebSocketEndpoint {
         sessions.metrics.connectionClosed(reason);
       };
       const tcp = { socket: socket as Socket, frames: this.#frames };
-      const connection = new WebSocketConnection(ws, client, { sessions, sendQueueBytes: this.options.sendQueueBytes, onClose, userAgent }, tcp);
+      const connection = new WebSocketConnection(ws, client, { sessions, sendQueueBytes: sessions.live.limits.sendQueueBytes, onClose, userAgent }, tcp);
       this.connections.add(connection);
       sessions.metrics.connectionOpened();
       sessions.logger.debug({ connection: connection.id, remote: connection.remote, protocol: ws.protocol, userAgent }, 'websocket connected');

@@ -1,15 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
+import { DEFAULT_LIMITS, type Limits } from '../../src/config/config.js';
 import { ConnectionsPerAddress } from '../../src/session/connection-caps.js';
 import { FailuresPerAddress } from '../../src/session/failure-allowance.js';
 
 const silent = pino({ level: 'silent' });
 const client = (address: string, unattributed = false) => ({ address, unattributed });
+/** What a component reads its live limits from (config/settings.ts LiveSettings). */
+const withLimits = (limits: Partial<Limits>) => ({ limits: { ...DEFAULT_LIMITS, ...limits } });
 
 describe('connections per client address, shared by every transport', () => {
   it('refuses one more past the cap, counts each connection once however often it is released, and forgets an address with none', () => {
-    const addresses = new ConnectionsPerAddress({ logger: silent, now: () => 0, max: 2, trustedProxies: [] });
+    const addresses = new ConnectionsPerAddress({ logger: silent, now: () => 0, live: withLimits({ maxConnectionsPerAddress: 2 }), trustedProxies: [] });
     const first = addresses.count(client('192.0.2.1'));
     addresses.count(client('192.0.2.1'));
     assert.match(addresses.refusal(client('192.0.2.1'), '192.0.2.1') ?? '', /max_connections_per_address is 2/);
@@ -21,7 +24,7 @@ describe('connections per client address, shared by every transport', () => {
   });
 
   it('does not count nor refuse what a trusted proxy did not attribute', () => {
-    const addresses = new ConnectionsPerAddress({ logger: silent, now: () => 0, max: 1, trustedProxies: [] });
+    const addresses = new ConnectionsPerAddress({ logger: silent, now: () => 0, live: withLimits({ maxConnectionsPerAddress: 1 }), trustedProxies: [] });
     addresses.count(client('127.0.0.1', true));
     addresses.count(client('127.0.0.1', true));
     assert.equal(addresses.connectionsFrom('127.0.0.1'), 0);
@@ -32,7 +35,7 @@ describe('connections per client address, shared by every transport', () => {
 describe('refused tokens per client address (SSE and long polling)', () => {
   it('allows the limit a minute, then refuses with the seconds until one more; refills evenly', () => {
     let now = 0;
-    const failures = new FailuresPerAddress(6, () => now);
+    const failures = new FailuresPerAddress(withLimits({ maxFailedSubscribesPerMinute: 6 }), () => now);
     const looping = client('198.51.100.1');
     for (let i = 0; i < 6; i++) assert.equal(failures.take(looping), true);
     assert.equal(failures.take(looping), false);
@@ -46,7 +49,7 @@ describe('refused tokens per client address (SSE and long polling)', () => {
 
   it('keeps no bucket for an address whose bucket refilled: memory follows the addresses that failed in the last minute', () => {
     let now = 0;
-    const failures = new FailuresPerAddress(100, () => now);
+    const failures = new FailuresPerAddress(withLimits({ maxFailedSubscribesPerMinute: 100 }), () => now);
     for (let i = 0; i < 1000; i++) failures.take(client(`10.0.${i >> 8}.${i & 255}`));
     assert.equal(failures.size, 1000);
     now += 61_000;
@@ -55,10 +58,10 @@ describe('refused tokens per client address (SSE and long polling)', () => {
   });
 
   it('0 turns it off, and what a trusted proxy did not attribute is not limited', () => {
-    const off = new FailuresPerAddress(0, () => 0);
+    const off = new FailuresPerAddress(withLimits({ maxFailedSubscribesPerMinute: 0 }), () => 0);
     for (let i = 0; i < 10; i++) assert.equal(off.take(client('192.0.2.1')), true);
     assert.equal(off.refusal(client('192.0.2.1')), null);
-    const on = new FailuresPerAddress(1, () => 0);
+    const on = new FailuresPerAddress(withLimits({ maxFailedSubscribesPerMinute: 1 }), () => 0);
     for (let i = 0; i < 10; i++) assert.equal(on.take(client('127.0.0.1', true)), true);
     assert.equal(on.size, 0);
   });

@@ -4,8 +4,9 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import type WebSocket from 'ws';
 import { signToken } from '../../src/auth/jwt.js';
+import { DEFAULT_LIMITS, type Limits } from '../../src/config/config.js';
 import { Hub } from '../../src/hub/hub.js';
-import { Sessions, type SessionLimits } from '../../src/session/client-session.js';
+import { Sessions } from '../../src/session/client-session.js';
 import { WebSocketConnection } from '../../src/transport/websocket-connection.js';
 import { NO_METRICS } from '../../src/metrics/metrics.js';
 
@@ -31,12 +32,13 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-function setup(limits: SessionLimits) {
+/** The limits a test names; max_connections_per_user is off unless it names it. */
+function setup(limits: Partial<Limits>) {
   let now = 1_700_000_000_000;
   const hub = new Hub({ groups: null, logger: silent, now: () => now });
   const limited: string[] = [];
   const metrics = { ...NO_METRICS, subscribeLimited: (reason: string) => limited.push(reason) };
-  const sessions = new Sessions({ hub, key: KEY, logger: silent, now: () => now, metrics, limits });
+  const sessions = new Sessions({ hub, key: KEY, logger: silent, now: () => now, metrics, live: { limits: { ...DEFAULT_LIMITS, maxConnectionsPerUser: 0, ...limits } } });
   const open = () => {
     const socket = new FakeSocket();
     const client = { address: '192.0.2.1', unattributed: false };
@@ -52,7 +54,7 @@ function setup(limits: SessionLimits) {
 
 describe('per-connection limits', () => {
   it('the refused-subscribe allowance refills over a minute: a slow trickle of bad tokens is answered, a burst is closed', () => {
-    const { hub, socket, connection, bad, advance } = setup({ maxLibraries: 10, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 6 });
+    const { hub, socket, connection, bad, advance } = setup({ maxLibrariesPerConnection: 10, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 6 });
     for (let i = 0; i < 6; i++) socket.receive(bad(`r${i}`));
     assert.equal(socket.sent.length, 6);
     advance(10_000); // one more allowed: 6 per minute is one per 10 s
@@ -67,7 +69,7 @@ describe('per-connection limits', () => {
   });
 
   it('with max_failed_subscribes_per_minute = 0 refusals are never limited', () => {
-    const { hub, socket, connection, bad } = setup({ maxLibraries: 10, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0 });
+    const { hub, socket, connection, bad } = setup({ maxLibrariesPerConnection: 10, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0 });
     for (let i = 0; i < 500; i++) socket.receive(bad(`r${i}`));
     assert.equal(socket.sent.length, 500);
     assert.ok(connection.isOpen);
@@ -75,7 +77,7 @@ describe('per-connection limits', () => {
   });
 
   it('the library limit counts libraries, not subscribes, and refusals by it keep the connection and spend no allowance', () => {
-    const { hub, socket, connection, good } = setup({ maxLibraries: 2, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 1 });
+    const { hub, socket, connection, good } = setup({ maxLibrariesPerConnection: 2, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 1 });
     socket.receive(good('a'));
     socket.receive(good('b'));
     socket.receive(good('a'));
@@ -92,7 +94,7 @@ describe('per-connection limits', () => {
   });
 
   it('a library refused by the library limit is counted as library-cap', () => {
-    const { hub, socket, good, limited } = setup({ maxLibraries: 1, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0 });
+    const { hub, socket, good, limited } = setup({ maxLibrariesPerConnection: 1, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0 });
     socket.receive(good('a'));
     socket.receive(good('b'));
     assert.deepEqual(limited, ['library-cap']);
@@ -100,7 +102,7 @@ describe('per-connection limits', () => {
   });
 
   describe('connections per user', () => {
-    const limits = { maxLibraries: 100, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0, maxConnectionsPerUser: 2 };
+    const limits = { maxLibrariesPerConnection: 100, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0, maxConnectionsPerUser: 2 };
 
     it('a connection counts for a user from its first subscription under that user; one more than the limit is refused and closed with 4003', () => {
       const { hub, socket: first, good, open, limited } = setup(limits);

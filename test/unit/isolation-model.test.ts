@@ -22,13 +22,14 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import type WebSocket from 'ws';
 import { signToken } from '../../src/auth/jwt.js';
+import { DEFAULT_LIMITS, type Limits } from '../../src/config/config.js';
 import type { GroupDirectory } from '../../src/groups/group-directory.js';
 import type { EventHistory } from '../../src/history/event-history.js';
 import { Hub } from '../../src/hub/hub.js';
 import { NO_METRICS } from '../../src/metrics/metrics.js';
 import { parseEvent, type Audience } from '../../src/protocol/event.js';
 import { Admission } from '../../src/session/admission.js';
-import { Sessions, type SessionLimits as ConnectionLimits } from '../../src/session/client-session.js';
+import { Sessions } from '../../src/session/client-session.js';
 import { parseCursor } from '../../src/session/cursor.js';
 import type { RequestSession } from '../../src/transport/fallback-session.js';
 import { LongPoll } from '../../src/transport/long-poll-endpoint.js';
@@ -101,9 +102,12 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ do: fc.constant('answer-lookup' as const), fails: fc.boolean() }) },
 );
 
+/** The per-session limits the model knows; absent: none. */
+type ConnectionLimits = Pick<Limits, 'maxLibrariesPerConnection' | 'subscribeTimeoutMs' | 'maxFailedSubscribesPerMinute'>;
+
 const limits: fc.Arbitrary<ConnectionLimits | undefined> = fc.option(
   fc.record({
-    maxLibraries: fc.constantFrom(1, 2, 3, 100),
+    maxLibrariesPerConnection: fc.constantFrom(1, 2, 3, 100),
     subscribeTimeoutMs: fc.constantFrom(0, 5000, 20_000),
     maxFailedSubscribesPerMinute: fc.constantFrom(0, 2, 6),
   }),
@@ -206,7 +210,7 @@ class Model {
     mine.clear();
     const answered = this.expected[conn]!.length;
     for (const [repo, entry] of followed) {
-      if (this.limits !== undefined && mine.size >= this.limits.maxLibraries) {
+      if (this.limits !== undefined && mine.size >= this.limits.maxLibrariesPerConnection) {
         this.expected[conn]!.push(`error ${repo}`);
         followed.delete(repo);
       } else if (entry.valid) {
@@ -242,7 +246,7 @@ class Model {
     const mine = this.subscriptions[conn]!;
     for (const entry of entries) {
       if (!state.open) return;
-      if (this.limits !== undefined && !mine.has(entry.repo) && mine.size >= this.limits.maxLibraries) {
+      if (this.limits !== undefined && !mine.has(entry.repo) && mine.size >= this.limits.maxLibrariesPerConnection) {
         this.expected[conn]!.push(`error ${entry.repo}`);
         continue;
       }
@@ -428,10 +432,13 @@ async function run(transport: TransportName, connectionLimits: ConnectionLimits 
   const groups = new LateGroups();
   const hub = new Hub({ groups, logger: silent, now: () => now, history: NOTHING_MISSED });
   const model = new Model(connectionLimits, transport);
-  const sessions = new Sessions({ hub, key: KEY, logger: silent, metrics: NO_METRICS, now: () => now, limits: connectionLimits });
+  // Absent limits: none at all.
+  const none = { maxLibrariesPerConnection: Infinity, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0 };
+  const live = { limits: { ...DEFAULT_LIMITS, ...(connectionLimits ?? none), maxConnections: Infinity, maxConnectionsPerAddress: 0, maxConnectionsPerUser: 0 } };
+  const sessions = new Sessions({ hub, key: KEY, logger: silent, metrics: NO_METRICS, now: () => now, live });
   const admission = new Admission({
     ...{ logger: silent, metrics: NO_METRICS, now: () => now, allowedOrigins: null, trustedProxies: [] },
-    ...{ maxConnections: Infinity, maxConnectionsPerAddress: 0, failures: sessions.failures },
+    ...{ live, failures: sessions.failures },
   });
   const violations: string[] = [];
   const sockets: FakeSocket[] = [];
@@ -456,14 +463,14 @@ async function run(transport: TransportName, connectionLimits: ConnectionLimits 
     const res = response as unknown as ServerResponse;
     const parsed = { entries, cursor: parseCursor(cursorText, 100) };
     const client = { address: `192.0.2.${c}`, unattributed: false };
-    const options = { sessions, admission, maxLibraries: 100, sendQueueBytes: 1 << 20 };
+    const options = { sessions, admission };
     let session: RequestSession;
     if (transport === 'sse') {
       const stream = new SseStream({ ...options, keepAliveMs: 60_000 }, { request, response: res, client, parsed }, new Set());
       session = stream;
       if (stream.subscribeRequest(parsed)) stream.start(entries.length);
     } else {
-      const poll = new LongPoll({ ...options, maxBodyBytes: 1 << 16, waitMs: 2 ** 31 - 1 }, { request, response: res, client, parsed }, new Set());
+      const poll = new LongPoll({ ...options, maxBodyBytes: 1 << 16, live: { config: { longPollWaitMs: 2 ** 31 - 1 } } }, { request, response: res, client, parsed }, new Set());
       session = poll;
       if (poll.subscribeRequest(parsed)) poll.wait();
     }
