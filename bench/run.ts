@@ -214,7 +214,9 @@ function histogramPercentile(before: Map<number, number>, after: Map<number, num
 async function startServer(env: Record<string, string> = {}, args: string[] = []): Promise<ServerProcess> {
   // e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" to profile the server.
   const nodeArgs = process.env['BENCH_SERVER_NODE_ARGS']?.split(' ').filter((arg) => arg !== '') ?? [];
-  return ServerProcess.start({ env: { NOTIFICATION_SERVER_LOG_LEVEL: 'info', ...env }, nodeArgs, args });
+  // Another build's bin/notification-server.js, to compare two versions under the same driver.
+  const bin = process.env['BENCH_SERVER_BIN'];
+  return ServerProcess.start({ env: { NOTIFICATION_SERVER_LOG_LEVEL: 'info', ...env }, nodeArgs, args, ...(bin === undefined ? {} : { bin }) });
 }
 
 function openConnections(server: ServerProcess, loads: LoadProcess[], total: number, repos: string[], concurrency = 100): Promise<number> {

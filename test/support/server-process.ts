@@ -35,6 +35,8 @@ export interface StartOptions {
   waitUntilListening?: boolean;
   /** The Node.js binary to run it with (default: the one running this process). */
   node?: string;
+  /** The server's entry script (default: this checkout's bin/notification-server.js). */
+  bin?: string;
 }
 
 /** The built server as a child process, as an admin would run it. */
@@ -84,7 +86,7 @@ export class ServerProcess {
       ...options.env,
     };
     const env = Object.fromEntries(Object.entries(merged).filter((entry): entry is [string, string] => entry[1] !== undefined));
-    const child = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? []), BIN, ...(options.args ?? [])], {
+    const child = spawn(options.node ?? process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, ...(options.args ?? [])], {
       env,
       cwd: options.cwd ?? process.cwd(),
       stdio: ['ignore', 'pipe', 'pipe'],
