@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backplaneChannel } from '../../src/backplane/open-backplane.js';
 import { clusterLayout } from '../../src/backplane/redis-history.js';
-import { commits, desktopClient, isBackLine, isLostLine, startNodes } from '../support/cluster.js';
+import { commits, desktopClient, isBackLine, isLostLine, REFRESH, startNodes } from '../support/cluster.js';
 import { positionedClient, positionOf, type WirePosition } from '../support/positioned-client.js';
 import { scrape } from '../support/prometheus-text.js';
 import { clusterSkipReason, startRedisCluster, type ClusterShard, type ClusterTopology } from '../support/redis-cluster.js';
@@ -11,7 +11,6 @@ import { TEST_KEY, type ServerProcess } from '../support/server-process.js';
 import type { Message, TestClient } from '../support/test-client.js';
 
 const skip = clusterSkipReason() ?? false;
-const REFRESH = { code: 1000, reason: 'missed events: reconnect to refresh' };
 const layout = clusterLayout(backplaneChannel(Buffer.from(TEST_KEY)).replace(/^.*:events:/, ''));
 
 /** The sharded channel, and so the shard, of a library. */
@@ -23,7 +22,11 @@ function offsetOf(message: Message): number {
   return positionOf(message)!.offset;
 }
 
-describe('Redis Cluster: three nodes through the loss of the primary of a busy library', { skip }, () => {
+function library(i: number): string {
+  return `5e7a1c00-2222-4b4b-8c8c-${String(i).padStart(12, '0')}`;
+}
+
+describe('Redis Cluster: three nodes through the loss of the primary of a busy library, promoted without its newest events', { skip }, () => {
   let topology: ClusterTopology;
   let nodes: ServerProcess[] = [];
   const clients: TestClient[] = [];
@@ -38,18 +41,22 @@ describe('Redis Cluster: three nodes through the loss of the primary of a busy l
     await topology?.stop();
   });
 
-  it('positioned clients get every event once in order or resync for a library that lost history, whose desktop clients are refreshed; no node restarts', async () => {
-    // BUSY on the shard whose primary dies, CALM on another one.
-    const busy = '5e7a1c00-2222-4b4b-8c8c-000000000001';
+  it('positioned clients of exactly the library that lost history resync and its desktop clients refresh; every other client has every event once, in order; no node restarts', async () => {
+    // BUSY loses its newest events; QUIET, in another lane of the same shard, loses nothing; CALM is on a healthy shard.
+    const busy = library(1);
     const busyShard: ClusterShard = await topology.shardOf(channelOf(busy));
+    let quiet = '';
     let calm = '';
-    for (let i = 2; calm === ''; i++) {
-      const candidate = `5e7a1c00-2222-4b4b-8c8c-${String(i).padStart(12, '0')}`;
-      if ((await topology.shardOf(channelOf(candidate))).primaryPort !== busyShard.primaryPort) calm = candidate;
+    for (let i = 2; quiet === '' || calm === ''; i++) {
+      const candidate = library(i);
+      const sameShard = (await topology.shardOf(channelOf(candidate))).primaryPort === busyShard.primaryPort;
+      if (sameShard && quiet === '' && layout.laneOf(candidate) !== layout.laneOf(busy)) quiet = candidate;
+      if (!sameShard && calm === '') calm = candidate;
     }
-    const libraries = [busy, calm];
-    const positioned: Record<string, TestClient[]> = { [busy]: [], [calm]: [] };
-    const desktops: Record<string, TestClient[]> = { [busy]: [], [calm]: [] };
+    const libraries = [busy, quiet, calm];
+    const name = (repoId: string): string => (repoId === busy ? 'busy' : repoId === quiet ? 'quiet' : 'calm');
+    const positioned: Record<string, TestClient[]> = { [busy]: [], [quiet]: [], [calm]: [] };
+    const desktops: Record<string, TestClient[]> = { [busy]: [], [quiet]: [], [calm]: [] };
     for (const node of nodes) {
       for (const repoId of libraries) {
         positioned[repoId]!.push(await positionedClient(node, repoId));
@@ -59,13 +66,18 @@ describe('Redis Cluster: three nodes through the loss of the primary of a busy l
     clients.push(...Object.values(positioned).flat(), ...Object.values(desktops).flat());
 
     // Events go to every node in turn at a steady rate, each library from its own loop.
-    const posted: Record<string, Record<number, string[]>> = { [busy]: {}, [calm]: {} };
+    const posted: Record<string, Record<number, string[]>> = { [busy]: {}, [quiet]: {}, [calm]: {} };
     const refused: string[] = [];
+    const paused = new Set<string>();
     let posting = true;
     const steady = async (repoId: string): Promise<void> => {
       for (let i = 0; posting && i < 2_000; i++) {
+        if (paused.has(repoId)) {
+          await sleep(10);
+          continue;
+        }
         const at = i % nodes.length;
-        const commit = `${repoId === busy ? 'busy' : 'calm'}-${at}-${i}`;
+        const commit = `${name(repoId)}-${at}-${i}`;
         const status = await nodes[at]!.publish('repo-update', { repo_id: repoId, commit_id: commit });
         if (status === 200) (posted[repoId]![at] ??= []).push(commit);
         else refused.push(`${commit}: ${status}`);
@@ -74,63 +86,82 @@ describe('Redis Cluster: three nodes through the loss of the primary of a busy l
     };
     const loops = libraries.map(steady);
     await sleep(600);
-    const beforeKill = Object.fromEntries(libraries.map((repoId) => [repoId, positioned[repoId]!.map((client) => client.messages.length)]));
+
+    // The replica falls behind: what BUSY gets now reaches every node and client, but not the replica.
+    paused.add(busy).add(quiet);
+    await sleep(100);
+    await topology.detachReplica(busyShard);
+    const unreplicated = nodes.map((_, at) => `busy-unreplicated-${at}`);
+    for (const [at, node] of nodes.entries()) {
+      assert.equal(await node.publish('repo-update', { repo_id: busy, commit_id: unreplicated[at] }), 200);
+      (posted[busy]![at] ??= []).push(unreplicated[at]!);
+    }
+    await Promise.all(positioned[busy]!.map((client) => client.waitFor((m) => m.content['commit_id'] === unreplicated.at(-1), 10_000)));
+    const beforeKill = positioned[busy]!.map((client) => client.messages.length);
+    const topBeforeKill = Math.max(...positioned[busy]![0]!.messages.filter((m) => m.type === 'repo-update').map(offsetOf));
 
     await topology.killPrimary(busyShard.primaryPort);
-    await Promise.all(nodes.map((node) => node.waitForLog(isLostLine, 20_000)));
-    await topology.waitForPromotion(busyShard, 30_000);
-    await Promise.all(nodes.map((node) => node.waitForLog(isBackLine, 30_000)));
-    await sleep(600);
+    paused.clear();
+    await Promise.all(nodes.map((node) => node.waitForLog(isLostLine, 15_000)));
+    await topology.waitForPromotion(busyShard, 20_000);
+    await Promise.all(nodes.map((node) => node.waitForLog(isBackLine, 20_000)));
+    await sleep(300);
     posting = false;
     await Promise.all(loops);
     assert.deepEqual(refused, []);
 
     // A last event per library from every node, to know all before it has arrived.
     for (const repoId of libraries) {
-      const last = nodes.map((_, at) => `${repoId === busy ? 'busy' : 'calm'}-last-${at}`);
+      const last = nodes.map((_, at) => `${name(repoId)}-last-${at}`);
       for (const [at, node] of nodes.entries()) {
         assert.equal(await node.publish('repo-update', { repo_id: repoId, commit_id: last[at] }), 200);
         (posted[repoId]![at] ??= []).push(last[at]!);
       }
-      await Promise.all(positioned[repoId]!.map((client) => Promise.all(last.map((commit) => client.waitFor((m) => m.content['commit_id'] === commit, 15_000)))));
+      const open = repoId === busy ? positioned[repoId]! : [...positioned[repoId]!, ...desktops[repoId]!];
+      await Promise.all(open.map((client) => Promise.all(last.map((commit) => client.waitFor((m) => m.content['commit_id'] === commit, 10_000)))));
     }
 
-    // Whose history the promotion lost is for the nodes to find: its clients say so.
-    const lost = libraries.filter((repoId) => positioned[repoId]!.some((client) => client.messages.some((m) => m.type === 'resync')));
-    assert.ok(!lost.includes(calm), 'the library on a healthy shard lost nothing');
-    console.log(`# history lost in the failover: ${lost.length === 0 ? 'none' : 'the busy library'}`);
-    for (const repoId of libraries) {
+    const resynced = libraries.filter((repoId) => positioned[repoId]!.some((client) => client.messages.some((m) => m.type === 'resync')));
+    assert.deepEqual(resynced, [busy], 'only the library whose history the promotion lost was told to resync');
+
+    // QUIET (same shard) and CALM (healthy shard): every event once, each node's in the order it accepted them, offsets without a gap.
+    for (const repoId of [quiet, calm]) {
       const all = Object.values(posted[repoId]!).flat();
-      for (const [i, client] of positioned[repoId]!.entries()) {
+      const order = commits(positioned[repoId]![0]!);
+      for (const client of positioned[repoId]!) {
         const received = commits(client);
-        assert.equal(new Set(received).size, received.length, 'no event twice');
-        if (!lost.includes(repoId)) {
-          assert.deepEqual([...received].sort(), [...all].sort(), 'every event once');
-          for (const [at, fromNode] of Object.entries(posted[repoId]!)) {
-            assert.deepEqual(received.filter((c) => c.includes(`-${at}-`) || c.endsWith(`-last-${at}`)), fromNode, `node ${at}'s events in the order it accepted them`);
-          }
-          const offsets = client.messages.filter((m) => m.type === 'repo-update').map(offsetOf);
-          assert.deepEqual(offsets, offsets.map((_, j) => offsets[0]! + j), 'offsets without a gap');
-          continue;
+        assert.deepEqual([...received].sort(), [...all].sort(), `every ${name(repoId)} event once`);
+        for (const [at, fromNode] of Object.entries(posted[repoId]!)) {
+          assert.deepEqual(received.filter((c) => c.includes(`-${at}-`) || c.endsWith(`-last-${at}`)), fromNode, `node ${at}'s ${name(repoId)} events in order`);
         }
-        const resyncs = client.messages.slice(beforeKill[repoId]![i]).filter((m) => m.type === 'resync');
-        assert.ok(resyncs.length >= 1);
-        for (const resync of resyncs) assert.equal(resync.content['reason'], 'history-lost');
-        const from = (resyncs.at(-1)!.content['position'] as WirePosition).offset;
-        const live = client.messages.slice(client.messages.lastIndexOf(resyncs.at(-1)!) + 1).filter((m) => m.type === 'repo-update');
-        assert.deepEqual(live.map(offsetOf), live.map((_, j) => from + 1 + j), 'offsets after the resync without a gap');
+        const offsets = client.messages.filter((m) => m.type === 'repo-update').map(offsetOf);
+        assert.deepEqual(offsets, offsets.map((_, j) => offsets[0]! + j), `${name(repoId)} offsets without a gap`);
+        assert.deepEqual(received, order, 'every positioned client in the one order');
       }
       for (const desktop of desktops[repoId]!) {
-        if (lost.includes(repoId)) assert.deepEqual(await Promise.race([desktop.closed, sleep(15_000).then(() => null)]), REFRESH);
-        else {
-          await Promise.all(nodes.map((_, at) => desktop.waitFor((m) => m.content['commit_id'] === posted[repoId]![at]!.at(-1), 15_000)));
-          assert.deepEqual(commits(desktop), commits(positioned[repoId]![0]!), 'a desktop client has every event once, in the one order');
-          assert.equal(desktop.socket.readyState, desktop.socket.OPEN, 'a desktop client of a library that lost nothing was left connected');
-        }
+        assert.deepEqual(commits(desktop), order, `a ${name(repoId)} desktop client has every event once, in the one order`);
+        assert.equal(desktop.socket.readyState, desktop.socket.OPEN, `a ${name(repoId)} desktop client was sent to refresh`);
       }
+    }
+
+    // BUSY: told to resync (history-lost) after the promotion, never an event twice, then live from past anything given out before.
+    for (const [i, client] of positioned[busy]!.entries()) {
+      const received = commits(client);
+      assert.equal(new Set(received).size, received.length, 'no BUSY event twice');
+      const resyncs = client.messages.slice(beforeKill[i]).filter((m) => m.type === 'resync');
+      assert.ok(resyncs.length >= 1, 'BUSY was told to resync');
+      for (const resync of resyncs) assert.equal(resync.content['reason'], 'history-lost');
+      const from = (resyncs.at(-1)!.content['position'] as WirePosition).offset;
+      assert.ok(from > topBeforeKill, `the resync position ${from} is past the last offset given before the failover (${topBeforeKill})`);
+      const live = client.messages.slice(client.messages.lastIndexOf(resyncs.at(-1)!) + 1).filter((m) => m.type === 'repo-update');
+      assert.deepEqual(live.map(offsetOf), live.map((_, j) => from + 1 + j), 'BUSY offsets after the resync without a gap');
+    }
+    for (const desktop of desktops[busy]!) {
+      assert.deepEqual(await Promise.race([desktop.closed, sleep(10_000).then(() => null)]), REFRESH, 'a BUSY desktop client was refreshed');
     }
 
     // No node restarted: each lost Redis and came back by itself, and says so in /metrics.
+    let librariesLost = 0;
     for (const node of nodes) {
       assert.ok(node.logs.filter(isBackLine).length >= 1);
       const metrics = await scrape(node.url);
@@ -139,6 +170,10 @@ describe('Redis Cluster: three nodes through the loss of the primary of a busy l
       assert.ok(metrics.value('notification_backplane_outage_seconds_total') > 0);
       assert.ok(metrics.value('notification_backplane_events_total', { outcome: 'held' }) > 0, 'events were held during the failover');
       assert.equal(metrics.value('notification_backplane_events_total', { outcome: 'not-shared' }), 0);
+      assert.ok(metrics.value('notification_resyncs_total', { reason: 'history-lost' }) >= 1);
+      assert.ok(metrics.value('notification_connections_closed_total', { reason: 'refresh' }) >= 1);
+      librariesLost += metrics.value('notification_backplane_libraries_lost_total');
     }
+    assert.ok(librariesLost >= 1, 'a node found the lost history');
   });
 });

@@ -46,3 +46,6 @@ export async function desktopClient(node: ServerProcess, repoId: string, userAge
 
 export const isLostLine = (line: LogLine): boolean => line.msg.startsWith('backplane: lost Redis');
 export const isBackLine = (line: LogLine): boolean => line.msg.startsWith('backplane: back on Redis');
+
+/** How a stock desktop client is told that it missed events. */
+export const REFRESH = { code: 1000, reason: 'missed events: reconnect to refresh' };

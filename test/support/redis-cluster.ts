@@ -27,6 +27,12 @@ export interface ClusterTopology {
   readonly primaryPids: readonly number[];
   /** The shard that serves `key` (a key or a sharded channel). */
   shardOf(key: string): Promise<ClusterShard>;
+  /**
+   * Waits until `shard`'s replica has everything its primary took, then stops it replicating
+   * while the primary goes on taking writes: what the primary takes from now on, a promotion
+   * of that replica loses.
+   */
+  detachReplica(shard: ClusterShard): Promise<void>;
   /** SIGKILL the primary at `port`, as in a crash. */
   killPrimary(port: number): Promise<void>;
   /** Resolves once the cluster is whole again with `shard`'s replica as its primary. */
@@ -52,13 +58,16 @@ export async function startRedisCluster(): Promise<ClusterTopology> {
   const cli = findBinary(['redis-cli'], [], 'redis-tools');
   const processes = new RedisProcesses(await mkdtemp(join(tmpdir(), 'notif-test-cluster-')));
   try {
-    const started: RedisProcess[] = [];
-    for (let i = 0; i < 6; i++) {
-      const [port, busPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
-      const argv = [server, '--bind', '127.0.0.1', '--port', String(port), '--cluster-port', String(busPort), '--save', '', '--appendonly', 'no', '--dir', processes.dir];
-      argv.push('--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(NODE_TIMEOUT_MS), '--cluster-replica-validity-factor', '0');
-      started.push(await processes.launch(`node-${port}`, argv, port));
-    }
+    const ports: Array<[number, number]> = [];
+    for (let i = 0; i < 6; i++) ports.push([await freeLoopbackPort(), await freeLoopbackPort()]);
+    // Started together: one after the other, their start-up adds up to seconds on a loaded machine.
+    const started: RedisProcess[] = await Promise.all(
+      ports.map(([port, busPort]) => {
+        const argv = [server, '--bind', '127.0.0.1', '--port', String(port), '--cluster-port', String(busPort), '--save', '', '--appendonly', 'no', '--dir', processes.dir];
+        argv.push('--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(NODE_TIMEOUT_MS), '--cluster-replica-validity-factor', '0');
+        return processes.launch(`node-${port}`, argv, port);
+      }),
+    );
     await new Promise<void>((resolve, reject) => {
       const args = ['--cluster', 'create', ...started.map((p) => `127.0.0.1:${p.port}`), '--cluster-replicas', '1', '--cluster-yes'];
       execFile(cli, args, { timeout: 60_000 }, (error, stdout) => (error === null ? resolve() : reject(new Error(`redis-cli --cluster create failed: ${error.message}\n${stdout}`))));
@@ -94,6 +103,18 @@ export async function startRedisCluster(): Promise<ClusterTopology> {
         }, 'the primary of a slot');
         return shards.find((s) => s.primaryPort === primary)!;
       },
+      detachReplica: async (shard) => {
+        let primaryOffset = 0;
+        await pollRedis(shard.primaryPort, {}, async (redis) => (primaryOffset = replicationField(await redis.info('replication'), 'master_repl_offset')) > 0, 'the primary\'s replication offset');
+        await pollRedis(shard.replicaPort, {}, async (redis) => replicationField(await redis.info('replication'), 'slave_repl_offset') >= primaryOffset, 'the replica to catch up');
+        // The replica reconnects at once; refused PSYNC, it stays behind while the primary answers everyone else.
+        await pollRedis(shard.primaryPort, {}, async (redis) => {
+          await redis.call('ACL', 'SETUSER', 'default', '-psync', '-sync');
+          await redis.call('CLIENT', 'KILL', 'TYPE', 'replica');
+          return true;
+        }, 'the primary to drop its replica');
+        await pollRedis(shard.replicaPort, {}, async (redis) => /master_link_status:down/.test(await redis.info('replication')), 'the replica to lose its primary');
+      },
       killPrimary: (port) => byPort.get(port)!.kill(),
       waitForPromotion: (shard, timeoutMs) =>
         pollRedis(
@@ -109,6 +130,10 @@ export async function startRedisCluster(): Promise<ClusterTopology> {
     await processes.stopAll();
     throw error;
   }
+}
+
+function replicationField(info: string, field: string): number {
+  return Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(info)?.[1] ?? -1);
 }
 
 async function untilWhole(port: number, timeoutMs: number): Promise<void> {
