@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { commits, desktopClient, flushFrom, isBackLine, isLostLine, startNodes, subscribedClient } from '../support/cluster.js';
-import { redisSkipReason } from '../support/redis.js';
+import { commits, desktopClient, isBackLine, isLostLine, REFRESH, startNodes } from '../support/cluster.js';
 import { positionedClient, positionOf, type WirePosition } from '../support/positioned-client.js';
 import { scrape } from '../support/prometheus-text.js';
 import { sentinelSkipReason, startSentinelTopology, type SentinelTopology } from '../support/redis-sentinel.js';
@@ -14,13 +13,8 @@ const skip = sentinelSkipReason() ?? false;
 const BUSY = '5e7a1c00-1111-4b4b-8c8c-000000000001';
 /** A library with events all along, none of them lost. */
 const CALM = '5e7a1c00-1111-4b4b-8c8c-000000000002';
-const REFRESH = { code: 1000, reason: 'missed events: reconnect to refresh' };
 
 type Posted = Record<string, string[]>;
-
-function commitsOf(client: TestClient): string[] {
-  return client.messages.filter((m: Message) => m.type === 'repo-update').map((m) => String(m.content['commit_id']));
-}
 
 function offsetOf(message: Message): number {
   return positionOf(message)!.offset;
@@ -113,7 +107,7 @@ describe('Redis Sentinel: three nodes through a failover that loses the newest e
     // CALM lost nothing: every event once, each node's in the order it accepted them, offsets without a gap, no resync.
     const allCalm = Object.values(posted[CALM]!).flat();
     for (const client of positioned[CALM]!) {
-      const received = commitsOf(client);
+      const received = commits(client);
       assert.deepEqual([...received].sort(), [...allCalm].sort(), 'every CALM event once');
       for (const [at, fromNode] of Object.entries(posted[CALM]!)) {
         assert.deepEqual(received.filter((c) => c.startsWith(`calm-${at}-`) || c === `calm-last-${at}`), fromNode, `node ${at}'s CALM events in order`);
@@ -124,15 +118,15 @@ describe('Redis Sentinel: three nodes through a failover that loses the newest e
     }
 
     // Stock clients of CALM: every event once, in the one order of the cluster, and left connected.
-    const order = commitsOf(positioned[CALM]![0]!);
+    const order = commits(positioned[CALM]![0]!);
     for (const desktop of desktops[CALM]!) {
-      assert.deepEqual(commitsOf(desktop), order, 'a CALM desktop client has every event once, in the order positioned clients have them');
+      assert.deepEqual(commits(desktop), order, 'a CALM desktop client has every event once, in the order positioned clients have them');
       assert.equal(desktop.socket.readyState, desktop.socket.OPEN, 'a CALM desktop client was sent to refresh');
     }
 
     // BUSY: told to resync (history-lost) after the promotion; never an event twice; after the resync, live from its position.
     for (const client of positioned[BUSY]!) {
-      const received = commitsOf(client);
+      const received = commits(client);
       assert.equal(new Set(received).size, received.length, 'no BUSY event twice');
       const afterKill = client.messages.slice(beforeKill[positioned[BUSY]!.indexOf(client)]!);
       const resyncs = afterKill.filter((m) => m.type === 'resync');
@@ -167,95 +161,5 @@ describe('Redis Sentinel: three nodes through a failover that loses the newest e
     }
     const lost = await Promise.all(nodes.map(async (node) => (await scrape(node.url)).value('notification_backplane_libraries_lost_total')));
     assert.ok(lost.reduce((a, b) => a + b, 0) >= 1, 'a node found the lost history');
-  });
-});
-
-describe('Redis Sentinel over TLS with ACL users (rediss+sentinel://)', { skip: skip || (redisSkipReason({ tls: true }) ?? false) }, () => {
-  let topology: SentinelTopology;
-  let nodes: ServerProcess[] = [];
-  const clients: TestClient[] = [];
-
-  before(async () => {
-    topology = await startSentinelTopology({ tls: true, acl: true });
-  });
-  after(async () => {
-    for (const client of clients) client.socket.terminate();
-    await Promise.all(nodes.map((node) => node.stop()));
-    await topology?.stop();
-  });
-
-  it('nodes find the primary as the least-privilege user, share events, and follow a failover', async () => {
-    assert.match(topology.url, /^rediss\+sentinel:\/\/notify:notify-pw@.*\?sentinel_username=watch&sentinel_password=watch-pw$/);
-    nodes = await startNodes(2, topology.url, { NODE_EXTRA_CA_CERTS: topology.caFile! });
-    const [a, b] = nodes as [ServerProcess, ServerProcess];
-    const onA = await subscribedClient(a, CALM);
-    const onB = await subscribedClient(b, CALM);
-    clients.push(onA, onB);
-    assert.equal(await a.publish('repo-update', { repo_id: CALM, commit_id: 'before' }), 200);
-    await flushFrom(b, CALM, 'before-back', [onA, onB]);
-    await topology.killPrimary();
-    await topology.waitForPromotion(topology.primaryPort, 20_000);
-    await Promise.all(nodes.map((node) => node.waitForLog(isBackLine, 20_000)));
-    assert.equal(await b.publish('repo-update', { repo_id: CALM, commit_id: 'after' }), 200);
-    await flushFrom(a, CALM, 'after-back', [onA, onB]);
-    for (const client of [onA, onB]) assert.deepEqual(commits(client), ['before', 'before-back', 'after', 'after-back']);
-    for (const node of nodes) assert.ok(!node.logs.some((line) => JSON.stringify(line).includes('-pw')), 'a password was logged');
-  });
-});
-
-describe('Redis Sentinel: a manual failover (SENTINEL FAILOVER)', { skip }, () => {
-  let topology: SentinelTopology;
-  let nodes: ServerProcess[] = [];
-  const clients: TestClient[] = [];
-
-  before(async () => {
-    topology = await startSentinelTopology();
-    nodes = await startNodes(2, topology.url, { NOTIFICATION_SERVER_GAP_REFRESH_WINDOW: '1' });
-  });
-  after(async () => {
-    for (const client of clients) client.socket.terminate();
-    await Promise.all(nodes.map((node) => node.stop()));
-    await topology?.stop();
-  });
-
-  it('the nodes follow the announced switch by themselves; what the old primary took meanwhile is delivered or answered with resync and refresh', async () => {
-    const [a, b] = nodes as [ServerProcess, ServerProcess];
-    const watchers = [await positionedClient(a, CALM), await positionedClient(b, CALM)];
-    const desktops = [await desktopClient(a, CALM), await desktopClient(b, CALM)];
-    clients.push(...watchers, ...desktops);
-    const posted: string[] = [];
-    let posting = true;
-    const loop = (async () => {
-      for (let i = 0; posting && i < 500; i++) {
-        const commit = `during-${i}`;
-        assert.equal(await a.publish('repo-update', { repo_id: CALM, commit_id: commit }), 200);
-        posted.push(commit);
-        await sleep(20);
-      }
-    })();
-    await sleep(200);
-    await topology.failover();
-    await topology.waitForPromotion(topology.primaryPort, 20_000);
-    await Promise.all(nodes.map((node) => node.waitForLog(isBackLine, 10_000)));
-    await sleep(300);
-    posting = false;
-    await loop;
-    await Promise.all(watchers.map((client) => client.waitFor((m) => m.content['commit_id'] === posted.at(-1), 10_000)));
-    // The old primary numbers events until it learns it is a replica; a node that saw those offsets
-    // marks them lost on the new primary. Either nothing was lost, or the clients were told.
-    const lost = nodes.some((node) => node.logs.some((line) => line.msg.startsWith('backplane: Redis no longer holds')));
-    for (const client of watchers) {
-      const resyncs = client.messages.filter((m) => m.type === 'resync');
-      if (!lost) assert.deepEqual(commitsOf(client), posted, 'every event once, in the order the node accepted them');
-      else {
-        assert.ok(resyncs.length >= 1, 'a positioned client was told to resync');
-        for (const resync of resyncs) assert.equal(resync.content['reason'], 'history-lost');
-        assert.equal(new Set(commitsOf(client)).size, commitsOf(client).length, 'no event twice');
-      }
-    }
-    for (const desktop of desktops) {
-      if (!lost) assert.deepEqual(commitsOf(desktop), posted);
-      else assert.deepEqual(await Promise.race([desktop.closed, sleep(10_000).then(() => null)]), REFRESH);
-    }
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { commits, desktopClient, isBackLine, isConnectedLine, isLostLine, startNodes, subscribedClient } from '../support/cluster.js';
+import { commits, desktopClient, isBackLine, isConnectedLine, isLostLine, REFRESH, startNodes, subscribedClient } from '../support/cluster.js';
 import { CuttableLink } from '../support/cuttable-link.js';
 import { positionedClient, timeline } from '../support/positioned-client.js';
 import { redisSkipReason, startRedis, type RedisInstance } from '../support/redis.js';
@@ -12,7 +12,6 @@ const skip = redisSkipReason() ?? false;
 const REPO = '5c5c5c5c-2222-4333-8444-000000000001';
 const REPO_2 = '5c5c5c5c-2222-4333-8444-000000000002';
 const WINDOW_S = 2;
-const REFRESH = { code: 1000, reason: 'missed events: reconnect to refresh' };
 
 async function publish(node: ServerProcess, repoId: string, commit: string): Promise<void> {
   assert.equal(await node.publish('repo-update', { repo_id: repoId, commit_id: commit }), 200);
