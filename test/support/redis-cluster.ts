@@ -63,7 +63,7 @@ export async function startRedisCluster(): Promise<ClusterTopology> {
     // Started together: one after the other, their start-up adds up to seconds on a loaded machine.
     const started: RedisProcess[] = await Promise.all(
       ports.map(([port, busPort]) => {
-        const argv = [server, '--bind', '127.0.0.1', '--port', String(port), '--cluster-port', String(busPort), '--save', '', '--appendonly', 'no', '--dir', processes.dir];
+        const argv = [server, '--bind', '127.0.0.1', '--port', String(port), '--cluster-port', String(busPort), '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', '0', '--dir', processes.dir];
         argv.push('--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(NODE_TIMEOUT_MS), '--cluster-replica-validity-factor', '0');
         return processes.launch(`node-${port}`, argv, port);
       }),
@@ -74,20 +74,21 @@ export async function startRedisCluster(): Promise<ClusterTopology> {
     });
     for (const p of started) await untilWhole(p.port, 20_000);
     const byPort = new Map(started.map((p) => [p.port, p]));
-    const shardsOf = async (port: number): Promise<ClusterShard[]> => {
-      const shards: ClusterShard[] = [];
-      await pollRedis(port, {}, async (redis) => {
-        const slots = (await redis.call('CLUSTER', 'SLOTS')) as Array<[number, number, [string, number], ...Array<[string, number]>]>;
-        shards.length = 0;
-        for (const [, , primary, replica] of slots) {
-          if (replica === undefined) return false;
-          if (!shards.some((s) => s.primaryPort === primary[1])) shards.push({ primaryPort: primary[1], replicaPort: replica[1] });
-        }
-        return shards.length === 3;
-      }, 'every shard to have a replica');
-      return shards;
-    };
-    const shards = await shardsOf(started[0]!.port);
+    // CLUSTER NODES names each replica's primary at once (CLUSTER SLOTS lists a replica only once
+    // gossip has carried its offset, seconds later); each replica is then waited on until it replicates.
+    const shards: ClusterShard[] = [];
+    await pollRedis(started[0]!.port, {}, async (redis) => {
+      const nodes = String(await redis.call('CLUSTER', 'NODES')).trim().split('\n').map((line) => line.split(' '));
+      const portOf = (id: string): number => Number(/:(\d+)@/.exec(nodes.find((fields) => fields[0] === id)?.[1] ?? '')?.[1] ?? 0);
+      shards.length = 0;
+      for (const [, address, flags, primaryId] of nodes) {
+        if (flags?.includes('slave') === true) shards.push({ primaryPort: portOf(primaryId!), replicaPort: Number(/:(\d+)@/.exec(address!)?.[1]) });
+      }
+      return shards.length === 3 && shards.every((shard) => shard.primaryPort > 0);
+    }, 'every shard to have a replica');
+    for (const shard of shards) {
+      await pollRedis(shard.replicaPort, {}, async (redis) => /master_link_status:up/.test(await redis.info('replication')), 'the replica to replicate');
+    }
     return {
       url: `redis+cluster://${shards.map((s) => `127.0.0.1:${s.primaryPort}`).join(',')}`,
       shards,

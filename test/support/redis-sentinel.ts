@@ -113,7 +113,7 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
     await processes.stopAll();
   };
   try {
-    const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+    const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', '0'];
     const primaryPort = await freeLoopbackPort();
     const primary = await launch('primary', [server, ...common, ...listen(primaryPort), ...aclArgs, '--dir', dir, '--dbfilename', 'primary.rdb'], primaryPort);
     link = await CuttableLink.open(primaryPort);
