@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backplaneChannel } from '../../src/backplane/open-backplane.js';
 import { clusterLayout } from '../../src/backplane/redis-history.js';
-import { commits, desktopClient, isBackLine, isLostLine, REFRESH, startNodes } from '../support/cluster.js';
+import { commits, desktopClient, isBackLine, isLostLine, REFRESH, startNodes, SteadyPosting } from '../support/cluster.js';
 import { positionedClient, positionOf, type WirePosition } from '../support/positioned-client.js';
 import { scrape } from '../support/prometheus-text.js';
 import { clusterSkipReason, startRedisCluster, type ClusterShard, type ClusterTopology } from '../support/redis-cluster.js';
@@ -54,7 +54,8 @@ describe('Redis Cluster: three nodes through the loss of the primary of a busy l
       if (!sameShard && calm === '') calm = candidate;
     }
     const libraries = [busy, quiet, calm];
-    const name = (repoId: string): string => (repoId === busy ? 'busy' : repoId === quiet ? 'quiet' : 'calm');
+    const names: Record<string, string> = { [busy]: 'busy', [quiet]: 'quiet', [calm]: 'calm' };
+    const name = (repoId: string): string => names[repoId]!;
     const positioned: Record<string, TestClient[]> = { [busy]: [], [quiet]: [], [calm]: [] };
     const desktops: Record<string, TestClient[]> = { [busy]: [], [quiet]: [], [calm]: [] };
     for (const node of nodes) {
@@ -66,56 +67,37 @@ describe('Redis Cluster: three nodes through the loss of the primary of a busy l
     clients.push(...Object.values(positioned).flat(), ...Object.values(desktops).flat());
 
     // Events go to every node in turn at a steady rate, each library from its own loop.
-    const posted: Record<string, Record<number, string[]>> = { [busy]: {}, [quiet]: {}, [calm]: {} };
-    const refused: string[] = [];
-    const paused = new Set<string>();
-    let posting = true;
-    const steady = async (repoId: string): Promise<void> => {
-      for (let i = 0; posting && i < 2_000; i++) {
-        if (paused.has(repoId)) {
-          await sleep(10);
-          continue;
-        }
-        const at = i % nodes.length;
-        const commit = `${name(repoId)}-${at}-${i}`;
-        const status = await nodes[at]!.publish('repo-update', { repo_id: repoId, commit_id: commit });
-        if (status === 200) (posted[repoId]![at] ??= []).push(commit);
-        else refused.push(`${commit}: ${status}`);
-        await sleep(25);
-      }
-    };
-    const loops = libraries.map(steady);
+    const steady = new SteadyPosting(nodes, names);
+    const { posted } = steady;
     await sleep(600);
 
     // The replica falls behind: what BUSY gets now reaches every node and client, but not the replica.
-    paused.add(busy).add(quiet);
-    await sleep(100);
+    await steady.pause([busy, quiet], (repoId) => positioned[repoId]!);
     await topology.detachReplica(busyShard);
     const unreplicated = nodes.map((_, at) => `busy-unreplicated-${at}`);
     for (const [at, node] of nodes.entries()) {
       assert.equal(await node.publish('repo-update', { repo_id: busy, commit_id: unreplicated[at] }), 200);
-      (posted[busy]![at] ??= []).push(unreplicated[at]!);
+      steady.accepted(busy, at, unreplicated[at]!);
     }
     await Promise.all(positioned[busy]!.map((client) => client.waitFor((m) => m.content['commit_id'] === unreplicated.at(-1), 10_000)));
     const beforeKill = positioned[busy]!.map((client) => client.messages.length);
     const topBeforeKill = Math.max(...positioned[busy]![0]!.messages.filter((m) => m.type === 'repo-update').map(offsetOf));
 
     await topology.killPrimary(busyShard.primaryPort);
-    paused.clear();
+    steady.resume();
     await Promise.all(nodes.map((node) => node.waitForLog(isLostLine, 15_000)));
     await topology.waitForPromotion(busyShard, 20_000);
     await Promise.all(nodes.map((node) => node.waitForLog(isBackLine, 20_000)));
     await sleep(300);
-    posting = false;
-    await Promise.all(loops);
-    assert.deepEqual(refused, []);
+    await steady.stop();
+    assert.deepEqual(steady.refused, []);
 
     // A last event per library from every node, to know all before it has arrived.
     for (const repoId of libraries) {
       const last = nodes.map((_, at) => `${name(repoId)}-last-${at}`);
       for (const [at, node] of nodes.entries()) {
         assert.equal(await node.publish('repo-update', { repo_id: repoId, commit_id: last[at] }), 200);
-        (posted[repoId]![at] ??= []).push(last[at]!);
+        steady.accepted(repoId, at, last[at]!);
       }
       const open = repoId === busy ? positioned[repoId]! : [...positioned[repoId]!, ...desktops[repoId]!];
       await Promise.all(open.map((client) => Promise.all(last.map((commit) => client.waitFor((m) => m.content['commit_id'] === commit, 10_000)))));

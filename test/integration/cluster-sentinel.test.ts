@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { commits, desktopClient, isBackLine, isLostLine, REFRESH, startNodes } from '../support/cluster.js';
+import { commits, desktopClient, isBackLine, isLostLine, REFRESH, startNodes, SteadyPosting } from '../support/cluster.js';
 import { positionedClient, positionOf, type WirePosition } from '../support/positioned-client.js';
 import { scrape } from '../support/prometheus-text.js';
 import { sentinelSkipReason, startSentinelTopology, type SentinelTopology } from '../support/redis-sentinel.js';
@@ -13,8 +13,6 @@ const skip = sentinelSkipReason() ?? false;
 const BUSY = '5e7a1c00-1111-4b4b-8c8c-000000000001';
 /** A library with events all along, none of them lost. */
 const CALM = '5e7a1c00-1111-4b4b-8c8c-000000000002';
-
-type Posted = Record<string, string[]>;
 
 function offsetOf(message: Message): number {
   return positionOf(message)!.offset;
@@ -47,31 +45,13 @@ describe('Redis Sentinel: three nodes through a failover that loses the newest e
     clients.push(...positioned[BUSY]!, ...positioned[CALM]!, ...desktops[BUSY]!, ...desktops[CALM]!);
 
     // Events go to every node in turn at a steady rate, each library from its own loop.
-    const posted: Record<string, Posted> = { [BUSY]: {}, [CALM]: {} };
-    const refused: string[] = [];
-    const paused = new Set<string>();
-    let posting = true;
-    const steady = async (repoId: string): Promise<void> => {
-      for (let i = 0; posting && i < 2_000; i++) {
-        if (paused.has(repoId)) {
-          await sleep(10);
-          continue;
-        }
-        const at = i % nodes.length;
-        const commit = `${repoId === BUSY ? 'busy' : 'calm'}-${at}-${i}`;
-        const status = await nodes[at]!.publish('repo-update', { repo_id: repoId, commit_id: commit });
-        if (status === 200) (posted[repoId]![at] ??= []).push(commit);
-        else refused.push(`${commit}: ${status}`);
-        await sleep(25);
-      }
-    };
-    const loops = [steady(BUSY), steady(CALM)];
+    const steady = new SteadyPosting(nodes, { [BUSY]: 'busy', [CALM]: 'calm' });
+    const { posted } = steady;
     await sleep(600);
 
     // The replica falls behind: what BUSY gets now reaches every node and client, but not the replica.
-    paused.add(BUSY).add(CALM);
-    await sleep(100);
-    topology.replicationLink.cut();
+    await steady.pause([BUSY, CALM], (repoId) => positioned[repoId]!);
+    await topology.detachReplica();
     const unreplicated: string[] = [];
     for (let i = 0; i < 5; i++) {
       const commit = `busy-unreplicated-${i}`;
@@ -82,22 +62,21 @@ describe('Redis Sentinel: three nodes through a failover that loses the newest e
     const beforeKill = positioned[BUSY]!.map((client) => client.messages.length);
 
     await topology.killPrimary();
-    paused.clear();
+    steady.resume();
     await Promise.all(nodes.map((node) => node.waitForLog(isLostLine, 10_000)));
     const newPort = await topology.waitForPromotion(topology.primaryPort, 20_000);
     assert.equal(newPort, topology.replicaPort);
     await Promise.all(nodes.map((node) => node.waitForLog(isBackLine, 20_000)));
     await sleep(600);
-    posting = false;
-    await Promise.all(loops);
-    assert.deepEqual(refused, []);
+    await steady.stop();
+    assert.deepEqual(steady.refused, []);
 
     // A last event per library from every node, to know all before it has arrived.
     for (const repoId of [BUSY, CALM]) {
       for (const [at, node] of nodes.entries()) {
         const commit = `${repoId === BUSY ? 'busy' : 'calm'}-last-${at}`;
         assert.equal(await node.publish('repo-update', { repo_id: repoId, commit_id: commit }), 200);
-        (posted[repoId]![at] ??= []).push(commit);
+        steady.accepted(repoId, at, commit);
       }
       const last = nodes.map((_, at) => `${repoId === BUSY ? 'busy' : 'calm'}-last-${at}`);
       const open = repoId === CALM ? [...positioned[repoId]!, ...desktops[repoId]!] : positioned[repoId]!;

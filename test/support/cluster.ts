@@ -1,4 +1,5 @@
 /** Several notification nodes sharing one Redis, as behind a load balancer. */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ServerProcess, subscriberToken, type LogLine } from './server-process.js';
 import { TestClient, type Message } from './test-client.js';
 
@@ -49,3 +50,75 @@ export const isBackLine = (line: LogLine): boolean => line.msg.startsWith('backp
 
 /** How a stock desktop client is told that it missed events. */
 export const REFRESH = { code: 1000, reason: 'missed events: reconnect to refresh' };
+
+/**
+ * Posts a `repo-update` for each library to every node in turn, one every 25 ms per library
+ * (commits named `<name>-<node>-<i>`), until stopped, and keeps what each node accepted.
+ */
+export class SteadyPosting {
+  /** Per library, per node (its index), the commits the node answered 200 to, in order. */
+  readonly posted: Record<string, Record<number, string[]>> = {};
+  readonly refused: string[] = [];
+  readonly #paused = new Set<string>();
+  /** Paused libraries whose loop has no POST on its way. */
+  readonly #idle = new Set<string>();
+  #posting = true;
+  readonly #loops: Array<Promise<void>>;
+
+  /** `names`: each library's id and the name its commits carry. */
+  constructor(
+    private readonly nodes: readonly ServerProcess[],
+    names: Record<string, string>,
+  ) {
+    this.#loops = Object.entries(names).map(([repoId, name]) => {
+      this.posted[repoId] = {};
+      return this.#loop(repoId, name);
+    });
+  }
+
+  async #loop(repoId: string, name: string): Promise<void> {
+    for (let i = 0; this.#posting && i < 2_000; i++) {
+      if (this.#paused.has(repoId)) {
+        this.#idle.add(repoId);
+        await sleep(10);
+        continue;
+      }
+      this.#idle.delete(repoId);
+      const at = i % this.nodes.length;
+      const commit = `${name}-${at}-${i}`;
+      const status = await this.nodes[at]!.publish('repo-update', { repo_id: repoId, commit_id: commit });
+      if (status === 200) this.accepted(repoId, at, commit);
+      else this.refused.push(`${commit}: ${status}`);
+      await sleep(25);
+    }
+  }
+
+  accepted(repoId: string, at: number, commit: string): void {
+    (this.posted[repoId]![at] ??= []).push(commit);
+  }
+
+  /**
+   * Stops posting for `repoIds` and waits until `clientsOf` each has every event posted for it:
+   * Redis has numbered them all then, so they are on the primary.
+   */
+  async pause(repoIds: string[], clientsOf: (repoId: string) => TestClient[], timeoutMs = 10_000): Promise<void> {
+    for (const repoId of repoIds) this.#paused.add(repoId);
+    const deadline = Date.now() + timeoutMs;
+    while (!repoIds.every((repoId) => this.#idle.has(repoId))) {
+      if (Date.now() > deadline) throw new Error(`still posting for ${repoIds.join(', ')} after ${timeoutMs} ms`);
+      await sleep(10);
+    }
+    const sent = repoIds.flatMap((repoId) => Object.values(this.posted[repoId]!).flat().map((commit) => [repoId, commit] as const));
+    await Promise.all(sent.flatMap(([repoId, commit]) => clientsOf(repoId).map((client) => client.waitFor((m) => m.content['commit_id'] === commit, timeoutMs))));
+  }
+
+  resume(): void {
+    this.#paused.clear();
+  }
+
+  /** Stops every loop; resolves once none has a POST on its way. */
+  async stop(): Promise<void> {
+    this.#posting = false;
+    await Promise.all(this.#loops);
+  }
+}

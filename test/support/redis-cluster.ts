@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findBinary, freeLoopbackPort, ServerBinaryMissingError } from './databases.js';
 import { isCi } from './env.js';
-import { pollRedis, RedisProcesses, type RedisProcess } from './redis-processes.js';
+import { pollRedis, RedisProcesses, untilReplicaCaughtUp, type RedisProcess } from './redis-processes.js';
 
 const NODE_TIMEOUT_MS = 1_500;
 
@@ -105,9 +105,7 @@ export async function startRedisCluster(): Promise<ClusterTopology> {
         return shards.find((s) => s.primaryPort === primary)!;
       },
       detachReplica: async (shard) => {
-        let primaryOffset = 0;
-        await pollRedis(shard.primaryPort, {}, async (redis) => (primaryOffset = replicationField(await redis.info('replication'), 'master_repl_offset')) > 0, 'the primary\'s replication offset');
-        await pollRedis(shard.replicaPort, {}, async (redis) => replicationField(await redis.info('replication'), 'slave_repl_offset') >= primaryOffset, 'the replica to catch up');
+        await untilReplicaCaughtUp(shard.primaryPort, shard.replicaPort, {});
         // The replica reconnects at once; refused PSYNC, it stays behind while the primary answers everyone else.
         await pollRedis(shard.primaryPort, {}, async (redis) => {
           await redis.call('ACL', 'SETUSER', 'default', '-psync', '-sync');
@@ -131,10 +129,6 @@ export async function startRedisCluster(): Promise<ClusterTopology> {
     await processes.stopAll();
     throw error;
   }
-}
-
-function replicationField(info: string, field: string): number {
-  return Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(info)?.[1] ?? -1);
 }
 
 async function untilWhole(port: number, timeoutMs: number): Promise<void> {

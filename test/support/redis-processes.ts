@@ -69,3 +69,14 @@ export async function pollRedis(port: number, client: ClientOptions, check: (red
     redis.disconnect();
   }
 }
+
+/** Resolves once the replica at `replicaPort` has everything the primary at `primaryPort` took so far. */
+export async function untilReplicaCaughtUp(primaryPort: number, replicaPort: number, client: ClientOptions): Promise<void> {
+  let offset = -1;
+  await pollRedis(primaryPort, client, async (redis) => (offset = replicationOffset(await redis.info('replication'), 'master')) >= 0, "the primary's replication offset");
+  await pollRedis(replicaPort, client, async (redis) => replicationOffset(await redis.info('replication'), 'slave') >= offset, 'the replica to catch up');
+}
+
+function replicationOffset(info: string, role: 'master' | 'slave'): number {
+  return Number(new RegExp(`^${role}_repl_offset:(\\d+)`, 'm').exec(info)?.[1] ?? -1);
+}

@@ -12,7 +12,7 @@ import { CuttableLink } from './cuttable-link.js';
 import { findBinary, freeLoopbackPort, ServerBinaryMissingError } from './databases.js';
 import { isCi } from './env.js';
 import { selfSignedCertificate } from './redis.js';
-import { pollRedis as poll, RedisProcesses, type ClientOptions } from './redis-processes.js';
+import { pollRedis as poll, RedisProcesses, untilReplicaCaughtUp, type ClientOptions } from './redis-processes.js';
 
 export const MASTER_NAME = 'notify-primary';
 /** Sentinel's own timing: down after this much silence, and no second failover within the test. */
@@ -52,8 +52,11 @@ export interface SentinelTopology {
   /** The primary's process, for its CPU time in the bench. */
   readonly primaryPid: number;
   readonly replicaPort: number;
-  /** The replica's replication link to the primary. */
-  readonly replicationLink: CuttableLink;
+  /**
+   * Waits until the replica has everything the primary took, then cuts its link: what the
+   * primary takes from now on, a promotion of the replica loses.
+   */
+  detachReplica(): Promise<void>;
   /** SIGKILL the primary, as in a crash. */
   killPrimary(): Promise<void>;
   /** `SENTINEL FAILOVER`: an admin's switch to the replica, the old primary staying up. */
@@ -94,6 +97,7 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
   const redisAuth = acl ? { username: 'sentinel', password: 'sentinel-pw' } : {};
   const sentinelAuth = acl ? { username: 'peer', password: 'peer-pw' } : {};
   const tlsClient = cert === null ? {} : { tls: { ca: readFileSync(cert.cert) } };
+  const redisClient = { ...redisAuth, ...tlsClient };
   /** `--port` or, with TLS, `--tls-port` and the certificate. */
   const listen = (port: number): string[] =>
     cert === null
@@ -123,7 +127,7 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
       [server, ...common, ...listen(replicaPort), ...aclArgs, '--dir', dir, '--dbfilename', 'replica.rdb', '--replicaof', '127.0.0.1', String(link.port), '--repl-diskless-load', 'on-empty-db'],
       replicaPort,
     );
-    await untilReplicating(replicaPort, { ...redisAuth, ...tlsClient });
+    await untilReplicating(replicaPort, redisClient);
     const sentinelPorts: number[] = [];
     for (let i = 1; i <= 3; i++) {
       const port = await freeLoopbackPort();
@@ -166,7 +170,10 @@ export async function startSentinelTopology(options: SentinelOptions = {}): Prom
       primaryPort,
       primaryPid: primary.child.pid!,
       replicaPort,
-      replicationLink,
+      detachReplica: async () => {
+        await untilReplicaCaughtUp(primaryPort, replicaPort, redisClient);
+        replicationLink.cut();
+      },
       killPrimary: () => primary.kill(),
       failover: () => poll(sentinelPorts[0]!, sentinelClient, async (redis) => (await redis.call('SENTINEL', 'FAILOVER', MASTER_NAME)) === 'OK', 'the sentinel to start a failover'),
       waitForPromotion: (oldPort, timeoutMs) => untilPromoted(sentinelPorts, oldPort, timeoutMs, sentinelClient),
