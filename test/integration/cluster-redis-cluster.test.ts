@@ -79,7 +79,7 @@ describe('Redis Cluster: three nodes through the loss of the primary of a busy l
       assert.equal(await node.publish('repo-update', { repo_id: busy, commit_id: unreplicated[at] }), 200);
       steady.accepted(busy, at, unreplicated[at]!);
     }
-    await Promise.all(positioned[busy]!.map((client) => client.waitFor((m) => m.content['commit_id'] === unreplicated.at(-1), 10_000)));
+    await Promise.all(positioned[busy]!.flatMap((client) => unreplicated.map((commit) => client.waitFor((m) => m.content['commit_id'] === commit, 10_000))));
     const beforeKill = positioned[busy]!.map((client) => client.messages.length);
     const topBeforeKill = Math.max(...positioned[busy]![0]!.messages.filter((m) => m.type === 'repo-update').map(offsetOf));
 

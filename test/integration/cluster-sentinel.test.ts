@@ -58,7 +58,7 @@ describe('Redis Sentinel: three nodes through a failover that loses the newest e
       assert.equal(await nodes[i % 3]!.publish('repo-update', { repo_id: BUSY, commit_id: commit }), 200);
       unreplicated.push(commit);
     }
-    await Promise.all(positioned[BUSY]!.map((client) => client.waitFor((m) => m.content['commit_id'] === unreplicated.at(-1))));
+    await Promise.all(positioned[BUSY]!.flatMap((client) => unreplicated.map((commit) => client.waitFor((m) => m.content['commit_id'] === commit))));
     const beforeKill = positioned[BUSY]!.map((client) => client.messages.length);
 
     await topology.killPrimary();
