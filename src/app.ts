@@ -65,15 +65,7 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
   const groups = config.groupDatabase === null ? null : openGroupDirectory(config.groupDatabase, config.groupCacheTtlMs, config.groupLookupTimeoutMs);
   const observers = new Observers(config, logger, viaPrimary);
   const metrics = observers.counting;
-  const backplane = openBackplane(config.backplane, {
-    key,
-    logger,
-    history: config.history,
-    viaPrimary,
-    deliver: (event) => hub.publish(event),
-    followedLibraries: () => hub.followedLibraries(),
-    onGap: (gap) => recoverFromGap(gap, hub, refresh),
-  });
+  const backplane = openBackplane(config.backplane, { key, logger, history: config.history, viaPrimary });
   const hub = new Hub({ groups, logger, metrics, now, history: backplane.history });
   const sessions = new Sessions({ hub, key: keys, logger, metrics, now, live });
   const admission = new Admission({
@@ -128,7 +120,11 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
 
   // Joining the cluster first means a node behind the load balancer misses no event; a Redis
   // that is down does not keep the node from serving its own events.
-  await backplane.start(BACKPLANE_START_WAIT_MS);
+  await backplane.start(BACKPLANE_START_WAIT_MS, {
+    deliver: (event) => hub.publish(event),
+    followedLibraries: () => hub.followedLibraries(),
+    onGap: (gap) => recoverFromGap(gap, hub, refresh),
+  });
   try {
     await listen(server, { kind: 'tcp', host: config.host, port: config.port });
     if (eventsServer !== null && config.eventsListen !== null) {

@@ -51,8 +51,11 @@ export interface Backplane {
   readonly state: BackplaneState;
   /** Counters since start, read at scrape time (Redis only: the others have nothing to count). */
   readonly stats?: Readonly<BackplaneStats>;
-  /** Connects; resolves once connected, or once the first attempt failed or took `waitMs` (retrying goes on). */
-  start(waitMs: number): Promise<void>;
+  /**
+   * Connects and from then on hands events to `receiver`; resolves once connected, or once the
+   * first attempt failed or took `waitMs` (retrying goes on).
+   */
+  start(waitMs: number, receiver: BackplaneReceiver): Promise<void>;
   /**
    * Gives an event accepted by this node its position and delivers it here and to every other
    * node. An event that cannot be given a position (Redis down) is delivered here only, without one.
@@ -80,6 +83,24 @@ export interface BackplaneGap {
 
 /** Where a backplane hands events (its own and other nodes', with their positions) to this node's subscribers. */
 export type DeliverEvent = (event: LibraryEvent) => void;
+
+/**
+ * This node's side of the backplane, given at start: the subscribers are wired up after the
+ * backplane is made (they read its history), so nothing reaches them before.
+ */
+export interface BackplaneReceiver {
+  deliver: DeliverEvent;
+  /** Called when the backplane is whole again after this node or another was cut off (Redis). */
+  onGap?: (gap: BackplaneGap) => void;
+  /**
+   * The libraries this node's subscribers follow: after an outage, those that had events meanwhile
+   * make the gap. A cluster primary asks its workers (a promise); one that rejects makes the gap `all`.
+   */
+  followedLibraries?: () => Iterable<string> | Promise<Iterable<string>>;
+}
+
+/** Before start: nothing is delivered, because nothing can be published yet. */
+export const NO_RECEIVER: BackplaneReceiver = { deliver: () => {} };
 
 export function emptyBackplaneStats(): BackplaneStats {
   return {

@@ -15,7 +15,7 @@ import { PendingQuestions } from '../cluster/rpc.js';
 import type { EventHistory, HistoryRead } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
 import type { LibraryEvent } from '../protocol/event.js';
-import type { Backplane, BackplaneGap, BackplaneState, DeliverEvent } from './backplane.js';
+import { NO_RECEIVER, type Backplane, type BackplaneReceiver, type BackplaneState } from './backplane.js';
 import { decodeEvent, encodeEvent } from './backplane-message.js';
 import { isPrimaryMessage, readFromWire, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
 
@@ -30,11 +30,6 @@ export interface PrimaryChannel {
 export interface IpcBackplaneOptions {
   nodeId: string;
   channel: PrimaryChannel;
-  deliver: DeliverEvent;
-  /** The primary's backplane is whole again after a gap (Redis): this worker's clients react as a single process's would. */
-  onGap?: (gap: BackplaneGap) => void;
-  /** The libraries this worker's subscribers follow, which the primary asks for after an outage. */
-  followedLibraries?: () => Iterable<string> | Promise<Iterable<string>>;
   /** A history read not answered in this time (a primary that went away) answers `history-unavailable`. */
   readTimeoutMs?: number;
 }
@@ -48,6 +43,7 @@ export class IpcBackplane implements Backplane {
   /** Its link to the primary; whether the primary reaches Redis is on the primary's /metrics. */
   #state: BackplaneState = 'connecting';
   readonly #options: IpcBackplaneOptions;
+  #receiver = NO_RECEIVER;
   readonly #onMessage = (message: unknown): void => {
     if (isPrimaryMessage(message)) this.#receive(message);
   };
@@ -69,7 +65,8 @@ export class IpcBackplane implements Backplane {
   }
 
   /** Says hello to the primary; resolves once it answered (or after `waitMs`). */
-  async start(waitMs: number): Promise<void> {
+  async start(waitMs: number, receiver: BackplaneReceiver): Promise<void> {
+    this.#receiver = receiver;
     this.#options.channel.on('message', this.#onMessage);
     await this.#hello.ask((id) => this.#send({ nsw: 'hello', id }), waitMs, undefined);
   }
@@ -78,7 +75,7 @@ export class IpcBackplane implements Backplane {
     const { channel } = this.#options;
     if (this.#state !== 'closed' && channel.connected) this.#send({ nsw: 'publish', event: encodeEvent(event) });
     // No primary to number it: this worker's subscribers get it, without a position.
-    else this.#options.deliver(event);
+    else this.#receiver.deliver(event);
   }
 
   async close(): Promise<void> {
@@ -95,7 +92,7 @@ export class IpcBackplane implements Backplane {
   }
 
   async #answerFollowed(id: number): Promise<void> {
-    const libraries = [...(await (this.#options.followedLibraries?.() ?? []))];
+    const libraries = [...(await (this.#receiver.followedLibraries?.() ?? []))];
     if (this.#options.channel.connected) this.#send({ nsw: 'followed', id, libraries });
   }
 
@@ -111,7 +108,7 @@ export class IpcBackplane implements Backplane {
         this.#hello.answered(message.id);
         return;
       case 'events':
-        for (const event of message.events) this.#options.deliver(decodeEvent(event));
+        for (const event of message.events) this.#receiver.deliver(decodeEvent(event));
         return;
       case 'history':
         this.#reads.answered(message.id, readFromWire(message.read));
@@ -120,7 +117,7 @@ export class IpcBackplane implements Backplane {
         void this.#answerFollowed(message.id);
         return;
       case 'gap':
-        this.#options.onGap?.(message.gap);
+        this.#receiver.onGap?.(message.gap);
     }
   }
 }

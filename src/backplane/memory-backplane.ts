@@ -1,7 +1,7 @@
 import type { HistoryLimits } from '../history/event-history.js';
 import { MemoryHistory } from '../history/memory-history.js';
 import type { LibraryEvent } from '../protocol/event.js';
-import type { Backplane, BackplaneState, DeliverEvent } from './backplane.js';
+import { NO_RECEIVER, type Backplane, type BackplaneReceiver, type BackplaneState } from './backplane.js';
 
 /**
  * One node, nothing to install: an event gets the next position of its library from the
@@ -11,10 +11,10 @@ export class MemoryBackplane implements Backplane {
   readonly kind = 'memory';
   readonly history: MemoryHistory;
   #state: BackplaneState = 'connected';
+  #receiver = NO_RECEIVER;
 
   constructor(
     readonly nodeId: string,
-    private readonly deliver: DeliverEvent,
     limits: HistoryLimits,
     now?: () => number,
   ) {
@@ -25,10 +25,12 @@ export class MemoryBackplane implements Backplane {
     return this.#state;
   }
 
-  async start(): Promise<void> {}
+  async start(_waitMs: number, receiver: BackplaneReceiver): Promise<void> {
+    this.#receiver = receiver;
+  }
 
   publish(event: LibraryEvent): void {
-    this.deliver(this.history.append(event));
+    this.#receiver.deliver(this.history.append(event));
   }
 
   async close(): Promise<void> {

@@ -4,25 +4,17 @@ import { hostname } from 'node:os';
 import type { BackplaneConfig } from '../config/config.js';
 import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from '../history/event-history.js';
 import type { Logger } from '../log.js';
-import type { Backplane, BackplaneGap, DeliverEvent } from './backplane.js';
+import type { Backplane } from './backplane.js';
 import { IpcBackplane, type PrimaryChannel } from './ipc-backplane.js';
 import { MemoryBackplane } from './memory-backplane.js';
 import { RedisBackplane } from './redis-backplane.js';
 
 export interface OpenBackplaneInput {
-  deliver: DeliverEvent;
   /** The JWT key: nodes of one deployment share it, so it names their channel. */
   key: Buffer;
   logger: Logger;
   /** How much each library's history keeps (`history_size`, `history_ttl`). */
   history?: HistoryLimits;
-  /** Called when the backplane is whole again after this node or another was cut off (Redis). */
-  onGap?: (gap: BackplaneGap) => void;
-  /**
-   * The libraries this node's subscribers follow: after an outage, those that had events meanwhile
-   * make the gap. A cluster primary asks its workers (a promise); one that rejects makes the gap `all`.
-   */
-  followedLibraries?: () => Iterable<string> | Promise<Iterable<string>>;
   /**
    * Set in a cluster worker (`workers` > 1): events travel through the primary, whatever the
    * configured backplane (the primary runs that one), see ipc-backplane.ts.
@@ -39,12 +31,11 @@ export interface ViaPrimary {
 export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput): Backplane {
   const nodeId = newNodeId();
   if (input.viaPrimary !== undefined) {
-    const { deliver, onGap, followedLibraries } = input;
-    return new IpcBackplane({ nodeId, channel: input.viaPrimary.channel, deliver, onGap, followedLibraries });
+    return new IpcBackplane({ nodeId, channel: input.viaPrimary.channel });
   }
   switch (config.kind) {
     case 'memory':
-      return new MemoryBackplane(nodeId, input.deliver, input.history ?? DEFAULT_HISTORY_LIMITS);
+      return new MemoryBackplane(nodeId, input.history ?? DEFAULT_HISTORY_LIMITS);
     case 'redis':
       return new RedisBackplane({
         connection: config.connection,
@@ -54,10 +45,7 @@ export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput
         channel: backplaneChannel(input.key),
         keyPrefix: backplaneKeyPrefix(input.key),
         history: input.history ?? DEFAULT_HISTORY_LIMITS,
-        onGap: input.onGap,
-        followedLibraries: input.followedLibraries,
         nodeId,
-        deliver: input.deliver,
         logger: input.logger,
       });
     default: {

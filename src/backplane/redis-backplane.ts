@@ -33,7 +33,7 @@ import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from '../history/event-his
 import type { Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
-import { emptyBackplaneStats, type Backplane, type BackplaneGap, type BackplaneState, type DeliverEvent } from './backplane.js';
+import { emptyBackplaneStats, NO_RECEIVER, type Backplane, type BackplaneGap, type BackplaneReceiver, type BackplaneState } from './backplane.js';
 import { BackplaneMessageError, decodeBackplaneMessage, type BackplaneMessage } from './backplane-message.js';
 import { OriginSequences } from './origin-sequences.js';
 import { DEFAULT_RECONNECT_POLICY, reconnectDelay, type ReconnectPolicy } from './reconnect-delay.js';
@@ -51,14 +51,9 @@ export interface RedisBackplaneOptions {
   keyPrefix?: string;
   /** How much history each library keeps in Redis. */
   history?: HistoryLimits;
-  /** Called when the backplane is whole again after this node or another was cut off. */
-  onGap?: (gap: BackplaneGap) => void;
-  /** The libraries this node's subscribers follow (a cluster primary asks its workers: a promise, which may reject). */
-  followedLibraries?: () => Iterable<string> | Promise<Iterable<string>>;
   /** A connection whose Redis does not answer for this long is dropped and reopened. */
   timeoutMs: number;
   nodeId: string;
-  deliver: DeliverEvent;
   logger: Logger;
   reconnect?: ReconnectPolicy;
   now?: () => number;
@@ -101,6 +96,7 @@ export class RedisBackplane implements Backplane {
   readonly stats = emptyBackplaneStats();
   readonly history: RedisHistory;
   readonly #options: RedisBackplaneOptions;
+  #receiver = NO_RECEIVER;
   /** Where a node back from an outage names the libraries whose events only it had. */
   readonly #gapChannel: string;
   readonly #logger: Logger;
@@ -204,7 +200,8 @@ export class RedisBackplane implements Backplane {
     return this.#state;
   }
 
-  async start(waitMs: number): Promise<void> {
+  async start(waitMs: number, receiver: BackplaneReceiver): Promise<void> {
+    this.#receiver = receiver;
     this.#logger.info(
       { node: this.nodeId, channel: this.#options.channel },
       `backplane: connecting to Redis at ${this.#options.displayUrl} as node ${this.nodeId}`,
@@ -392,7 +389,7 @@ export class RedisBackplane implements Backplane {
       if (before === null || before.join() !== this.#epoch?.join() || limits.size === 0 || outageMs >= limits.ttlMs) libraries = 'all';
       else {
         // Those caught up from the history missed nothing.
-        const changed = await this.history.changedSince(await (this.#options.followedLibraries?.() ?? []), lostAt - CLOCK_MARGIN_MS);
+        const changed = await this.history.changedSince(await (this.#receiver.followedLibraries?.() ?? []), lostAt - CLOCK_MARGIN_MS);
         for (const repoId of caughtUp) changed.delete(repoId);
         libraries = changed;
       }
@@ -401,7 +398,7 @@ export class RedisBackplane implements Backplane {
       libraries = 'all';
     }
     if (this.#state === 'closed') return;
-    this.#options.onGap?.({ cutOff: 'this-node', node: this.nodeId, libraries, outageMs });
+    this.#receiver.onGap?.({ cutOff: 'this-node', node: this.nodeId, libraries, outageMs });
   }
 
   #dispatch(channel: Buffer, message: Buffer): void {
@@ -427,21 +424,21 @@ export class RedisBackplane implements Backplane {
     const outage = typeof outageMs === 'number' ? outageMs : 0;
     if (lost === true) {
       this.#logger.info({ node, libraries: list === 'all' ? 'all' : list.size }, `backplane: node ${node} found history lost in a Redis failover`);
-      this.#options.onGap?.({ cutOff: 'history-lost', node, libraries: list, outageMs: 0 });
+      this.#receiver.onGap?.({ cutOff: 'history-lost', node, libraries: list, outageMs: 0 });
       return;
     }
     this.#logger.info(
       { node, libraries: list === 'all' ? 'all' : list.size, outageMs: outage },
       `backplane: node ${node} was cut off for ${(outage / 1000).toFixed(1)} s and accepted events for ${list === 'all' ? 'many' : list.size} librar${list !== 'all' && list.size === 1 ? 'y' : 'ies'} that never reached this node`,
     );
-    this.#options.onGap?.({ cutOff: 'another-node', node, libraries: list, outageMs: outage });
+    this.#receiver.onGap?.({ cutOff: 'another-node', node, libraries: list, outageMs: outage });
   }
 
   #deliverOwn(lane: number, seq: number, event: LibraryEvent): void {
     if (seq <= this.#ownDelivered[lane]!) return;
     this.#ownDelivered[lane] = seq;
     if (event.position !== undefined) this.#saw(event.repoId, event.position);
-    this.#options.deliver(event);
+    this.#receiver.deliver(event);
   }
 
   async close(): Promise<void> {
@@ -677,7 +674,7 @@ export class RedisBackplane implements Backplane {
     // Without a hold (one Redis, usually away for longer) desktop clients are refreshed instead.
     if ((this.#options.hold?.ms ?? 0) === 0) return missed;
     try {
-      const followed = new Set(await (this.#options.followedLibraries?.() ?? []));
+      const followed = new Set(await (this.#receiver.followedLibraries?.() ?? []));
       const candidates = [...this.#seen].filter(([repoId]) => followed.has(repoId) && !lost.has(repoId));
       for (let i = 0; i < candidates.length; i += CATCH_UP_BATCH) {
         const batch = candidates.slice(i, i + CATCH_UP_BATCH);
@@ -707,7 +704,7 @@ export class RedisBackplane implements Backplane {
         seqs.add(message.seq);
         this.#saw(repoId, message.event.position);
         this.stats.eventsReceived++;
-        this.#options.deliver(message.event);
+        this.#receiver.deliver(message.event);
       }
     }
     return caughtUp;
@@ -746,7 +743,7 @@ export class RedisBackplane implements Backplane {
       this.#notify(notice).catch((err: unknown) => {
         this.#logger.debug({ err }, 'backplane: the lost-history notice was not sent');
       });
-      if (this.#state !== 'closed') this.#options.onGap?.({ cutOff: 'history-lost', node: this.nodeId, libraries, outageMs: 0 });
+      if (this.#state !== 'closed') this.#receiver.onGap?.({ cutOff: 'history-lost', node: this.nodeId, libraries, outageMs: 0 });
     } finally {
       this.#checking.delete(repoId);
     }
@@ -821,7 +818,7 @@ export class RedisBackplane implements Backplane {
     }
     this.stats.eventsReceived++;
     if (position !== undefined) this.#checkOrder(message.event.repoId, position);
-    this.#options.deliver(message.event);
+    this.#receiver.deliver(message.event);
   }
 
   #checkOrder(repoId: string, position: Position): void {

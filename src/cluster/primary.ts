@@ -47,16 +47,13 @@ export async function runPrimary(config: Config, output: LogOutput): Promise<num
     if (late.size > 0) throw new Error(`${late.size} worker(s) did not say which libraries they follow`);
     return new Set(answers.flat());
   };
-  const sequencer: Backplane = openBackplane(config.backplane, {
+  const sequencer: Backplane = openBackplane(config.backplane, { key: Buffer.from(config.jwtPrivateKey, 'utf8'), logger, history: config.history });
+  await sequencer.start(BACKPLANE_START_WAIT_MS, {
     deliver: (event) => batch.add(event),
-    key: Buffer.from(config.jwtPrivateKey, 'utf8'),
-    logger,
-    history: config.history,
     followedLibraries: askFollowed,
     // Each worker reacts as a single process does (hub/gap-recovery.ts): catch up, resync, refresh desktop clients.
     onGap: (gap) => batch.send({ nsw: 'gap', gap }),
   });
-  await sequencer.start(BACKPLANE_START_WAIT_MS);
   const figures = new PrimaryFigures({ expected: count, workers: () => welcomed, backplane: () => sequencer, logger });
   if (config.eventsListen?.kind === 'unix') await removeStaleSocketFile(config.eventsListen.path);
 

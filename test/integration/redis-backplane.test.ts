@@ -32,19 +32,18 @@ async function node(
   const delivered: string[] = [];
   const positions: Position[] = [];
   const backplane = new RedisBackplane({
-    onGap,
     connection: { kind: 'single', url: redisUrl! },
     displayUrl: 'test',
     channel,
     timeoutMs: 5_000,
     nodeId,
-    deliver: (e) => {
-      delivered.push(commitOf(e));
-      if (e.position !== undefined) positions.push(e.position);
-    },
     logger: silent,
   });
-  await backplane.start(10_000);
+  const deliver = (e: LibraryEvent): void => {
+    delivered.push(commitOf(e));
+    if (e.position !== undefined) positions.push(e.position);
+  };
+  await backplane.start(10_000, { deliver, onGap });
   assert.equal(backplane.state, 'connected');
   return { backplane, delivered, positions };
 }

@@ -127,8 +127,8 @@ describe('reconnect delay', () => {
 describe('memory backplane', () => {
   it('hands an event to this node at once, with the next position of its library, and is always connected', async () => {
     const delivered: LibraryEvent[] = [];
-    const backplane = new MemoryBackplane('node', (event) => delivered.push(event), DEFAULT_HISTORY_LIMITS);
-    await backplane.start();
+    const backplane = new MemoryBackplane('node', DEFAULT_HISTORY_LIMITS);
+    await backplane.start(0, { deliver: (event) => delivered.push(event) });
     const event = parseEvent(JSON.stringify({ type: 'repo-update', content: { repo_id: REPO } }));
     backplane.publish(event);
     backplane.publish(event);
