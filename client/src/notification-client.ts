@@ -34,7 +34,11 @@ export interface NotificationClientOptions {
   transports?: TransportFactory[];
   /** One transport instead of the list (for tests and custom wires). */
   transport?: TransportFactory;
-  /** Failures in a row of one transport before the next is tried (default 2). */
+  /**
+   * Failures in a row of one transport before the client asks the server's ping (default 2):
+   * if it answers, and one more attempt fails with the server still answering, the next
+   * transport is tried.
+   */
   fallbackAfter?: number;
   /**
    * On a fallback, try the first transport again in the background this often (default 5 min;
@@ -131,6 +135,11 @@ export class NotificationClient {
   /** The transport in use, and how often it failed in a row. */
   #transportIndex = 0;
   #failuresInRow = 0;
+  /**
+   * The server answered its ping after the transport had failed `fallbackAfter` times: the
+   * attempt under way, made after that answer, decides whether the transport is what fails.
+   */
+  #confirming = false;
   #openedAt = 0;
   /** Whether the server answers its ping; undefined when there is no fetch to ask with. */
   readonly #reachable: (() => Promise<boolean>) | undefined;
@@ -351,30 +360,36 @@ export class NotificationClient {
   }
 
   /**
-   * A connection that held for `stableAfterMs` was fine: the next attempt starts over with the
-   * preferred transport. Otherwise a transport that cannot open, or keeps dropping, hands over
-   * to the next after `fallbackAfter` failures in a row (after the last, to the first again),
-   * but only when the server answers its ping: a server that is down, or a network that is
-   * gone, fails every transport alike, and the client then stays on the one it has.
+   * A connection that held `stableAfterMs` sends the next attempt back to the preferred
+   * transport. Otherwise a transport hands over to the next (after the last, to the first) only
+   * when an attempt of it failed between two answers of the server's ping: a server that is
+   * down, or a network that is gone, fails every transport alike. The ping goes out after
+   * `fallbackAfter` failures in a row; the attempt made after its answer decides, since the
+   * failures before it may date from before the network came back.
    */
   #chooseTransport(heldStable: boolean): void {
+    const confirming = this.#confirming;
+    this.#confirming = false;
     if (heldStable) {
       this.#transportIndex = 0;
       this.#failuresInRow = 0;
-    } else if (++this.#failuresInRow >= this.#fallbackAfter && this.#transports.length > 1) {
-      this.#failuresInRow = 0;
-      const reachable = this.#reachable;
-      if (reachable === undefined) {
-        this.#fallBack();
-        return;
-      }
-      const probing: Promise<void> = reachable().then((answers) => {
-        if (this.#probing !== probing) return;
-        this.#probing = undefined;
-        if (answers && this.#state === 'reconnecting') this.#fallBack();
-      });
-      this.#probing = probing;
+      return;
     }
+    if (this.#transports.length === 1 || (!confirming && ++this.#failuresInRow < this.#fallbackAfter)) return;
+    this.#failuresInRow = 0;
+    const reachable = this.#reachable;
+    if (reachable === undefined) {
+      this.#fallBack();
+      return;
+    }
+    const probing: Promise<void> = reachable().then((answers) => {
+      if (this.#probing !== probing) return;
+      this.#probing = undefined;
+      if (!answers || this.#state !== 'reconnecting') return;
+      if (confirming) this.#fallBack();
+      else this.#confirming = true;
+    });
+    this.#probing = probing;
   }
 
   /** On a fallback: tries the preferred transport on the side, without disturbing the connection in use. */
@@ -416,6 +431,7 @@ export class NotificationClient {
     }
     this.#transportIndex = 0;
     this.#failuresInRow = 0;
+    this.#confirming = false;
     this.#connect();
   }
 

@@ -44,6 +44,8 @@ function setup(overrides: Partial<NotificationClientOptions> = {}) {
 const frame = (type: string, content: Record<string, unknown>, position?: { epoch: string; offset: number }) =>
   JSON.stringify(position === undefined ? { type, content } : { type, content, position });
 const sse = (data: string, id = 'ignored') => `id: ${id}\ndata: ${data}\n\n`;
+/** fallbackAfter (2) failures in a row, then one more attempt once the server answered its ping. */
+const ATTEMPTS_BEFORE_FALLBACK = 3;
 
 /** Refuses WebSocket attempts until the client has moved on to another transport. */
 async function refuseWebSockets(setupResult: ReturnType<typeof setup>): Promise<void> {
@@ -55,15 +57,15 @@ async function refuseWebSockets(setupResult: ReturnType<typeof setup>): Promise<
 }
 
 describe('NotificationClient: falling back from WebSocket to SSE to long polling', () => {
-  it('a WebSocket refused twice in a row hands over to SSE, which carries the tokens in the query and delivers typed events', async () => {
+  it('a WebSocket refused twice in a row, and once more after the server answered its ping, hands over to SSE, which carries the tokens in the query and delivers typed events', async () => {
     const setupResult = setup();
     const { client, clock, fake, http, seen, errors } = setupResult;
     client.subscribe(REPO_A);
     client.subscribe(REPO_B);
     await refuseWebSockets(setupResult);
-    assert.equal(fake.sockets.length, 2, 'fallbackAfter 2: two WebSocket attempts');
+    assert.equal(fake.sockets.length, 3, 'fallbackAfter 2: two WebSocket attempts, and one more once the server answered its ping');
     assert.match(errors[1]!.message, /^cannot connect \(websocket: 1006\): retrying in \d+ ms \(checking whether the server answers before falling back\)$/);
-    assert.deepEqual(http.pings, ['https://cloud.example.com/notification/ping'], 'it fell back once the server answered its ping');
+    assert.deepEqual(http.pings, Array(2).fill('https://cloud.example.com/notification/ping'), 'it fell back once the server answered its ping after the last attempt too');
     assert.equal(client.transport, 'sse');
     await clock.advance(0);
     assert.equal(http.requests.length, 1, 'one request for both libraries');
@@ -146,7 +148,7 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     client.on('state', (state) => states.push(`${state} ${client.transport}`));
     client.subscribe(REPO_A);
     await refuseWebSockets(setupResult);
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < ATTEMPTS_BEFORE_FALLBACK; i++) {
       await clock.advance(0);
       http.last().answer(502, 'Bad Gateway');
       await settle();
@@ -178,18 +180,25 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     const { client, clock, fake, http } = setupResult;
     client.subscribe(REPO_A);
     const tried: string[] = [client.transport];
-    fake.last().drop(1006);
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 6; i++) {
+      if (client.transport === 'websocket') {
+        fake.last().drop(1006);
+        await settle(); // the ping's answer
+      } else {
+        await clock.advance(0);
+        http.last().fail('network down');
+        await settle();
+      }
       await clock.fireNext();
       tried.push(client.transport);
-      if (client.transport === 'websocket') break;
-      await clock.advance(0);
-      http.last().fail('network down');
-      await settle();
     }
-    assert.deepEqual(tried, ['websocket', 'sse', 'long-poll', 'websocket']);
-    fake.last().drop(1006);
-    await clock.fireNext();
+    // fallbackAfter 1: a failure, the server answers its ping, one more attempt fails too.
+    assert.deepEqual(tried, ['websocket', 'websocket', 'sse', 'sse', 'long-poll', 'long-poll', 'websocket']);
+    for (let i = 0; i < 2; i++) {
+      fake.last().drop(1006);
+      await settle(); // the ping's answer
+      await clock.fireNext();
+    }
     assert.equal(client.transport, 'sse');
     await clock.advance(0);
     http.last().openStream();
@@ -207,7 +216,7 @@ describe('NotificationClient: falling back from WebSocket to SSE to long polling
     const { client, clock, http } = setupResult;
     client.subscribe(REPO_A);
     await refuseWebSockets(setupResult);
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < ATTEMPTS_BEFORE_FALLBACK; i++) {
       assert.equal(client.transport, 'sse');
       await clock.advance(0);
       http.last().openStream(); // the headers pass, the body is held back
@@ -293,11 +302,54 @@ describe('NotificationClient: no fallback while the server does not answer', () 
     assert.equal(http.pings.length, 5, 'asked after every second failure');
     assert.deepEqual(http.requests, []);
     http.pingStatus = 200;
-    fake.last().drop(1006);
-    await clock.fireNext();
-    fake.last().drop(1006);
-    await clock.fireNext();
+    for (let i = 0; i < ATTEMPTS_BEFORE_FALLBACK; i++) {
+      fake.last().drop(1006);
+      await settle();
+      await clock.fireNext();
+    }
     assert.equal(client.transport, 'sse', 'the server answers, the WebSocket does not: fall back');
+    client.close();
+  });
+
+  it('the network comes back between a failure and the ping: the WebSocket is tried once more and opens, no fallback', async () => {
+    const { client, clock, fake, http } = setup();
+    http.pingStatus = null;
+    client.subscribe(REPO_A);
+    fake.last().drop(1006);
+    await clock.fireNext();
+    // The second attempt failed while the network was down; it is back by the time the ping goes out.
+    http.pingStatus = 200;
+    fake.last().drop(1006);
+    await settle(); // the ping's answer
+    assert.equal(http.pings.length, 1);
+    await clock.fireNext();
+    assert.equal(client.transport, 'websocket', 'the server answered, but the WebSocket has not failed since');
+    assert.equal(fake.sockets.length, 3);
+    fake.last().accept();
+    await settle();
+    assert.equal(client.state, 'open');
+    assert.deepEqual(fake.last().subscribed.map((repo) => repo.id), [REPO_A]);
+    assert.deepEqual(http.requests, [], 'no SSE request');
+    client.close();
+  });
+
+  it('the network goes again during the attempt made after the ping: the server does not answer, no fallback', async () => {
+    const { client, clock, fake, http } = setup();
+    client.subscribe(REPO_A);
+    for (let i = 0; i < 2; i++) {
+      fake.last().drop(1006);
+      await settle();
+      await clock.fireNext();
+    }
+    assert.equal(http.pings.length, 1, 'the server answered after two failures');
+    assert.equal(client.transport, 'websocket');
+    http.pingStatus = null;
+    fake.last().drop(1006);
+    await settle();
+    await clock.fireNext();
+    assert.equal(http.pings.length, 2, 'asked again after the attempt that followed the answer');
+    assert.equal(client.transport, 'websocket');
+    assert.deepEqual(http.requests, []);
     client.close();
   });
 });
