@@ -10,30 +10,19 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 /** `text`: the stock server's `[YYYY-MM-DD HH:MM:SS] [LEVEL] message` lines, plus fields; `json`: pino's JSON lines. */
 export type LogFormat = 'text' | 'json';
 
+/** A MySQL or PostgreSQL server holding ccnet's database. */
+interface DatabaseServer {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  /** Used instead of host/port: MySQL's Unix socket, or the directory of PostgreSQL's. */
+  socketPath: string | null;
+}
+
 /** Where group membership (ccnet `GroupUser`) is read from. */
-export type GroupDatabaseConfig =
-  | {
-      kind: 'mysql';
-      host: string;
-      port: number;
-      user: string;
-      password: string;
-      database: string;
-      /** Connect through this Unix socket instead of host/port. */
-      socketPath: string | null;
-      ssl: boolean;
-    }
-  | {
-      kind: 'postgres';
-      host: string;
-      port: number;
-      user: string;
-      password: string;
-      database: string;
-      /** Directory of the Unix socket, when set instead of host. */
-      socketPath: string | null;
-    }
-  | { kind: 'sqlite'; path: string };
+export type GroupDatabaseConfig = ({ kind: 'mysql'; ssl: boolean } & DatabaseServer) | ({ kind: 'postgres' } & DatabaseServer) | { kind: 'sqlite'; path: string };
 
 /** How events travel between nodes: in this process only, or over Redis to every node. */
 export type BackplaneConfig =
@@ -87,7 +76,6 @@ export interface RedisAddress {
 }
 
 export type EventsListen = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
-
 
 /** The `limits.*` rows of the table of settings (settings.ts), which say what each one does. */
 export interface Limits {

@@ -82,60 +82,31 @@ function ccnetSetting(ccnet: KeyFile, key: string): Setting | null {
   return fromFile(ccnet, 'Database', [key, key.toLowerCase()]);
 }
 
+const DEFAULT_PORT = { mysql: 3306, postgres: 5432 } as const;
+
 function databaseFromCcnetConf(ccnet: KeyFile, confDir: string): GroupDatabaseConfig {
   const engineSetting = ccnetSetting(ccnet, 'ENGINE');
   const engine = engineSetting?.text.trim().toLowerCase() ?? 'mysql';
+  if (engine === 'sqlite' || engine === 'sqlite3') return { kind: 'sqlite', path: ccnetSqlitePath(confDir) };
+  const kind = engine === 'mysql' ? 'mysql' : engine === 'pgsql' || engine === 'postgresql' || engine === 'postgres' ? 'postgres' : null;
+  if (kind === null) {
+    throw new ConfigError(`${ccnet.fileName} [Database] ENGINE = ${engineSetting?.text.trim() ?? ''} is not supported: use mysql, pgsql or sqlite`);
+  }
   const required = (key: string): string => {
     const setting = ccnetSetting(ccnet, key);
-    if (setting === null) {
-      throw new ConfigError(`${ccnet.fileName} [Database] ${key} is not set (needed for ENGINE = ${engine})`);
-    }
+    if (setting === null) throw new ConfigError(`${ccnet.fileName} [Database] ${key} is not set (needed for ENGINE = ${engine})`);
     return setting.text.trim();
   };
   const optional = (key: string): string | null => ccnetSetting(ccnet, key)?.text.trim() ?? null;
-  const portOr = (fallback: number): number => {
-    const setting = ccnetSetting(ccnet, 'PORT');
-    return setting === null ? fallback : parseInteger(setting, 'database port', 1, 65535);
-  };
   const password = ccnetSetting(ccnet, 'PASSWD')?.text ?? '';
-
-  switch (engine) {
-    case 'mysql': {
-      const socketPath = optional('UNIX_SOCKET');
-      const ssl = ccnetSetting(ccnet, 'USE_SSL');
-      return {
-        kind: 'mysql',
-        host: socketPath === null ? required('HOST') : (optional('HOST') ?? 'localhost'),
-        port: portOr(3306),
-        user: required('USER'),
-        password,
-        database: required('DB'),
-        socketPath,
-        ssl: ssl === null ? false : parseBoolean(ssl),
-      };
-    }
-    case 'pgsql':
-    case 'postgresql':
-    case 'postgres': {
-      const socketPath = optional('UNIX_SOCKET');
-      return {
-        kind: 'postgres',
-        host: socketPath === null ? required('HOST') : (optional('HOST') ?? 'localhost'),
-        port: portOr(5432),
-        user: required('USER'),
-        password,
-        database: required('DB'),
-        socketPath,
-      };
-    }
-    case 'sqlite':
-    case 'sqlite3':
-      return { kind: 'sqlite', path: ccnetSqlitePath(confDir) };
-    default:
-      throw new ConfigError(
-        `${ccnet.fileName} [Database] ENGINE = ${engineSetting?.text.trim() ?? ''} is not supported: use mysql, pgsql or sqlite`,
-      );
-  }
+  const socketPath = optional('UNIX_SOCKET');
+  const host = socketPath === null ? required('HOST') : (optional('HOST') ?? 'localhost');
+  const portSetting = ccnetSetting(ccnet, 'PORT');
+  const port = portSetting === null ? DEFAULT_PORT[kind] : parseInteger(portSetting, 'database port', 1, 65535);
+  const server = { host, port, user: required('USER'), password, database: required('DB'), socketPath };
+  if (kind === 'postgres') return { kind, ...server };
+  const ssl = ccnetSetting(ccnet, 'USE_SSL');
+  return { kind, ...server, ssl: ssl === null ? false : parseBoolean(ssl) };
 }
 
 /**
@@ -183,7 +154,7 @@ export function parseDatabaseUrl(text: string, source: string, cwd: string): Gro
     throw new ConfigError(`${source}: the URL must name one database, as in ${kind}://user:password@host/ccnet_db`);
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1') || 'localhost';
-  const port = url.port === '' ? (kind === 'mysql' ? 3306 : 5432) : Number(url.port);
+  const port = url.port === '' ? DEFAULT_PORT[kind] : Number(url.port);
   // URL accepts port 0, which no database listens on; ccnet.conf PORT refuses it too.
   if (port === 0) throw new ConfigError(`${source}: the database port must be from 1 to 65535`);
 
