@@ -35,12 +35,8 @@ export function parseRedisUrl(setting: Setting): { connection: RedisConnection; 
   if (scheme === 'redis+sentinel' || scheme === 'rediss+sentinel' || scheme === 'redis+cluster' || scheme === 'rediss+cluster') {
     return parseMultiHostUrl(setting, text, scheme);
   }
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new ConfigError(`invalid Redis URL in ${describeSetting(setting)}: ${USAGE}`);
-  }
+  if (!URL.canParse(text)) throw new ConfigError(`invalid Redis URL in ${describeSetting(setting)}: ${USAGE}`);
+  const url = new URL(text);
   // Only the scheme of a URL that is not a Redis one: `host:password` parses as scheme and path.
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     throw new ConfigError(`invalid Redis URL in ${describeSetting(setting)}: the scheme is ${url.protocol.replace(/:$/, '')}; ${USAGE}`);
@@ -50,12 +46,7 @@ export function parseRedisUrl(setting: Setting): { connection: RedisConnection; 
   if (url.hostname === '') throw invalid('no host');
   const db = url.pathname.replace(/^\//, '');
   if (db !== '' && !/^\d{1,5}$/.test(db)) throw invalid(`the database must be a number, not ${JSON.stringify(db)}`);
-  try {
-    decodeURIComponent(url.password);
-    decodeURIComponent(url.username);
-  } catch {
-    throw invalid('the user or password is not valid percent-encoding');
-  }
+  if (decodeSegment(url.password) === null || decodeSegment(url.username) === null) throw invalid('the user or password is not valid percent-encoding');
   return { connection: { kind: 'single', url: text }, displayUrl: shown };
 }
 
@@ -71,24 +62,17 @@ function parseMultiHostUrl(setting: Setting, text: string, scheme: string): { co
   const match = /^\/\/(?:([^@/?#]*)@)?([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?$/.exec(rest);
   if (match === null) throw new ConfigError(`invalid Redis URL in ${describeSetting(setting)}: ${USAGE}`);
   const [, userinfo, hostList = '', path = '', query = ''] = match;
-  let username: string | null = null;
-  let password: string | null = null;
-  let credentialsValid = true;
-  if (userinfo !== undefined) {
-    const colon = userinfo.indexOf(':');
-    try {
-      username = nonEmpty(decodeURIComponent(colon < 0 ? userinfo : userinfo.slice(0, colon)));
-      password = colon < 0 ? null : nonEmpty(decodeURIComponent(userinfo.slice(colon + 1)));
-    } catch {
-      credentialsValid = false;
-    }
-  }
+  const colon = userinfo?.indexOf(':') ?? -1;
+  const user = decodeSegment(colon < 0 ? (userinfo ?? '') : userinfo!.slice(0, colon));
+  const pass = decodeSegment(colon < 0 ? '' : userinfo!.slice(colon + 1));
+  const username = nonEmpty(user ?? '');
+  const password = nonEmpty(pass ?? '');
   const params = new URLSearchParams(query);
   const shownCredentials = password !== null || (userinfo?.includes(':') ?? false) ? `${username ?? ''}:***@` : username !== null ? `${username}@` : '';
   const shownPath = path === '/' ? '' : path;
   const shown = `${scheme}://${shownCredentials}${hostList}${shownPath}`;
   const invalid = (why: string): ConfigError => new ConfigError(`invalid Redis URL ${shown} in ${describeSetting(setting)}: ${why}; ${USAGE}`);
-  if (!credentialsValid) throw invalid('the user or password is not valid percent-encoding');
+  if (user === null || pass === null) throw invalid('the user or password is not valid percent-encoding');
   if (hostList === '') throw invalid('no host');
   const addresses = hostList.split(',').map((entry) => parseAddress(entry, sentinel ? SENTINEL_PORT : REDIS_PORT, invalid));
   for (const key of params.keys()) {

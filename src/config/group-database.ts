@@ -131,14 +131,10 @@ export function parseDatabaseUrl(text: string, source: string, cwd: string): Gro
       `${source}: unsupported database URL scheme ${scheme === undefined ? '(none)' : `"${scheme}:"`}; use mysql://, postgres:// or sqlite:`,
     );
   }
-  let url: URL;
-  try {
-    url = new URL(trimmed);
-  } catch {
-    throw new ConfigError(
-      `${source} is not a valid URL; percent-encode special characters in the user and password (# as %23, / as %2F, @ as %40)`,
-    );
+  if (!URL.canParse(trimmed)) {
+    throw new ConfigError(`${source} is not a valid URL; percent-encode special characters in the user and password (# as %23, / as %2F, @ as %40)`);
   }
+  const url = new URL(trimmed);
   const decode = (part: string, what: string): string => {
     try {
       return decodeURIComponent(part);

@@ -98,12 +98,7 @@ export function parseBoolean(setting: Setting): boolean {
 export function parseOriginList(setting: Setting): string[] {
   const origins: string[] = [];
   for (const item of setting.text.split(/[\s,]+/).filter((word) => word !== '')) {
-    let url: URL | null = null;
-    try {
-      url = new URL(item);
-    } catch {
-      url = null;
-    }
+    const url = URL.canParse(item) ? new URL(item) : null;
     const bare = url !== null && (url.pathname === '/' || url.pathname === '') && url.search === '' && url.hash === '' && url.username === '' && url.password === '';
     if (url === null || (url.protocol !== 'https:' && url.protocol !== 'http:') || !bare || item.endsWith('/')) {
       throw new ConfigError(
