@@ -19,24 +19,16 @@ import type { Position } from './position.js';
  * - `history-lost`: Redis failed over to a replica that had not received the library's latest
  *   events: they were delivered, but are in no history any more.
  */
-export type ResyncReason =
-  | 'epoch-changed'
-  | 'history-gone'
-  | 'unknown-position'
-  | 'history-unavailable'
-  | 'too-far-behind'
-  | 'events-not-shared'
-  | 'history-lost';
-
-export const RESYNC_REASONS = Object.keys({
-  'epoch-changed': 1,
-  'history-gone': 1,
-  'unknown-position': 1,
-  'history-unavailable': 1,
-  'too-far-behind': 1,
-  'events-not-shared': 1,
-  'history-lost': 1,
-} satisfies Record<ResyncReason, 1>) as ResyncReason[];
+export const RESYNC_REASONS = [
+  'epoch-changed',
+  'history-gone',
+  'unknown-position',
+  'history-unavailable',
+  'too-far-behind',
+  'events-not-shared',
+  'history-lost',
+] as const;
+export type ResyncReason = (typeof RESYNC_REASONS)[number];
 
 export type HistoryRead =
   /** `events` are those after `since`, oldest first, ending at `position` (the library's newest). */

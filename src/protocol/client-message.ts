@@ -41,7 +41,7 @@ export class ProtocolError extends Error {
 /** Seafile repo ids are 36-character UUIDs; anything far longer is not one. */
 export const MAX_REPO_ID_LENGTH = 255;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

@@ -1,5 +1,5 @@
 import type { Position } from '../history/position.js';
-import { MAX_REPO_ID_LENGTH } from './client-message.js';
+import { isRecord, MAX_REPO_ID_LENGTH } from './client-message.js';
 import { rawMember } from './raw-json.js';
 import type { Outgoing } from './outgoing.js';
 
@@ -26,10 +26,6 @@ export interface LibraryEvent {
 
 export class EventError extends Error {
   override readonly name = 'EventError';
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** `folder-perm-changed` goes to one user, one group, or (neither set) every subscriber. */
