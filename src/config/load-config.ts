@@ -112,28 +112,23 @@ async function requireDirectory(dir: string): Promise<void> {
   }
 }
 
-interface ConfigFiles {
-  seafile: KeyFile | null;
-  notification: KeyFile | null;
-  ccnet: KeyFile | null;
-}
+/** Each file and the section this server reads of it. */
+const CONFIG_FILES = [
+  ['seafile.conf', 'notification'],
+  ['notification.conf', 'general'],
+  ['ccnet.conf', 'Database'],
+] as const;
 
-async function readConfigFiles(confDir: string | null, notices: string[]): Promise<ConfigFiles> {
+async function readConfigFiles(confDir: string | null, notices: string[]): Promise<Record<'seafile' | 'notification' | 'ccnet', KeyFile | null>> {
   if (confDir === null) return { seafile: null, notification: null, ccnet: null };
-  const [seafile, notification, ccnet] = await Promise.all([
-    readKeyFile(join(confDir, 'seafile.conf')),
-    readKeyFile(join(confDir, 'notification.conf')),
-    readKeyFile(join(confDir, 'ccnet.conf')),
-  ]);
-  const read: string[] = [];
-  const describeFile = (file: KeyFile | null, name: string, group: string): void => {
-    if (file === null) read.push(`no ${name}`);
-    else read.push(file.hasGroup(group) ? `${name} [${group}]` : `${name} (no [${group}] section)`);
-  };
-  describeFile(seafile, 'seafile.conf', 'notification');
-  describeFile(notification, 'notification.conf', 'general');
-  describeFile(ccnet, 'ccnet.conf', 'Database');
+  const files = await Promise.all(CONFIG_FILES.map(([name]) => readKeyFile(join(confDir, name))));
+  const read = CONFIG_FILES.map(([name, group], i) => {
+    const file = files[i];
+    if (file === null || file === undefined) return `no ${name}`;
+    return file.hasGroup(group) ? `${name} [${group}]` : `${name} (no [${group}] section)`;
+  });
   notices.push(`Config dir ${confDir}: read ${read.join(', ')}.`);
+  const [seafile = null, notification = null, ccnet = null] = files;
   return { seafile, notification, ccnet };
 }
 
@@ -153,12 +148,7 @@ function reportEnabledFlag(enabled: Setting | null, notices: string[]): void {
   );
 }
 
-function resolveLogFile(
-  flags: ServeFlags,
-  env: Env,
-  cwd: string,
-  confDir: string | null,
-): string | null {
+function resolveLogFile(flags: ServeFlags, env: Env, cwd: string, confDir: string | null): string | null {
   // As with the stock server, SEAFILE_LOG_TO_STDOUT beats -l: the stock image's command line names a file.
   const toStdout = envText(env, SETTINGS.log_file)?.trim().toLowerCase();
   if (toStdout === 'true' || toStdout === '1' || toStdout === 'yes') return null;

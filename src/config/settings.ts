@@ -89,9 +89,7 @@ function setting<P extends ConfigPath>(at: P, row: Omit<ParsedRow<ValueAt<P>>, '
   return { ...row, at };
 }
 
-function part<T>(partOf: keyof Config | null, row: ParsedRow<T>): ParsedRow<T>;
-function part(partOf: keyof Config | null, row: Row): Row;
-function part(partOf: keyof Config | null, row: Row): Row {
+function part<R extends Row>(partOf: keyof Config | null, row: R): R {
   return { ...row, partOf };
 }
 
