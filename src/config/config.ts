@@ -1,7 +1,7 @@
 /** The one typed configuration every part of the server reads. Built by `loadConfig`. */
 import type { HistoryLimits } from '../history/event-history.js';
 
-// Importable from here as before: the error beside the parsers, the defaults from the table of settings.
+// The rest of src/ imports its config types, error and defaults from this one module.
 export { ConfigError, describeEventsListen } from './setting.js';
 export { DEFAULT_LIMITS, DEFAULTS, MAX_WORKERS } from './settings.js';
 
