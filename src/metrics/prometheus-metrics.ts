@@ -108,54 +108,34 @@ export function backplaneStateGauge(registers: Registry[], read: () => Backplane
  * The event types Seafile sends get their own label value; any other type a publisher makes
  * up is counted as `other`, so a publisher cannot grow the number of series without bound.
  */
-export const EVENT_TYPES = ['repo-update', 'file-lock-changed', 'folder-perm-changed', 'comment-update'] as const;
+const EVENT_TYPES = ['repo-update', 'file-lock-changed', 'folder-perm-changed', 'comment-update'] as const;
 const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set(EVENT_TYPES);
 const OTHER_TYPE = 'other';
 
-export function eventTypeLabel(type: string): string {
+function eventTypeLabel(type: string): string {
   return KNOWN_EVENT_TYPES.has(type) ? type : OTHER_TYPE;
 }
 
-// Exhaustive by construction: adding a member to one of these unions breaks the build here.
-const PUBLISHER_KINDS = Object.keys({ jwt: 1, 'legacy-header': 1, 'static-token': 1 } satisfies Record<PublisherKind, 1>) as PublisherKind[];
-const SUBSCRIBE_FAILURES = Object.keys({
-  malformed: 1,
-  algorithm: 1,
-  signature: 1,
-  expired: 1,
-  'not-yet-valid': 1,
-  'wrong-library': 1,
-} satisfies Record<SubscribeFailure, 1>) as SubscribeFailure[];
-const PUBLISHER_FAILURES = Object.keys({
-  missing: 1,
-  malformed: 1,
-  algorithm: 1,
-  signature: 1,
-  expired: 1,
-  'not-yet-valid': 1,
-  'subscriber-token': 1,
-} satisfies Record<PublisherAuthFailure, 1>) as PublisherAuthFailure[];
-const EVENT_REJECTIONS = Object.keys({ method: 1, 'too-large': 1, invalid: 1 } satisfies Record<EventRejection, 1>) as EventRejection[];
-const REQUEST_REFUSALS = Object.keys({
-  origin: 1,
-  'connection-cap': 1,
-  'address-cap': 1,
-  draining: 1,
-  'bad-request': 1,
-  timeout: 1,
-  'user-cap': 1,
-  'failed-subscribes': 1,
-} satisfies Record<RequestRefusal, 1>) as RequestRefusal[];
-const SUBSCRIBE_LIMITS = Object.keys({ 'library-cap': 1, 'user-cap': 1 } satisfies Record<SubscribeLimit, 1>) as SubscribeLimit[];
-const FALLBACK_TRANSPORTS = Object.keys({ sse: 1, 'long-poll': 1 } satisfies Record<FallbackTransport, 1>) as FallbackTransport[];
-const UNDELIVERED_REASONS = Object.keys({ 'no-database': 1, 'lookup-failed': 1 } satisfies Record<UndeliveredReason, 1>) as UndeliveredReason[];
+/** The members of a union as label values: adding a member to the union breaks the build here. */
+function members<T extends string>(all: Record<T, 1>): T[] {
+  return Object.keys(all) as T[];
+}
+
+const PUBLISHER_KINDS = members<PublisherKind>({ jwt: 1, 'legacy-header': 1, 'static-token': 1 });
+const SUBSCRIBE_FAILURES = members<SubscribeFailure>({ malformed: 1, algorithm: 1, signature: 1, expired: 1, 'not-yet-valid': 1, 'wrong-library': 1 });
+const PUBLISHER_FAILURES = members<PublisherAuthFailure>({
+  missing: 1, malformed: 1, algorithm: 1, signature: 1, expired: 1, 'not-yet-valid': 1, 'subscriber-token': 1,
+});
+const EVENT_REJECTIONS = members<EventRejection>({ method: 1, 'too-large': 1, invalid: 1 });
+const REQUEST_REFUSALS = members<RequestRefusal>({
+  origin: 1, 'connection-cap': 1, 'address-cap': 1, draining: 1, 'bad-request': 1, timeout: 1, 'user-cap': 1, 'failed-subscribes': 1,
+});
+const SUBSCRIBE_LIMITS = members<SubscribeLimit>({ 'library-cap': 1, 'user-cap': 1 });
+const FALLBACK_TRANSPORTS = members<FallbackTransport>({ sse: 1, 'long-poll': 1 });
+const UNDELIVERED_REASONS = members<UndeliveredReason>({ 'no-database': 1, 'lookup-failed': 1 });
 
 /** 0.1 ms to 1 s: a direct fan-out takes microseconds, one behind a group query milliseconds. */
-export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
-
-interface Observation {
-  observe(value: number): void;
-}
+const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
 /** One series of a labelled counter, as a plain number: what the hot path adds to. */
 class Cell {
@@ -170,13 +150,17 @@ class Cell {
  * A labelled counter whose series are plain numbers, handed to prom-client at scrape time.
  * prom-client hashes and validates the labels on every `inc`, even on a pre-bound child
  * (about 1 µs); a cell costs a few nanoseconds. Every series exists from the start, at 0.
+ * A key is a series' label values in `labelNames` order, joined by spaces.
  */
 function countsByLabel<K extends string>(
+  keys: readonly K[],
   config: { name: string; help: string; labelNames: string[]; registers: Registry[] },
-  values: readonly K[],
-  labels: (value: K) => Record<string, string>,
 ): Map<K, Cell> {
-  const cells = new Map<K, Cell>(values.map((value) => [value, new Cell(labels(value))]));
+  const cells = new Map<K, Cell>();
+  for (const key of keys) {
+    const values = key.split(' ');
+    cells.set(key, new Cell(Object.fromEntries(config.labelNames.map((label, i) => [label, values[i]!]))));
+  }
   new Counter({
     ...config,
     collect() {
@@ -205,7 +189,7 @@ export class PrometheusMetrics implements Metrics {
   /** Keyed by `<type label> <source>`. */
   readonly #accepted: Map<string, Cell>;
   readonly #sent: Counter;
-  readonly #latency = new Map<string, Observation>();
+  readonly #latency = new Map<string, { observe(value: number): void }>();
   readonly #undelivered: Map<UndeliveredReason, Cell>;
   readonly #refused: Map<RequestRefusal, Cell>;
   readonly #fallbackRequests: Map<FallbackTransport, Cell>;
@@ -218,26 +202,25 @@ export class PrometheusMetrics implements Metrics {
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     // Arrow functions cannot be used for collect (prom-client binds `this`), so capture the owner.
     const metrics = this;
-
-    new Gauge({
-      name: 'notification_connections',
-      help: 'WebSocket connections open now.',
-      registers,
-      collect() {
-        this.set(metrics.#levels.connections());
-      },
-    });
-    this.#opened = new Counter({ name: 'notification_connections_opened_total', help: 'WebSocket connections accepted since start.', registers });
-    this.#closed = countsByLabel(
-      {
-        name: 'notification_connections_closed_total',
-        help: 'WebSocket connections ended since start, by why: normal (the client closed), going-away (shutdown), dead-peer, queue-overflow (4000, a client not reading), subscribe-timeout (4001), failed-subscribes (4002), user-cap (4003), malformed (1007), binary (1003), too-big (1009), protocol-error (1002), abnormal (no close frame).',
-        labelNames: ['reason'],
+    const level = (name: string, help: string, read: (levels: MetricLevels) => number): void => {
+      new Gauge({
+        name,
+        help,
         registers,
-      },
-      CLOSE_REASONS,
-      (reason) => ({ reason }),
-    );
+        collect() {
+          this.set(read(metrics.#levels));
+        },
+      });
+    };
+
+    level('notification_connections', 'WebSocket connections open now.', (levels) => levels.connections());
+    this.#opened = new Counter({ name: 'notification_connections_opened_total', help: 'WebSocket connections accepted since start.', registers });
+    this.#closed = countsByLabel(CLOSE_REASONS, {
+      name: 'notification_connections_closed_total',
+      help: 'WebSocket connections ended since start, by why: normal (the client closed), going-away (shutdown), dead-peer, queue-overflow (4000, a client not reading), subscribe-timeout (4001), failed-subscribes (4002), user-cap (4003), malformed (1007), binary (1003), too-big (1009), protocol-error (1002), abnormal (no close frame).',
+      labelNames: ['reason'],
+      registers,
+    });
 
     new Gauge({
       name: 'notification_fallback_requests_open',
@@ -249,90 +232,53 @@ export class PrometheusMetrics implements Metrics {
         for (const transport of FALLBACK_TRANSPORTS) this.set({ transport }, open[transport]);
       },
     });
-    this.#fallbackRequests = countsByLabel(
-      {
-        name: 'notification_fallback_requests_total',
-        help: 'SSE streams opened and long polls accepted since start (after the origin, connection-cap and request checks; refusals are in notification_requests_refused_total).',
-        labelNames: ['transport'],
-        registers,
-      },
-      FALLBACK_TRANSPORTS,
-      (transport) => ({ transport }),
-    );
+    this.#fallbackRequests = countsByLabel(FALLBACK_TRANSPORTS, {
+      name: 'notification_fallback_requests_total',
+      help: 'SSE streams opened and long polls accepted since start (after the origin, connection-cap and request checks; refusals are in notification_requests_refused_total).',
+      labelNames: ['transport'],
+      registers,
+    });
 
     backplaneStateGauge(registers, () => metrics.#levels.backplane());
 
-    new Gauge({
-      name: 'notification_subscriptions',
-      help: 'Library subscriptions held now, over all connections.',
-      registers,
-      collect() {
-        this.set(metrics.#levels.subscriptions());
-      },
-    });
-    new Gauge({
-      name: 'notification_subscribed_libraries',
-      help: 'Distinct libraries with at least one subscriber now.',
-      registers,
-      collect() {
-        this.set(metrics.#levels.subscribedLibraries());
-      },
-    });
+    level('notification_subscriptions', 'Library subscriptions held now, over all connections.', (levels) => levels.subscriptions());
+    level('notification_subscribed_libraries', 'Distinct libraries with at least one subscriber now.', (levels) => levels.subscribedLibraries());
     this.#expired = new Counter({
       name: 'notification_subscriptions_expired_total',
       help: 'Subscriptions ended because their token expired (the client was sent jwt-expired).',
       registers,
     });
-
-    this.#limited = countsByLabel(
-      {
-        name: 'notification_subscribes_limited_total',
-        help: 'Libraries of subscribe messages refused, although their token was valid, because of a limit (the client is sent an error message): library-cap (max_libraries_per_connection), user-cap (max_connections_per_user).',
-        labelNames: ['reason'],
-        registers,
-      },
-      SUBSCRIBE_LIMITS,
-      (reason) => ({ reason }),
-    );
-
+    this.#limited = countsByLabel(SUBSCRIBE_LIMITS, {
+      name: 'notification_subscribes_limited_total',
+      help: 'Libraries of subscribe messages refused, although their token was valid, because of a limit (the client is sent an error message): library-cap (max_libraries_per_connection), user-cap (max_connections_per_user).',
+      labelNames: ['reason'],
+      registers,
+    });
     // One counter, two endpoints with reasons of their own.
     this.#authFailures = countsByLabel(
+      [...SUBSCRIBE_FAILURES.map((reason) => `subscribe ${reason}`), ...PUBLISHER_FAILURES.map((reason) => `events ${reason}`)],
       {
         name: 'notification_auth_failures_total',
         help: 'Refused credentials: endpoint "subscribe" (one library of a subscribe message, answered jwt-expired) or "events" (a publisher, answered 401/403), by reason.',
         labelNames: ['endpoint', 'reason'],
         registers,
       },
-      [...SUBSCRIBE_FAILURES.map((reason) => `subscribe ${reason}`), ...PUBLISHER_FAILURES.map((reason) => `events ${reason}`)],
-      (key) => {
-        const [endpoint, reason] = key.split(' ') as [string, string];
-        return { endpoint, reason };
-      },
     );
 
-    this.#rejected = countsByLabel(
-      {
-        name: 'notification_events_rejected_total',
-        help: 'POST /events requests refused other than for their credentials: method (405), too-large (413), invalid (400).',
-        labelNames: ['reason'],
-        registers,
-      },
-      EVENT_REJECTIONS,
-      (reason) => ({ reason }),
-    );
-
+    this.#rejected = countsByLabel(EVENT_REJECTIONS, {
+      name: 'notification_events_rejected_total',
+      help: 'POST /events requests refused other than for their credentials: method (405), too-large (413), invalid (400).',
+      labelNames: ['reason'],
+      registers,
+    });
     const types = [...EVENT_TYPES, OTHER_TYPE];
     this.#accepted = countsByLabel(
+      types.flatMap((type) => PUBLISHER_KINDS.map((source) => `${type} ${source}`)),
       {
         name: 'notification_events_accepted_total',
         help: 'Events accepted on POST /events, by type (Seafile\'s four, else "other") and source (how the publisher authenticated: jwt, legacy-header, static-token).',
         labelNames: ['type', 'source'],
         registers,
-      },
-      types.flatMap((type) => PUBLISHER_KINDS.map((source) => `${type} ${source}`)),
-      (key) => {
-        const [type, source] = key.split(' ') as [string, string];
-        return { type, source };
       },
     );
     const latency = new Histogram({
@@ -352,26 +298,18 @@ export class PrometheusMetrics implements Metrics {
       registers,
     });
 
-    this.#undelivered = countsByLabel(
-      {
-        name: 'notification_group_events_undelivered_total',
-        help: 'Group-targeted folder-perm-changed events delivered to nobody because the group\'s members could not be known: no-database, lookup-failed.',
-        labelNames: ['reason'],
-        registers,
-      },
-      UNDELIVERED_REASONS,
-      (reason) => ({ reason }),
-    );
-    this.#refused = countsByLabel(
-      {
-        name: 'notification_requests_refused_total',
-        help: 'HTTP requests turned away before they became a WebSocket, an SSE stream or a long poll: origin (403), connection-cap (503), address-cap (429, max_connections_per_address), draining (503), bad-request (400), timeout (408, headers not complete in time); SSE and long polling only: user-cap (429, max_connections_per_user), failed-subscribes (429, max_failed_subscribes_per_minute per client address).',
-        labelNames: ['reason'],
-        registers,
-      },
-      REQUEST_REFUSALS,
-      (reason) => ({ reason }),
-    );
+    this.#undelivered = countsByLabel(UNDELIVERED_REASONS, {
+      name: 'notification_group_events_undelivered_total',
+      help: 'Group-targeted folder-perm-changed events delivered to nobody because the group\'s members could not be known: no-database, lookup-failed.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#refused = countsByLabel(REQUEST_REFUSALS, {
+      name: 'notification_requests_refused_total',
+      help: 'HTTP requests turned away before they became a WebSocket, an SSE stream or a long poll: origin (403), connection-cap (503), address-cap (429, max_connections_per_address), draining (503), bad-request (400), timeout (408, headers not complete in time); SSE and long polling only: user-cap (429, max_connections_per_user), failed-subscribes (429, max_failed_subscribes_per_minute per client address).',
+      labelNames: ['reason'],
+      registers,
+    });
     this.#recoveries = new Counter({
       name: 'notification_recoveries_total',
       help: 'Positioned subscriptions that recovered from a position (subscribe with since, or a catch-up after a backplane gap) and were answered subscribed.',
@@ -382,16 +320,12 @@ export class PrometheusMetrics implements Metrics {
       help: 'Missed events sent to positioned subscriptions in their recoveries, before subscribed.',
       registers,
     });
-    this.#resyncs = countsByLabel(
-      {
-        name: 'notification_resyncs_total',
-        help: 'Positioned subscriptions told to resync, by why: epoch-changed, history-gone, unknown-position, history-unavailable, too-far-behind, events-not-shared, history-lost.',
-        labelNames: ['reason'],
-        registers,
-      },
-      RESYNC_REASONS,
-      (reason) => ({ reason }),
-    );
+    this.#resyncs = countsByLabel(RESYNC_REASONS, {
+      name: 'notification_resyncs_total',
+      help: 'Positioned subscriptions told to resync, by why: epoch-changed, history-gone, unknown-position, history-unavailable, too-far-behind, events-not-shared, history-lost.',
+      labelNames: ['reason'],
+      registers,
+    });
     new Counter({
       name: 'notification_group_lookups_total',
       help: 'Group member lookups: hit (answered from the cache or by joining a query in flight), miss (a database query was made).',
