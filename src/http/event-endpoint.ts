@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { EventError, parseEvent } from '../protocol/event.js';
 import { readBody } from './request-body.js';
+import { answerText } from './router.js';
 
 export interface EventEndpointOptions {
   /** Delivers here and carries the event to every other node. */
@@ -21,12 +22,6 @@ export interface EventEndpointOptions {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function answer(response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
-  const body = text === '' ? '' : `${text}\n`;
-  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
-  response.end(body);
-}
-
 /** `POST /events`: a publisher (seaf-server, seahub) hands over one event. */
 export class EventEndpoint {
   readonly #metrics: Metrics;
@@ -40,7 +35,7 @@ export class EventEndpoint {
     const maxBodyBytes = live.limits.maxEventBodyBytes;
     if (request.method !== 'POST') {
       this.#metrics.eventRejected('method');
-      answer(response, 405, 'use POST to publish an event', { allow: 'POST' });
+      answerText(response, 405, 'use POST to publish an event', { allow: 'POST' });
       return;
     }
     let source: PublisherKind;
@@ -50,7 +45,7 @@ export class EventEndpoint {
       if (!(err instanceof PublisherAuthError)) throw err;
       this.#metrics.publisherRefused(err.reason);
       logger.warn({ remote: request.socket.remoteAddress, reason: err.reason }, `event refused: ${err.message}`);
-      answer(response, err.status, err.message, { connection: 'close' });
+      answerText(response, err.status, err.message, { connection: 'close' });
       request.resume();
       return;
     }
@@ -64,7 +59,7 @@ export class EventEndpoint {
   #tooLarge(request: IncomingMessage, response: ServerResponse): void {
     this.#metrics.eventRejected('too-large');
     this.options.logger.warn({ remote: request.socket.remoteAddress }, 'event refused: body too large');
-    answer(response, 413, `event body is larger than ${this.options.live.limits.maxEventBodyBytes} bytes`, { connection: 'close' });
+    answerText(response, 413, `event body is larger than ${this.options.live.limits.maxEventBodyBytes} bytes`, { connection: 'close' });
     request.resume();
   }
 
@@ -76,12 +71,12 @@ export class EventEndpoint {
       const message = err instanceof EventError ? err.message : 'body is not valid UTF-8';
       this.#metrics.eventRejected('invalid');
       this.options.logger.warn(`event refused: ${message}`);
-      answer(response, 400, message);
+      answerText(response, 400, message);
       return;
     }
     this.options.logger.debug({ type: event.type, repoId: event.repoId, source }, 'event accepted');
     this.#metrics.eventAccepted(event.type, source);
     this.options.backplane.publish(event);
-    answer(response, 200, '');
+    answerText(response, 200, '');
   }
 }

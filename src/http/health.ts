@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { refusedUnlessGet } from './router.js';
 
 export type Health = 'live' | 'ready';
 
@@ -23,11 +24,7 @@ function json(request: IncomingMessage, response: ServerResponse, status: number
  * --workers also 503 when the answering worker has lost its primary.
  */
 export function answerHealth(which: Health, readiness: Readiness, request: IncomingMessage, response: ServerResponse): void {
-  if (request.method !== 'GET' && request.method !== 'HEAD') {
-    response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
-    response.end('use GET\n');
-    return;
-  }
+  if (refusedUnlessGet(request, response)) return;
   if (which === 'live') json(request, response, 200, { status: 'live' });
   else if (readiness !== 'ready') json(request, response, 503, { status: readiness });
   else json(request, response, 200, { status: 'ready' });

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
+import { answerText, refusedUnlessGet } from './router.js';
 
 /** Where the text comes from: this process's registry, or under --workers the whole server's (cluster/worker-figures.ts). */
 export interface MetricsExposition {
@@ -16,29 +17,20 @@ export function forwardedByProxy(request: IncomingMessage): boolean {
   return headers['x-forwarded-for'] !== undefined || headers['forwarded'] !== undefined || headers['x-real-ip'] !== undefined;
 }
 
-function notFound(response: ServerResponse, why: string): void {
-  response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-  response.end(`not found: ${why}\n`);
-}
-
 /**
  * `GET /metrics`: the Prometheus text format, to direct requests only; 404 when metrics are
  * turned off or the request came through a proxy.
  */
 export function answerMetrics(metrics: MetricsExposition | null, logger: Logger, request: IncomingMessage, response: ServerResponse): void {
   if (metrics === null) {
-    notFound(response, 'metrics are turned off (NOTIFICATION_SERVER_METRICS)');
+    answerText(response, 404, 'not found: metrics are turned off (NOTIFICATION_SERVER_METRICS)');
     return;
   }
   if (forwardedByProxy(request)) {
-    notFound(response, 'metrics are served to direct requests only, not through a proxy');
+    answerText(response, 404, 'not found: metrics are served to direct requests only, not through a proxy');
     return;
   }
-  if (request.method !== 'GET' && request.method !== 'HEAD') {
-    response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
-    response.end('use GET\n');
-    return;
-  }
+  if (refusedUnlessGet(request, response)) return;
   metrics.exposition().then(
     ({ contentType, body }) => {
       response.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
@@ -46,8 +38,7 @@ export function answerMetrics(metrics: MetricsExposition | null, logger: Logger,
     },
     (err: unknown) => {
       logger.error({ err }, 'collecting metrics failed');
-      response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-      response.end('collecting metrics failed\n');
+      answerText(response, 500, 'collecting metrics failed');
     },
   );
 }

@@ -42,9 +42,18 @@ function pathOf(url: string | undefined): string {
   return (url ?? '/').split('?', 1)[0]!;
 }
 
+/** A plain-text answer: `text` and a newline, or no body when `text` is empty. */
 export function answerText(response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
-  response.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8' });
-  response.end(`${text}\n`);
+  const body = text === '' ? '' : `${text}\n`;
+  response.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  response.end(body);
+}
+
+/** Answers 405 to any method but GET and HEAD; true when it did. */
+export function refusedUnlessGet(request: IncomingMessage, response: ServerResponse): boolean {
+  if (request.method === 'GET' || request.method === 'HEAD') return false;
+  answerText(response, 405, 'use GET', { allow: 'GET, HEAD' });
+  return true;
 }
 
 /**

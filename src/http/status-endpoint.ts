@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { LiveStatus, StatusUpdate } from '../status/live-status.js';
 import { STATUS_HTML, STATUS_SCRIPT } from '../status/status-page.js';
 import type { WholeStatus } from '../status/whole-status.js';
+import { answerText, refusedUnlessGet } from './router.js';
 
 export interface StatusEndpointOptions {
   /** The admin token: the password of HTTP Basic auth (any user name), or a Bearer token. */
@@ -61,17 +62,12 @@ export class StatusEndpoint {
   }
 
   handle(resource: StatusResource, request: IncomingMessage, response: ServerResponse): void {
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' });
-      response.end('use GET\n');
-      return;
-    }
+    if (refusedUnlessGet(request, response)) return;
     const secret = presented(request);
     // Digests have one length, so the comparison takes the same time whatever was sent.
     if (secret === null || !timingSafeEqual(digest(secret), this.#tokenDigest)) {
       if (secret !== null) this.#logger.warn({ remote: request.socket.remoteAddress }, 'status page: wrong admin token');
-      response.writeHead(401, { 'www-authenticate': REALM, 'content-type': 'text/plain; charset=utf-8' });
-      response.end('the status page needs the admin token (NOTIFICATION_SERVER_ADMIN_TOKEN) as the password\n');
+      answerText(response, 401, 'the status page needs the admin token (NOTIFICATION_SERVER_ADMIN_TOKEN) as the password', { 'www-authenticate': REALM });
       return;
     }
     const common = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
