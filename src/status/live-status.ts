@@ -67,14 +67,14 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
+const NO_LEVELS: StatusLevels = { connections: () => 0, subscriptions: () => 0, subscribedLibraries: () => 0, followersOf: () => 0 };
+
 /**
  * What the status page shows: a second-by-second history of levels, event rate and delivery
  * latency, the busiest libraries of the last minute and a tail of recent events. Fed once per
  * event by the hub (never per subscriber); `tick()` closes a second. Memory is bounded by the
  * options, whatever the event rate.
  */
-const NO_LEVELS: StatusLevels = { connections: () => 0, subscriptions: () => 0, subscribedLibraries: () => 0, followersOf: () => 0 };
-
 export class LiveStatus {
   #levels: StatusLevels = NO_LEVELS;
   readonly #now: () => number;

@@ -64,22 +64,19 @@ function addSubscribers(busiest: readonly BusyLibrary[], others: readonly Status
   return busiest.map((library) => ({ ...library, subscribers: library.subscribers + (elsewhere.get(library.repoId) ?? 0) }));
 }
 
-/** This worker's closed second with the other workers' latest ones. */
-export function mergeUpdate(own: StatusUpdate, others: readonly StatusShare[]): StatusUpdate {
-  return {
-    point: others.reduce((point, share) => addPoint(point, share.points.at(-1)), own.point),
-    tail: addRecipients(own.tail, others),
-    busiest: addSubscribers(own.busiest, others),
-  };
-}
-
 /** This worker's history with the other workers', second by second counted from the latest. */
-export function mergeSnapshot(own: StatusSnapshot, others: readonly StatusShare[]): StatusSnapshot {
+function mergeSnapshot(own: StatusSnapshot, others: readonly StatusShare[]): StatusSnapshot {
   const points = own.points.map((point, i) => {
     const back = own.points.length - i;
     return others.reduce((merged, share) => addPoint(merged, share.points[share.points.length - back]), point);
   });
   return { points, tail: addRecipients(own.tail, others), busiest: addSubscribers(own.busiest, others) };
+}
+
+/** This worker's closed second with the other workers' latest ones. */
+export function mergeUpdate(own: StatusUpdate, others: readonly StatusShare[]): StatusUpdate {
+  const { points, tail, busiest } = mergeSnapshot({ points: [own.point], tail: own.tail, busiest: own.busiest }, others);
+  return { point: points[0]!, tail, busiest };
 }
 
 /** Turns this worker's status into the whole server's, asking the other workers each time. */
