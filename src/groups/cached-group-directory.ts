@@ -24,11 +24,6 @@ export interface GroupCacheStats {
   readonly failures: number;
 }
 
-interface CachedMembers {
-  members: ReadonlySet<string>;
-  expiresAt: number;
-}
-
 /**
  * Keeps group membership for a short TTL so a burst of permission events costs one query,
  * not one per event. Failures are never cached: the next lookup asks the database again.
@@ -40,7 +35,7 @@ export class CachedGroupDirectory implements GroupDirectory {
   readonly #maxGroups: number;
   readonly #now: () => number;
   // Map order is insertion order, which makes the first key the oldest answer.
-  readonly #answers = new Map<number, CachedMembers>();
+  readonly #answers = new Map<number, { members: ReadonlySet<string>; expiresAt: number }>();
   readonly #inFlight = new Map<number, Promise<ReadonlySet<string>>>();
   readonly #stats = { hits: 0, misses: 0, failures: 0 };
 

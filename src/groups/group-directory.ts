@@ -22,10 +22,8 @@ export function userName(value: unknown): string {
   throw new TypeError(`GroupUser.user_name is ${typeof value}, expected a string`);
 }
 
-/** How long a networked group database may take; lookups are cached and coalesced, so few connections suffice. */
+/** How long a networked group database may take. */
 export interface PoolOptions {
-  /** Default 4. */
-  connectionLimit?: number;
   /** Default 3 s; also bounds the wait for a free pool connection. */
   connectTimeoutMs?: number;
   /** Default 5 s: a hung database rejects the lookup instead of stalling event delivery. */

@@ -21,7 +21,8 @@ export class MysqlGroupDirectory implements GroupDirectory {
       // Verifies the server certificate; an unverified TLS link would be no better than none.
       ...(config.ssl ? { ssl: {} } : {}),
       charset: 'utf8mb4',
-      connectionLimit: options.connectionLimit ?? 4,
+      // Lookups are cached and coalesced, so few connections suffice.
+      connectionLimit: 4,
       connectTimeout: options.connectTimeoutMs ?? 3_000,
       enableKeepAlive: true,
     });

@@ -20,7 +20,8 @@ export class PostgresGroupDirectory implements GroupDirectory {
       user: config.user,
       password: config.password,
       database: config.database,
-      max: options.connectionLimit ?? 4,
+      // Lookups are cached and coalesced, so few connections suffice.
+      max: 4,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 3_000,
       statement_timeout: queryTimeoutMs,
       // The server-side limit cannot fire when the server or the network hangs.

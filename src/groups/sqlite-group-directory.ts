@@ -2,14 +2,6 @@ import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { GroupLookupError, userName, type GroupDirectory } from './group-directory.js';
 
-export interface SqliteGroupDirectoryOptions {
-  /**
-   * How long a lookup waits while seaf-server holds a write lock. Default 1 s: the wait
-   * blocks the event loop, and ccnet's writes are tiny, so a longer wait means trouble.
-   */
-  busyTimeoutMs?: number;
-}
-
 /**
  * Reads ccnet `GroupUser` from `<top dir>/ccnet/GroupMgr/groupmgr.db` (SQLite deployments).
  * The file is opened on the first lookup and reopened after a failure, so a server started
@@ -21,9 +13,13 @@ export class SqliteGroupDirectory implements GroupDirectory {
   #db: Database.Database | null = null;
   #selectMembers: Database.Statement<[number], unknown> | null = null;
 
-  constructor(path: string, options: SqliteGroupDirectoryOptions = {}) {
+  /**
+   * `busyTimeoutMs`: how long a lookup waits while seaf-server holds a write lock. Default 1 s:
+   * the wait blocks the event loop, and ccnet's writes are tiny, so a longer wait means trouble.
+   */
+  constructor(path: string, { busyTimeoutMs = 1_000 }: { busyTimeoutMs?: number } = {}) {
     this.#path = path;
-    this.#busyTimeoutMs = options.busyTimeoutMs ?? 1_000;
+    this.#busyTimeoutMs = busyTimeoutMs;
   }
 
   members(groupId: number): Promise<ReadonlySet<string>> {
@@ -55,7 +51,7 @@ export class SqliteGroupDirectory implements GroupDirectory {
       this.#selectMembers = db.prepare<[number], unknown>('SELECT user_name FROM GroupUser WHERE group_id = ?').pluck();
     } catch (error) {
       db.close();
-      throw new Error(`${this.#path} is not a ccnet group database: ${errorMessage(error)}`, { cause: error });
+      throw new Error(`${this.#path} is not a ccnet group database: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     this.#db = db;
     return this.#selectMembers;
@@ -66,8 +62,4 @@ export class SqliteGroupDirectory implements GroupDirectory {
     this.#db?.close();
     this.#db = null;
   }
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
