@@ -3,7 +3,7 @@ import { authenticatePublisher, PublisherAuthError, type PublisherCredentials, t
 import type { Backplane } from '../backplane/backplane.js';
 import type { LiveSettings } from '../config/settings.js';
 import type { Logger } from '../log.js';
-import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { EventError, parseEvent } from '../protocol/event.js';
 import { readBody } from './request-body.js';
 import { answerText } from './router.js';
@@ -16,7 +16,7 @@ export interface EventEndpointOptions {
   live: LiveSettings;
   logger: Logger;
   /** Where accepted events (by type and source), refused credentials and rejected requests are counted. */
-  metrics?: Metrics;
+  metrics: Metrics;
   now: () => number;
 }
 
@@ -24,17 +24,12 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** `POST /events`: a publisher (seaf-server, seahub) hands over one event. */
 export class EventEndpoint {
-  readonly #metrics: Metrics;
-
-  constructor(private readonly options: EventEndpointOptions) {
-    this.#metrics = options.metrics ?? NO_METRICS;
-  }
+  constructor(private readonly options: EventEndpointOptions) {}
 
   handle(request: IncomingMessage, response: ServerResponse): void {
-    const { logger, live } = this.options;
-    const maxBodyBytes = live.limits.maxEventBodyBytes;
+    const { logger, live, metrics } = this.options;
     if (request.method !== 'POST') {
-      this.#metrics.eventRejected('method');
+      metrics.eventRejected('method');
       answerText(response, 405, 'use POST to publish an event', { allow: 'POST' });
       return;
     }
@@ -43,13 +38,13 @@ export class EventEndpoint {
       source = authenticatePublisher(request.headers, { key: this.options.key, staticToken: live.config.notificationToken }, this.options.now());
     } catch (err) {
       if (!(err instanceof PublisherAuthError)) throw err;
-      this.#metrics.publisherRefused(err.reason);
+      metrics.publisherRefused(err.reason);
       logger.warn({ remote: request.socket.remoteAddress, reason: err.reason }, `event refused: ${err.message}`);
       answerText(response, err.status, err.message, { connection: 'close' });
       request.resume();
       return;
     }
-    readBody(request, maxBodyBytes, {
+    readBody(request, live.limits.maxEventBodyBytes, {
       body: (body) => this.#accept(body, source, response),
       tooLarge: () => this.#tooLarge(request, response),
     });
@@ -57,7 +52,7 @@ export class EventEndpoint {
   }
 
   #tooLarge(request: IncomingMessage, response: ServerResponse): void {
-    this.#metrics.eventRejected('too-large');
+    this.options.metrics.eventRejected('too-large');
     this.options.logger.warn({ remote: request.socket.remoteAddress }, 'event refused: body too large');
     answerText(response, 413, `event body is larger than ${this.options.live.limits.maxEventBodyBytes} bytes`, { connection: 'close' });
     request.resume();
@@ -69,13 +64,13 @@ export class EventEndpoint {
       event = parseEvent(utf8.decode(body));
     } catch (err) {
       const message = err instanceof EventError ? err.message : 'body is not valid UTF-8';
-      this.#metrics.eventRejected('invalid');
+      this.options.metrics.eventRejected('invalid');
       this.options.logger.warn(`event refused: ${message}`);
       answerText(response, 400, message);
       return;
     }
     this.options.logger.debug({ type: event.type, repoId: event.repoId, source }, 'event accepted');
-    this.#metrics.eventAccepted(event.type, source);
+    this.options.metrics.eventAccepted(event.type, source);
     this.options.backplane.publish(event);
     answerText(response, 200, '');
   }

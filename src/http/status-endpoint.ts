@@ -11,8 +11,6 @@ export interface StatusEndpointOptions {
   token: string;
   status: LiveStatus;
   logger: Logger;
-  /** How often a second is closed and sent to the open pages. */
-  intervalMs?: number;
   /** Under --workers: the page shows the whole server, merged from every worker's figures. */
   whole?: WholeStatus;
 }
@@ -57,7 +55,7 @@ export class StatusEndpoint {
     this.#status = options.status;
     this.#logger = options.logger;
     this.#whole = options.whole ?? null;
-    this.#timer = setInterval(() => this.#tick(), options.intervalMs ?? 1000);
+    this.#timer = setInterval(() => this.#tick(), 1000);
     this.#timer.unref();
   }
 
