@@ -77,12 +77,7 @@ const NO_LEVELS: StatusLevels = { connections: () => 0, subscriptions: () => 0, 
  */
 export class LiveStatus {
   #levels: StatusLevels = NO_LEVELS;
-  readonly #now: () => number;
-  readonly #historySeconds: number;
-  readonly #tailSize: number;
-  readonly #busyWindow: number;
-  readonly #busiestCount: number;
-  readonly #maxPerSecond: number;
+  readonly #options: Required<LiveStatusOptions>;
 
   readonly #points: StatusPoint[] = [];
   readonly #tail: TailEntry[] = [];
@@ -93,12 +88,7 @@ export class LiveStatus {
   readonly #busyPast: Array<Map<string, number>> = [];
 
   constructor(options: LiveStatusOptions = {}) {
-    this.#now = options.now ?? Date.now;
-    this.#historySeconds = options.historySeconds ?? 120;
-    this.#tailSize = options.tailSize ?? 50;
-    this.#busyWindow = options.busyWindowSeconds ?? 60;
-    this.#busiestCount = options.busiestCount ?? 10;
-    this.#maxPerSecond = options.maxPerSecond ?? 10_000;
+    this.#options = { now: Date.now, historySeconds: 120, tailSize: 50, busyWindowSeconds: 60, busiestCount: 10, maxPerSecond: 10_000, ...options };
   }
 
   /** Where the levels come from; called once the hub and the endpoint exist. */
@@ -108,22 +98,22 @@ export class LiveStatus {
 
   eventDelivered(event: LibraryEvent, recipients: number, latencySeconds: number): void {
     this.#events++;
-    if (this.#latencies.length < this.#maxPerSecond) this.#latencies.push(latencySeconds * 1000);
+    if (this.#latencies.length < this.#options.maxPerSecond) this.#latencies.push(latencySeconds * 1000);
     const seen = this.#busyNow.get(event.repoId);
     if (seen !== undefined) this.#busyNow.set(event.repoId, seen + 1);
-    else if (this.#busyNow.size < this.#maxPerSecond) this.#busyNow.set(event.repoId, 1);
-    const entry: TailEntry = { at: this.#now(), repoId: event.repoId, type: event.type, recipients };
+    else if (this.#busyNow.size < this.#options.maxPerSecond) this.#busyNow.set(event.repoId, 1);
+    const entry: TailEntry = { at: this.#options.now(), repoId: event.repoId, type: event.type, recipients };
     if (event.position !== undefined) entry.position = event.position;
     this.#tail.push(entry);
-    if (this.#tail.length > this.#tailSize) this.#tail.shift();
-    this.#newInTail = Math.min(this.#newInTail + 1, this.#tailSize);
+    if (this.#tail.length > this.#options.tailSize) this.#tail.shift();
+    this.#newInTail = Math.min(this.#newInTail + 1, this.#options.tailSize);
   }
 
   /** Closes the current second and returns what changed. */
   tick(): StatusUpdate {
     const sorted = this.#latencies.sort((a, b) => a - b);
     const point: StatusPoint = {
-      at: this.#now(),
+      at: this.#options.now(),
       connections: this.#levels.connections(),
       subscriptions: this.#levels.subscriptions(),
       libraries: this.#levels.subscribedLibraries(),
@@ -132,9 +122,9 @@ export class LiveStatus {
       latencyP99Ms: sorted.length === 0 ? null : percentile(sorted, 0.99),
     };
     this.#points.push(point);
-    if (this.#points.length > this.#historySeconds) this.#points.shift();
+    if (this.#points.length > this.#options.historySeconds) this.#points.shift();
     this.#busyPast.push(this.#busyNow);
-    if (this.#busyPast.length > this.#busyWindow) this.#busyPast.shift();
+    if (this.#busyPast.length > this.#options.busyWindowSeconds) this.#busyPast.shift();
     const tail = this.#newInTail === 0 ? [] : this.#tail.slice(-this.#newInTail);
     this.#events = 0;
     this.#latencies = [];
@@ -155,7 +145,7 @@ export class LiveStatus {
     }
     return [...totals]
       .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
-      .slice(0, this.#busiestCount)
+      .slice(0, this.#options.busiestCount)
       .map(([repoId, events]) => ({ repoId, events, subscribers: this.#levels.followersOf(repoId) }));
   }
 }
