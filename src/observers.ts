@@ -32,22 +32,20 @@ export class Observers {
   constructor(config: Config, logger: Logger, viaPrimary: ViaPrimary | undefined) {
     this.#logger = logger;
     this.metrics = config.metrics ? new PrometheusMetrics() : null;
-    const status = config.adminToken === null ? null : new LiveStatus();
+    const token = config.adminToken;
+    const status = token === null ? null : new LiveStatus();
     this.#status = status;
     const metrics = this.metrics ?? NO_METRICS;
     this.counting =
       status === null ? metrics : bothMetrics(metrics, { ...NO_METRICS, eventDelivered: (event, n, s) => status.eventDelivered(event, n, s) });
-    this.#figures =
-      viaPrimary === undefined
-        ? null
-        : new WorkerFigures({ ...viaPrimary, metrics: this.metrics, status, followersOf: (repoId) => this.#levels?.followersOf(repoId) ?? 0 });
-    const figures = this.#figures;
-    const whole =
-      figures === null || viaPrimary === undefined
-        ? undefined
-        : new WholeStatus(viaPrimary.workerId, config.workers, (points, repoIds) => figures.statusShares(points, repoIds));
-    const token = config.adminToken;
-    this.statusPage = status === null || token === null ? null : new StatusEndpoint({ token, status, logger, whole });
+    this.#figures = null;
+    let whole: WholeStatus | undefined;
+    if (viaPrimary !== undefined) {
+      const figures = new WorkerFigures({ ...viaPrimary, metrics: this.metrics, status, followersOf: (repoId) => this.#levels?.followersOf(repoId) ?? 0 });
+      this.#figures = figures;
+      whole = new WholeStatus(viaPrimary.workerId, config.workers, (points, repoIds) => figures.statusShares(points, repoIds));
+    }
+    this.statusPage = token === null || status === null ? null : new StatusEndpoint({ token, status, logger, whole });
   }
 
   /** The levels are read from their owners, made after the counting is. */

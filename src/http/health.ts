@@ -26,6 +26,5 @@ function json(request: IncomingMessage, response: ServerResponse, status: number
 export function answerHealth(which: Health, readiness: Readiness, request: IncomingMessage, response: ServerResponse): void {
   if (refusedUnlessGet(request, response)) return;
   if (which === 'live') json(request, response, 200, { status: 'live' });
-  else if (readiness !== 'ready') json(request, response, 503, { status: readiness });
-  else json(request, response, 200, { status: 'ready' });
+  else json(request, response, readiness === 'ready' ? 200 : 503, { status: readiness });
 }
