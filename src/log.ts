@@ -13,8 +13,9 @@ export interface LogOutput {
 /**
  * Log lines to a file (`file`) or standard output (`file` null). A file is written
  * asynchronously, in order; the process does not exit before the last write ends, so nothing
- * needs flushing (a synchronous flush would write buffered lines ahead of the one in flight). With no format chosen, a file
- * and a terminal get text, as the stock server writes, and a pipe gets JSON for log pipelines.
+ * needs flushing (a synchronous flush would write buffered lines ahead of the one in flight).
+ * With no format chosen, a file and a terminal get text, as the stock server writes, and a
+ * pipe gets JSON for log pipelines.
  */
 export function createLogOutput(level: LevelWithSilent, file: string | null, format: LogFormat | null): LogOutput {
   const destination = pino.destination({ dest: file ?? 1, sync: file === null, mkdir: file !== null });

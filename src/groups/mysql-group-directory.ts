@@ -30,10 +30,7 @@ export class MysqlGroupDirectory implements GroupDirectory {
 
   async members(groupId: number): Promise<ReadonlySet<string>> {
     try {
-      const [rows] = await this.#pool.query<RowDataPacket[]>(
-        { sql: SELECT_MEMBERS, timeout: this.#queryTimeoutMs },
-        [groupId],
-      );
+      const [rows] = await this.#pool.query<RowDataPacket[]>({ sql: SELECT_MEMBERS, timeout: this.#queryTimeoutMs }, [groupId]);
       return new Set(rows.map((row) => userName(row['user_name'])));
     } catch (error) {
       throw new GroupLookupError(groupId, error);

@@ -12,7 +12,7 @@ export interface MetricsExposition {
  * `X-Forwarded-For`. A prefix rule like nginx's `location /notification` also forwards
  * `/notificationmetrics` to `/metrics`, so such requests are treated as coming from outside.
  */
-export function forwardedByProxy(request: IncomingMessage): boolean {
+function forwardedByProxy(request: IncomingMessage): boolean {
   const { headers } = request;
   return headers['x-forwarded-for'] !== undefined || headers['forwarded'] !== undefined || headers['x-real-ip'] !== undefined;
 }

@@ -1,4 +1,4 @@
-import type { StatusEndpoint } from './status-endpoint.js';
+import type { StatusEndpoint, StatusResource } from './status-endpoint.js';
 import { answerHealth, type Readiness } from './health.js';
 import { answerPing } from './ping.js';
 import { answerText, type RequestHandler, type Route, type UpgradeHandler } from './router.js';
@@ -23,7 +23,7 @@ export interface Endpoints {
 /** Every path the public listener answers. */
 export function publicRoutes(endpoints: Endpoints): Route[] {
   const { status } = endpoints;
-  const statusRoute = (resource: 'page' | 'script' | 'feed'): RequestHandler =>
+  const statusRoute = (resource: StatusResource): RequestHandler =>
     status === null
       ? (_request, response) => answerText(response, 404, 'not found: the status page is off (set NOTIFICATION_SERVER_ADMIN_TOKEN)')
       : (request, response) => status.handle(resource, request, response);

@@ -159,12 +159,11 @@ export const STATUS_SCRIPT = `'use strict';
       if (data.kind === 'snapshot') {
         points = data.points.slice(-HISTORY);
         $('tail').replaceChildren();
-        addTail(data.tail);
       } else {
         points.push(data.point);
         if (points.length > HISTORY) points.shift();
-        addTail(data.tail);
       }
+      addTail(data.tail);
       showBusiest(data.busiest);
       // Under --workers: how many workers' figures are in (a missing one is left out).
       if (data.workers) $('state').textContent = 'live, ' + data.workers.answered + ' of ' + data.workers.expected + ' workers';

@@ -24,9 +24,6 @@ export interface WorkersAnswered {
   expected: number;
 }
 
-/** Every worker's share (this one's included), or null when the primary did not answer. */
-export type GatherStatus = (points: number, repoIds: string[]) => Promise<StatusShare[] | null>;
-
 function addPoint(own: StatusPoint, other: StatusPoint | undefined): StatusPoint {
   if (other === undefined) return own;
   const slowest = (a: number | null, b: number | null): number | null => (a === null ? b : b === null ? a : Math.max(a, b));
@@ -84,7 +81,8 @@ export class WholeStatus {
   constructor(
     private readonly self: number,
     private readonly expected: number,
-    private readonly gatherStatus: GatherStatus,
+    /** Every worker's share (this one's included), or null when the primary did not answer. */
+    private readonly gatherStatus: (points: number, repoIds: string[]) => Promise<StatusShare[] | null>,
   ) {}
 
   /** Closed seconds of this worker (oldest first), merged with one gathering of the others' latest. */
