@@ -113,30 +113,22 @@ interface LoadedConfig {
 }
 
 export async function check(argv: string[]): Promise<number> {
-  let input: CheckInput;
-  let seafile: SeafileEnv | null;
-  try {
-    const { values } = parseCommandLine(argv, OPTIONS, false);
-    if (values.help === true) {
-      process.stdout.write(CHECK_USAGE);
-      return 0;
-    }
-    input = {
-      configDir: nonEmpty(values['config-dir'], '-c/--config-dir', 'a directory'),
-      ccnetDb: nonEmpty(values['ccnet-db'], '--ccnet-db', 'a database URL'),
-      host: nonEmpty(values.host, '--host', 'an address'),
-      port: parsePortFlag(values.port),
-      publicUrl: nonEmpty(values['public-url'], '--public-url', 'a URL'),
-      clients: parseClients(values.clients),
-      idleSeconds: parseIdleSeconds(values['idle-seconds']),
-      seafileEnv: nonEmpty(values['seafile-env'], '--seafile-env', "the path of Seafile's .env"),
-    };
-    seafile = await findSeafileEnv(input.seafileEnv, process.env);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`notification-server check: ${error.message}\n`);
-    return 2;
+  const { values } = parseCommandLine(argv, OPTIONS, false);
+  if (values.help === true) {
+    process.stdout.write(CHECK_USAGE);
+    return 0;
   }
+  const input: CheckInput = {
+    configDir: nonEmpty(values['config-dir'], '-c/--config-dir', 'a directory'),
+    ccnetDb: nonEmpty(values['ccnet-db'], '--ccnet-db', 'a database URL'),
+    host: nonEmpty(values.host, '--host', 'an address'),
+    port: parsePortFlag(values.port),
+    publicUrl: nonEmpty(values['public-url'], '--public-url', 'a URL'),
+    clients: parseClients(values.clients),
+    idleSeconds: parseIdleSeconds(values['idle-seconds']),
+    seafileEnv: nonEmpty(values['seafile-env'], '--seafile-env', "the path of Seafile's .env"),
+  };
+  const seafile = await findSeafileEnv(input.seafileEnv, process.env);
 
   let failed = false;
   const report = (finding: Finding): void => {

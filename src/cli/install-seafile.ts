@@ -29,26 +29,17 @@ Then: seafile.sh restart (or stop and start).
 const MARKER = '# seafile-notification-server wrapper, installed by `notification-server install-seafile`';
 
 export async function installSeafile(argv: string[]): Promise<number> {
-  let binDir: string;
-  let uninstall: boolean;
-  try {
-    const { values, positionals } = parseCommandLine(argv, { uninstall: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, true);
-    if (values.help === true) {
-      process.stdout.write(INSTALL_SEAFILE_USAGE);
-      return 0;
-    }
-    if (positionals.length !== 1) throw new ConfigError('name one Seafile install dir (the one holding seafile.sh); see --help');
-    uninstall = values.uninstall === true;
-    binDir = await findBinDir(resolve(positionals[0]!));
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`notification-server install-seafile: ${err.message}\n`);
-    return 2;
+  const { values, positionals } = parseCommandLine(argv, { uninstall: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, true);
+  if (values.help === true) {
+    process.stdout.write(INSTALL_SEAFILE_USAGE);
+    return 0;
   }
+  if (positionals.length !== 1) throw new ConfigError('name one Seafile install dir (the one holding seafile.sh); see --help');
+  const binDir = await findBinDir(resolve(positionals[0]!));
   const target = join(binDir, 'notification-server');
   const stock = join(binDir, 'notification-server.stock');
   try {
-    const message = uninstall ? await removeWrapper(target, stock) : await putWrapper(target, stock);
+    const message = values.uninstall === true ? await removeWrapper(target, stock) : await putWrapper(target, stock);
     process.stdout.write(`${message}\n`);
     return 0;
   } catch (err) {

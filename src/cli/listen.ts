@@ -44,37 +44,12 @@ const TOKEN_LIFETIME_SECONDS = 72 * 3600;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const CLOSE_TIMEOUT_MS = 2_000;
 
-interface Subscription {
-  url: URL;
-  repos: Array<{ id: string; jwt_token: string }>;
-}
-
 export async function listen(argv: string[]): Promise<number> {
-  let subscription: Subscription;
-  try {
-    const { values } = parseCommandLine(argv, OPTIONS, false);
-    if (values.help === true) {
-      process.stdout.write(LISTEN_USAGE);
-      return 0;
-    }
-    subscription = await subscriptionFrom(values);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`notification-server listen: ${error.message}\n`);
-    return 2;
+  const { values } = parseCommandLine(argv, OPTIONS, false);
+  if (values.help === true) {
+    process.stdout.write(LISTEN_USAGE);
+    return 0;
   }
-  return follow(subscription);
-}
-
-async function subscriptionFrom(values: {
-  url?: string | undefined;
-  repo?: string[] | undefined;
-  token?: string[] | undefined;
-  user?: string | undefined;
-  key?: string | undefined;
-  'config-dir'?: string | undefined;
-  'state-dir'?: string | undefined;
-}): Promise<Subscription> {
   const repos = (values.repo ?? []).map((repo) => nonEmpty(repo, '--repo', 'a library id')!);
   if (repos.length === 0) throw new ConfigError('give at least one --repo <id> to follow; see --help');
   const tokens = (values.token ?? []).map((token) => nonEmpty(token, '--token', 'a JWT')!);
@@ -86,24 +61,24 @@ async function subscriptionFrom(values: {
     if (tokens.length !== repos.length) {
       throw new ConfigError(`${repos.length} --repo but ${tokens.length} --token: give one token per library, in the same order`);
     }
-    return {
-      url: webSocketUrl(urlFlag ?? 'ws://127.0.0.1:8083'),
-      repos: repos.map((id, index) => ({ id, jwt_token: tokens[index]! })),
-    };
+    return follow(
+      webSocketUrl(urlFlag ?? 'ws://127.0.0.1:8083'),
+      repos.map((id, index) => ({ id, jwt_token: tokens[index]! })),
+    );
   }
   if (user === null) {
     throw new ConfigError("give --token <jwt> for each --repo, or --user <name> to sign tokens with the server's key");
   }
   const signing = await resolveSigningKey(signingKeyOptions(values), process.env, process.cwd());
   const exp = Math.floor(Date.now() / 1000) + TOKEN_LIFETIME_SECONDS;
-  return {
-    url: webSocketUrl(urlFlag ?? signing.serverUrl ?? 'ws://127.0.0.1:8083'),
-    repos: repos.map((id) => ({ id, jwt_token: signToken({ repo_id: id, username: user, exp }, signing.key) })),
-  };
+  return follow(
+    webSocketUrl(urlFlag ?? signing.serverUrl ?? 'ws://127.0.0.1:8083'),
+    repos.map((id) => ({ id, jwt_token: signToken({ repo_id: id, username: user, exp }, signing.key) })),
+  );
 }
 
 /** Runs until a signal (0) or until the connection fails or the server closes it (1). */
-function follow({ url, repos }: Subscription): Promise<number> {
+function follow(url: URL, repos: Array<{ id: string; jwt_token: string }>): Promise<number> {
   return new Promise<number>((resolve) => {
     const socket = new WebSocket(url, [SEAFILE_SUBPROTOCOL], { handshakeTimeout: HANDSHAKE_TIMEOUT_MS, perMessageDeflate: false });
     let stopping = false;

@@ -1,3 +1,5 @@
+import { ConfigError } from '../config/setting.js';
+
 export const COMMANDS = `Commands:
   (none)    run the server (see --help)
   keygen    print a new JWT private key for JWT_PRIVATE_KEY / jwt_private_key
@@ -9,10 +11,22 @@ export const COMMANDS = `Commands:
             (see install-seafile --help)
 `;
 
-// Each command loads only its own modules: publish and listen start without the server's
-// database drivers (most of a second on a slow machine).
+/** A command throws a ConfigError for what the user must fix (an option, a file): one line on stderr, exit 2. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  try {
+    return await run(command, rest, argv);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const named = command === 'publish' || command === 'listen' || command === 'check' || command === 'install-seafile';
+    process.stderr.write(`notification-server${named ? ` ${command}` : ''}: ${error.message}\n`);
+    return 2;
+  }
+}
+
+// Each command loads only its own modules: publish and listen start without the server's
+// database drivers (most of a second on a slow machine).
+async function run(command: string | undefined, rest: string[], argv: string[]): Promise<number> {
   switch (command) {
     case 'keygen':
       return (await import('./keygen.js')).keygen();

@@ -35,36 +35,29 @@ const TOKEN_LIFETIME_SECONDS = 60;
 const REQUEST_TIMEOUT_MS = 10_000;
 
 export async function publish(argv: string[]): Promise<number> {
-  let request: { url: URL; body: string; token: string };
-  try {
-    const { values, positionals } = parseCommandLine(argv, OPTIONS, true);
-    if (values.help === true) {
-      process.stdout.write(PUBLISH_USAGE);
-      return 0;
-    }
-    const body = eventBody(positionals, nonEmpty(values.repo, '--repo', 'a library id'));
-    const signing = await resolveSigningKey(signingKeyOptions(values), process.env, process.cwd());
-    const base = httpBaseUrl(nonEmpty(values.url, '--url', 'a URL') ?? signing.serverUrl ?? 'http://127.0.0.1:8083');
-    const token = signToken({ exp: Math.floor(Date.now() / 1000) + TOKEN_LIFETIME_SECONDS }, signing.key);
-    request = { url: new URL('events', base), body, token };
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`notification-server publish: ${error.message}\n`);
-    return 2;
+  const { values, positionals } = parseCommandLine(argv, OPTIONS, true);
+  if (values.help === true) {
+    process.stdout.write(PUBLISH_USAGE);
+    return 0;
   }
+  const body = eventBody(positionals, nonEmpty(values.repo, '--repo', 'a library id'));
+  const signing = await resolveSigningKey(signingKeyOptions(values), process.env, process.cwd());
+  const base = httpBaseUrl(nonEmpty(values.url, '--url', 'a URL') ?? signing.serverUrl ?? 'http://127.0.0.1:8083');
+  const token = signToken({ exp: Math.floor(Date.now() / 1000) + TOKEN_LIFETIME_SECONDS }, signing.key);
+  const url = new URL('events', base);
 
   let response: Response;
   let answer: string;
   try {
-    response = await fetch(request.url, {
+    response = await fetch(url, {
       method: 'POST',
-      headers: { authorization: `Token ${request.token}`, 'content-type': 'application/json' },
-      body: request.body,
+      headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+      body,
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     answer = await response.text();
   } catch (error) {
-    process.stderr.write(`notification-server publish: cannot reach ${request.url.href}: ${describeFetchError(error)}\n`);
+    process.stderr.write(`notification-server publish: cannot reach ${url.href}: ${describeFetchError(error)}\n`);
     return 1;
   }
   process.stdout.write(`${response.status} ${response.statusText}\n${answer}`);

@@ -1,6 +1,5 @@
 import cluster from 'node:cluster';
 import type { PrimaryChannel } from '../backplane/ipc-backplane.js';
-import { ConfigError } from '../config/config.js';
 import { parseServeFlags, SERVE_USAGE, type ServeFlags } from '../config/flags.js';
 import { loadConfig } from '../config/load-config.js';
 import { createLogOutput, type Logger } from '../log.js';
@@ -11,21 +10,12 @@ export async function serve(argv: string[]): Promise<number> {
   // seafile.sh stops the server with `pkill -f "notification-server -c <conf dir>"` and
   // seafile-monitor.sh looks for it with `ps -ef | grep notification-server`: both read this.
   process.title = ['notification-server', ...argv].join(' ');
-  let loaded;
-  let flags;
-  try {
-    flags = parseServeFlags(argv);
-    if (flags.help) {
-      process.stdout.write(SERVE_USAGE);
-      return 0;
-    }
-    loaded = await loadConfig({ flags, env: process.env, cwd: process.cwd() });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`notification-server: ${err.message}\n`);
-    return 2;
+  const flags = parseServeFlags(argv);
+  if (flags.help) {
+    process.stdout.write(SERVE_USAGE);
+    return 0;
   }
-  const { config, notices, warnings } = loaded;
+  const { config, notices, warnings } = await loadConfig({ flags, env: process.env, cwd: process.cwd() });
   const output = createLogOutput(config.logLevel, config.logFile, config.logFormat);
   if (config.workers > 1 && cluster.isPrimary) {
     for (const notice of notices) output.logger.info(notice);
@@ -42,9 +32,8 @@ export async function serve(argv: string[]): Promise<number> {
   const started = new Promise<RunningServer>((resolve) => (listening = resolve));
   let reloading: Promise<void> = Promise.resolve();
   // Reloads run one after the other, so two quick SIGHUPs end with the newest files in force.
-  const reloadFlags = flags;
   process.on('SIGHUP', () => {
-    reloading = reloading.then(async () => reload(await started, reloadFlags, logger));
+    reloading = reloading.then(async () => reload(await started, flags, logger));
   });
   if (worker === null) {
     for (const notice of notices) logger.info(notice);
