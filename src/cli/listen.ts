@@ -6,7 +6,7 @@ import { ConfigError } from '../config/config.js';
 import { nonEmpty, parseCommandLine } from '../config/flags.js';
 import { SEAFILE_SUBPROTOCOL } from '../transport/websocket-endpoint.js';
 import { webSocketUrl } from './server-url.js';
-import { resolveSigningKey, SIGNING_KEY_OPTIONS, SIGNING_KEY_USAGE, signingKeyOptions } from './signing-key.js';
+import { resolveSigningKey, SIGNING_KEY_OPTIONS, SIGNING_KEY_USAGE } from './signing-key.js';
 
 export const LISTEN_USAGE = `Usage: notification-server listen [options] --repo <id> [--repo <id> ...]
 
@@ -69,7 +69,7 @@ export async function listen(argv: string[]): Promise<number> {
   if (user === null) {
     throw new ConfigError("give --token <jwt> for each --repo, or --user <name> to sign tokens with the server's key");
   }
-  const signing = await resolveSigningKey(signingKeyOptions(values), process.env, process.cwd());
+  const signing = await resolveSigningKey(values, process.env, process.cwd());
   const exp = Math.floor(Date.now() / 1000) + TOKEN_LIFETIME_SECONDS;
   return follow(
     webSocketUrl(urlFlag ?? signing.serverUrl ?? 'ws://127.0.0.1:8083'),

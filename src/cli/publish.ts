@@ -4,7 +4,7 @@ import { ConfigError } from '../config/config.js';
 import { nonEmpty, parseCommandLine } from '../config/flags.js';
 import { EventError, parseEvent } from '../protocol/event.js';
 import { describeFetchError, httpBaseUrl } from './server-url.js';
-import { resolveSigningKey, SIGNING_KEY_OPTIONS, SIGNING_KEY_USAGE, signingKeyOptions } from './signing-key.js';
+import { resolveSigningKey, SIGNING_KEY_OPTIONS, SIGNING_KEY_USAGE } from './signing-key.js';
 
 export const PUBLISH_USAGE = `Usage: notification-server publish [options] <type> [<content JSON>]
 
@@ -41,7 +41,7 @@ export async function publish(argv: string[]): Promise<number> {
     return 0;
   }
   const body = eventBody(positionals, nonEmpty(values.repo, '--repo', 'a library id'));
-  const signing = await resolveSigningKey(signingKeyOptions(values), process.env, process.cwd());
+  const signing = await resolveSigningKey(values, process.env, process.cwd());
   const base = httpBaseUrl(nonEmpty(values.url, '--url', 'a URL') ?? signing.serverUrl ?? 'http://127.0.0.1:8083');
   const token = signToken({ exp: Math.floor(Date.now() / 1000) + TOKEN_LIFETIME_SECONDS }, signing.key);
   const url = new URL('events', base);

@@ -7,26 +7,11 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { ConfigError } from '../config/config.js';
-import { nonEmpty } from '../config/flags.js';
+import { nonEmpty, parseServeFlags } from '../config/flags.js';
 import { loadConfig } from '../config/load-config.js';
 import { nonBlank, type Env } from '../config/setting.js';
 import { envText, SETTINGS } from '../config/settings.js';
 import { localServerUrl } from './server-url.js';
-
-export interface SigningKeyOptions {
-  key: string | null;
-  configDir: string | null;
-  stateDir: string | null;
-}
-
-/** The three signing-key options as `SIGNING_KEY_OPTIONS` parses them, checked for blanks. */
-export function signingKeyOptions(values: { key?: string | undefined; 'config-dir'?: string | undefined; 'state-dir'?: string | undefined }): SigningKeyOptions {
-  return {
-    key: nonEmpty(values.key, '--key', 'the JWT key'),
-    configDir: nonEmpty(values['config-dir'], '-c/--config-dir', 'a directory'),
-    stateDir: nonEmpty(values['state-dir'], '--state-dir', 'a directory'),
-  };
-}
 
 export interface SigningKey {
   key: Buffer;
@@ -36,31 +21,24 @@ export interface SigningKey {
   serverUrl: string | null;
 }
 
-export const NO_KEY_MESSAGE =
-  'no JWT key: pass --key <key>, set JWT_PRIVATE_KEY, or give the Seafile config dir with -c <dir> ' +
-  "(the key must be the server's: seaf-server and seahub sign with the same one)";
-
-export async function resolveSigningKey(options: SigningKeyOptions, env: Env, cwd: string): Promise<SigningKey> {
-  if (options.key !== null) return { key: Buffer.from(options.key, 'utf8'), source: '--key', serverUrl: null };
-  if (options.configDir === null && envText(env, SETTINGS.jwt_private_key) === undefined && !(await hasSavedKey(options.stateDir, env, cwd))) {
-    throw new ConfigError(NO_KEY_MESSAGE);
+/** `values`: the SIGNING_KEY_OPTIONS as parseArgs gives them; blank ones are a ConfigError. */
+export async function resolveSigningKey(
+  values: { [name in keyof typeof SIGNING_KEY_OPTIONS]?: string | undefined },
+  env: Env,
+  cwd: string,
+): Promise<SigningKey> {
+  const key = nonEmpty(values.key, '--key', 'the JWT key');
+  const configDir = nonEmpty(values['config-dir'], '-c/--config-dir', 'a directory');
+  const stateDir = nonEmpty(values['state-dir'], '--state-dir', 'a directory');
+  if (key !== null) return { key: Buffer.from(key, 'utf8'), source: '--key', serverUrl: null };
+  if (configDir === null && envText(env, SETTINGS.jwt_private_key) === undefined && !(await hasSavedKey(stateDir, env, cwd))) {
+    throw new ConfigError(
+      'no JWT key: pass --key <key>, set JWT_PRIVATE_KEY, or give the Seafile config dir with -c <dir> ' +
+        "(the key must be the server's: seaf-server and seahub sign with the same one)",
+    );
   }
-  const { config } = await loadConfig({
-    flags: {
-      configDir: options.configDir,
-      stateDir: options.stateDir,
-      logFile: null,
-      workers: null,
-      host: null,
-      port: null,
-      logLevel: null,
-      logFormat: null,
-      ccnetDb: null,
-      help: false,
-    },
-    env,
-    cwd,
-  });
+  // The server's own flags, as if started with just these two.
+  const { config } = await loadConfig({ flags: { ...parseServeFlags([]), configDir, stateDir }, env, cwd });
   return {
     key: Buffer.from(config.jwtPrivateKey, 'utf8'),
     source: config.jwtKeySource,
