@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
 
 import { ConfigError, DEFAULTS, type Config } from '../config/config.js';
-import { nonEmpty, parseCommandLine, parsePortFlag } from '../config/flags.js';
+import { nonEmpty, parseCommandLine, parsePortFlag, parseServeFlags, type ServeFlags } from '../config/flags.js';
 import { describeDatabase } from '../config/group-database.js';
 import { readKeyFile } from '../config/keyfile.js';
 import { KEYS_DIFFER } from '../config/jwt-key.js';
@@ -94,17 +94,6 @@ interface Finding {
   fix?: string;
 }
 
-interface CheckInput {
-  configDir: string | null;
-  ccnetDb: string | null;
-  host: string | null;
-  port: number | null;
-  publicUrl: string | null;
-  clients: number;
-  idleSeconds: number | null;
-  seafileEnv: string | null;
-}
-
 interface LoadedConfig {
   config: Config;
   notices: string[];
@@ -118,17 +107,18 @@ export async function check(argv: string[]): Promise<number> {
     process.stdout.write(CHECK_USAGE);
     return 0;
   }
-  const input: CheckInput = {
+  // The options the server takes too, read as the server reads them.
+  const flags: ServeFlags = {
+    ...parseServeFlags([]),
     configDir: nonEmpty(values['config-dir'], '-c/--config-dir', 'a directory'),
     ccnetDb: nonEmpty(values['ccnet-db'], '--ccnet-db', 'a database URL'),
     host: nonEmpty(values.host, '--host', 'an address'),
     port: parsePortFlag(values.port),
-    publicUrl: nonEmpty(values['public-url'], '--public-url', 'a URL'),
-    clients: parseClients(values.clients),
-    idleSeconds: parseIdleSeconds(values['idle-seconds']),
-    seafileEnv: nonEmpty(values['seafile-env'], '--seafile-env', "the path of Seafile's .env"),
   };
-  const seafile = await findSeafileEnv(input.seafileEnv, process.env);
+  const publicUrlFlag = nonEmpty(values['public-url'], '--public-url', 'a URL');
+  const clients = wholeNumberFlag(values.clients, '--clients', 9) ?? 1000;
+  const idleSeconds = wholeNumberFlag(values['idle-seconds'], '--idle-seconds', 6);
+  const seafile = await findSeafileEnv(nonEmpty(values['seafile-env'], '--seafile-env', "the path of Seafile's .env"), process.env);
 
   let failed = false;
   const report = (finding: Finding): void => {
@@ -137,7 +127,7 @@ export async function check(argv: string[]): Promise<number> {
     process.stdout.write(`${finding.status.padEnd(5)} ${finding.name}: ${finding.detail}${fix}\n`);
   };
 
-  const loaded = await checkConfiguration(input, process.env, report);
+  const loaded = await checkConfiguration(flags, process.env, report);
   const config = loaded?.config ?? null;
   if (loaded !== null && config !== null) {
     report(await checkServer(config));
@@ -146,8 +136,8 @@ export async function check(argv: string[]): Promise<number> {
   }
   if (seafile !== null) for (const finding of await checkSeafile(seafile, loaded)) report(finding);
   // Without a configuration the server's own default applies.
-  const idleMs = input.idleSeconds !== null ? input.idleSeconds * 1000 : (config?.pingIntervalMs ?? DEFAULTS.pingIntervalMs) + IDLE_MARGIN_MS;
-  const publicUrl = await findPublicUrl(input, process.env);
+  const idleMs = idleSeconds !== null ? idleSeconds * 1000 : (config?.pingIntervalMs ?? DEFAULTS.pingIntervalMs) + IDLE_MARGIN_MS;
+  const publicUrl = publicUrlFlag ?? (await findPublicUrl(flags.configDir, process.env));
   if (publicUrl === null) {
     const fix = 'pass --public-url https://<your Seafile host> to check the proxy';
     report({ status: 'WARN', name: 'ping', detail: 'no public URL known, not checked.', fix });
@@ -166,41 +156,25 @@ export async function check(argv: string[]): Promise<number> {
       report(await checkIdleProxy(base, idleMs));
     }
   }
-  report(await checkOpenFiles(input.clients));
+  report(await checkOpenFiles(clients));
   return failed ? 1 : 0;
 }
 
-function parseIdleSeconds(text: string | undefined): number | null {
+/** A whole number of at least 1 and at most `digits` digits, or null when the flag is absent. */
+function wholeNumberFlag(text: string | undefined, flag: string, digits: number): number | null {
   if (text === undefined) return null;
-  const seconds = /^\d{1,6}$/.test(text.trim()) ? Number(text.trim()) : NaN;
-  if (!(seconds >= 1)) throw new ConfigError(`--idle-seconds must be a whole number of at least 1, got ${JSON.stringify(text)}`);
-  return seconds;
+  const trimmed = text.trim();
+  const value = /^\d+$/.test(trimmed) && trimmed.length <= digits ? Number(trimmed) : NaN;
+  if (!(value >= 1)) throw new ConfigError(`${flag} must be a whole number of at least 1, got ${JSON.stringify(text)}`);
+  return value;
 }
 
-function parseClients(text: string | undefined): number {
-  if (text === undefined) return 1000;
-  const clients = /^\d{1,9}$/.test(text.trim()) ? Number(text.trim()) : NaN;
-  if (!(clients >= 1)) throw new ConfigError(`--clients must be a whole number of at least 1, got ${JSON.stringify(text)}`);
-  return clients;
-}
-
-async function checkConfiguration(input: CheckInput, env: Env, report: (finding: Finding) => void): Promise<LoadedConfig | null> {
+async function checkConfiguration(flags: ServeFlags, env: Env, report: (finding: Finding) => void): Promise<LoadedConfig | null> {
   // With nothing configured the server would generate a key; a check must not leave one behind.
-  const configured = input.configDir !== null || envText(env, SETTINGS.jwt_private_key) !== undefined;
+  const configured = flags.configDir !== null || envText(env, SETTINGS.jwt_private_key) !== undefined;
   try {
     const { config, notices, warnings } = await loadConfig({
-      flags: {
-        configDir: input.configDir,
-        ccnetDb: input.ccnetDb,
-        host: input.host,
-        port: input.port,
-        logFile: null,
-        workers: null,
-        logLevel: null,
-        logFormat: null,
-        stateDir: null,
-        help: false,
-      },
+      flags,
       // The placeholder key would make the server's default address 0.0.0.0: keep its unconfigured 127.0.0.1.
       env: configured
         ? env
@@ -605,14 +579,13 @@ async function get(url: string): Promise<{ ok: boolean; status?: number; problem
   }
 }
 
-/** --public-url, else Seafile 12's SEAFILE_SERVER_PROTOCOL/HOSTNAME, else ccnet.conf [General] SERVICE_URL. */
-async function findPublicUrl(input: CheckInput, env: Env): Promise<string | null> {
-  if (input.publicUrl !== null) return input.publicUrl;
+/** Without --public-url: Seafile 12's SEAFILE_SERVER_PROTOCOL/HOSTNAME, else ccnet.conf [General] SERVICE_URL. */
+async function findPublicUrl(configDir: string | null, env: Env): Promise<string | null> {
   const hostname = nonBlank(env['SEAFILE_SERVER_HOSTNAME']);
   if (hostname !== null) return `${nonBlank(env['SEAFILE_SERVER_PROTOCOL'])?.trim() ?? 'http'}://${hostname.trim()}`;
-  if (input.configDir === null) return null;
+  if (configDir === null) return null;
   try {
-    const ccnet = await readKeyFile(join(resolve(process.cwd(), input.configDir), 'ccnet.conf'));
+    const ccnet = await readKeyFile(join(resolve(process.cwd(), configDir), 'ccnet.conf'));
     return nonBlank(ccnet?.get('General', 'SERVICE_URL') ?? undefined)?.trim() ?? null;
   } catch {
     return null;
