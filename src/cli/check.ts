@@ -19,7 +19,7 @@ import { envText, SETTINGS } from '../config/settings.js';
 import { openGroupDirectory } from '../groups/open-group-directory.js';
 import { SEAFILE_SUBPROTOCOL } from '../transport/websocket-endpoint.js';
 import { signToken } from '../auth/jwt.js';
-import { describeFetchError, localServerUrl } from './server-url.js';
+import { describeFetchError, localServerUrl, webSocketUrl } from './server-url.js';
 
 export const CHECK_USAGE = `Usage: notification-server check [options]
 
@@ -138,23 +138,17 @@ export async function check(argv: string[]): Promise<number> {
   // Without a configuration the server's own default applies.
   const idleMs = idleSeconds !== null ? idleSeconds * 1000 : (config?.pingIntervalMs ?? DEFAULTS.pingIntervalMs) + IDLE_MARGIN_MS;
   const publicUrl = publicUrlFlag ?? (await findPublicUrl(flags.configDir, process.env));
-  if (publicUrl === null) {
-    const fix = 'pass --public-url https://<your Seafile host> to check the proxy';
-    report({ status: 'WARN', name: 'ping', detail: 'no public URL known, not checked.', fix });
-    report({ status: 'WARN', name: 'websocket', detail: 'no public URL known, not checked.', fix });
-    report({ status: 'WARN', name: 'idle proxy', detail: 'no public URL known, not checked.', fix });
+  const base = publicUrl === null ? null : notificationBase(publicUrl);
+  if (base instanceof URL) {
+    report(await checkPing(base));
+    report(await checkUpgrade(webSocketUrl(base.href)));
+    report(await checkIdleProxy(webSocketUrl(base.href), idleMs));
   } else {
-    const base = notificationBase(publicUrl);
-    if (base instanceof ConfigError) {
-      const fix = 'write the public URL like https://seafile.example.com';
-      report({ status: 'FAIL', name: 'ping', detail: `${base.message}, not checked.`, fix });
-      report({ status: 'FAIL', name: 'websocket', detail: `${base.message}, not checked.`, fix });
-      report({ status: 'FAIL', name: 'idle proxy', detail: `${base.message}, not checked.`, fix });
-    } else {
-      report(await checkPing(base));
-      report(await checkUpgrade(base));
-      report(await checkIdleProxy(base, idleMs));
-    }
+    const unchecked: Omit<Finding, 'name'> =
+      base === null
+        ? { status: 'WARN', detail: 'no public URL known, not checked.', fix: 'pass --public-url https://<your Seafile host> to check the proxy' }
+        : { status: 'FAIL', detail: `${base.message}, not checked.`, fix: 'write the public URL like https://seafile.example.com' };
+    for (const name of ['ping', 'websocket', 'idle proxy']) report({ ...unchecked, name });
   }
   report(await checkOpenFiles(clients));
   return failed ? 1 : 0;
@@ -218,31 +212,14 @@ async function checkKey({ config, notices, keyConfigured }: LoadedConfig): Promi
       fix: 'set JWT_PRIVATE_KEY or seafile.conf [notification] jwt_private_key to the key seaf-server and seahub use',
     };
   }
-  const url = new URL(localServerUrl(config.host, config.port));
-  url.protocol = 'ws:';
+  const url = webSocketUrl(localServerUrl(config.host, config.port));
   const repoId = randomUUID();
   const token = signToken(
     { repo_id: repoId, username: 'notification-server-check', exp: Math.floor(Date.now() / 1000) + 300 },
     Buffer.from(config.jwtPrivateKey, 'utf8'),
   );
-  const outcome = await new Promise<'accepted' | 'refused' | { problem: string }>((settle) => {
-    const socket = new WebSocket(url, [SEAFILE_SUBPROTOCOL], { handshakeTimeout: TIMEOUT_MS, perMessageDeflate: false });
-    const timer = setTimeout(() => done({ problem: `no answer within ${(TIMEOUT_MS * 2) / 1000} s` }), TIMEOUT_MS * 2);
-    function done(result: 'accepted' | 'refused' | { problem: string }): void {
-      clearTimeout(timer);
-      socket.terminate();
-      settle(result);
-    }
-    socket.on('unexpected-response', (_request, response) => {
-      response.resume();
-      done({ problem: `answered ${response.statusCode} instead of 101 Switching Protocols` });
-    });
-    socket.on('error', (error) => done({ problem: error.message }));
-    socket.on('close', (code) => done({ problem: `the server closed the connection (${code})` }));
-    socket.on('open', () => {
-      socket.send(JSON.stringify({ type: 'subscribe', content: { repos: [{ id: repoId, jwt_token: token }] } }));
-      socket.ping();
-    });
+  const outcome = await probeWebSocket<{ accepted: boolean }>(url, TIMEOUT_MS, `no answer within ${TIMEOUT_MS / 1000} s`, (socket, settle) => {
+    socket.on('close', (code) => settle(`the server closed the connection (${code})`));
     socket.on('message', (data) => {
       let message: unknown;
       try {
@@ -251,14 +228,16 @@ async function checkKey({ config, notices, keyConfigured }: LoadedConfig): Promi
         return;
       }
       const { type, content } = (message ?? {}) as { type?: unknown; content?: { repo_id?: unknown } };
-      if (type === 'jwt-expired' && content?.repo_id === repoId) done('refused');
+      if (type === 'jwt-expired' && content?.repo_id === repoId) settle({ accepted: false });
     });
-    socket.on('pong', () => done('accepted'));
+    socket.on('pong', () => settle({ accepted: true }));
+    socket.send(JSON.stringify({ type: 'subscribe', content: { repos: [{ id: repoId, jwt_token: token }] } }));
+    socket.ping();
   });
-  if (typeof outcome === 'object') {
+  if ('problem' in outcome) {
     return { status: 'WARN', name: 'key', detail: `${url.href}: ${outcome.problem}; not checked.` };
   }
-  if (outcome === 'refused') {
+  if (!outcome.accepted) {
     return {
       status: 'FAIL',
       name: 'key',
@@ -452,88 +431,43 @@ async function checkPing(base: URL): Promise<Finding> {
   const url = `${base.href}/ping`;
   const answer = await get(url);
   if (answer.ok) return { status: 'OK', name: 'ping', detail: `${url} answers ${PONG}.` };
-  let fix = 'route /notification/ping to the server\'s /ping in the proxy (docs/deploy)';
-  if (answer.status === 502 || answer.status === 503 || answer.status === 504) {
-    fix = 'the proxy cannot reach the notification server: check that it runs and that the proxy points at its host and port';
-  } else if (answer.status === undefined) {
-    fix = 'check the public URL and that the proxy runs and is reachable from here';
-  }
+  const fix = proxyFix(answer.status, 'route /notification/ping to the server\'s /ping in the proxy (docs/deploy)');
   return { status: 'FAIL', name: 'ping', detail: `${url}: ${answer.problem} (desktop clients then never connect).`, fix };
 }
 
-async function checkUpgrade(base: URL): Promise<Finding> {
-  const url = new URL(base.href);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  const outcome = await new Promise<{ ok: true } | { ok: false; status?: number; problem: string }>((settle) => {
-    const socket = new WebSocket(url, [SEAFILE_SUBPROTOCOL], { handshakeTimeout: TIMEOUT_MS, perMessageDeflate: false });
-    const timer = setTimeout(() => {
-      socket.terminate();
-      settle({ ok: false, problem: `no answer within ${TIMEOUT_MS / 1000} s` });
-    }, TIMEOUT_MS * 2);
-    const done = (result: { ok: true } | { ok: false; status?: number; problem: string }): void => {
-      clearTimeout(timer);
-      socket.terminate();
-      settle(result);
-    };
-    socket.on('unexpected-response', (_request, response) => {
-      response.resume();
-      done({ ok: false, status: response.statusCode ?? 0, problem: `answered ${response.statusCode} instead of 101 Switching Protocols` });
-    });
-    socket.on('error', (error) => done({ ok: false, problem: error.message }));
+async function checkUpgrade(url: URL): Promise<Finding> {
+  const outcome = await probeWebSocket<{ ok: true }>(url, TIMEOUT_MS, `no answer within ${TIMEOUT_MS / 1000} s`, (socket, settle) => {
     // A pong proves frames cross the proxy both ways, not only the handshake.
-    socket.on('open', () => socket.ping());
-    socket.on('pong', () => done({ ok: true }));
+    socket.on('pong', () => settle({ ok: true }));
+    socket.ping();
   });
-  if (outcome.ok) return { status: 'OK', name: 'websocket', detail: `${url.href} upgrades, and frames cross both ways.` };
-  let fix = 'route /notification to the server in the proxy (docs/deploy)';
-  if (outcome.status === 426 || outcome.status === 400) {
-    fix =
-      'the proxy does not pass the Upgrade and Connection headers: in nginx add proxy_http_version 1.1; ' +
-      'proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; (docs/deploy/nginx.conf)';
-  } else if (outcome.status === 502 || outcome.status === 503 || outcome.status === 504) {
-    fix = 'the proxy cannot reach the notification server: check that it runs and that the proxy points at its host and port';
-  } else if (outcome.status === undefined) {
-    fix = 'check the public URL and that the proxy runs and is reachable from here';
-  }
+  if (!('problem' in outcome)) return { status: 'OK', name: 'websocket', detail: `${url.href} upgrades, and frames cross both ways.` };
+  const fix =
+    outcome.status === 426 || outcome.status === 400
+      ? 'the proxy does not pass the Upgrade and Connection headers: in nginx add proxy_http_version 1.1; ' +
+        'proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; (docs/deploy/nginx.conf)'
+      : proxyFix(outcome.status, 'route /notification to the server in the proxy (docs/deploy)');
   return { status: 'FAIL', name: 'websocket', detail: `${url.href}: ${outcome.problem}.`, fix };
 }
 
-/** Holds a WebSocket through the proxy with nothing subscribed: only the server's pings keep it busy. */
-async function checkIdleProxy(base: URL, idleMs: number): Promise<Finding> {
-  const url = new URL(base.href);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  const seconds = Math.round(idleMs / 1000);
-  const outcome = await new Promise<{ ok: true } | { ok: false; problem: string }>((settle) => {
-    const socket = new WebSocket(url, [SEAFILE_SUBPROTOCOL], { handshakeTimeout: TIMEOUT_MS, perMessageDeflate: false });
-    let openedAt: number | null = null;
-    let timer = setTimeout(() => done({ ok: false, problem: `no answer within ${(TIMEOUT_MS * 2) / 1000} s` }), TIMEOUT_MS * 2);
-    function done(result: { ok: true } | { ok: false; problem: string }): void {
-      clearTimeout(timer);
-      socket.removeAllListeners();
-      socket.on('error', () => undefined);
-      socket.terminate();
-      settle(result);
-    }
-    socket.on('unexpected-response', (_request, response) => {
-      response.resume();
-      done({ ok: false, problem: `not opened: answered ${response.statusCode} instead of 101 Switching Protocols` });
-    });
-    socket.on('error', (error) => done({ ok: false, problem: openedAt === null ? `not opened: ${error.message}` : error.message }));
-    socket.on('open', () => {
-      openedAt = Date.now();
-      clearTimeout(timer);
-      timer = setTimeout(() => done({ ok: true }), idleMs);
-    });
-    socket.on('close', (code) => {
-      const after = openedAt === null ? '' : ` after ${((Date.now() - openedAt) / 1000).toFixed(1)} s idle`;
-      done({ ok: false, problem: `closed${after} (code ${code})` });
-    });
-  });
-  // The websocket line already fails with the fix when no WebSocket opens through the proxy.
-  if (!outcome.ok && outcome.problem.startsWith('not opened: ')) {
-    return { status: 'WARN', name: 'idle proxy', detail: `${url.href}: ${outcome.problem}; not checked.` };
+/** The fix for a request through the proxy that got `status` back (undefined: no answer at all). */
+function proxyFix(status: number | undefined, otherwise: string): string {
+  if (status === 502 || status === 503 || status === 504) {
+    return 'the proxy cannot reach the notification server: check that it runs and that the proxy points at its host and port';
   }
-  if (outcome.ok) return { status: 'OK', name: 'idle proxy', detail: `${url.href} stayed open ${seconds} s with nothing subscribed (the server's pings cross the proxy).` };
+  return status === undefined ? 'check the public URL and that the proxy runs and is reachable from here' : otherwise;
+}
+
+/** Holds a WebSocket through the proxy with nothing subscribed: only the server's pings keep it busy. */
+async function checkIdleProxy(url: URL, idleMs: number): Promise<Finding> {
+  const seconds = Math.round(idleMs / 1000);
+  const outcome = await probeWebSocket<{ ok: true }>(url, idleMs, { ok: true }, (socket, settle) => {
+    const openedAt = Date.now();
+    socket.on('close', (code) => settle(`closed after ${((Date.now() - openedAt) / 1000).toFixed(1)} s idle (code ${code})`));
+  });
+  if (!('problem' in outcome)) return { status: 'OK', name: 'idle proxy', detail: `${url.href} stayed open ${seconds} s with nothing subscribed (the server's pings cross the proxy).` };
+  // The websocket line already fails with the fix when no WebSocket opens through the proxy.
+  if (!outcome.opened) return { status: 'WARN', name: 'idle proxy', detail: `${url.href}: not opened: ${outcome.problem}; not checked.` };
   return {
     status: 'FAIL',
     name: 'idle proxy',
@@ -542,6 +476,41 @@ async function checkIdleProxy(base: URL, idleMs: number): Promise<Finding> {
       "make the proxy's idle timeout longer than the server's ping interval: nginx proxy_read_timeout, HAProxy timeout tunnel, " +
       'Apache ProxyTimeout or ProxyPass timeout= (docs/deploy)',
   };
+}
+
+/**
+ * Opens a WebSocket at `url` and hands it to `onOpen`. Settles with the first of: what `onOpen` settles, a refused
+ * upgrade (with its status), an error, and `quiet` when `waitMs` pass after the open. Drops the socket then.
+ */
+function probeWebSocket<T extends object>(
+  url: URL,
+  waitMs: number,
+  quiet: T | string,
+  onOpen: (socket: WebSocket, settle: (result: T | string) => void) => void,
+): Promise<T | { problem: string; status?: number; opened: boolean }> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, [SEAFILE_SUBPROTOCOL], { handshakeTimeout: TIMEOUT_MS, perMessageDeflate: false });
+    let opened = false;
+    const settle = (result: T | string, status?: number): void => {
+      clearTimeout(timer);
+      socket.removeAllListeners();
+      socket.on('error', () => undefined);
+      socket.terminate();
+      resolve(typeof result === 'string' ? { problem: result, status, opened } : result);
+    };
+    let timer = setTimeout(() => settle(`no answer within ${(TIMEOUT_MS * 2) / 1000} s`), TIMEOUT_MS * 2);
+    socket.on('unexpected-response', (_request, response) => {
+      response.resume();
+      settle(`answered ${response.statusCode} instead of 101 Switching Protocols`, response.statusCode ?? 0);
+    });
+    socket.on('error', (error) => settle(error.message));
+    socket.on('open', () => {
+      opened = true;
+      clearTimeout(timer);
+      timer = setTimeout(() => settle(quiet), waitMs);
+      onOpen(socket, settle);
+    });
+  });
 }
 
 async function checkOpenFiles(clients: number): Promise<Finding> {
