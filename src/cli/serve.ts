@@ -17,12 +17,15 @@ export async function serve(argv: string[]): Promise<number> {
   }
   const { config, notices, warnings } = await loadConfig({ flags, env: process.env, cwd: process.cwd() });
   const output = createLogOutput(config.logLevel, config.logFile, config.logFormat);
-  if (config.workers > 1 && cluster.isPrimary) {
+  // A cluster's primary logs the notices, not each worker.
+  if (cluster.isPrimary) {
     for (const notice of notices) output.logger.info(notice);
     for (const warning of warnings) output.logger.warn(warning);
+  }
+  if (config.workers > 1 && cluster.isPrimary) {
     return (await import('../cluster/primary.js')).runPrimary(config, output);
   }
-  // A cluster worker: its lines say which one it is; the primary logged the notices.
+  // A cluster worker: its lines say which one it is.
   const worker = cluster.isWorker ? cluster.worker! : null;
   const logger = worker === null ? output.logger : output.logger.child({ worker: worker.id });
   const viaPrimary = worker === null ? undefined : { workerId: worker.id, channel: process as unknown as PrimaryChannel };
@@ -35,17 +38,14 @@ export async function serve(argv: string[]): Promise<number> {
   process.on('SIGHUP', () => {
     reloading = reloading.then(async () => reload(await started, flags, logger));
   });
-  if (worker === null) {
-    for (const notice of notices) logger.info(notice);
-    for (const warning of warnings) logger.warn(warning);
-  }
 
   let server;
   try {
     server = await startServer(config, logger, { viaPrimary });
   } catch (err) {
-    logger.error({ err }, `cannot start: ${err instanceof Error ? err.message : String(err)}`);
-    process.stderr.write(`notification-server: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    const message = `cannot start: ${err instanceof Error ? err.message : String(err)}`;
+    logger.error({ err }, message);
+    process.stderr.write(`notification-server: ${message}\n`);
     if (worker !== null) process.disconnect();
     return 1;
   }
@@ -61,28 +61,26 @@ export async function serve(argv: string[]): Promise<number> {
   listening(server);
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: NodeJS.Signals) => {
+    const stop = async (signal: NodeJS.Signals): Promise<void> => {
       if (stopping) return;
       stopping = true;
       logger.info({ connections: server.websockets.connections.size }, `${signal}: draining`);
-      server.stop().then(
-        () => {
-          logger.info('stopped');
-          // A worker's IPC channel would keep it alive.
-          if (worker !== null) process.disconnect();
-          resolve(0);
-        },
-        (err: unknown) => {
-          logger.error({ err }, 'error while stopping');
-          if (worker !== null) process.disconnect();
-          resolve(1);
-        },
-      );
+      let code = 0;
+      try {
+        await server.stop();
+        logger.info('stopped');
+      } catch (err) {
+        logger.error({ err }, 'error while stopping');
+        code = 1;
+      }
+      // A worker's IPC channel would keep it alive.
+      if (worker !== null) process.disconnect();
+      resolve(code);
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     // The primary went away without telling us (killed): nobody numbers events any more.
-    if (worker !== null) process.on('disconnect', () => stop('SIGTERM'));
+    if (worker !== null) process.on('disconnect', () => void stop('SIGTERM'));
   });
 }
 
