@@ -85,10 +85,8 @@ const isOtherKeyNotice = (notice: string): boolean => notice.includes(' differs 
 const SAME_KEY_FIX =
   'seaf-server, seahub and the notification server must use the same JWT key: compare JWT_PRIVATE_KEY / seafile.conf [notification] jwt_private_key';
 
-type Status = 'OK' | 'WARN' | 'FAIL';
-
 interface Finding {
-  status: Status;
+  status: 'OK' | 'WARN' | 'FAIL';
   name: string;
   detail: string;
   fix?: string;
@@ -134,7 +132,12 @@ export async function check(argv: string[]): Promise<number> {
     report(await checkKey(loaded));
     report(await checkGroupDatabase(config));
   }
-  if (seafile !== null) for (const finding of await checkSeafile(seafile, loaded)) report(finding);
+  if (seafile !== null) {
+    report(checkEnabled(seafile));
+    report(await checkInnerUrl(seafile));
+    report(checkPublicUrl(seafile));
+    report(checkSeafileKey(seafile, loaded));
+  }
   // Without a configuration the server's own default applies.
   const idleMs = idleSeconds !== null ? idleSeconds * 1000 : (config?.pingIntervalMs ?? DEFAULTS.pingIntervalMs) + IDLE_MARGIN_MS;
   const publicUrl = publicUrlFlag ?? (await findPublicUrl(flags.configDir, process.env));
@@ -289,10 +292,6 @@ async function findSeafileEnv(path: string | null, env: Env): Promise<SeafileEnv
   return SEAFILE_VARIABLES.some((name) => nonBlank(env[name]) !== null) ? seafileEnvFromProcess(env) : null;
 }
 
-async function checkSeafile(seafile: SeafileEnv, loaded: LoadedConfig | null): Promise<Finding[]> {
-  return [checkEnabled(seafile), await checkInnerUrl(seafile), checkPublicUrl(seafile), checkSeafileKey(seafile, loaded)];
-}
-
 /** `in /opt/seafile/.env` or `in the environment`. */
 function where(seafile: SeafileEnv): string {
   return `in ${seafile.source}`;
@@ -327,13 +326,8 @@ async function checkInnerUrl(seafile: SeafileEnv): Promise<Finding> {
       : '';
     return { status: 'WARN', name, detail: `not set ${where(seafile)}${fallback}. Without it ${SILENT}.`, fix };
   }
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    url = new URL('invalid:');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+  const protocol = URL.canParse(value) ? new URL(value).protocol : '';
+  if (protocol !== 'http:' && protocol !== 'https:') {
     return { status: 'WARN', name, detail: `${JSON.stringify(value)} ${where(seafile)} is not an http:// or https:// URL: seaf-server cannot post its events there, and says so nowhere.`, fix };
   }
   const base = value.replace(/\/+$/, '');
@@ -368,13 +362,7 @@ function checkPublicUrl(seafile: SeafileEnv): Finding {
       fix,
     };
   }
-  let path: string | null = null;
-  try {
-    path = new URL(value).pathname;
-  } catch {
-    // Not a URL: said below.
-  }
-  if (path !== null && path.endsWith('/notification')) {
+  if (URL.canParse(value) && new URL(value).pathname.endsWith('/notification')) {
     return { status: 'OK', name, detail: `${value} (${origin}): the web UI connects there, seahub posts comment updates to ${value}/events.` };
   }
   return {
@@ -563,12 +551,8 @@ async function findPublicUrl(configDir: string | null, env: Env): Promise<string
 
 /** `https://host` and `https://host/notification` both give `https://host/notification`. */
 function notificationBase(text: string): URL | ConfigError {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return new ConfigError(`the public URL ${JSON.stringify(text)} is not a URL`);
-  }
+  if (!URL.canParse(text)) return new ConfigError(`the public URL ${JSON.stringify(text)} is not a URL`);
+  const url = new URL(text);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return new ConfigError(`the public URL ${text} is not http:// or https://`);
   url.search = '';
   url.hash = '';

@@ -5,12 +5,8 @@ const TO_HTTP: Record<string, string> = { 'http:': 'http:', 'https:': 'https:', 
 const TO_WS: Record<string, string> = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' };
 
 function parse(text: string, schemes: Record<string, string>): URL {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new ConfigError(`--url ${JSON.stringify(text)} is not a URL: write it like http://127.0.0.1:8083`);
-  }
+  if (!URL.canParse(text)) throw new ConfigError(`--url ${JSON.stringify(text)} is not a URL: write it like http://127.0.0.1:8083`);
+  const url = new URL(text);
   const scheme = schemes[url.protocol];
   if (scheme === undefined) throw new ConfigError(`--url ${text}: use http://, https://, ws:// or wss://`);
   url.protocol = scheme;
