@@ -126,11 +126,10 @@ export async function check(argv: string[]): Promise<number> {
   };
 
   const loaded = await checkConfiguration(flags, process.env, report);
-  const config = loaded?.config ?? null;
-  if (loaded !== null && config !== null) {
-    report(await checkServer(config));
+  if (loaded !== null) {
+    report(await checkServer(loaded.config));
     report(await checkKey(loaded));
-    report(await checkGroupDatabase(config));
+    report(await checkGroupDatabase(loaded.config));
   }
   if (seafile !== null) {
     report(checkEnabled(seafile));
@@ -139,7 +138,7 @@ export async function check(argv: string[]): Promise<number> {
     report(checkSeafileKey(seafile, loaded));
   }
   // Without a configuration the server's own default applies.
-  const idleMs = idleSeconds !== null ? idleSeconds * 1000 : (config?.pingIntervalMs ?? DEFAULTS.pingIntervalMs) + IDLE_MARGIN_MS;
+  const idleMs = idleSeconds !== null ? idleSeconds * 1000 : (loaded?.config.pingIntervalMs ?? DEFAULTS.pingIntervalMs) + IDLE_MARGIN_MS;
   const publicUrl = publicUrlFlag ?? (await findPublicUrl(flags.configDir, process.env));
   const base = publicUrl === null ? null : notificationBase(publicUrl);
   if (base instanceof URL) {
