@@ -18,7 +18,7 @@ import { encodeResync, encodeSubscribed, positionedMessage } from '../protocol/p
 import type { Subscriber, Subscription } from './subscriber.js';
 
 /** Live events held for one subscription while its replay is read; past this it is told to resync. */
-export const MAX_HELD_EVENTS = 10_000;
+const MAX_HELD_EVENTS = 10_000;
 
 interface HeldEvent {
   event: LibraryEvent;

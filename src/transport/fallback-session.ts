@@ -20,7 +20,7 @@ export interface FallbackContext {
  * CORS for the fallbacks: a page on seahub's origin reads them with fetch or EventSource. The
  * tokens travel in the query or the body, never in cookies, so no credentials are allowed.
  */
-export function corsHeaders(request: IncomingMessage, admission: Admission): Record<string, string> {
+function corsHeaders(request: IncomingMessage, admission: Admission): Record<string, string> {
   const { origin, host } = request.headers;
   if (admission.origins === null) return { 'access-control-allow-origin': '*' };
   return origin !== undefined && admission.origins.admits(origin, host) ? { 'access-control-allow-origin': origin, vary: 'Origin' } : {};
@@ -41,7 +41,7 @@ function answerRefusal(request: IncomingMessage, response: ServerResponse, admis
  * Answers the request itself unless it may go on: a preflight, another method (405), or a
  * refusal of admission. Else the client, counted as one connection until the response closes.
  */
-export function admitRequest(request: IncomingMessage, response: ServerResponse, method: 'GET' | 'POST', admission: Admission): Admitted | null {
+function admitRequest(request: IncomingMessage, response: ServerResponse, method: 'GET' | 'POST', admission: Admission): Admitted | null {
   const cors = corsHeaders(request, admission);
   if (request.method === 'OPTIONS') {
     response.writeHead(204, { ...cors, 'access-control-allow-methods': method, 'access-control-allow-headers': 'content-type, last-event-id', 'access-control-max-age': '600' });

@@ -25,16 +25,8 @@ export interface StockRefreshOptions {
   live: { readonly config: Pick<LiveSettings['config'], 'gapRefreshWindowMs'> };
 }
 
-/** What `refresh` decided: how many were picked to be closed, and over which window. */
-export interface RefreshPlan {
-  clients: number;
-  windowMs: number;
-  /** Resolves when the last of them was closed. */
-  done: Promise<void>;
-}
-
 /** A desktop client or SeaDrive that re-reads its lock and permission state when it reconnects. */
-export function isStockDesktopClient(subscriber: unknown): subscriber is WebSocketConnection {
+function isStockDesktopClient(subscriber: unknown): subscriber is WebSocketConnection {
   return subscriber instanceof WebSocketConnection && !subscriber.positioned && subscriber.socket.protocol === SEAFILE_SUBPROTOCOL;
 }
 
@@ -42,7 +34,7 @@ export class StockClientRefresh {
   constructor(private readonly options: StockRefreshOptions) {}
 
   /** Closes the stock desktop clients that follow any of `libraries` (or all of them), spread over the window. */
-  refresh(libraries: ReadonlySet<string> | 'all', why: string): RefreshPlan {
+  refresh(libraries: ReadonlySet<string> | 'all', why: string): void {
     const { hub, websockets, logger } = this.options;
     const windowMs = this.options.live.config.gapRefreshWindowMs;
     const picked = new Set<WebSocketConnection>();
@@ -51,12 +43,11 @@ export class StockClientRefresh {
     } else if (windowMs > 0) {
       for (const repoId of libraries) for (const subscriber of hub.followersOf(repoId)) if (isStockDesktopClient(subscriber)) picked.add(subscriber);
     }
-    if (picked.size === 0) return { clients: 0, windowMs, done: Promise.resolve() };
+    if (picked.size === 0) return;
     logger.info(
       { clients: picked.size, windowMs, libraries: libraries === 'all' ? 'all' : libraries.size },
       `${why}: closing ${picked.size} desktop client(s) over ${(windowMs / 1000).toFixed(1)} s so that they reconnect and re-read lock and permission state`,
     );
-    const done = websockets.closeSpread([...picked], windowMs, CloseCode.Normal, 'missed events: reconnect to refresh');
-    return { clients: picked.size, windowMs, done };
+    void websockets.closeSpread([...picked], windowMs, CloseCode.Normal, 'missed events: reconnect to refresh');
   }
 }

@@ -14,8 +14,6 @@ export interface ConnectionContext {
   sendQueueBytes: number;
   /** Called once, when the socket has closed, with the first reason either side gave. */
   onClose: (connection: WebSocketConnection, reason: CloseReason) => void;
-  /** The `User-Agent` of the upgrade request, if any (desktop clients from 9.0.16 send `Seafile/<version> (<os>)`). */
-  userAgent?: string;
 }
 
 const SEND_OPTIONS = { binary: false, compress: false } as const;
@@ -75,10 +73,6 @@ export class WebSocketConnection extends ClientSession {
     socket.on('pong', onPingOrPong);
     socket.on('close', onClose);
     socket.on('error', onError);
-  }
-
-  get userAgent(): string | undefined {
-    return this.context.userAgent;
   }
 
   get isOpen(): boolean {

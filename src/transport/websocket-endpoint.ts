@@ -21,7 +21,6 @@ export interface EndpointOptions {
   deadPeerMs: number;
 }
 
-
 /**
  * The liveness timer ticks this many times per ping interval and pings one slice of the
  * connections at each tick (by id), so that 100k connections are not all pinged in the same
@@ -81,7 +80,7 @@ export class WebSocketEndpoint {
         sessions.metrics.connectionClosed(reason);
       };
       const tcp = { socket: socket as Socket, frames: this.#frames };
-      const connection = new WebSocketConnection(ws, client, { sessions, sendQueueBytes: sessions.live.limits.sendQueueBytes, onClose, userAgent }, tcp);
+      const connection = new WebSocketConnection(ws, client, { sessions, sendQueueBytes: sessions.live.limits.sendQueueBytes, onClose }, tcp);
       this.connections.add(connection);
       sessions.metrics.connectionOpened();
       sessions.logger.debug({ connection: connection.id, remote: connection.remote, protocol: ws.protocol, userAgent }, 'websocket connected');
