@@ -15,7 +15,6 @@ export interface HubOptions {
   /** Null when no group database is configured: group-targeted events reach nobody. */
   groups: GroupDirectory | null;
   logger: Logger;
-  /** Where deliveries, expiries and undelivered group events are counted. */
   metrics?: Metrics;
   now?: () => number;
   /**
@@ -26,12 +25,6 @@ export interface HubOptions {
 }
 
 const NOBODY: ReadonlySet<Subscription> = new Set();
-
-/** An event waiting behind a group lookup, with the moment it was accepted (performance.now()). */
-interface PendingEvent {
-  event: LibraryEvent;
-  acceptedAt: number;
-}
 
 const NO_HISTORY: EventHistory = {
   read: async () => ({ kind: 'resync', reason: 'history-unavailable', position: null }),
@@ -49,8 +42,8 @@ const NO_HISTORY: EventHistory = {
 export class Hub {
   readonly #index = new SubscriptionIndex();
   readonly #expiry: ExpirySchedule<Subscription>;
-  /** Libraries with a group lookup in flight, and the events accepted behind it. */
-  readonly #waiting = new Map<string, PendingEvent[]>();
+  /** Libraries with a group lookup in flight, and the events accepted behind it (performance.now() at acceptance). */
+  readonly #waiting = new Map<string, Array<{ event: LibraryEvent; acceptedAt: number }>>();
   readonly #groups: GroupDirectory | null;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
@@ -66,13 +59,8 @@ export class Hub {
       (s) => this.#expire(s),
       options.now,
     );
-    this.#positioned = new PositionedDelivery({
-      history: options.history ?? NO_HISTORY,
-      reaches: (subscription, event) => this.#reaches(subscription, event),
-      isCurrent: (subscription) => this.#isCurrent(subscription),
-      logger: options.logger,
-      metrics: this.#metrics,
-    });
+    const reaches = (subscription: Subscription, event: LibraryEvent): Promise<boolean> => this.#reaches(subscription, event);
+    this.#positioned = new PositionedDelivery(options.history ?? NO_HISTORY, reaches, options.logger, this.#metrics);
   }
 
   /**
@@ -95,7 +83,6 @@ export class Hub {
     this.#positioned.forget(subscriber, repoId);
   }
 
-  /** Forgets a subscriber that went away. */
   removeSubscriber(subscriber: Subscriber): void {
     const count = this.#index.countOf(subscriber);
     this.#index.deleteSubscriber(subscriber);
@@ -103,7 +90,6 @@ export class Hub {
     this.#positioned.forget(subscriber);
   }
 
-  /** Libraries the subscriber follows. */
   librariesOf(subscriber: Subscriber): number {
     return this.#index.countOf(subscriber);
   }
@@ -121,7 +107,6 @@ export class Hub {
     return this.#index.holdsUser(subscriber, username);
   }
 
-  /** The subscribers following the library. */
   *followersOf(repoId: string): Generator<Subscriber> {
     for (const subscription of this.#index.followers(repoId) ?? NOBODY) yield subscription.subscriber;
   }
@@ -130,12 +115,10 @@ export class Hub {
     return this.#index.followers(repoId)?.size ?? 0;
   }
 
-  /** The libraries someone follows here. */
   followedLibraries(): IterableIterator<string> {
     return this.#index.libraryIds();
   }
 
-  /** Subscriptions held here, and the libraries they follow. */
   get subscriptions(): number {
     return this.#index.size;
   }
@@ -160,7 +143,6 @@ export class Hub {
     this.#positioned.resync(libraries, reason);
   }
 
-  /** Positioned subscriptions held here. */
   get positionedSubscriptions(): number {
     return this.#positioned.size;
   }

@@ -42,21 +42,16 @@ interface Cursor {
 /** What to ask the history: the events after `since` (null: none, only where the library stands), or only its position for a resync. */
 type Request = { since: Position | null } | { resync: ResyncReason };
 
-export interface PositionedDeliveryOptions {
-  history: EventHistory;
-  /** Whether the subscription's user is in the event's audience (a group event looks up the group). */
-  reaches: (subscription: Subscription, event: LibraryEvent) => Promise<boolean>;
-  /** Whether the subscription is still the subscriber's current one for its library. */
-  isCurrent: (subscription: Subscription) => boolean;
-  logger: Logger;
-  /** Where recoveries and resyncs are counted. */
-  metrics: Metrics;
-}
-
 export class PositionedDelivery {
   readonly #cursors = new Map<Subscriber, Map<string, Cursor>>();
 
-  constructor(private readonly options: PositionedDeliveryOptions) {}
+  constructor(
+    private readonly history: EventHistory,
+    /** Whether the subscription's user is in the event's audience (a group event looks up the group). */
+    private readonly reaches: (subscription: Subscription, event: LibraryEvent) => Promise<boolean>,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {}
 
   /**
    * A positioned subscription begins (or replaces the subscriber's previous one for the library,
@@ -81,7 +76,7 @@ export class PositionedDelivery {
   /** A live event of the library, in order; `reached`: whether it is meant for the subscription's user. */
   live(subscription: Subscription, event: LibraryEvent, reached: boolean): void {
     const cursor = this.#cursors.get(subscription.subscriber)?.get(subscription.repoId);
-    if (cursor === undefined || cursor.subscription !== subscription) return;
+    if (cursor === undefined) return;
     if (cursor.held !== null) {
       if (cursor.held.length < MAX_HELD_EVENTS) cursor.held.push({ event, reached });
       else cursor.overflowAt = event.position ?? cursor.overflowAt;
@@ -108,7 +103,6 @@ export class PositionedDelivery {
   catchUp(): void {
     for (const mine of this.#cursors.values()) {
       for (const cursor of mine.values()) {
-        if (!this.options.isCurrent(cursor.subscription)) continue;
         if (cursor.held !== null) cursor.pendingCatchUp = true;
         else this.#catchUpOne(cursor);
       }
@@ -124,17 +118,14 @@ export class PositionedDelivery {
   /** Every positioned subscription to one of `libraries` (or to any) is told to resync, with where its library stands now. */
   resync(libraries: ReadonlySet<string> | 'all', reason: ResyncReason): void {
     for (const mine of this.#cursors.values()) {
-      for (const cursor of mine.values()) {
-        const { repoId } = cursor.subscription;
+      for (const [repoId, cursor] of mine) {
         if (libraries !== 'all' && !libraries.has(repoId)) continue;
-        if (!this.options.isCurrent(cursor.subscription)) continue;
         // One already reading its replay is told after it, from where the replay ends.
-        if (cursor.held !== null) {
-          cursor.pendingResync = reason;
-          continue;
+        if (cursor.held !== null) cursor.pendingResync = reason;
+        else {
+          cursor.held = [];
+          void this.#recover(cursor, { resync: reason });
         }
-        cursor.held = [];
-        void this.#recover(cursor, { resync: reason });
       }
     }
   }
@@ -170,9 +161,8 @@ export class PositionedDelivery {
   }
 
   async #recover(cursor: Cursor, request: Request): Promise<void> {
-    const { history, logger, isCurrent } = this.options;
     const { subscriber, repoId } = cursor.subscription;
-    const read: HistoryRead = await history.read(repoId, 'since' in request ? request.since : null);
+    const read: HistoryRead = await this.history.read(repoId, 'since' in request ? request.since : null);
     if (!this.#owns(cursor)) return;
     if (cursor.overflowAt !== null) {
       this.#resync(cursor, 'too-far-behind', cursor.overflowAt);
@@ -185,15 +175,15 @@ export class PositionedDelivery {
     } else {
       let replayed = 0;
       for (const event of read.events) {
-        const reached = await this.options.reaches(cursor.subscription, event);
-        if (!this.#owns(cursor) || !isCurrent(cursor.subscription)) return;
+        const reached = await this.reaches(cursor.subscription, event);
+        if (!this.#owns(cursor)) return;
         if (!reached) continue;
         subscriber.send(positionedMessage(event));
         replayed++;
       }
-      if (read.events.length > 0) logger.debug({ connection: subscriber.id, repoId, replayed: read.events.length }, 'replayed missed events');
+      if (read.events.length > 0) this.logger.debug({ connection: subscriber.id, repoId, replayed: read.events.length }, 'replayed missed events');
       // A subscribe without a position has nothing to recover: only where the library stands.
-      if (request.since !== null) this.options.metrics.recovered(replayed);
+      if (request.since !== null) this.metrics.recovered(replayed);
       cursor.at = read.position;
       subscriber.send(encodeSubscribed(repoId, read.position));
     }
@@ -202,8 +192,8 @@ export class PositionedDelivery {
 
   #resync(cursor: Cursor, reason: ResyncReason, position: Position | null): void {
     const { subscriber, repoId } = cursor.subscription;
-    this.options.logger.debug({ connection: subscriber.id, repoId, reason }, 'resync: missed events cannot be replayed');
-    this.options.metrics.resynced(reason);
+    this.logger.debug({ connection: subscriber.id, repoId, reason }, 'resync: missed events cannot be replayed');
+    this.metrics.resynced(reason);
     cursor.at = position;
     cursor.overflowAt = null;
     delete cursor.pendingResync;
@@ -228,7 +218,10 @@ export class PositionedDelivery {
     }
   }
 
-  /** Whether the cursor is still the one in charge of its subscription's library. */
+  /**
+   * Whether the cursor is still the one in charge of its subscription's library, and so the
+   * subscription still current: the hub replaces or forgets the cursor with the subscription.
+   */
   #owns(cursor: Cursor): boolean {
     const { subscriber, repoId } = cursor.subscription;
     return this.#cursors.get(subscriber)?.get(repoId) === cursor;
