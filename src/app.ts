@@ -68,15 +68,7 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
   const backplane = openBackplane(config.backplane, { key, logger, history: config.history, viaPrimary });
   const hub = new Hub({ groups, logger, metrics, now, history: backplane.history });
   const sessions = new Sessions({ hub, key: keys, logger, metrics, now, live });
-  const admission = new Admission({
-    logger,
-    metrics,
-    now,
-    allowedOrigins: config.allowedOrigins,
-    live,
-    trustedProxies: config.trustedProxies,
-    failures: sessions.failures,
-  });
+  const admission = new Admission({ sessions, allowedOrigins: config.allowedOrigins, trustedProxies: config.trustedProxies });
   const websockets = new WebSocketEndpoint({
     sessions,
     admission,

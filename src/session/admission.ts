@@ -6,14 +6,11 @@
  * allowance, checked as it subscribes).
  */
 import type { IncomingMessage } from 'node:http';
-import type { LiveSettings } from '../config/settings.js';
-import type { Logger } from '../log.js';
-import type { Metrics, RequestRefusal } from '../metrics/metrics.js';
+import type { RequestRefusal } from '../metrics/metrics.js';
 import type { ClientAddress } from '../transport/client-address.js';
 import { OriginPolicy } from '../transport/origin-policy.js';
-import type { SessionKind } from './client-session.js';
+import type { SessionKind, Sessions } from './client-session.js';
 import { ConnectionsPerAddress, RETRY_AFTER_SECONDS } from './connection-caps.js';
-import type { FailuresPerAddress } from './failure-allowance.js';
 
 /** Why a session is not opened: each transport answers it with this HTTP status and message. */
 export interface Refusal {
@@ -31,28 +28,25 @@ export interface Admitted {
 }
 
 export interface AdmissionOptions {
-  logger: Logger;
-  metrics: Metrics;
-  now: () => number;
+  /** Its logger, metrics, clock, live limits (max_connections, max_connections_per_address) and refused tokens per address. */
+  sessions: Sessions;
   /** Browser origins admitted; null: every origin (the stock behaviour). */
   allowedOrigins: readonly string[] | null;
-  /** max_connections and max_connections_per_address, read for each admission. */
-  live: Pick<LiveSettings, 'limits'>;
   /** Peers whose X-Forwarded-For / X-Real-IP name the client address. */
   trustedProxies: readonly string[];
-  /** Refused tokens per client address (Sessions.failures). */
-  failures: FailuresPerAddress;
 }
 
 export class Admission {
   readonly origins: OriginPolicy | null;
+  readonly #sessions: Sessions;
   readonly #addresses: ConnectionsPerAddress;
   #draining = false;
   #capWarnedAt = -Infinity;
 
-  constructor(private readonly options: AdmissionOptions) {
-    this.origins = options.allowedOrigins === null ? null : new OriginPolicy(options.allowedOrigins);
-    const { logger, now, live, trustedProxies } = options;
+  constructor({ sessions, allowedOrigins, trustedProxies }: AdmissionOptions) {
+    this.#sessions = sessions;
+    this.origins = allowedOrigins === null ? null : new OriginPolicy(allowedOrigins);
+    const { logger, now, live } = sessions;
     this.#addresses = new ConnectionsPerAddress({ logger, now, live, trustedProxies });
   }
 
@@ -67,14 +61,14 @@ export class Admission {
 
   /** Counted in requests_refused_total{reason}; the caller answers it. */
   refused(refusal: Refusal, request: IncomingMessage): Refusal {
-    this.options.metrics.requestRefused(refusal.why);
-    this.options.logger.debug({ remote: request.socket.remoteAddress, origin: request.headers.origin, why: refusal.why }, `${request.url?.split('?', 1)[0]} refused: ${refusal.message}`);
+    this.#sessions.metrics.requestRefused(refusal.why);
+    this.#sessions.logger.debug({ remote: request.socket.remoteAddress, origin: request.headers.origin, why: refusal.why }, `${request.url?.split('?', 1)[0]} refused: ${refusal.message}`);
     return refusal;
   }
 
   admit(request: IncomingMessage, kind: SessionKind): Admitted | Refusal {
-    const { logger } = this.options;
-    const { maxConnections } = this.options.live.limits;
+    const { logger, live, failures } = this.#sessions;
+    const { maxConnections } = live.limits;
     const retry = RETRY_AFTER_SECONDS;
     if (this.origins !== null && !this.origins.admits(request.headers.origin, request.headers.host)) {
       return this.refused({ why: 'origin', status: 403, message: 'this Origin is not allowed to connect (allowed_origins)' }, request);
@@ -82,7 +76,7 @@ export class Admission {
     if (this.#draining) return this.refused({ why: 'draining', status: 503, message: 'the server is shutting down', retryAfterSeconds: 1 }, request);
     const open = this.#addresses.total;
     if (open >= maxConnections) {
-      const now = this.options.now();
+      const now = this.#sessions.now();
       if (now - this.#capWarnedAt >= 60_000) {
         this.#capWarnedAt = now;
         logger.warn({ connections: open, maxConnections }, 'connection cap reached: refusing new connections with 503 (max_connections)');
@@ -93,7 +87,7 @@ export class Admission {
     const client = this.#addresses.clientOf(request);
     const crowded = this.#addresses.refusal(client, request.socket.remoteAddress);
     if (crowded !== null) return this.refused({ why: 'address-cap', status: 429, message: crowded, retryAfterSeconds: retry }, request);
-    const failing = kind === 'request' ? this.options.failures.refusal(client) : null;
+    const failing = kind === 'request' ? failures.refusal(client) : null;
     if (failing !== null) return this.refused({ why: 'failed-subscribes', status: 429, ...failing }, request);
     return { client, release: this.#addresses.count(client) };
   }

@@ -19,33 +19,24 @@ import type { ClientAddress } from '../transport/client-address.js';
 import type { Cursor } from './cursor.js';
 import { FailureAllowance, FailuresPerAddress } from './failure-allowance.js';
 
-export interface SessionsOptions {
-  hub: Hub;
-  /** A KeyRing follows key rotations (SIGHUP) for sessions already open. */
-  key: VerificationKeys;
-  logger: Logger;
-  metrics: Metrics;
-  now: () => number;
-  /**
-   * max_libraries_per_connection, subscribe_timeout, max_failed_subscribes_per_minute and
-   * max_connections_per_user (0: no limit), read when they apply: a reload may change them.
-   */
-  live: Pick<LiveSettings, 'limits'>;
-}
-
 /** What every session shares: the hub, the key, and the live limits. */
 export class Sessions {
   readonly hub: Hub;
+  /** A KeyRing follows key rotations (SIGHUP) for sessions already open. */
   readonly key: VerificationKeys;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now: () => number;
+  /**
+   * max_libraries_per_connection, subscribe_timeout, max_failed_subscribes_per_minute and
+   * max_connections_per_user (0: no limit), read when they apply: a reload may change them.
+   */
   readonly live: Pick<LiveSettings, 'limits'>;
   /** Refused tokens per client address, for requests (each one new, unlike a connection). */
   readonly failures: FailuresPerAddress;
   #nextId = 1;
 
-  constructor(options: SessionsOptions) {
+  constructor(options: Pick<Sessions, 'hub' | 'key' | 'logger' | 'metrics' | 'now' | 'live'>) {
     ({ hub: this.hub, key: this.key, logger: this.logger, metrics: this.metrics, now: this.now, live: this.live } = options);
     this.failures = new FailuresPerAddress(this.live, this.now);
   }

@@ -436,10 +436,7 @@ async function run(transport: TransportName, connectionLimits: ConnectionLimits 
   const none = { maxLibrariesPerConnection: Infinity, subscribeTimeoutMs: 0, maxFailedSubscribesPerMinute: 0 };
   const live = { limits: { ...DEFAULT_LIMITS, ...(connectionLimits ?? none), maxConnections: Infinity, maxConnectionsPerAddress: 0, maxConnectionsPerUser: 0 } };
   const sessions = new Sessions({ hub, key: KEY, logger: silent, metrics: NO_METRICS, now: () => now, live });
-  const admission = new Admission({
-    ...{ logger: silent, metrics: NO_METRICS, now: () => now, allowedOrigins: null, trustedProxies: [] },
-    ...{ live, failures: sessions.failures },
-  });
+  const admission = new Admission({ sessions, allowedOrigins: null, trustedProxies: [] });
   const violations: string[] = [];
   const sockets: FakeSocket[] = [];
   const connections: WebSocketConnection[] = [];
