@@ -54,21 +54,14 @@ export class Hub {
     this.#groups = options.groups;
     this.#logger = options.logger;
     this.#metrics = options.metrics ?? NO_METRICS;
-    this.#expiry = new ExpirySchedule<Subscription>(
-      (s) => this.#isCurrent(s),
-      (s) => this.#expire(s),
-      options.now,
-    );
+    this.#expiry = new ExpirySchedule<Subscription>((s) => this.#isCurrent(s), (s) => this.#expire(s), options.now);
     const reaches = (subscription: Subscription, event: LibraryEvent): Promise<boolean> => this.#reaches(subscription, event);
     this.#positioned = new PositionedDelivery(options.history ?? NO_HISTORY, reaches, options.logger, this.#metrics);
   }
 
   /**
-   * Follows the library under the grant (replacing the subscriber's previous subscription to it).
-   * For a positioned subscriber, `since` asks for what it missed: the events after that position
-   * are sent first, then `subscribed` (or `resync` when they cannot be), then live events. Without
-   * `since` it gets `subscribed` with the library's position; `since` null (not a position) gets
-   * `resync`. Stock subscribers ignore `since`.
+   * Follows the library under the grant, replacing the subscriber's previous subscription to it.
+   * `since` is what a positioned subscriber asks to recover (PositionedDelivery.start); stock ones ignore it.
    */
   subscribe(subscriber: Subscriber, grant: SubscriberGrant, since?: Position | null): void {
     const subscription: Subscription = { subscriber, ...grant };

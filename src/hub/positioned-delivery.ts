@@ -95,11 +95,7 @@ export class PositionedDelivery {
     }
   }
 
-  /**
-   * After the backplane was away, every positioned subscription catches up from the last
-   * position it was given: the events other nodes accepted meanwhile are replayed, or it is
-   * told to resync when history no longer reaches back.
-   */
+  /** From the last position each subscription was given (Hub.catchUp). */
   catchUp(): void {
     for (const mine of this.#cursors.values()) {
       for (const cursor of mine.values()) {

@@ -58,7 +58,6 @@ export type SessionKind = 'connection' | 'request';
 
 export abstract class ClientSession implements Subscriber {
   readonly id: number;
-  /** Opened with the positions extension: positioned frames, `subscribed`, `resync`, and `since`. */
   readonly positioned: boolean;
   /** Requests only: where each library stands, moved by every positioned message sent. */
   readonly cursor: Cursor | null;

@@ -55,7 +55,8 @@ export class FailuresPerAddress {
 
   /** Null when the client may present tokens; else the 429's message and Retry-After, the seconds until one more refused token is allowed. */
   refusal(client: ClientAddress): { message: string; retryAfterSeconds: number } | null {
-    const bucket = this.#bucketOf(client);
+    // Through a trusted proxy that names nobody, the address stands for many clients: not limited, as for the connection cap.
+    const bucket = this.perMinute === 0 || client.unattributed ? undefined : this.#buckets.get(client.address);
     if (bucket === undefined || bucket.left(this.now(), this.perMinute) >= 1) return null;
     const retryAfterSeconds = Math.max(1, Math.ceil(60 / this.perMinute));
     return {
@@ -77,11 +78,6 @@ export class FailuresPerAddress {
   /** Addresses with a bucket not yet refilled. */
   get size(): number {
     return this.#buckets.size;
-  }
-
-  #bucketOf(client: ClientAddress): FailureAllowance | undefined {
-    // Through a trusted proxy that names nobody, the address stands for many clients: not limited, as for the connection cap.
-    return this.perMinute === 0 || client.unattributed ? undefined : this.#buckets.get(client.address);
   }
 
   #prune(now: number): void {

@@ -15,18 +15,7 @@ export const CloseCode = {
   TooManyConnectionsForUser: 4003,
 } as const;
 
-/**
- * Why a connection ended, as counted in `notification_connections_closed_total{reason}`:
- * the client closed it with a close frame (normal); the server is shutting down (going-away,
- * 1001); a desktop client was closed (1000) after a known gap so that it re-reads its state
- * (refresh, docs/cluster.md); no inbound traffic past the dead-peer timeout; the client did not
- * read its messages (queue-overflow, 4000); nothing subscribed within subscribe_timeout (4001);
- * too many refused subscribes in a minute (failed-subscribes, 4002); its user already held
- * max_connections_per_user connections (user-cap, 4003); a message that is not valid JSON or
- * UTF-8 (malformed, 1007); a binary frame (1003); a frame over max_frame_bytes (too-big, 1009);
- * a frame that breaks RFC 6455 (protocol-error, 1002); the TCP connection ended without a
- * close frame (abnormal).
- */
+/** Why a connection ended: the `reason` of notification_connections_closed_total (docs/metrics.md says what each means). */
 export const CLOSE_REASONS = [
   'normal',
   'going-away',
