@@ -15,14 +15,6 @@ function hostOfHeader(host: string | undefined): string | null {
   return match === null ? null : match[1]!.toLowerCase();
 }
 
-function normalized(origin: string): URL | null {
-  try {
-    return new URL(origin);
-  } catch {
-    return null;
-  }
-}
-
 export class OriginPolicy {
   readonly #origins: ReadonlySet<string>;
   readonly #hosts: ReadonlySet<string>;
@@ -37,8 +29,12 @@ export class OriginPolicy {
     if (origin === undefined || origin === '') return true;
     // Opaque origins (sandboxed frames, file: pages) are sent as "null": that is a browser.
     if (origin.toLowerCase() !== 'null' && BARE_HOST.test(origin)) return true;
-    const url = normalized(origin);
-    if (url === null) return false;
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      return false;
+    }
     if (this.#origins.has(url.origin)) return true;
     if (url.protocol === 'http:' && url.port === '' && origin.toLowerCase() === `http://${url.hostname}`) {
       return url.hostname === hostOfHeader(host) || this.#hosts.has(url.hostname);
