@@ -43,7 +43,6 @@ export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput
         timeoutMs: config.timeoutMs,
         hold: { ms: config.holdMs, bytes: config.holdBytes },
         channel: backplaneChannel(input.key),
-        keyPrefix: backplaneKeyPrefix(input.key),
         history: input.history ?? DEFAULT_HISTORY_LIMITS,
         nodeId,
         logger: input.logger,
@@ -66,14 +65,6 @@ function newNodeId(): string {
  * tells nothing about the key.
  */
 export function backplaneChannel(key: Buffer): string {
-  return `seafile-notification:events:${deploymentTag(key)}`;
-}
-
-/** Where a deployment keeps its history keys in Redis (redis-history.ts); `{tag}` keeps them in one cluster slot. */
-export function backplaneKeyPrefix(key: Buffer): string {
-  return `seafile-notification:{${deploymentTag(key)}}:`;
-}
-
-function deploymentTag(key: Buffer): string {
-  return createHmac('sha256', key).update('seafile-notification-server backplane channel').digest('hex').slice(0, 16);
+  const tag = createHmac('sha256', key).update('seafile-notification-server backplane channel').digest('hex').slice(0, 16);
+  return `seafile-notification:events:${tag}`;
 }

@@ -34,30 +34,32 @@ import type { Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { emptyBackplaneStats, NO_RECEIVER, type Backplane, type BackplaneGap, type BackplaneReceiver, type BackplaneState } from './backplane.js';
+import { decodeGapNotice, encodeGapNotice } from './gap-notice.js';
 import { BackplaneMessageError, decodeBackplaneMessage, type BackplaneMessage } from './backplane-message.js';
 import { OriginSequences } from './origin-sequences.js';
-import { DEFAULT_RECONNECT_POLICY, reconnectDelay, type ReconnectPolicy } from './reconnect-delay.js';
+import { reconnectDelay } from './reconnect-delay.js';
 import { clusterLayout, defineHistoryCommands, RedisHistory, singleLayout, type KeyLayout } from './redis-history.js';
 
 export interface RedisBackplaneOptions {
   /** One Redis, a primary found through Sentinel, or a Redis Cluster; credentials included: never logged. */
   connection: RedisConnection;
   /** Events accepted while Redis is away wait this long and up to this many bytes for it to come back (a failover); 0 ms: not at all. */
-  hold?: { ms: number; bytes: number };
+  hold?: Hold;
   /** The URL with the password masked, for the log. */
   displayUrl: string;
+  /** `seafile-notification:events:<tag>`; the history keys are `seafile-notification:{<tag>}:…`. */
   channel: string;
-  /** Prefix of this deployment's history keys, `seafile-notification:{<tag>}:`; default derived from the channel. */
-  keyPrefix?: string;
   /** How much history each library keeps in Redis. */
   history?: HistoryLimits;
   /** A connection whose Redis does not answer for this long is dropped and reopened. */
   timeoutMs: number;
   nodeId: string;
   logger: Logger;
-  reconnect?: ReconnectPolicy;
-  now?: () => number;
-  random?: () => number;
+}
+
+interface Hold {
+  ms: number;
+  bytes: number;
 }
 
 type Role = 'publisher' | 'subscriber';
@@ -97,10 +99,8 @@ export class RedisBackplane implements Backplane {
   readonly history: RedisHistory;
   readonly #options: RedisBackplaneOptions;
   #receiver = NO_RECEIVER;
-  /** Where a node back from an outage names the libraries whose events only it had. */
-  readonly #gapChannel: string;
+  readonly #holdLimit: Hold;
   readonly #logger: Logger;
-  readonly #now: () => number;
   readonly #layout: KeyLayout;
   readonly #publisher: Connection;
   readonly #subscriber: Connection;
@@ -150,13 +150,13 @@ export class RedisBackplane implements Backplane {
   constructor(options: RedisBackplaneOptions) {
     this.#options = options;
     this.nodeId = options.nodeId;
-    this.#now = options.now ?? Date.now;
+    this.#holdLimit = options.hold ?? { ms: 0, bytes: 0 };
     this.#logger = options.logger.child({ backplane: 'redis' });
-    this.#sequences = new OriginSequences(this.#now);
+    this.#sequences = new OriginSequences();
     this.#layout =
       options.connection.kind === 'cluster'
         ? clusterLayout(options.channel.replace(/^.*:events:/, ''))
-        : singleLayout(options.channel, options.keyPrefix ?? `${options.channel.replace(/:events:([^:]+)$/, ':{$1}')}:`);
+        : singleLayout(options.channel, `${options.channel.replace(/:events:([^:]+)$/, ':{$1}')}:`);
     this.#seq = new Array<number>(this.#layout.lanes).fill(0);
     this.#ownDelivered = new Array<number>(this.#layout.lanes).fill(0);
     this.#publisher = this.#connect('publisher', { enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
@@ -168,9 +168,7 @@ export class RedisBackplane implements Backplane {
       layout: this.#layout,
       limits: options.history ?? DEFAULT_HISTORY_LIMITS,
       logger: this.#logger,
-      now: this.#now,
     });
-    this.#gapChannel = this.#layout.gapChannel;
     this.#subscriber.on(this.#layout.sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => {
       // Back on the subscription before the history is checked and the publishing connection is
       // up: delivering now would start catch-ups that cannot read the history yet.
@@ -229,7 +227,7 @@ export class RedisBackplane implements Backplane {
   publish(event: LibraryEvent): void {
     // Counted even when not shared, so that other nodes can tell how many they missed.
     const lane = this.#layout.laneOf(event.repoId);
-    const own: OwnEvent = { n: ++this.#accepted, lane, seq: ++this.#seq[lane]!, event, outcome: null, at: this.#now() };
+    const own: OwnEvent = { n: ++this.#accepted, lane, seq: ++this.#seq[lane]!, event, outcome: null, at: Date.now() };
     this.#own.push(own);
     // Behind held ones, so that they keep their order.
     if (this.#rejoining || this.#held.length > 0) {
@@ -260,7 +258,7 @@ export class RedisBackplane implements Backplane {
         this.#logger.debug({ err, repoId: event.repoId, seq }, 'backplane: event not shared yet');
         // Refused by a Redis that still looks connected (READONLY: a demoted primary): find the
         // primary again rather than retry it with every later event.
-        if ((this.#options.hold?.ms ?? 0) > 0 && this.#publisher.status === 'ready' && this.#state === 'connected') {
+        if (this.#holdLimit.ms > 0 && this.#publisher.status === 'ready' && this.#state === 'connected') {
           this.#lastError = err instanceof Error ? err.message : String(err);
           this.#recheck('publisher');
         }
@@ -274,7 +272,7 @@ export class RedisBackplane implements Backplane {
    * when the backplane never connected, it is delivered here only.
    */
   #hold(own: OwnEvent): void {
-    const hold = this.#options.hold ?? { ms: 0, bytes: 0 };
+    const hold = this.#holdLimit;
     const bytes = own.event.frame.length;
     const holding = this.#rejoining || (this.#state !== 'connecting' && hold.ms > 0 && this.#heldBytes + bytes <= hold.bytes);
     if (!holding && !(this.#state === 'connected' && this.#held.length > 0)) {
@@ -287,7 +285,11 @@ export class RedisBackplane implements Backplane {
     const at = this.#held.findIndex((other) => other.n > own.n);
     if (at < 0) this.#held.push(own);
     else this.#held.splice(at, 0, own);
-    this.#holdTimer ??= setTimeout(() => this.#expireHeld(), Math.max(HOLD_RECHECK_MS, hold.ms - (this.#now() - this.#held[0]!.at)));
+    this.#holdTimer ??= this.#expireHeldLater();
+  }
+
+  #expireHeldLater(): NodeJS.Timeout {
+    return setTimeout(() => this.#expireHeld(), Math.max(HOLD_RECHECK_MS, this.#held[0]!.at + this.#holdLimit.ms - Date.now()));
   }
 
   #deliverAlone(own: OwnEvent): void {
@@ -300,8 +302,8 @@ export class RedisBackplane implements Backplane {
   /** Held events older than the hold: accepted alone (this node's subscribers only), as if there were no hold. */
   #expireHeld(): void {
     this.#holdTimer = null;
-    const hold = this.#options.hold ?? { ms: 0, bytes: 0 };
-    const oldest = this.#now() - hold.ms;
+    const hold = this.#holdLimit;
+    const oldest = Date.now() - hold.ms;
     let expired = 0;
     while (this.#held.length > 0 && this.#held[0]!.at <= oldest && !this.#rejoining) {
       const own = this.#held.shift()!;
@@ -317,7 +319,7 @@ export class RedisBackplane implements Backplane {
       );
     }
     // While rejoining nothing expires: look again shortly.
-    if (this.#held.length > 0) this.#holdTimer = setTimeout(() => this.#expireHeld(), Math.max(HOLD_RECHECK_MS, this.#held[0]!.at + hold.ms - this.#now()));
+    if (this.#held.length > 0) this.#holdTimer = this.#expireHeldLater();
   }
 
   /** Publishes the held events, oldest first: one connection keeps their order. */
@@ -375,10 +377,7 @@ export class RedisBackplane implements Backplane {
       await this.history.markUnshared(alone).catch((err: unknown) => {
         this.#logger.warn({ err }, 'backplane: could not mark in the history the events accepted while cut off');
       });
-      const notice = JSON.stringify({ v: 1, node: this.nodeId, outageMs, libraries: alone === 'all' ? 'all' : [...alone] });
-      this.#notify(notice).catch((err: unknown) => {
-        this.#logger.debug({ err }, 'backplane: the gap notice was not sent');
-      });
+      this.#notify({ cutOff: 'another-node', node: this.nodeId, libraries: alone, outageMs });
     }
     const before = this.#epoch;
     this.#epoch = this.#epochNow;
@@ -402,36 +401,27 @@ export class RedisBackplane implements Backplane {
   }
 
   #dispatch(channel: Buffer, message: Buffer): void {
-    if (channel.toString() === this.#gapChannel) this.#receiveGap(message);
+    if (channel.toString() === this.#layout.gapChannel) this.#receiveGap(message);
     else this.#receive(message);
   }
 
   #receiveGap(bytes: Buffer): void {
-    let notice: unknown;
-    try {
-      notice = JSON.parse(bytes.toString());
-    } catch {
-      notice = null;
-    }
-    const record = typeof notice === 'object' && notice !== null ? (notice as Record<string, unknown>) : {};
-    const { node, libraries, outageMs, lost } = record;
-    const list = libraries === 'all' ? 'all' : Array.isArray(libraries) && libraries.every((l) => typeof l === 'string') ? new Set(libraries as string[]) : null;
-    if (record['v'] !== 1 || typeof node !== 'string' || list === null) {
+    const gap = decodeGapNotice(bytes);
+    if (gap === null) {
       this.stats.malformedMessages++;
       return;
     }
+    const { node, libraries: list, outageMs } = gap;
     if (node === this.nodeId) return;
-    const outage = typeof outageMs === 'number' ? outageMs : 0;
-    if (lost === true) {
+    if (gap.cutOff === 'history-lost') {
       this.#logger.info({ node, libraries: list === 'all' ? 'all' : list.size }, `backplane: node ${node} found history lost in a Redis failover`);
-      this.#receiver.onGap?.({ cutOff: 'history-lost', node, libraries: list, outageMs: 0 });
-      return;
+    } else {
+      this.#logger.info(
+        { node, libraries: list === 'all' ? 'all' : list.size, outageMs },
+        `backplane: node ${node} was cut off for ${(outageMs / 1000).toFixed(1)} s and accepted events for ${list === 'all' ? 'many' : list.size} librar${list !== 'all' && list.size === 1 ? 'y' : 'ies'} that never reached this node`,
+      );
     }
-    this.#logger.info(
-      { node, libraries: list === 'all' ? 'all' : list.size, outageMs: outage },
-      `backplane: node ${node} was cut off for ${(outage / 1000).toFixed(1)} s and accepted events for ${list === 'all' ? 'many' : list.size} librar${list !== 'all' && list.size === 1 ? 'y' : 'ies'} that never reached this node`,
-    );
-    this.#receiver.onGap?.({ cutOff: 'another-node', node, libraries: list, outageMs: outage });
+    this.#receiver.onGap?.(gap);
   }
 
   #deliverOwn(lane: number, seq: number, event: LibraryEvent): void {
@@ -452,7 +442,6 @@ export class RedisBackplane implements Backplane {
   }
 
   #connect(role: Role, options: { enableOfflineQueue?: boolean; autoResendUnfulfilledCommands?: boolean; autoResubscribe?: boolean }): Connection {
-    const policy = this.#options.reconnect ?? DEFAULT_RECONNECT_POLICY;
     const redis = openRedis(this.#options.connection, {
       ...options,
       connectionName: `notification-server:${role}`,
@@ -468,7 +457,7 @@ export class RedisBackplane implements Backplane {
       // backplane as a whole is connected instead.
       retryStrategy: () => {
         const attempt = ++this.#attempts[role];
-        const delay = reconnectDelay(attempt, policy, this.#options.random);
+        const delay = reconnectDelay(attempt);
         // One line per attempt of the subscriber suffices: the publisher retries alongside it.
         if (role === 'subscriber' && this.#state !== 'closed') {
           this.#logger.warn(
@@ -505,11 +494,20 @@ export class RedisBackplane implements Backplane {
       this.#publisherChecked = true;
       this.#update();
     } catch (err) {
-      this.#lastError = err instanceof Error ? err.message : String(err);
-      if (this.#publisher.status === 'ready' && this.#state !== 'closed') {
-        this.#logger.debug({ error: this.#lastError }, 'backplane: Redis refused the history script');
-        this.#recheck('publisher');
-      }
+      this.#refused('publisher', 'the history script', err);
+    }
+  }
+
+  /**
+   * Refused (an ACL, Redis still loading, a shard down): retried through the backoff, as for a
+   * lost connection. A connection that dropped meanwhile tries again on its next 'ready' anyway.
+   */
+  #refused(role: Role, what: string, err: unknown): void {
+    this.#lastError = err instanceof Error ? err.message : String(err);
+    const redis = role === 'publisher' ? this.#publisher : this.#subscriber;
+    if (redis.status === 'ready' && this.#state !== 'closed') {
+      this.#logger.debug({ error: this.#lastError }, `backplane: Redis refused ${what}`);
+      this.#recheck(role);
     }
   }
 
@@ -528,7 +526,7 @@ export class RedisBackplane implements Backplane {
     else this.#subscribed = false;
     this.#update();
     if (this.#rechecks[role] !== null || this.#state === 'closed') return;
-    const delay = reconnectDelay(++this.#attempts[role], this.#options.reconnect ?? DEFAULT_RECONNECT_POLICY, this.#options.random);
+    const delay = reconnectDelay(++this.#attempts[role]);
     this.#rechecks[role] = setTimeout(() => {
       this.#rechecks[role] = null;
       void (role === 'publisher' ? this.#checkPublisher() : this.#subscribe());
@@ -544,8 +542,13 @@ export class RedisBackplane implements Backplane {
     this.#recheck(role);
   }
 
-  #notify(notice: string): Promise<unknown> {
-    return this.#layout.sharded ? this.#publisher.spublish(this.#gapChannel, notice) : this.#publisher.publish(this.#gapChannel, notice);
+  /** Tells the other nodes' clients, as the gap channel carries it (gap-notice.ts). */
+  #notify(gap: BackplaneGap): void {
+    const { gapChannel, sharded } = this.#layout;
+    const notice = encodeGapNotice(gap);
+    (sharded ? this.#publisher.spublish(gapChannel, notice) : this.#publisher.publish(gapChannel, notice)).catch((err: unknown) => {
+      this.#logger.debug({ err, cutOff: gap.cutOff }, 'backplane: the gap notice was not sent');
+    });
   }
 
   #probe(redis: Connection): void {
@@ -565,20 +568,14 @@ export class RedisBackplane implements Backplane {
 
   async #subscribe(): Promise<void> {
     try {
-      const channels = [...Array.from({ length: this.#layout.lanes }, (_, lane) => this.#layout.channel(lane)), this.#gapChannel];
+      const channels = [...Array.from({ length: this.#layout.lanes }, (_, lane) => this.#layout.channel(lane)), this.#layout.gapChannel];
       // SSUBSCRIBE takes channels of one slot at a time.
       if (this.#subscriber instanceof Cluster) await Promise.all(channels.map((channel) => this.#subscriber.ssubscribe(channel)));
       else await this.#subscriber.subscribe(...channels);
       this.#subscribed = true;
       this.#update();
     } catch (err) {
-      this.#lastError = err instanceof Error ? err.message : String(err);
-      // Refused (no permission, Redis still loading, a shard down): retry through the backoff, as for a lost connection.
-      // If the connection dropped meanwhile, the next 'ready' subscribes again anyway.
-      if (this.#subscriber.status === 'ready' && this.#state !== 'closed') {
-        this.#logger.debug({ error: this.#lastError }, 'backplane: Redis refused the subscription');
-        this.#recheck('subscriber');
-      }
+      this.#refused('subscriber', 'the subscription', err);
     }
   }
 
@@ -596,9 +593,9 @@ export class RedisBackplane implements Backplane {
     } else if (!up && this.#state === 'connected') {
       this.#setState('reconnecting');
       this.stats.disconnects++;
-      this.#lostAt = this.#now();
+      this.#lostAt = Date.now();
       this.#notSharedAtLoss = this.stats.eventsNotShared;
-      const holdMs = this.#options.hold?.ms ?? 0;
+      const holdMs = this.#holdLimit.ms;
       this.#logger.warn(
         { error: this.#lastError },
         `backplane: lost Redis at ${this.#options.displayUrl} (${this.#lastError ?? 'connection closed'}): ` +
@@ -620,18 +617,13 @@ export class RedisBackplane implements Backplane {
     try {
       lost = await this.history.reconcile(this.#seen);
     } catch (err) {
-      // Lost again meanwhile: the next 'ready' tries again.
-      this.#lastError = err instanceof Error ? err.message : String(err);
-      this.#logger.debug({ err }, 'backplane: could not check the history after reconnecting');
       this.#rejoining = false;
-      // Through the backoff, as for a Redis that refuses the history script at connect time.
-      if (this.#publisher.status === 'ready' && this.#state !== 'closed') this.#recheck('publisher');
+      this.#refused('publisher', 'the history check after reconnecting', err);
       return;
     }
     const missed = await this.#readMissed(lost);
     this.#rejoining = false;
-    const up = this.#bothUp();
-    if (this.#state !== 'reconnecting' || !up) {
+    if (this.#state !== 'reconnecting' || !this.#bothUp()) {
       this.#update();
       return;
     }
@@ -644,7 +636,7 @@ export class RedisBackplane implements Backplane {
     const held = this.#held.length;
     this.#releaseHeld();
     const notShared = this.stats.eventsNotShared - this.#notSharedAtLoss;
-    const outageMs = this.#now() - this.#lostAt;
+    const outageMs = Date.now() - this.#lostAt;
     this.stats.outageMs += outageMs;
     if (lost.size > 0) {
       this.stats.librariesLost += lost.size;
@@ -672,7 +664,7 @@ export class RedisBackplane implements Backplane {
   async #readMissed(lost: ReadonlySet<string>): Promise<Array<[string, BackplaneMessage[]]>> {
     const missed: Array<[string, BackplaneMessage[]]> = [];
     // Without a hold (one Redis, usually away for longer) desktop clients are refreshed instead.
-    if ((this.#options.hold?.ms ?? 0) === 0) return missed;
+    if (this.#holdLimit.ms === 0) return missed;
     try {
       const followed = new Set(await (this.#receiver.followedLibraries?.() ?? []));
       const candidates = [...this.#seen].filter(([repoId]) => followed.has(repoId) && !lost.has(repoId));
@@ -738,12 +730,9 @@ export class RedisBackplane implements Backplane {
         { repoId, offset: seen.offset },
         `backplane: the offsets of library ${repoId} went backwards (Redis failed over to a replica without its newest events): its positioned clients are told to resync`,
       );
-      const libraries = new Set([repoId]);
-      const notice = JSON.stringify({ v: 1, node: this.nodeId, outageMs: 0, libraries: [repoId], lost: true });
-      this.#notify(notice).catch((err: unknown) => {
-        this.#logger.debug({ err }, 'backplane: the lost-history notice was not sent');
-      });
-      if (this.#state !== 'closed') this.#receiver.onGap?.({ cutOff: 'history-lost', node: this.nodeId, libraries, outageMs: 0 });
+      const gap: BackplaneGap = { cutOff: 'history-lost', node: this.nodeId, libraries: new Set([repoId]), outageMs: 0 };
+      this.#notify(gap);
+      if (this.#state !== 'closed') this.#receiver.onGap?.(gap);
     } finally {
       this.#checking.delete(repoId);
     }

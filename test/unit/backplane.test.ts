@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BackplaneMessageError, decodeBackplaneMessage, decodeEvent, encodeBackplaneMessage, encodeEvent, type BackplaneMessage } from '../../src/backplane/backplane-message.js';
+import { decodeGapNotice, encodeGapNotice } from '../../src/backplane/gap-notice.js';
 import { MemoryBackplane } from '../../src/backplane/memory-backplane.js';
 import { backplaneChannel } from '../../src/backplane/open-backplane.js';
 import { OriginSequences } from '../../src/backplane/origin-sequences.js';
@@ -151,5 +152,21 @@ describe('backplane channel', () => {
     assert.equal(backplaneChannel(key), backplaneChannel(Buffer.from('shared-secret-key')));
     assert.notEqual(backplaneChannel(key), backplaneChannel(Buffer.from('another-deployment')));
     assert.ok(!backplaneChannel(key).includes('shared-secret-key'));
+  });
+});
+
+describe('gap notices', () => {
+  it('carry the node, its libraries (or all) and the outage; a history loss has no outage', () => {
+    const cutOff = { cutOff: 'another-node', node: 'web1:1:aa', libraries: new Set([REPO]), outageMs: 2_500 } as const;
+    assert.deepEqual(decodeGapNotice(Buffer.from(encodeGapNotice(cutOff))), cutOff);
+    const lost = { cutOff: 'history-lost', node: 'web1:1:aa', libraries: 'all', outageMs: 0 } as const;
+    assert.deepEqual(decodeGapNotice(Buffer.from(encodeGapNotice(lost))), lost);
+    assert.equal(encodeGapNotice(lost), '{"v":1,"node":"web1:1:aa","outageMs":0,"libraries":"all","lost":true}');
+  });
+
+  it('are null when not ours to read', () => {
+    for (const bytes of ['not json', 'null', '{"v":2,"node":"n","libraries":"all"}', '{"v":1,"libraries":"all"}', '{"v":1,"node":"n","libraries":[1]}']) {
+      assert.equal(decodeGapNotice(Buffer.from(bytes)), null, bytes);
+    }
   });
 });
