@@ -38,13 +38,13 @@ import { decodeGapNotice, encodeGapNotice } from './gap-notice.js';
 import { BackplaneMessageError, decodeBackplaneMessage, type BackplaneMessage } from './backplane-message.js';
 import { OriginSequences } from './origin-sequences.js';
 import { reconnectDelay } from './reconnect-delay.js';
-import { clusterLayout, defineHistoryCommands, RedisHistory, singleLayout, type KeyLayout } from './redis-history.js';
+import { clusterLayout, defineHistoryCommands, inBatches, RedisHistory, singleLayout, type KeyLayout } from './redis-history.js';
 
 export interface RedisBackplaneOptions {
   /** One Redis, a primary found through Sentinel, or a Redis Cluster; credentials included: never logged. */
   connection: RedisConnection;
   /** Events accepted while Redis is away wait this long and up to this many bytes for it to come back (a failover); 0 ms: not at all. */
-  hold?: Hold;
+  hold?: { ms: number; bytes: number };
   /** The URL with the password masked, for the log. */
   displayUrl: string;
   /** `seafile-notification:events:<tag>`; the history keys are `seafile-notification:{<tag>}:…`. */
@@ -55,11 +55,6 @@ export interface RedisBackplaneOptions {
   timeoutMs: number;
   nodeId: string;
   logger: Logger;
-}
-
-interface Hold {
-  ms: number;
-  bytes: number;
 }
 
 type Role = 'publisher' | 'subscriber';
@@ -99,7 +94,7 @@ export class RedisBackplane implements Backplane {
   readonly history: RedisHistory;
   readonly #options: RedisBackplaneOptions;
   #receiver = NO_RECEIVER;
-  readonly #holdLimit: Hold;
+  readonly #holdLimit: { ms: number; bytes: number };
   readonly #logger: Logger;
   readonly #layout: KeyLayout;
   readonly #publisher: Connection;
@@ -204,15 +199,6 @@ export class RedisBackplane implements Backplane {
       { node: this.nodeId, channel: this.#options.channel },
       `backplane: connecting to Redis at ${this.#options.displayUrl} as node ${this.nodeId}`,
     );
-    if (await this.#untilConnected(waitMs)) return;
-    this.#logger.warn(
-      { state: this.#state, error: this.#lastError },
-      `backplane: Redis at ${this.#options.displayUrl} not reachable yet (${this.#lastError ?? 'no answer'}): ` +
-        'starting anyway, delivering only the events posted to this node until it is',
-    );
-  }
-
-  async #untilConnected(waitMs: number): Promise<boolean> {
     if (this.#state !== 'connected') {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
@@ -221,7 +207,12 @@ export class RedisBackplane implements Backplane {
       });
       clearTimeout(timer);
     }
-    return this.#state === 'connected';
+    if (this.#state === 'connected') return;
+    this.#logger.warn(
+      { state: this.#state, error: this.#lastError },
+      `backplane: Redis at ${this.#options.displayUrl} not reachable yet (${this.#lastError ?? 'no answer'}): ` +
+        'starting anyway, delivering only the events posted to this node until it is',
+    );
   }
 
   publish(event: LibraryEvent): void {
@@ -294,7 +285,10 @@ export class RedisBackplane implements Backplane {
 
   #deliverAlone(own: OwnEvent): void {
     this.stats.eventsNotShared++;
-    this.#acceptedAlone(own.event.repoId);
+    if (this.#alone !== 'all') {
+      this.#alone.add(own.event.repoId);
+      if (this.#alone.size > MAX_GAP_LIBRARIES) this.#alone = 'all';
+    }
     own.outcome = 'local';
     this.#settle();
   }
@@ -360,12 +354,6 @@ export class RedisBackplane implements Backplane {
       this.#own.shift();
       this.#deliverOwn(head.lane, head.seq, head.event);
     }
-  }
-
-  #acceptedAlone(repoId: string): void {
-    if (this.#alone === 'all') return;
-    this.#alone.add(repoId);
-    if (this.#alone.size > MAX_GAP_LIBRARIES) this.#alone = 'all';
   }
 
   /** Back after an outage: tell the other nodes what only we had, find what we missed, and say so. */
@@ -668,13 +656,8 @@ export class RedisBackplane implements Backplane {
     try {
       const followed = new Set(await (this.#receiver.followedLibraries?.() ?? []));
       const candidates = [...this.#seen].filter(([repoId]) => followed.has(repoId) && !lost.has(repoId));
-      for (let i = 0; i < candidates.length; i += CATCH_UP_BATCH) {
-        const batch = candidates.slice(i, i + CATCH_UP_BATCH);
-        const reads = await Promise.all(batch.map(([repoId, since]) => this.history.missedMessages(repoId, since)));
-        reads.forEach((messages, j) => {
-          if (messages !== null) missed.push([batch[j]![0], messages]);
-        });
-      }
+      const reads = await inBatches(candidates, CATCH_UP_BATCH, ([repoId, since]) => this.history.missedMessages(repoId, since));
+      for (const [[repoId], messages] of reads) if (messages !== null) missed.push([repoId, messages]);
     } catch (err) {
       this.#logger.debug({ err }, 'backplane: could not read what this node missed');
     }

@@ -247,20 +247,10 @@ export class RedisHistory implements EventHistory {
    */
   async reconcile(seen: ReadonlyMap<string, Position>): Promise<Set<string>> {
     const { redis, layout, limits } = this.options;
-    const lost = new Set<string>();
-    const all = [...seen];
-    for (let i = 0; i < all.length; i += CHANGED_BATCH) {
-      const batch = all.slice(i, i + CHANGED_BATCH);
-      const replies = await Promise.all(
-        batch.map(([repoId, position]) =>
-          commands(redis).notificationReconcile(...keysOf(layout, repoId), position.epoch, position.offset, limits.size, limits.ttlMs, this.#now()),
-        ),
-      );
-      replies.forEach((marked, j) => {
-        if (Number(marked) === 1) lost.add(batch[j]![0]);
-      });
-    }
-    return lost;
+    const replies = await inBatches(seen, CHANGED_BATCH, ([repoId, position]) =>
+      commands(redis).notificationReconcile(...keysOf(layout, repoId), position.epoch, position.offset, limits.size, limits.ttlMs, this.#now()),
+    );
+    return new Set(replies.filter(([, marked]) => Number(marked) === 1).map(([[repoId]]) => repoId));
   }
 
   /** Each lane's current epoch (drawn now if Redis has none). Rejects when any does not answer (a shard is down). */
@@ -280,18 +270,11 @@ export class RedisHistory implements EventHistory {
    */
   async changedSince(repoIds: Iterable<string>, sinceMs: number): Promise<Set<string>> {
     const { redis, layout } = this.options;
+    const replies = await inBatches(repoIds, CHANGED_BATCH, (repoId) => redis.xrevrange(keysOf(layout, repoId)[2], '+', '-', 'COUNT', 1));
     const changed = new Set<string>();
-    const all = [...repoIds];
-    for (let i = 0; i < all.length; i += CHANGED_BATCH) {
-      const batch = all.slice(i, i + CHANGED_BATCH);
-      // Not a pipeline: on a cluster the libraries' keys are on several shards.
-      const replies = await Promise.all(batch.map((repoId) => redis.xrevrange(keysOf(layout, repoId)[2], '+', '-', 'COUNT', 1)));
-      replies.forEach((entries, j) => {
-        const newest = entries[0];
-        if (newest === undefined) return;
-        const t = newest[1].indexOf('t');
-        if (t >= 0 && Number(newest[1][t + 1]) >= sinceMs) changed.add(batch[j]!);
-      });
+    for (const [repoId, [newest]] of replies) {
+      const t = newest?.[1].indexOf('t') ?? -1;
+      if (t >= 0 && Number(newest![1][t + 1]) >= sinceMs) changed.add(repoId);
     }
     return changed;
   }
@@ -355,6 +338,18 @@ export class RedisHistory implements EventHistory {
 
 /** Libraries whose history is read at once when looking for changes. */
 const CHANGED_BATCH = 1000;
+
+/** `ask` for every item, `size` at a time; not a pipeline: on a cluster the libraries' keys are on several shards. */
+export async function inBatches<T, R>(items: Iterable<T>, size: number, ask: (item: T) => Promise<R>): Promise<Array<[T, R]>> {
+  const all = [...items];
+  const answers: Array<[T, R]> = [];
+  for (let i = 0; i < all.length; i += size) {
+    const batch = all.slice(i, i + size);
+    const replies = await Promise.all(batch.map(ask));
+    batch.forEach((item, j) => answers.push([item, replies[j]!]));
+  }
+  return answers;
+}
 
 function fieldsOf(flat: Buffer[]): Map<string, Buffer> {
   const map = new Map<string, Buffer>();
