@@ -2,10 +2,10 @@
  * The primary's fan-out of positioned events to its workers: the events sequenced while it
  * handles the messages of one read from its workers' channels leave as ONE `events` message
  * per worker, each event encoded once (backplane-message.ts) for all of them. Node emits
- * those messages on process.nextTick, so a microtask runs after all of them and adds no wait;
- * a flush on setImmediate (one more turn) made `scale` slower, since with one POST in flight
- * most turns hold a single event. Any other message to the workers goes through `send`, which
- * flushes first: a history answer still comes after every event sequenced before it.
+ * those messages on process.nextTick, so a microtask runs after all of them and adds no wait
+ * (setImmediate would hold each event one turn more). Any other message to the workers goes
+ * through `send`, which flushes first: a history answer still comes after every event
+ * sequenced before it.
  */
 import { encodeEvent } from '../backplane/backplane-message.js';
 import type { EncodedEvent, PrimaryMessage } from '../backplane/cluster-messages.js';
