@@ -340,7 +340,7 @@ export class RedisHistory implements EventHistory {
 const CHANGED_BATCH = 1000;
 
 /** `ask` for every item, `size` at a time; not a pipeline: on a cluster the libraries' keys are on several shards. */
-export async function inBatches<T, R>(items: Iterable<T>, size: number, ask: (item: T) => Promise<R>): Promise<Array<[T, R]>> {
+async function inBatches<T, R>(items: Iterable<T>, size: number, ask: (item: T) => Promise<R>): Promise<Array<[T, R]>> {
   const all = [...items];
   const answers: Array<[T, R]> = [];
   for (let i = 0; i < all.length; i += size) {
