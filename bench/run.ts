@@ -99,9 +99,20 @@ class Publisher {
 
   constructor(readonly port: number) {}
 
-  post(repo: string, seq: number): Promise<void> {
+  async post(repo: string, seq: number): Promise<void> {
     const sent = performance.timeOrigin + performance.now();
     const body = `{"type":"repo-update","content":{"repo_id":"${repo}","commit_id":"c${seq}","seq":${seq},"sent":${sent.toFixed(3)}}}`;
+    try {
+      await this.#send(body);
+    } catch (err) {
+      // The server closed a kept-alive connection as it was reused (idle past its keep-alive
+      // timeout): the request never reached it, so it is sent again, once.
+      if (!(err instanceof ResetOnReuse)) throw err;
+      await this.#send(body);
+    }
+  }
+
+  #send(body: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const req = request(
         { agent: this.#agent, host: '127.0.0.1', port: this.port, method: 'POST', path: '/events', headers: { authorization: `Token ${this.#token}`, 'content-length': Buffer.byteLength(body) } },
@@ -110,7 +121,7 @@ class Publisher {
           res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`POST /events answered ${res.statusCode}`))));
         },
       );
-      req.on('error', reject);
+      req.on('error', (err: Error & { code?: string }) => reject(req.reusedSocket && err.code === 'ECONNRESET' ? new ResetOnReuse() : err));
       req.end(body);
     });
   }
@@ -119,6 +130,8 @@ class Publisher {
     this.#agent.destroy();
   }
 }
+
+class ResetOnReuse extends Error {}
 
 function repoId(n: number): string {
   return `00000000-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
