@@ -461,6 +461,16 @@ export class RedisBackplane implements Backplane {
       this.#logger.debug({ role, err: err.message }, 'backplane: Redis connection error');
     });
     redis.on('ready', () => this.#update());
+    // ioredis gives up for good (`end`) when a connect attempt is cut short, as when Sentinel
+    // announces the failover while it asks a sentinel where the primary is: start it again, as
+    // its own reconnect would have.
+    redis.on('end', () => {
+      if (this.#state === 'closed') return;
+      this.#logger.debug({ role }, 'backplane: ioredis gave up on the connection; starting it again');
+      setTimeout(() => {
+        if (this.#state !== 'closed' && redis.status === 'end') redis.connect().catch(() => {});
+      }, reconnectDelay(++this.#attempts[role])).unref();
+    });
     redis.on('close', () => {
       if (role === 'publisher') this.#publisherChecked = false;
       if (role === 'subscriber') {
