@@ -4,6 +4,7 @@
  * from the request's cursor, and answers 429 when the request can follow nothing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { answerText } from '../http/router.js';
 import type { Admission, Admitted, Refusal } from '../session/admission.js';
 import { ClientSession, type SessionEnd, type Sessions } from '../session/client-session.js';
 import { RETRY_AFTER_SECONDS } from '../session/connection-caps.js';
@@ -26,15 +27,13 @@ function corsHeaders(request: IncomingMessage, admission: Admission): Record<str
   return origin !== undefined && admission.origins.admits(origin, host) ? { 'access-control-allow-origin': origin, vary: 'Origin' } : {};
 }
 
-function answerPlain(response: ServerResponse, status: number, body: string, headers: Record<string, string>): void {
-  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers });
-  response.end(`${body}\n`);
-}
+const NOT_CACHED = { 'cache-control': 'no-store' };
 
 /** Answers a refusal (counted by Admission.refused), CORS headers included so that a page can read it. */
 function answerRefusal(request: IncomingMessage, response: ServerResponse, admission: Admission, refusal: Refusal): void {
   const retry: Record<string, string> = refusal.retryAfterSeconds === undefined ? {} : { 'retry-after': String(refusal.retryAfterSeconds) };
-  answerPlain(response, refusal.status, refusal.message, refusal.why === 'origin' ? {} : { ...retry, ...corsHeaders(request, admission) });
+  const headers = refusal.why === 'origin' ? {} : { ...retry, ...corsHeaders(request, admission) };
+  answerText(response, refusal.status, refusal.message, { ...NOT_CACHED, ...headers });
 }
 
 /**
@@ -49,7 +48,7 @@ function admitRequest(request: IncomingMessage, response: ServerResponse, method
     return null;
   }
   if (request.method !== method) {
-    answerPlain(response, 405, `use ${method}`, { allow: method, ...cors });
+    answerText(response, 405, `use ${method}`, { ...NOT_CACHED, allow: method, ...cors });
     return null;
   }
   const admitted = admission.admit(request, 'request');
