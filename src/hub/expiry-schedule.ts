@@ -16,21 +16,15 @@ export class ExpirySchedule<T extends { readonly expiresAt: number }> {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Tells the schedule one of its entries is no longer current. */
-  cancelled(): void {
-    this.#cancelled++;
+  /** Tells the schedule `count` of its entries are no longer current. */
+  cancelled(count = 1): void {
+    this.#cancelled += count;
     if (this.#cancelled > 1024 && this.#cancelled * 2 > this.#heap.length) this.#sweep();
   }
 
   add(entry: T): void {
-    this.#siftUp(entry);
-    this.#arm();
-  }
-
-  #siftUp(entry: T): void {
     const heap = this.#heap;
-    heap.push(entry);
-    let i = heap.length - 1;
+    let i = heap.push(entry) - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
       if (heap[parent]!.expiresAt <= entry.expiresAt) break;
@@ -38,13 +32,13 @@ export class ExpirySchedule<T extends { readonly expiresAt: number }> {
       i = parent;
     }
     heap[i] = entry;
+    this.#arm();
   }
 
   #sweep(): void {
-    const live = this.#heap.filter(this.isCurrent);
-    this.#heap = [];
+    // An array sorted by deadline is a valid heap.
+    this.#heap = this.#heap.filter(this.isCurrent).sort((a, b) => a.expiresAt - b.expiresAt);
     this.#cancelled = 0;
-    for (const entry of live) this.#siftUp(entry);
   }
 
   get size(): number {

@@ -65,22 +65,24 @@ export class Hub {
    */
   subscribe(subscriber: Subscriber, grant: SubscriberGrant, since?: Position | null): void {
     const subscription: Subscription = { subscriber, ...grant };
-    if (this.#index.add(subscription) !== undefined) this.#expiry.cancelled();
+    const previous = this.#index.add(subscription);
+    if (previous !== undefined) this.#expiry.cancelled();
     this.#expiry.add(subscription);
-    if (subscriber.positioned) this.#positioned.start(subscription, since);
+    if (subscriber.positioned) this.#positioned.start(subscription, since, previous);
   }
 
   unsubscribe(subscriber: Subscriber, repoId: string): void {
     const subscription = this.#index.get(subscriber, repoId);
-    if (subscription !== undefined && this.#index.delete(subscription)) this.#expiry.cancelled();
-    this.#positioned.forget(subscriber, repoId);
+    if (subscription === undefined) return;
+    this.#index.delete(subscription);
+    this.#expiry.cancelled();
+    this.#positioned.forget(subscription);
   }
 
   removeSubscriber(subscriber: Subscriber): void {
-    const count = this.#index.countOf(subscriber);
-    this.#index.deleteSubscriber(subscriber);
-    for (let i = 0; i < count; i++) this.#expiry.cancelled();
-    this.#positioned.forget(subscriber);
+    const removed = this.#index.deleteSubscriber(subscriber);
+    this.#expiry.cancelled(removed.length);
+    for (const subscription of removed) this.#positioned.forget(subscription);
   }
 
   librariesOf(subscriber: Subscriber): number {
@@ -230,7 +232,7 @@ export class Hub {
 
   #expire(subscription: Subscription): void {
     this.#index.delete(subscription);
-    this.#positioned.forget(subscription.subscriber, subscription.repoId);
+    this.#positioned.forget(subscription);
     this.#metrics.subscriptionExpired();
     subscription.subscriber.send(encodeJwtExpired(subscription.repoId));
   }

@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { encodeResync, encodeSubscribed, positionedMessage } from '../protocol/position-frames.js';
-import type { Subscriber, Subscription } from './subscriber.js';
+import type { Subscription } from './subscriber.js';
 
 /** Live events held for one subscription while its replay is read; past this it is told to resync. */
 const MAX_HELD_EVENTS = 10_000;
@@ -43,7 +43,7 @@ interface Cursor {
 type Request = { since: Position | null } | { resync: ResyncReason };
 
 export class PositionedDelivery {
-  readonly #cursors = new Map<Subscriber, Map<string, Cursor>>();
+  readonly #cursors = new Map<Subscription, Cursor>();
 
   constructor(
     private readonly history: EventHistory,
@@ -54,28 +54,21 @@ export class PositionedDelivery {
   ) {}
 
   /**
-   * A positioned subscription begins (or replaces the subscriber's previous one for the library,
-   * e.g. a token renewal). `since`: absent, the client asked for nothing to be recovered (a
-   * renewal goes on from where the previous subscription was); a position, recover from it;
-   * null, it sent something that is not a position.
+   * A positioned subscription begins, replacing `previous` (e.g. on a token renewal). `since`:
+   * absent, nothing to recover (a renewal goes on from where `previous` was); a position,
+   * recover from it; null, the client sent something that is not a position.
    */
-  start(subscription: Subscription, since: Position | null | undefined): void {
-    const { subscriber, repoId } = subscription;
-    const mine = this.#cursors.get(subscriber) ?? new Map<string, Cursor>();
-    this.#cursors.set(subscriber, mine);
-    const previous = mine.get(repoId);
+  start(subscription: Subscription, since: Position | null | undefined, previous?: Subscription): void {
+    const previousAt = previous === undefined ? null : (this.#cursors.get(previous)?.at ?? null);
+    if (previous !== undefined) this.forget(previous);
     const cursor: Cursor = { subscription, at: null, held: [], overflowAt: null };
-    mine.set(repoId, cursor);
-    let request: Request;
-    if (since === null) request = { resync: 'unknown-position' };
-    else if (since !== undefined) request = { since };
-    else request = { since: previous?.at ?? null };
-    void this.#recover(cursor, request);
+    this.#cursors.set(subscription, cursor);
+    void this.#recover(cursor, since === null ? { resync: 'unknown-position' } : { since: since ?? previousAt });
   }
 
   /** A live event of the library, in order; `reached`: whether it is meant for the subscription's user. */
   live(subscription: Subscription, event: LibraryEvent, reached: boolean): void {
-    const cursor = this.#cursors.get(subscription.subscriber)?.get(subscription.repoId);
+    const cursor = this.#cursors.get(subscription);
     if (cursor === undefined) return;
     if (cursor.held !== null) {
       if (cursor.held.length < MAX_HELD_EVENTS) cursor.held.push({ event, reached });
@@ -85,23 +78,15 @@ export class PositionedDelivery {
     this.#handle(cursor, event, reached);
   }
 
-  /** Forgets one library of the subscriber, or all of them. */
-  forget(subscriber: Subscriber, repoId?: string): void {
-    if (repoId === undefined) this.#cursors.delete(subscriber);
-    else {
-      const mine = this.#cursors.get(subscriber);
-      mine?.delete(repoId);
-      if (mine?.size === 0) this.#cursors.delete(subscriber);
-    }
+  forget(subscription: Subscription): void {
+    this.#cursors.delete(subscription);
   }
 
   /** From the last position each subscription was given (Hub.catchUp). */
   catchUp(): void {
-    for (const mine of this.#cursors.values()) {
-      for (const cursor of mine.values()) {
-        if (cursor.held !== null) cursor.pendingCatchUp = true;
-        else this.#catchUpOne(cursor);
-      }
+    for (const cursor of this.#cursors.values()) {
+      if (cursor.held !== null) cursor.pendingCatchUp = true;
+      else this.#catchUpOne(cursor);
     }
   }
 
@@ -113,24 +98,20 @@ export class PositionedDelivery {
 
   /** Every positioned subscription to one of `libraries` (or to any) is told to resync, with where its library stands now. */
   resync(libraries: ReadonlySet<string> | 'all', reason: ResyncReason): void {
-    for (const mine of this.#cursors.values()) {
-      for (const [repoId, cursor] of mine) {
-        if (libraries !== 'all' && !libraries.has(repoId)) continue;
-        // One already reading its replay is told after it, from where the replay ends.
-        if (cursor.held !== null) cursor.pendingResync = reason;
-        else {
-          cursor.held = [];
-          void this.#recover(cursor, { resync: reason });
-        }
+    for (const cursor of this.#cursors.values()) {
+      if (libraries !== 'all' && !libraries.has(cursor.subscription.repoId)) continue;
+      // One already reading its replay is told after it, from where the replay ends.
+      if (cursor.held !== null) cursor.pendingResync = reason;
+      else {
+        cursor.held = [];
+        void this.#recover(cursor, { resync: reason });
       }
     }
   }
 
   /** Positioned subscriptions this node holds. */
   get size(): number {
-    let count = 0;
-    for (const mine of this.#cursors.values()) count += mine.size;
-    return count;
+    return this.#cursors.size;
   }
 
   #handle(cursor: Cursor, event: LibraryEvent, reached: boolean): void {
@@ -219,7 +200,6 @@ export class PositionedDelivery {
    * subscription still current: the hub replaces or forgets the cursor with the subscription.
    */
   #owns(cursor: Cursor): boolean {
-    const { subscriber, repoId } = cursor.subscription;
-    return this.#cursors.get(subscriber)?.get(repoId) === cursor;
+    return this.#cursors.get(cursor.subscription) === cursor;
   }
 }

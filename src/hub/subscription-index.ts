@@ -58,13 +58,13 @@ export class SubscriptionIndex {
     return this.#bySubscriber.get(subscriber)?.get(repoId);
   }
 
-  /** Removes every subscription of the subscriber. */
-  deleteSubscriber(subscriber: Subscriber): void {
-    const mine = this.#bySubscriber.get(subscriber);
-    if (mine === undefined) return;
-    for (const subscription of mine.values()) this.#deleteFromLibrary(subscription);
-    this.#count -= mine.size;
+  /** Removes every subscription of the subscriber; returns them. */
+  deleteSubscriber(subscriber: Subscriber): Subscription[] {
+    const mine = [...(this.#bySubscriber.get(subscriber)?.values() ?? [])];
     this.#bySubscriber.delete(subscriber);
+    for (const subscription of mine) this.#deleteFromLibrary(subscription);
+    this.#count -= mine.length;
+    return mine;
   }
 
   followers(repoId: string): ReadonlySet<Subscription> | undefined {
