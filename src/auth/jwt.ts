@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { isRecord } from '../protocol/client-message.js';
 import { acceptedKeys, type VerificationKeys } from './key-ring.js';
 
 /**
@@ -36,10 +37,8 @@ function parseObject(segment: string, what: string): Record<string, unknown> {
     if (err instanceof TokenError) throw err;
     throw new TokenError('malformed', `token ${what} is not JSON`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new TokenError('malformed', `token ${what} is not a JSON object`);
-  }
-  return value as Record<string, unknown>;
+  if (!isRecord(value)) throw new TokenError('malformed', `token ${what} is not a JSON object`);
+  return value;
 }
 
 function hmac(key: Buffer, input: string): Buffer {

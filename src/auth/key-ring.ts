@@ -34,10 +34,9 @@ export class KeyRing {
   }
 }
 
-/** A fixed key, a fixed list, or a ring that changes on reload. */
-export type VerificationKeys = Buffer | readonly Buffer[] | KeyRing;
+/** A fixed key, or a ring that changes on reload. */
+export type VerificationKeys = Buffer | KeyRing;
 
 export function acceptedKeys(keys: VerificationKeys): readonly Buffer[] {
-  if (keys instanceof KeyRing) return keys.accepted();
-  return Buffer.isBuffer(keys) ? [keys] : keys;
+  return keys instanceof KeyRing ? keys.accepted() : [keys];
 }
