@@ -110,9 +110,6 @@ export class CachedGroupDirectory implements GroupDirectory {
     if (this.#ttlMs === 0) return;
     this.#answers.delete(groupId);
     this.#answers.set(groupId, { members, expiresAt: this.#now() + this.#ttlMs });
-    if (this.#answers.size > this.#maxGroups) {
-      const oldest = this.#answers.keys().next();
-      if (oldest.done !== true) this.#answers.delete(oldest.value);
-    }
+    if (this.#answers.size > this.#maxGroups) this.#answers.delete(this.#answers.keys().next().value!);
   }
 }

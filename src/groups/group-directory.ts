@@ -24,8 +24,8 @@ export function userName(value: unknown): string {
 
 /** How long a networked group database may take. */
 export interface PoolOptions {
-  /** Default 3 s; also bounds the wait for a free pool connection. */
-  connectTimeoutMs?: number;
-  /** Default 5 s: a hung database rejects the lookup instead of stalling event delivery. */
-  queryTimeoutMs?: number;
+  /** Also bounds the wait for a free pool connection. */
+  connectTimeoutMs: number;
+  /** A hung database rejects the lookup instead of stalling event delivery. */
+  queryTimeoutMs: number;
 }

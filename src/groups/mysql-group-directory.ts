@@ -11,8 +11,8 @@ export class MysqlGroupDirectory implements GroupDirectory {
   readonly #pool: Pool;
   readonly #queryTimeoutMs: number;
 
-  constructor(config: MysqlGroupDatabase, options: PoolOptions = {}) {
-    this.#queryTimeoutMs = options.queryTimeoutMs ?? 5_000;
+  constructor(config: MysqlGroupDatabase, options: PoolOptions) {
+    this.#queryTimeoutMs = options.queryTimeoutMs;
     this.#pool = createPool({
       ...(config.socketPath !== null ? { socketPath: config.socketPath } : { host: config.host, port: config.port }),
       user: config.user,
@@ -23,7 +23,7 @@ export class MysqlGroupDirectory implements GroupDirectory {
       charset: 'utf8mb4',
       // Lookups are cached and coalesced, so few connections suffice.
       connectionLimit: 4,
-      connectTimeout: options.connectTimeoutMs ?? 3_000,
+      connectTimeout: options.connectTimeoutMs,
       enableKeepAlive: true,
     });
   }

@@ -11,8 +11,7 @@ const SELECT_MEMBERS = 'SELECT user_name FROM GroupUser WHERE group_id = $1';
 export class PostgresGroupDirectory implements GroupDirectory {
   readonly #pool: pg.Pool;
 
-  constructor(config: PostgresGroupDatabase, options: PoolOptions = {}) {
-    const queryTimeoutMs = options.queryTimeoutMs ?? 5_000;
+  constructor(config: PostgresGroupDatabase, { queryTimeoutMs, connectTimeoutMs }: PoolOptions) {
     this.#pool = new pg.Pool({
       // pg takes a socket directory in `host`; the port still names the socket file.
       host: config.socketPath ?? config.host,
@@ -22,7 +21,7 @@ export class PostgresGroupDirectory implements GroupDirectory {
       database: config.database,
       // Lookups are cached and coalesced, so few connections suffice.
       max: 4,
-      connectionTimeoutMillis: options.connectTimeoutMs ?? 3_000,
+      connectionTimeoutMillis: connectTimeoutMs,
       statement_timeout: queryTimeoutMs,
       // The server-side limit cannot fire when the server or the network hangs.
       query_timeout: queryTimeoutMs,
