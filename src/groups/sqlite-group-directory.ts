@@ -10,7 +10,6 @@ import { GroupLookupError, userName, type GroupDirectory } from './group-directo
 export class SqliteGroupDirectory implements GroupDirectory {
   readonly #path: string;
   readonly #busyTimeoutMs: number;
-  #db: Database.Database | null = null;
   #selectMembers: Database.Statement<[number], unknown> | null = null;
 
   /**
@@ -53,13 +52,11 @@ export class SqliteGroupDirectory implements GroupDirectory {
       db.close();
       throw new Error(`${this.#path} is not a ccnet group database: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
-    this.#db = db;
     return this.#selectMembers;
   }
 
   #closeDatabase(): void {
+    this.#selectMembers?.database.close();
     this.#selectMembers = null;
-    this.#db?.close();
-    this.#db = null;
   }
 }
