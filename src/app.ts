@@ -35,21 +35,14 @@ export interface RunningServer {
   readonly events: EventEndpoint;
   /** Null when metrics are turned off. */
   readonly metrics: PrometheusMetrics | null;
-  /**
-   * Refuses new WebSockets (503) and turns /health/ready to 503, closes every WebSocket over
-   * the drain window while still answering HTTP, then stops listening, leaves the backplane and releases the group database.
-   */
+  /** Refuses new WebSockets, closes open ones over the drain window while still answering HTTP, then stops. */
   stop(): Promise<void>;
-  /**
-   * Takes over what `next` changes that can change live (SIGHUP): the JWT key (the previous one
-   * stays accepted for `keyGraceMs`), the static token, the log level and some limits. Open
-   * connections and their subscriptions are kept. Returns what was applied and what was not.
-   */
+  /** Takes over what of `next` can change live (SIGHUP), keeping connections; returns what was applied. */
   reload(next: Config): ReloadPlan;
 }
 
 export interface StartOptions {
-  /** Set in a cluster worker: events travel through the primary (backplane/ipc-backplane.ts). */
+  /** Set in a cluster worker: events travel through the primary. */
   viaPrimary?: ViaPrimary;
 }
 

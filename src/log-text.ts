@@ -1,7 +1,6 @@
 /**
- * The stock server's log line, `[YYYY-MM-DD HH:MM:SS] [LEVEL] message`, in local time with
- * logrus's level names, so that admins' greps and log watchers keep working; pino's structured
- * fields follow as `key=value`.
+ * The stock server's log line, `[YYYY-MM-DD HH:MM:SS] [LEVEL] message` (local time, logrus's
+ * level names), so that admins' greps keep working; pino's fields follow as `key=value`.
  */
 
 /** pino's numeric levels to the names logrus prints (it has no trace here, and prints fatal as ERROR). */

@@ -11,11 +11,10 @@ export interface LogOutput {
 }
 
 /**
- * Log lines to a file (`file`) or standard output (`file` null). A file is written
- * asynchronously, in order; the process does not exit before the last write ends, so nothing
- * needs flushing (a synchronous flush would write buffered lines ahead of the one in flight).
- * With no format chosen, a file and a terminal get text, as the stock server writes, and a
- * pipe gets JSON for log pipelines.
+ * Log lines to a file or (`file` null) standard output. A file is written asynchronously; the
+ * process does not exit before the last write ends, so nothing needs flushing (a synchronous
+ * flush would write buffered lines ahead of the one in flight). With no format chosen, a file
+ * and a terminal get the stock server's text, a pipe gets JSON.
  */
 export function createLogOutput(level: LevelWithSilent, file: string | null, format: LogFormat | null): LogOutput {
   const destination = pino.destination({ dest: file ?? 1, sync: file === null, mkdir: file !== null });

@@ -3,9 +3,9 @@ import { isRecord } from '../protocol/client-message.js';
 import { acceptedKeys, type VerificationKeys } from './key-ring.js';
 
 /**
- * HS256 JSON Web Tokens, the only kind Seafile issues. Hand-written on node:crypto so that
- * verification is synchronous (subscribe handling stays in order) and the algorithm is pinned:
- * `alg` must be exactly HS256, anything else (`none` included) is refused before any other check.
+ * HS256 JSON Web Tokens, the only kind Seafile issues. Hand-written so that verification is
+ * synchronous (subscribe handling stays in order) and `alg` is pinned: anything but HS256
+ * (`none` included) is refused before any other check.
  */
 
 export type TokenFailure = 'malformed' | 'algorithm' | 'signature' | 'expired' | 'not-yet-valid';
@@ -48,11 +48,7 @@ function hmac(key: Buffer, input: string): Buffer {
 /** Largest token we look at; Seafile's are about 200 bytes. */
 const MAX_TOKEN_LENGTH = 8192;
 
-/**
- * Verifies signature and time claims. `exp` is required: Seafile always sets it, and a token
- * without one would never end. Returns the claims. With several keys (a rotation in its grace
- * period) the token must be signed with one of them.
- */
+/** Verifies signature and time claims; `exp` is required: a token without one would never end. */
 export function verifyToken(token: string, keys: VerificationKeys, nowSeconds: number): Claims {
   if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
     throw new TokenError('malformed', 'token is empty or too long');

@@ -1,8 +1,7 @@
 /**
- * The JWT keys tokens are checked against: the current one, and after a rotation (SIGHUP with
- * a new key) the previous one until its grace period ends, so that tokens seahub handed out
- * just before the switch keep working. Only one previous key is kept: rotating twice within
- * the grace drops the oldest at once.
+ * The JWT keys tokens are checked against: the current one, and after a rotation the previous
+ * one until its grace period ends, so that tokens seahub handed out just before keep working.
+ * Only one previous key is kept.
  */
 export class KeyRing {
   #current: Buffer;

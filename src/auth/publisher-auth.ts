@@ -4,10 +4,7 @@ import type { VerificationKeys } from './key-ring.js';
 
 export type PublisherAuthFailure = 'missing' | TokenError['reason'] | 'subscriber-token';
 
-/**
- * How a publisher proved itself: `jwt` in `Authorization` (Seafile 12), `legacy-header`, a JWT in
- * `Seafile-Repo-Token` (11), or `static-token`, the `notification_token` secret (10.0).
- */
+/** How a publisher proved itself; see authenticatePublisher. */
 export type PublisherKind = 'jwt' | 'legacy-header' | 'static-token';
 
 export class PublisherAuthError extends Error {
@@ -23,7 +20,6 @@ export class PublisherAuthError extends Error {
 }
 
 export interface PublisherCredentials {
-  /** A KeyRing during a key rotation's grace period accepts the previous key too. */
   key: VerificationKeys;
   /** Seafile 10.0's static `notification_token`, or null when not configured. */
   staticToken: string | null;

@@ -3,24 +3,19 @@ import { GroupLookupError, type GroupDirectory } from './group-directory.js';
 export interface CachedGroupDirectoryOptions {
   /** How long a successful answer is reused. 0 disables caching but keeps coalescing. */
   ttlMs: number;
-  /**
-   * A query not answered within this many milliseconds fails with a GroupLookupError, whatever
-   * the driver is waiting on (a free pool connection, a connect, a query on a hung server).
-   * The next lookup starts a new query. Default: no deadline of its own.
-   */
+  /** A query not answered within it fails, whatever the driver waits on. Default: no deadline. */
   timeoutMs?: number;
   /** Groups kept at most; past it the oldest answer is dropped. Default 10,000. */
   maxGroups?: number;
-  /** Milliseconds clock; injectable for tests. */
   now?: () => number;
 }
 
 export interface GroupCacheStats {
-  /** Lookups answered without a new database query (from the cache, or by joining one in flight). */
+  /** Lookups answered from the cache, or by joining a query in flight. */
   readonly hits: number;
   /** Database queries started. */
   readonly misses: number;
-  /** Database queries that failed; their callers got a GroupLookupError. */
+  /** Database queries that failed. */
   readonly failures: number;
 }
 
@@ -34,7 +29,7 @@ export class CachedGroupDirectory implements GroupDirectory {
   readonly #timeoutMs: number | null;
   readonly #maxGroups: number;
   readonly #now: () => number;
-  // Map order is insertion order, which makes the first key the oldest answer.
+  // Insertion order: the first key is the oldest answer.
   readonly #answers = new Map<number, { members: ReadonlySet<string>; expiresAt: number }>();
   readonly #inFlight = new Map<number, Promise<ReadonlySet<string>>>();
   readonly #stats = { hits: 0, misses: 0, failures: 0 };
@@ -51,7 +46,6 @@ export class CachedGroupDirectory implements GroupDirectory {
     this.#now = options.now ?? Date.now;
   }
 
-  /** A snapshot of the counters since start. */
   get stats(): GroupCacheStats {
     return { ...this.#stats };
   }

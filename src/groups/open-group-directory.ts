@@ -6,10 +6,8 @@ import { PostgresGroupDirectory } from './postgres-group-directory.js';
 import { SqliteGroupDirectory } from './sqlite-group-directory.js';
 
 /**
- * The group directory for the configured ccnet database, behind a cache of `ttlMs`; a lookup
- * not answered within `timeoutMs` fails (the drivers' own query timeouts are set to it too).
- * Nothing is contacted or opened until the first lookup, so a database that is down at start-up
- * delays nothing but permission events for groups.
+ * The configured ccnet database behind a cache; nothing is contacted until the first lookup,
+ * so a database that is down at start-up delays nothing but permission events for groups.
  */
 export function openGroupDirectory(config: GroupDatabaseConfig, ttlMs: number, timeoutMs: number): CachedGroupDirectory {
   return new CachedGroupDirectory(openDatabase(config, timeoutMs), { ttlMs, timeoutMs });

@@ -29,7 +29,6 @@ export class PostgresGroupDirectory implements GroupDirectory {
       keepAlive: true,
     });
     // An idle client losing its server emits on the pool; unhandled, that would crash the process.
-    // The next lookup reports the outage as a GroupLookupError instead.
     this.#pool.on('error', () => {});
   }
 

@@ -3,19 +3,15 @@ import Database from 'better-sqlite3';
 import { GroupLookupError, userName, type GroupDirectory } from './group-directory.js';
 
 /**
- * Reads ccnet `GroupUser` from `<top dir>/ccnet/GroupMgr/groupmgr.db` (SQLite deployments).
- * The file is opened on the first lookup and reopened after a failure, so a server started
- * before seaf-server created it (or while it was being restored) starts working by itself.
+ * Reads ccnet `GroupUser` from `<top dir>/ccnet/GroupMgr/groupmgr.db`. Opened on the first lookup
+ * and reopened after a failure, so a server started before seaf-server created it recovers by itself.
  */
 export class SqliteGroupDirectory implements GroupDirectory {
   readonly #path: string;
   readonly #busyTimeoutMs: number;
   #selectMembers: Database.Statement<[number], unknown> | null = null;
 
-  /**
-   * `busyTimeoutMs`: how long a lookup waits while seaf-server holds a write lock. Default 1 s:
-   * the wait blocks the event loop, and ccnet's writes are tiny, so a longer wait means trouble.
-   */
+  /** `busyTimeoutMs`: a lookup waiting on seaf-server's write lock blocks the event loop, so it is short. */
   constructor(path: string, { busyTimeoutMs = 1_000 }: { busyTimeoutMs?: number } = {}) {
     this.#path = path;
     this.#busyTimeoutMs = busyTimeoutMs;

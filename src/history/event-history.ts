@@ -1,24 +1,12 @@
 /**
- * The bounded history of each library's events, and the one rule that decides whether a client
- * returning with its last position can be given exactly what it missed or must start over
- * ("resync"). The memory history (memory-history.ts) and the Redis one
- * (backplane/redis-history.ts) hold the events; `judgeRecovery` judges for both.
+ * The bounded history of each library's events, and the one rule (`judgeRecovery`, for the
+ * memory and the Redis history) that decides whether a returning client can be given exactly
+ * what it missed or must start over ("resync").
  */
 import type { LibraryEvent } from '../protocol/event.js';
 import type { Position } from './position.js';
 
-/**
- * Why a client cannot be given what it missed and must fetch the library's state again:
- * - `epoch-changed`: history was lost since its position (Redis flushed, the server restarted);
- * - `history-gone`: what it missed is older than the history keeps (`history_size`, `history_ttl`);
- * - `unknown-position`: the position was never given out (past the newest event, or malformed);
- * - `history-unavailable`: the history cannot be read now (Redis is down);
- * - `too-far-behind`: more events arrived while its replay was being read than a replay may hold;
- * - `events-not-shared`: a node cut off from the others accepted events for the library that
- *   reached its own subscribers only, and are in no history;
- * - `history-lost`: Redis failed over to a replica that had not received the library's latest
- *   events: they were delivered, but are in no history any more.
- */
+/** Why a client cannot be given what it missed: the table in docs/recovery.md. */
 export const RESYNC_REASONS = [
   'epoch-changed',
   'history-gone',
@@ -33,14 +21,13 @@ export type ResyncReason = (typeof RESYNC_REASONS)[number];
 export type HistoryRead =
   /** `events` are those after `since`, oldest first, ending at `position` (the library's newest). */
   | { kind: 'recovered'; position: Position; events: LibraryEvent[] }
-  /** `position` is where the library stands now (null when it cannot be known): the client goes on from there. */
+  /** `position`: where the library stands now (null: not known); the client goes on from there. */
   | { kind: 'resync'; reason: ResyncReason; position: Position | null };
 
 export interface EventHistory {
   /**
-   * The library's position now and, when `since` is given, the events after it. `since` null:
-   * nothing to recover, only the position (a `recovered` read with no events). Never rejects:
-   * a history that cannot be read answers `resync` with `history-unavailable`.
+   * The library's position now and the events after `since` (null: none). Never rejects: a
+   * history that cannot be read answers `resync` with `history-unavailable`.
    */
   read(repoId: string, since: Position | null): Promise<HistoryRead>;
 }
@@ -60,15 +47,9 @@ export interface HistorySnapshot {
   top: number;
   /** The events still held (within size and age), oldest first; each carries its position. */
   events: readonly LibraryEvent[];
-  /**
-   * Offsets that stand for events accepted by a node cut off from the others, which are in no
-   * history: a client whose position is before one of them is told to resync (`events-not-shared`).
-   */
+  /** Offsets of events a cut-off node accepted alone: clients from before one resync (`events-not-shared`). */
   unshared?: readonly number[];
-  /**
-   * Offsets past the history's newest event that were given out before Redis failed over to a
-   * replica without them: a client whose position is before one of them is told to resync (`history-lost`).
-   */
+  /** Offsets given out before a Redis failover lost them: clients from before one resync (`history-lost`). */
   lost?: readonly number[];
 }
 

@@ -1,7 +1,6 @@
 /**
- * One node's history, in the process: a ring of the latest events per library, at most
- * `size` of them and none older than `ttlMs`. The epoch is drawn at start, so a restarted
- * server tells every returning client that its position is from a history now lost.
+ * One node's history, in the process: a ring of the latest events per library. The epoch is
+ * drawn at start, so a restarted server tells every returning client its history is lost.
  */
 import type { LibraryEvent } from '../protocol/event.js';
 import { judgeRecovery, type EventHistory, type HistoryLimits, type HistoryRead } from './event-history.js';
@@ -35,7 +34,7 @@ export class MemoryHistory implements EventHistory {
     this.epoch = newEpoch();
   }
 
-  /** Gives the event the library's next position and keeps it. Returns the event with its position. */
+  /** Returns the event with the library's next position, and keeps it. */
   append(event: LibraryEvent): LibraryEvent {
     const library = this.#library(event.repoId);
     const positioned: LibraryEvent = { ...event, position: { epoch: this.epoch, offset: ++library.top } };
@@ -91,7 +90,7 @@ export class MemoryHistory implements EventHistory {
     return judgeRecovery({ epoch: this.epoch, top: library.top, events }, since);
   }
 
-  /** Events held in all, for tests and the status page. */
+  /** Events held in all. */
   get size(): number {
     return this.#held;
   }

@@ -1,10 +1,7 @@
 /**
  * Where an event stands in its library's history: a per-library `offset` (1, 2, 3... with no
- * gap) within an `epoch`. The epoch names one unbroken history: it changes when history is
- * lost (Redis flushed, an in-process server restarted), so that an offset from before the
- * loss is never mistaken for one after it.
- *
- * On the wire (the positions extension, docs/recovery.md): `{"epoch":"k3x9q2","offset":17}`.
+ * gap) within an `epoch`, which changes when history is lost, so that an offset from before
+ * the loss is never mistaken for one after it.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -17,7 +14,7 @@ export interface Position {
 /** Epochs are short opaque strings; a client sends back what it was given. */
 export const MAX_EPOCH_LENGTH = 64;
 
-/** A new epoch: random, so that two histories never share one. */
+/** Random, so that two histories never share one. */
 export function newEpoch(): string {
   return randomBytes(6).toString('base64url');
 }
@@ -35,7 +32,7 @@ export function parsePosition(value: unknown): Position | null {
   return { epoch, offset };
 }
 
-/** `{"epoch":"...","offset":N}`: the JSON of a position, as every message of the extension carries it. */
+/** `{"epoch":"...","offset":N}` */
 export function positionJson(position: Position): string {
   return `{"epoch":${JSON.stringify(position.epoch)},"offset":${position.offset}}`;
 }

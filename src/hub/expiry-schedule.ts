@@ -1,7 +1,6 @@
 /**
- * Fires each entry at its deadline with one timer for all of them (a binary min-heap),
- * so 100k subscriptions do not mean 100k timers. Cancelling is lazy: entries that are no
- * longer current are skipped on fire, and swept out once they outnumber the live ones
+ * Fires each entry at its deadline with one timer for all (a binary min-heap). Cancelling is
+ * lazy: stale entries are skipped on fire, and swept out once they outnumber the live ones
  * (tokens live 72 hours; churn must not pile them up).
  */
 export class ExpirySchedule<T extends { readonly expiresAt: number }> {

@@ -3,10 +3,8 @@ import type { StockClientRefresh } from '../transport/stock-refresh.js';
 import type { Hub } from './hub.js';
 
 /**
- * What this node does when its backplane is whole again after a gap. Positioned clients catch up
- * from the history; events another node accepted alone are in no history, nor are those a
- * failover lost, so those libraries' positioned clients start over. Stock desktop clients are
- * sent to re-read their state.
+ * The backplane is whole again after a gap. Events another node accepted alone, or a failover
+ * lost, are in no history: those libraries' positioned clients resync instead of catching up.
  */
 export function recoverFromGap(gap: BackplaneGap, hub: Hub, refresh: StockClientRefresh): void {
   if (gap.cutOff === 'this-node') hub.catchUp();

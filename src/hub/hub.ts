@@ -17,10 +17,7 @@ export interface HubOptions {
   logger: Logger;
   metrics?: Metrics;
   now?: () => number;
-  /**
-   * Where positioned subscribers recover what they missed (the backplane's history). Absent:
-   * they are answered `resync` (`history-unavailable`) and then get live positioned events.
-   */
+  /** Where positioned subscribers recover what they missed; absent: they are told to resync. */
   history?: EventHistory;
 }
 
@@ -34,10 +31,7 @@ const NO_HISTORY: EventHistory = {
  * Subscriptions and fan-out. Each event is delivered in the order it was accepted: directly
  * when its audience is known, or after its group lookup, in which case later events of the
  * same library wait behind it (and only those: other libraries keep flowing).
- *
- * Stock subscribers get each event's stock frame. Positioned subscribers (`Subscriber.positioned`,
- * the positions extension) get the frame with its position, and recover what they missed with
- * `subscribe(..., since)`: see positioned-delivery.ts.
+ * Positioned subscribers are served by positioned-delivery.ts.
  */
 export class Hub {
   readonly #index = new SubscriptionIndex();
@@ -59,10 +53,7 @@ export class Hub {
     this.#positioned = new PositionedDelivery(options.history ?? NO_HISTORY, reaches, options.logger, this.#metrics);
   }
 
-  /**
-   * Follows the library under the grant, replacing the subscriber's previous subscription to it.
-   * `since` is what a positioned subscriber asks to recover (PositionedDelivery.start); stock ones ignore it.
-   */
+  /** Follows the library, replacing any previous subscription to it; `since`: PositionedDelivery.start. */
   subscribe(subscriber: Subscriber, grant: SubscriberGrant, since?: Position | null): void {
     const subscription: Subscription = { subscriber, ...grant };
     const previous = this.#index.add(subscription);
@@ -122,18 +113,12 @@ export class Hub {
     return this.#index.libraries;
   }
 
-  /**
-   * The backplane is back after an outage: positioned subscribers catch up on what other nodes
-   * accepted meanwhile (or are told to resync). Stock subscribers cannot; see docs/cluster.md.
-   */
+  /** The backplane is back after an outage: positioned subscribers catch up on what they missed. */
   catchUp(): void {
     this.#positioned.catchUp();
   }
 
-  /**
-   * Positioned subscribers of these libraries (or of all) are told to `resync`: events they can
-   * never be given happened (another node, cut off, accepted them alone).
-   */
+  /** Positioned subscribers of these libraries (or of all) missed events no history holds. */
   resync(libraries: ReadonlySet<string> | 'all', reason: ResyncReason): void {
     this.#positioned.resync(libraries, reason);
   }

@@ -1,13 +1,8 @@
 /**
- * What a positioned subscriber (the positions extension, docs/recovery.md) receives for one
- * library: first, when it asked with `since`, the events it missed, read from the history;
- * then `subscribed` (or `resync` when they cannot be given); then live events, each with its
- * position, with no gap and no duplicate between the two.
- *
- * Live events that arrive while the history is being read are held and sent after it, minus
- * those the replay already carried. A live event that skips offsets (this node missed some)
- * or a backplane that comes back after an outage starts the same catch-up from the last
- * position the subscriber was given.
+ * What a positioned subscriber receives for one library (docs/recovery.md): the replay, then
+ * `subscribed` or `resync`, then live events, with no gap and no duplicate between the two.
+ * Live events that arrive during a replay are held and sent after it, minus those it carried.
+ * A skipped offset or a backplane back from an outage starts another catch-up.
  */
 import type { EventHistory, HistoryRead, ResyncReason } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
@@ -35,11 +30,11 @@ interface Cursor {
   overflowAt: Position | null;
   /** A resync asked for while a replay was being read: sent once it is done. */
   pendingResync?: ResyncReason;
-  /** A catch-up asked for while a replay was being read (which may have failed): started once it is done. */
+  /** A catch-up asked for while a replay was being read: started once it is done. */
   pendingCatchUp?: boolean;
 }
 
-/** What to ask the history: the events after `since` (null: none, only where the library stands), or only its position for a resync. */
+/** The events after `since` (null: only where the library stands), or only that position for a resync. */
 type Request = { since: Position | null } | { resync: ResyncReason };
 
 export class PositionedDelivery {
@@ -82,7 +77,6 @@ export class PositionedDelivery {
     this.#cursors.delete(subscription);
   }
 
-  /** From the last position each subscription was given (Hub.catchUp). */
   catchUp(): void {
     for (const cursor of this.#cursors.values()) {
       if (cursor.held !== null) cursor.pendingCatchUp = true;
@@ -96,7 +90,7 @@ export class PositionedDelivery {
     void this.#recover(cursor, cursor.at === null ? { resync: 'history-unavailable' } : { since: cursor.at });
   }
 
-  /** Every positioned subscription to one of `libraries` (or to any) is told to resync, with where its library stands now. */
+  /** Tells every subscription to one of `libraries` to resync, with where its library stands now. */
   resync(libraries: ReadonlySet<string> | 'all', reason: ResyncReason): void {
     for (const cursor of this.#cursors.values()) {
       if (libraries !== 'all' && !libraries.has(cursor.subscription.repoId)) continue;
@@ -109,7 +103,6 @@ export class PositionedDelivery {
     }
   }
 
-  /** Positioned subscriptions this node holds. */
   get size(): number {
     return this.#cursors.size;
   }
@@ -195,10 +188,7 @@ export class PositionedDelivery {
     }
   }
 
-  /**
-   * Whether the cursor is still the one in charge of its subscription's library, and so the
-   * subscription still current: the hub replaces or forgets the cursor with the subscription.
-   */
+  /** Whether the subscription is still current: the hub forgets its cursor with it. */
   #owns(cursor: Cursor): boolean {
     return this.#cursors.get(cursor.subscription) === cursor;
   }

@@ -44,12 +44,10 @@ export class SubscriptionIndex {
     return true;
   }
 
-  /** How many subscribers hold at least one subscription under `username`. */
   subscribersOf(username: string): number {
     return this.#byUser.get(username)?.size ?? 0;
   }
 
-  /** Whether the subscriber holds at least one subscription under `username`. */
   holdsUser(subscriber: Subscriber, username: string): boolean {
     return this.#byUser.get(username)?.has(subscriber) ?? false;
   }
@@ -71,7 +69,6 @@ export class SubscriptionIndex {
     return this.#byLibrary.get(repoId);
   }
 
-  /** The libraries someone follows here. */
   libraryIds(): IterableIterator<string> {
     return this.#byLibrary.keys();
   }

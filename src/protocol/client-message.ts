@@ -1,23 +1,15 @@
 import { parsePosition, type Position } from '../history/position.js';
 
 /**
- * Messages a subscriber sends:
- *   {"type":"subscribe","content":{"repos":[{"id":"<repo_id>","jwt_token":"<jwt>"}]}}
- *   {"type":"unsubscribe","content":{"repos":[{"id":"<repo_id>"}]}}
- * Older servers took unsubscribe ids as plain strings; both forms are accepted.
- * A client of the positions extension (docs/recovery.md) may add its last position to an entry:
- *   {"id":"<repo_id>","jwt_token":"<jwt>","since":{"epoch":"k3x9q2","offset":17}}
+ * Messages a subscriber sends (docs/protocol.md). Older servers took unsubscribe ids as plain
+ * strings; both forms are accepted.
  */
 
 export interface SubscribeEntry {
   repoId: string;
   /** Null when the entry carried no token: it is refused with `jwt-expired` like any bad token. */
   token: string | null;
-  /**
-   * The positions extension: absent when the entry has no `since`; the position it names; null
-   * when `since` is there but is not a position (answered with a resync, `unknown-position`).
-   * Only connections that opted in act on it.
-   */
+  /** The positions extension: absent without `since`; null when `since` is not a position. */
   since?: Position | null;
 }
 

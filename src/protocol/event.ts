@@ -16,11 +16,7 @@ export interface LibraryEvent {
   audience: Audience;
   /** The complete WebSocket text frame payload, `{"type":...,"content":<raw content>}`. */
   frame: Buffer;
-  /**
-   * Where the event stands in its library's history, given by the backplane when it accepts the
-   * event. Absent when it could not be given one (Redis was down): such an event reached this
-   * node's subscribers only and is in no history.
-   */
+  /** Given by the backplane; absent when it could not be (Redis was down): the event is in no history. */
   position?: Position;
 }
 

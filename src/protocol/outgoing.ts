@@ -1,9 +1,6 @@
 import type { Position } from '../history/position.js';
 
-/**
- * A message on its way to a client: its frame, encoded once however many clients receive it,
- * and what it is, so that a transport never reads back a frame the server encoded.
- */
+/** A message on its way to a client: its frame, encoded once, and what it is (no transport parses it back). */
 export interface Outgoing {
   readonly kind: 'event' | 'subscribed' | 'resync' | 'jwt-expired' | 'error';
   /** The complete JSON text frame, as it goes on the wire. */

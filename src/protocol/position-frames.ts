@@ -1,11 +1,4 @@
-/**
- * The messages of the positions extension (docs/recovery.md), for clients that opened their
- * WebSocket with the `notification.positions.v1` subprotocol. Stock clients never see them.
- *
- *   {"type":"repo-update","content":{...},"position":{"epoch":"k3x9q2","offset":18}}
- *   {"type":"subscribed","content":{"repo_id":"<id>","position":{"epoch":"k3x9q2","offset":18}}}
- *   {"type":"resync","content":{"repo_id":"<id>","reason":"history-gone","position":{"epoch":"k3x9q2","offset":18}}}
- */
+/** The messages of the positions extension (docs/recovery.md). Stock clients never see them. */
 import type { ResyncReason } from '../history/event-history.js';
 import { positionJson, type Position } from '../history/position.js';
 import type { LibraryEvent } from './event.js';
@@ -18,9 +11,8 @@ export const POSITIONS_SUBPROTOCOL = 'notification.positions.v1';
 const encoded = new WeakMap<LibraryEvent, Outgoing>();
 
 /**
- * The stock frame with the event's `position` added as a last member: encoded once per event
- * (on first use) however many positioned subscribers receive it. An event without a position
- * (accepted while Redis was down) is sent as its stock frame.
+ * The stock frame with the event's `position` added as a last member, encoded once per event
+ * however many subscribers receive it. An event without a position is sent as its stock frame.
  */
 export function positionedMessage(event: LibraryEvent): Outgoing {
   const { repoId, position } = event;
@@ -41,10 +33,7 @@ export function encodeSubscribed(repoId: string, position: Position): Outgoing {
   return { kind: 'subscribed', repoId, position, frame };
 }
 
-/**
- * What the client missed cannot be given: it must fetch the library's state again. It is
- * subscribed all the same, and live events follow from `position` (null: not known yet).
- */
+/** What the client missed cannot be given; it is subscribed from `position` (null: not known) all the same. */
 export function encodeResync(repoId: string, reason: ResyncReason, position: Position | null): Outgoing {
   const where = position === null ? 'null' : positionJson(position);
   const frame = Buffer.from(`{"type":"resync","content":{"repo_id":${JSON.stringify(repoId)},"reason":"${reason}","position":${where}}}`);

@@ -1,7 +1,6 @@
 /**
- * Finds the exact source text of one top-level member of a JSON object, so an event's
- * `content` is forwarded byte for byte as the publisher wrote it (big integers, number
- * formatting and unknown fields untouched). The input must already be valid JSON.
+ * Finds the source text of one top-level member of a JSON object, so an event's `content` is
+ * forwarded byte for byte (big integers and number formatting untouched). The input must be valid JSON.
  */
 
 const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
