@@ -1,7 +1,6 @@
 /** The composition root: wires config, hub, transports and routes, and owns start, stop and reload. */
 import type { AddressInfo } from 'node:net';
 import { KeyRing } from './auth/key-ring.js';
-import type { Backplane } from './backplane/backplane.js';
 import { openBackplane, type ViaPrimary } from './backplane/open-backplane.js';
 import { describeEventsListen, type Config } from './config/config.js';
 import { planReload, type ReloadPlan } from './config/reload-plan.js';
@@ -14,7 +13,6 @@ import { EVENTS_PATHS, publicRoutes } from './http/routes.js';
 import { recoverFromGap } from './hub/gap-recovery.js';
 import { Hub } from './hub/hub.js';
 import type { Logger } from './log.js';
-import type { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { Observers } from './observers.js';
 import { Admission } from './session/admission.js';
 import { Sessions } from './session/client-session.js';
@@ -25,16 +23,7 @@ import { WebSocketEndpoint } from './transport/websocket-endpoint.js';
 
 export interface RunningServer {
   readonly address: AddressInfo;
-  readonly hub: Hub;
-  /** How events travel between nodes; its `state` says whether this node is in the cluster. */
-  readonly backplane: Backplane;
   readonly websockets: WebSocketEndpoint;
-  /** The fallbacks for clients without a WebSocket. */
-  readonly sse: SseEndpoint;
-  readonly polls: LongPollEndpoint;
-  readonly events: EventEndpoint;
-  /** Null when metrics are turned off. */
-  readonly metrics: PrometheusMetrics | null;
   /** Refuses new WebSockets, closes open ones over the drain window while still answering HTTP, then stops. */
   stop(): Promise<void>;
   /** Takes over what of `next` can change live (SIGHUP), keeping connections; returns what was applied. */
@@ -124,13 +113,7 @@ export async function startServer(config: Config, logger: Logger, { viaPrimary }
 
   return {
     address: server.address() as AddressInfo,
-    hub,
-    backplane,
     websockets,
-    sse,
-    polls,
-    events,
-    metrics: observers.metrics,
     async stop() {
       if (admission.draining) return;
       admission.drain();
