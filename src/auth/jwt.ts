@@ -8,12 +8,10 @@ import { acceptedKeys, type VerificationKeys } from './key-ring.js';
  * (`none` included) is refused before any other check.
  */
 
-export type TokenFailure = 'malformed' | 'algorithm' | 'signature' | 'expired' | 'not-yet-valid';
-
 export class TokenError extends Error {
   override readonly name = 'TokenError';
   constructor(
-    readonly reason: TokenFailure,
+    readonly reason: 'malformed' | 'algorithm' | 'signature' | 'expired' | 'not-yet-valid',
     message: string,
   ) {
     super(message);

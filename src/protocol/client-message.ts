@@ -17,13 +17,11 @@ export type ClientMessage =
   | { type: 'subscribe'; entries: SubscribeEntry[]; ignored: number }
   | { type: 'unsubscribe'; repoIds: string[]; ignored: number };
 
-export type ProtocolFailure = 'malformed' | 'unknown-type';
-
 /** A client message we cannot act on; `reason` says what was wrong, for the client and the log. */
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
   constructor(
-    readonly failure: ProtocolFailure,
+    readonly failure: 'malformed' | 'unknown-type',
     message: string,
   ) {
     super(message);
