@@ -153,16 +153,20 @@ class Cell {
  * A key is a series' label values in `labelNames` order, joined by spaces.
  */
 function countsByLabel<K extends string>(
+  registers: Registry[],
   keys: readonly K[],
-  config: { name: string; help: string; labelNames: string[]; registers: Registry[] },
+  { name, help, labelNames = ['reason'] }: { name: string; help: string; labelNames?: string[] },
 ): Map<K, Cell> {
   const cells = new Map<K, Cell>();
   for (const key of keys) {
     const values = key.split(' ');
-    cells.set(key, new Cell(Object.fromEntries(config.labelNames.map((label, i) => [label, values[i]!]))));
+    cells.set(key, new Cell(Object.fromEntries(labelNames.map((label, i) => [label, values[i]!]))));
   }
   new Counter({
-    ...config,
+    name,
+    help,
+    labelNames,
+    registers,
     collect() {
       this.reset();
       for (const cell of cells.values()) this.inc(cell.labels, cell.value);
@@ -212,14 +216,13 @@ export class PrometheusMetrics implements Metrics {
         },
       });
     };
+    const counter = (name: string, help: string): Counter => new Counter({ name, help, registers });
 
     level('notification_connections', 'WebSocket connections open now.', (levels) => levels.connections());
-    this.#opened = new Counter({ name: 'notification_connections_opened_total', help: 'WebSocket connections accepted since start.', registers });
-    this.#closed = countsByLabel(CLOSE_REASONS, {
+    this.#opened = counter('notification_connections_opened_total', 'WebSocket connections accepted since start.');
+    this.#closed = countsByLabel(registers, CLOSE_REASONS, {
       name: 'notification_connections_closed_total',
       help: 'WebSocket connections ended since start, by why: normal (the client closed), going-away (shutdown), dead-peer, queue-overflow (4000, a client not reading), subscribe-timeout (4001), failed-subscribes (4002), user-cap (4003), malformed (1007), binary (1003), too-big (1009), protocol-error (1002), abnormal (no close frame).',
-      labelNames: ['reason'],
-      registers,
     });
 
     new Gauge({
@@ -232,55 +235,46 @@ export class PrometheusMetrics implements Metrics {
         for (const transport of FALLBACK_TRANSPORTS) this.set({ transport }, open[transport]);
       },
     });
-    this.#fallbackRequests = countsByLabel(FALLBACK_TRANSPORTS, {
+    this.#fallbackRequests = countsByLabel(registers, FALLBACK_TRANSPORTS, {
       name: 'notification_fallback_requests_total',
       help: 'SSE streams opened and long polls accepted since start (after the origin, connection-cap and request checks; refusals are in notification_requests_refused_total).',
       labelNames: ['transport'],
-      registers,
     });
 
     backplaneStateGauge(registers, () => metrics.#levels.backplane());
 
     level('notification_subscriptions', 'Library subscriptions held now, over all connections.', (levels) => levels.subscriptions());
     level('notification_subscribed_libraries', 'Distinct libraries with at least one subscriber now.', (levels) => levels.subscribedLibraries());
-    this.#expired = new Counter({
-      name: 'notification_subscriptions_expired_total',
-      help: 'Subscriptions ended because their token expired (the client was sent jwt-expired).',
-      registers,
-    });
-    this.#limited = countsByLabel(SUBSCRIBE_LIMITS, {
+    this.#expired = counter(
+      'notification_subscriptions_expired_total',
+      'Subscriptions ended because their token expired (the client was sent jwt-expired).',
+    );
+    this.#limited = countsByLabel(registers, SUBSCRIBE_LIMITS, {
       name: 'notification_subscribes_limited_total',
       help: 'Libraries of subscribe messages refused, although their token was valid, because of a limit (the client is sent an error message): library-cap (max_libraries_per_connection), user-cap (max_connections_per_user).',
-      labelNames: ['reason'],
-      registers,
     });
     // One counter, two endpoints with reasons of their own.
-    this.#authFailures = countsByLabel(
-      [...SUBSCRIBE_FAILURES.map((reason) => `subscribe ${reason}`), ...PUBLISHER_FAILURES.map((reason) => `events ${reason}`)],
-      {
-        name: 'notification_auth_failures_total',
-        help: 'Refused credentials: endpoint "subscribe" (one library of a subscribe message, answered jwt-expired) or "events" (a publisher, answered 401/403), by reason.',
-        labelNames: ['endpoint', 'reason'],
-        registers,
-      },
-    );
+    const authFailures = [
+      ...SUBSCRIBE_FAILURES.map((reason) => `subscribe ${reason}`),
+      ...PUBLISHER_FAILURES.map((reason) => `events ${reason}`),
+    ];
+    this.#authFailures = countsByLabel(registers, authFailures, {
+      name: 'notification_auth_failures_total',
+      help: 'Refused credentials: endpoint "subscribe" (one library of a subscribe message, answered jwt-expired) or "events" (a publisher, answered 401/403), by reason.',
+      labelNames: ['endpoint', 'reason'],
+    });
 
-    this.#rejected = countsByLabel(EVENT_REJECTIONS, {
+    this.#rejected = countsByLabel(registers, EVENT_REJECTIONS, {
       name: 'notification_events_rejected_total',
       help: 'POST /events requests refused other than for their credentials: method (405), too-large (413), invalid (400).',
-      labelNames: ['reason'],
-      registers,
     });
     const types = [...EVENT_TYPES, OTHER_TYPE];
-    this.#accepted = countsByLabel(
-      types.flatMap((type) => PUBLISHER_KINDS.map((source) => `${type} ${source}`)),
-      {
-        name: 'notification_events_accepted_total',
-        help: 'Events accepted on POST /events, by type (Seafile\'s four, else "other") and source (how the publisher authenticated: jwt, legacy-header, static-token).',
-        labelNames: ['type', 'source'],
-        registers,
-      },
-    );
+    const accepted = types.flatMap((type) => PUBLISHER_KINDS.map((source) => `${type} ${source}`));
+    this.#accepted = countsByLabel(registers, accepted, {
+      name: 'notification_events_accepted_total',
+      help: 'Events accepted on POST /events, by type (Seafile\'s four, else "other") and source (how the publisher authenticated: jwt, legacy-header, static-token).',
+      labelNames: ['type', 'source'],
+    });
     const latency = new Histogram({
       name: 'notification_delivery_latency_seconds',
       help: 'From an event accepted to its frame handed to the socket of every recipient, group lookup included; observed once per event that had at least one recipient.',
@@ -292,39 +286,30 @@ export class PrometheusMetrics implements Metrics {
       latency.zero({ type });
       this.#latency.set(type, latency.labels({ type }));
     }
-    this.#sent = new Counter({
-      name: 'notification_messages_sent_total',
-      help: 'Event messages handed to subscribers\' sockets (one per recipient per event).',
-      registers,
-    });
+    this.#sent = counter(
+      'notification_messages_sent_total',
+      'Event messages handed to subscribers\' sockets (one per recipient per event).',
+    );
 
-    this.#undelivered = countsByLabel(UNDELIVERED_REASONS, {
+    this.#undelivered = countsByLabel(registers, UNDELIVERED_REASONS, {
       name: 'notification_group_events_undelivered_total',
       help: 'Group-targeted folder-perm-changed events delivered to nobody because the group\'s members could not be known: no-database, lookup-failed.',
-      labelNames: ['reason'],
-      registers,
     });
-    this.#refused = countsByLabel(REQUEST_REFUSALS, {
+    this.#refused = countsByLabel(registers, REQUEST_REFUSALS, {
       name: 'notification_requests_refused_total',
       help: 'HTTP requests turned away before they became a WebSocket, an SSE stream or a long poll: origin (403), connection-cap (503), address-cap (429, max_connections_per_address), draining (503), bad-request (400), timeout (408, headers not complete in time); SSE and long polling only: user-cap (429, max_connections_per_user), failed-subscribes (429, max_failed_subscribes_per_minute per client address).',
-      labelNames: ['reason'],
-      registers,
     });
-    this.#recoveries = new Counter({
-      name: 'notification_recoveries_total',
-      help: 'Positioned subscriptions that recovered from a position (subscribe with since, or a catch-up after a backplane gap) and were answered subscribed.',
-      registers,
-    });
-    this.#replayed = new Counter({
-      name: 'notification_events_replayed_total',
-      help: 'Missed events sent to positioned subscriptions in their recoveries, before subscribed.',
-      registers,
-    });
-    this.#resyncs = countsByLabel(RESYNC_REASONS, {
+    this.#recoveries = counter(
+      'notification_recoveries_total',
+      'Positioned subscriptions that recovered from a position (subscribe with since, or a catch-up after a backplane gap) and were answered subscribed.',
+    );
+    this.#replayed = counter(
+      'notification_events_replayed_total',
+      'Missed events sent to positioned subscriptions in their recoveries, before subscribed.',
+    );
+    this.#resyncs = countsByLabel(registers, RESYNC_REASONS, {
       name: 'notification_resyncs_total',
       help: 'Positioned subscriptions told to resync, by why: epoch-changed, history-gone, unknown-position, history-unavailable, too-far-behind, events-not-shared, history-lost.',
-      labelNames: ['reason'],
-      registers,
     });
     new Counter({
       name: 'notification_group_lookups_total',
