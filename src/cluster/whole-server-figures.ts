@@ -109,9 +109,6 @@ export interface PrimaryFiguresOptions {
   workers: () => Iterable<ShareTarget>;
   backplane: () => BackplaneLevels;
   logger: Logger;
-  waitMs?: number;
-  /** prom-client's process metrics of the primary; off in unit tests. */
-  processMetrics?: boolean;
 }
 
 export class PrimaryFigures {
@@ -123,7 +120,7 @@ export class PrimaryFigures {
   constructor(options: PrimaryFiguresOptions) {
     this.#options = options;
     const registers = [this.#registry];
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.#registry });
+    collectDefaultMetrics({ register: this.#registry });
     backplaneStateGauge(registers, options.backplane);
     this.#sequenced = new Counter({
       name: 'notification_events_sequenced_total',
@@ -153,7 +150,7 @@ export class PrimaryFigures {
   /** Asks every worker for its share of `ask` and answers with the whole server's figures. */
   async #gather(ask: FiguresQuestion): Promise<GatheredFigures> {
     const connected = [...this.#options.workers()].filter((worker) => worker.isConnected());
-    const { answers: shares } = await this.#shares.ask(connected, (worker, id) => worker.send({ nsw: 'share?', id, ask }), this.#options.waitMs ?? SHARE_WAIT_MS);
+    const { answers: shares } = await this.#shares.ask(connected, (worker, id) => worker.send({ nsw: 'share?', id, ask }), SHARE_WAIT_MS);
     if (ask.kind === 'status') {
       const status = shares.flatMap((share): StatusShare[] => (share.kind === 'status' && share.status !== null ? [share.status] : []));
       return { kind: 'status', shares: status };

@@ -30,7 +30,6 @@ export interface WorkerFiguresOptions {
   status: LiveStatus | null;
   /** Subscribers of a library on this worker now. */
   followersOf(repoId: string): number;
-  waitMs?: number;
 }
 
 export class WorkerFigures {
@@ -66,7 +65,7 @@ export class WorkerFigures {
   #gather(ask: FiguresQuestion): Promise<GatheredFigures | null> {
     const { channel } = this.#options;
     if (!channel.connected) return Promise.resolve(null);
-    return this.#asked.ask((id) => this.#send({ nsw: 'gather', id, ask }), this.#options.waitMs ?? GATHER_WAIT_MS, null);
+    return this.#asked.ask((id) => this.#send({ nsw: 'gather', id, ask }), GATHER_WAIT_MS, null);
   }
 
   #send(message: FiguresToPrimary): void {
