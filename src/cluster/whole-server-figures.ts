@@ -24,7 +24,7 @@
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { taggedWith } from '../backplane/cluster-messages.js';
 import type { Logger } from '../log.js';
-import { BACKPLANE_SERIES, backplaneStateGauge, type BackplaneLevels } from '../metrics/prometheus-metrics.js';
+import { backplaneStateGauge, type BackplaneLevels } from '../metrics/prometheus-metrics.js';
 import type { StatusPoint, TailEntry } from '../status/live-status.js';
 import { BroadcastQuestions } from './rpc.js';
 
@@ -86,7 +86,7 @@ function perProcess(metrics: MetricsJson, worker: string): MetricsJson {
 
 const OURS = 'notification_';
 /** A worker's backplane (kind `ipc`) is its link to the primary: the primary's own speaks for the server. */
-const RELAYED = new Set(BACKPLANE_SERIES);
+const RELAYED = 'notification_backplane_';
 
 /**
  * The whole server's metrics: each worker's `notification_*` summed (per their `aggregator`),
@@ -95,7 +95,7 @@ const RELAYED = new Set(BACKPLANE_SERIES);
 export function mergeMetrics(workers: ReadonlyArray<{ worker: number; metrics: MetricsJson }>, primary: MetricsJson): Registry {
   const all: MetricsJson[] = [];
   for (const { worker, metrics } of workers) {
-    all.push(metrics.filter((metric) => metric.name.startsWith(OURS) && !RELAYED.has(metric.name)));
+    all.push(metrics.filter((metric) => metric.name.startsWith(OURS) && !metric.name.startsWith(RELAYED)));
     all.push(perProcess(metrics.filter((metric) => !metric.name.startsWith(OURS)), String(worker)));
   }
   all.push(primary.filter((metric) => metric.name.startsWith(OURS)));

@@ -39,15 +39,6 @@ const NO_LEVELS: MetricLevels = {
 
 const BACKPLANE_STATES: readonly BackplaneState[] = ['connecting', 'connected', 'reconnecting', 'closed'];
 
-/** The series backplaneStateGauge registers: under --workers, the primary's speak for the server. */
-export const BACKPLANE_SERIES: readonly string[] = [
-  'notification_backplane_state',
-  'notification_backplane_disconnects_total',
-  'notification_backplane_outage_seconds_total',
-  'notification_backplane_events_total',
-  'notification_backplane_libraries_lost_total',
-];
-
 const BACKPLANE_OUTCOMES = {
   shared: 'eventsShared',
   held: 'eventsHeld',
@@ -60,8 +51,8 @@ const BACKPLANE_OUTCOMES = {
 } satisfies Record<string, keyof BackplaneStats>;
 
 /**
- * `notification_backplane_state` and the backplane's counters: this process's backplane (or,
- * under --workers, the primary's: cluster/whole-server-figures.ts).
+ * `notification_backplane_state` and the backplane's counters, all named `notification_backplane_*`:
+ * this process's backplane (under --workers, the primary's: cluster/whole-server-figures.ts).
  */
 export function backplaneStateGauge(registers: Registry[], read: () => BackplaneLevels): void {
   const counter = (name: string, help: string, value: (stats: Readonly<BackplaneStats>) => number): void => {
