@@ -8,11 +8,8 @@ import type { CloseReason } from '../transport/close-codes.js';
 export type EventRejection = 'method' | 'too-large' | 'invalid';
 
 /**
- * Why the HTTP server turned a request away before it became a WebSocket, an SSE stream or a
- * poll: origin (403), connection-cap (503), address-cap (429), draining (503), bad-request (400:
- * an unparsable request), timeout (408: headers or body not complete in time, a slowloris), and
- * for SSE and long polling only: user-cap (429: every library's user at max_connections_per_user)
- * and failed-subscribes (429: the address out of refused tokens, max_failed_subscribes_per_minute).
+ * Why a request was turned away before it became a WebSocket, an SSE stream or a poll
+ * (user-cap and failed-subscribes: SSE and long polling only).
  */
 export type RequestRefusal = 'origin' | 'connection-cap' | 'address-cap' | 'draining' | 'bad-request' | 'timeout' | 'user-cap' | 'failed-subscribes';
 
@@ -26,11 +23,9 @@ export type FallbackTransport = 'sse' | 'long-poll';
 export type UndeliveredReason = 'no-database' | 'lookup-failed';
 
 /**
- * What the data path reports, one call per fact, so that the hub and the transports count
- * without knowing how the counts are kept or exported (see prometheus-metrics.ts). Levels
- * (connections open, subscriptions) are not reported: they are read from their owners when
- * asked for. Every method is cheap and called at most once per event or per connection
- * change, never once per subscriber.
+ * What the data path reports, one call per fact, without knowing how the counts are kept.
+ * Called at most once per event or connection change, never per subscriber; levels are not
+ * reported but read from their owners when asked for.
  */
 export interface Metrics {
   connectionOpened(): void;
@@ -43,19 +38,13 @@ export interface Metrics {
   publisherRefused(reason: PublisherAuthFailure): void;
   eventRejected(reason: EventRejection): void;
   eventAccepted(type: string, source: PublisherKind): void;
-  /**
-   * Every event the hub accepted, once its frame was handed to the sockets of all its
-   * `recipients` (maybe none), `latencySeconds` after the hub accepted it.
-   */
+  /** Every accepted event, once its frame was handed to all its `recipients` (maybe none). */
   eventDelivered(event: LibraryEvent, recipients: number, latencySeconds: number): void;
   groupEventUndelivered(reason: UndeliveredReason): void;
   requestRefused(reason: RequestRefusal): void;
   /** An SSE stream was opened or a long poll accepted (after its admission checks). */
   fallbackRequest(transport: FallbackTransport): void;
-  /**
-   * A positioned subscription recovered from a position (a subscribe with `since`, or a
-   * catch-up after a gap): `replayed` missed events were sent before its `subscribed`.
-   */
+  /** A positioned subscription recovered: `replayed` missed events went before its `subscribed`. */
   recovered(replayed: number): void;
   /** A positioned subscription was told to `resync`. */
   resynced(reason: ResyncReason): void;
