@@ -1,11 +1,9 @@
 /**
- * The primary's fan-out of positioned events to its workers: the events sequenced while it
- * handles the messages of one read from its workers' channels leave as ONE `events` message
- * per worker, each event encoded once (backplane-message.ts) for all of them. Node emits
+ * The primary's fan-out of positioned events: those sequenced while it handles one read from its
+ * workers' channels leave as ONE `events` message per worker, each event encoded once. Node emits
  * those messages on process.nextTick, so a microtask runs after all of them and adds no wait
- * (setImmediate would hold each event one turn more). Any other message to the workers goes
- * through `send`, which flushes first: a history answer still comes after every event
- * sequenced before it.
+ * (setImmediate would hold each event a turn more). `send` flushes first: a history answer still
+ * comes after every event sequenced before it.
  */
 import { encodeEvent } from '../backplane/backplane-message.js';
 import type { EncodedEvent, PrimaryMessage } from '../backplane/cluster-messages.js';

@@ -1,15 +1,12 @@
 /**
- * `workers` > 1: this process serves no client. It forks the workers (Node's cluster module;
- * they share the listening port, the primary handing each new connection to the next worker
- * in turn), and it is the single sequencer of their events: every event a worker accepts
- * comes here, gets its position from the configured backplane (memory, or Redis between
- * machines) and goes to every worker in that one order (backplane/ipc-backplane.ts). The
- * workers read the history through it, and it tells them of a gap when Redis comes back.
+ * `workers` > 1: this process serves no client. It forks the workers (they share the listening
+ * port) and is the single sequencer of their events: each event a worker accepts gets its
+ * position here from the configured backplane and goes to every worker in that one order
+ * (backplane/ipc-backplane.ts). The workers read the history through it and hear of gaps from it.
  *
- * Signals: SIGTERM/SIGINT drain every worker (each closes its clients over drain_seconds)
- * and stop; SIGHUP and SIGUSR1 are passed on (each worker rereads the configuration, or
- * reopens its log). A worker that dies is replaced; one that dies before it ever listened
- * stops the whole server (a port in use, a bad setting), as a single process would.
+ * SIGTERM/SIGINT drain every worker and stop; SIGHUP and SIGUSR1 are passed on. A worker that
+ * dies is replaced; one that dies before it ever listened (a port in use, a bad setting) stops
+ * the whole server, as a single process would.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Backplane } from '../backplane/backplane.js';

@@ -1,9 +1,7 @@
 /**
- * The two ways the processes of one server ask each other over Node's IPC channel: one question
- * and its answer (a worker asking the primary), and one question to every worker with their
- * answers collected (the primary asking its workers). Every question carries an id, and is
- * waited for a bounded time: a hung or dead process never hangs the one asking. An answer to a
- * question no longer waited for is ignored.
+ * How the processes of one server ask each other over Node's IPC channel. Every question carries
+ * an id and is waited for a bounded time, so a hung or dead process never hangs the one asking;
+ * an answer to a question no longer waited for is ignored.
  */
 
 /** Questions asked one at a time, each answered once, by id. */

@@ -1,25 +1,15 @@
 /**
- * `/metrics` and `/status` for the whole server under `workers` > 1, over the IPC channel
- * (tagged like backplane/cluster-messages.ts):
+ * `/metrics` and `/status` for the whole server under `workers` > 1 (docs/metrics.md, "With
+ * `--workers`"), over the IPC channel (tagged like backplane/cluster-messages.ts):
  *
  *   worker  -> primary  { nsw: 'gather', id, ask }            a worker serving /metrics or /status wants the whole server's figures
  *   primary -> workers  { nsw: 'share?', id, ask }            the primary asks every worker for its own
  *   worker  -> primary  { nsw: 'share', id, share }           the answer (worker-figures.ts)
  *   primary -> worker   { nsw: 'gathered', id, figures }      the whole server's figures, to the worker that asked
  *
- * The primary waits at most a bound for the workers' answers, and sends back the whole server's:
- *
- * - metrics: merged here with prom-client's `AggregatorRegistry.aggregate`. Our `notification_*`
- *   counters, histograms and gauges are summed over the workers; the process metrics
- *   (`process_*`, `nodejs_*`) stay one series per process, labelled `worker` (a file-descriptor
- *   limit is per process: a sum would hide the one worker about to run out). The primary adds
- *   its own: the backplane state (a worker's is its link to the primary), the events it sequenced, its
- *   process metrics (`worker="primary"`) and `notification_workers` (answered / missing).
- * - status: the shares go back as they are; the asking worker merges them with its own
- *   second (status/whole-status.ts), since only it knows what its page has been sent.
- *
- * A worker that does not answer in time is left out, and says so (`missing`): a hung worker
- * never hangs a scrape.
+ * The primary merges the metrics (mergeMetrics). The status shares go back as they are: only the
+ * asking worker knows what its page has been sent (status/whole-status.ts). A worker that does
+ * not answer in time is left out and counted `missing`: a hung worker never hangs a scrape.
  */
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { taggedWith } from '../backplane/cluster-messages.js';
@@ -65,7 +55,7 @@ export const isFiguresToWorker = taggedWith<FiguresToWorker>({ 'share?': true, g
 /** How long the primary waits for the workers' figures before answering without the late ones. */
 export const SHARE_WAIT_MS = 2_000;
 
-/** A worker as the gathering sees it (cluster's Worker; a fake in tests). */
+/** A worker as the gathering sees it (cluster's Worker). */
 export interface ShareTarget {
   readonly id: number;
   isConnected(): boolean;
@@ -90,7 +80,8 @@ const RELAYED = 'notification_backplane_';
 
 /**
  * The whole server's metrics: each worker's `notification_*` summed (per their `aggregator`),
- * process metrics one series per process, then the primary's figures.
+ * process metrics one series per process (a sum would hide the one worker about to run out of
+ * file descriptors), then the primary's figures.
  */
 export function mergeMetrics(workers: ReadonlyArray<{ worker: number; metrics: MetricsJson }>, primary: MetricsJson): Registry {
   const all: MetricsJson[] = [];

@@ -138,10 +138,9 @@ class Cell {
 }
 
 /**
- * A labelled counter whose series are plain numbers, handed to prom-client at scrape time.
- * prom-client hashes and validates the labels on every `inc`, even on a pre-bound child
- * (about 1 µs); a cell costs a few nanoseconds. Every series exists from the start, at 0.
- * A key is a series' label values in `labelNames` order, joined by spaces.
+ * A labelled counter kept as plain numbers, handed to prom-client at scrape time (whose `inc`
+ * hashes and validates the labels, even on a bound child). Every series exists from the start,
+ * at 0; a key is its label values in `labelNames` order, joined by spaces.
  */
 function countsByLabel<K extends string>(
   registers: Registry[],
@@ -166,10 +165,7 @@ function countsByLabel<K extends string>(
   return cells;
 }
 
-/**
- * The `Metrics` of this server as Prometheus metrics, in a registry of its own (never the
- * global one), with the process metrics of prom-client (memory, event-loop lag, open fds).
- */
+/** The `Metrics` as Prometheus metrics, in a registry of its own, with prom-client's process metrics. */
 export class PrometheusMetrics implements Metrics {
   readonly registry = new Registry();
   #levels: MetricLevels = NO_LEVELS;

@@ -1,18 +1,10 @@
 /**
- * The status page for the whole server under `workers` > 1. The worker holding the page's feed
- * merges its own second with the other workers' (their shares, gathered by the primary):
- *
- * - connections, subscriptions, libraries: summed (a library followed on two workers counts twice);
- * - events per second and the busiest libraries' event counts: this worker's own, since every
- *   worker receives every event from the primary;
- * - delivery latency: the slowest worker's p50 and p99 (an event reaches its last subscriber
- *   when the slowest worker is done);
- * - recipients of each event in the tail, subscribers of the busiest libraries: summed. The
- *   workers' tails are matched by the event's position; an event without one (Redis down) keeps
- *   this worker's count.
- *
- * The workers' seconds are not aligned: another worker's latest second may end up to a
- * second before or after this one's.
+ * The status page for the whole server under `workers` > 1 (docs/metrics.md): the worker holding
+ * the page's feed merges its own second with the other workers' shares. Levels, tail recipients
+ * and the busiest libraries' subscribers are summed (tail entries matched by position; one
+ * without keeps this worker's count). Event counts are this worker's own: every worker receives
+ * every event. Latency is the slowest worker's: an event reaches its last subscriber when that
+ * worker is done. The workers' seconds are not aligned, up to a second apart.
  */
 import type { StatusShare } from '../cluster/whole-server-figures.js';
 import type { BusyLibrary, StatusPoint, StatusSnapshot, StatusUpdate, TailEntry } from './live-status.js';
