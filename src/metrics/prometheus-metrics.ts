@@ -129,12 +129,9 @@ const UNDELIVERED_REASONS = members<UndeliveredReason>({ 'no-database': 1, 'look
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
 /** One series of a labelled counter, as a plain number: what the hot path adds to. */
-class Cell {
-  value = 0;
-  constructor(readonly labels: Readonly<Record<string, string>>) {}
-  inc(): void {
-    this.value++;
-  }
+interface Cell {
+  readonly labels: Readonly<Record<string, string>>;
+  value: number;
 }
 
 /**
@@ -150,7 +147,8 @@ function countsByLabel<K extends string>(
   const cells = new Map<K, Cell>();
   for (const key of keys) {
     const values = key.split(' ');
-    cells.set(key, new Cell(Object.fromEntries(labelNames.map((label, i) => [label, values[i]!]))));
+    const labels = Object.fromEntries(labelNames.map((label, i) => [label, values[i]!]));
+    cells.set(key, { labels, value: 0 });
   }
   new Counter({
     name,
@@ -336,15 +334,15 @@ export class PrometheusMetrics implements Metrics {
   }
 
   connectionClosed(reason: CloseReason): void {
-    this.#closed.get(reason)!.inc();
+    this.#closed.get(reason)!.value++;
   }
 
   subscribeRefused(reason: SubscribeFailure): void {
-    this.#authFailures.get(`subscribe ${reason}`)!.inc();
+    this.#authFailures.get(`subscribe ${reason}`)!.value++;
   }
 
   subscribeLimited(reason: SubscribeLimit): void {
-    this.#limited.get(reason)!.inc();
+    this.#limited.get(reason)!.value++;
   }
 
   subscriptionExpired(): void {
@@ -352,15 +350,15 @@ export class PrometheusMetrics implements Metrics {
   }
 
   publisherRefused(reason: PublisherAuthFailure): void {
-    this.#authFailures.get(`events ${reason}`)!.inc();
+    this.#authFailures.get(`events ${reason}`)!.value++;
   }
 
   eventRejected(reason: EventRejection): void {
-    this.#rejected.get(reason)!.inc();
+    this.#rejected.get(reason)!.value++;
   }
 
   eventAccepted(type: string, source: PublisherKind): void {
-    this.#accepted.get(`${eventTypeLabel(type)} ${source}`)!.inc();
+    this.#accepted.get(`${eventTypeLabel(type)} ${source}`)!.value++;
   }
 
   eventDelivered(event: LibraryEvent, recipients: number, latencySeconds: number): void {
@@ -370,15 +368,15 @@ export class PrometheusMetrics implements Metrics {
   }
 
   groupEventUndelivered(reason: UndeliveredReason): void {
-    this.#undelivered.get(reason)!.inc();
+    this.#undelivered.get(reason)!.value++;
   }
 
   requestRefused(reason: RequestRefusal): void {
-    this.#refused.get(reason)!.inc();
+    this.#refused.get(reason)!.value++;
   }
 
   fallbackRequest(transport: FallbackTransport): void {
-    this.#fallbackRequests.get(transport)!.inc();
+    this.#fallbackRequests.get(transport)!.value++;
   }
 
   recovered(replayed: number): void {
@@ -387,6 +385,6 @@ export class PrometheusMetrics implements Metrics {
   }
 
   resynced(reason: ResyncReason): void {
-    this.#resyncs.get(reason)!.inc();
+    this.#resyncs.get(reason)!.value++;
   }
 }
