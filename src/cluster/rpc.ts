@@ -41,15 +41,9 @@ export interface Collected<Peer, Answer> {
   late: ReadonlySet<Peer>;
 }
 
-interface Round<Peer, Answer> {
-  waiting: Set<Peer>;
-  answers: Answer[];
-  done: () => void;
-}
-
 /** One question to many peers at once, answered by each; a peer that goes away is no longer waited for. */
 export class BroadcastQuestions<Peer, Answer> {
-  readonly #rounds = new Map<number, Round<Peer, Answer>>();
+  readonly #rounds = new Map<number, { waiting: Set<Peer>; answers: Answer[]; done: () => void }>();
   #nextId = 0;
 
   /** Sends the question to every peer under one new id; settles once all answered or left, or after `waitMs`. */
