@@ -55,10 +55,9 @@ function addSubscribers(busiest: readonly BusyLibrary[], others: readonly Status
 
 /** This worker's history with the other workers', second by second counted from the latest. */
 function mergeSnapshot(own: StatusSnapshot, others: readonly StatusShare[]): StatusSnapshot {
-  const points = own.points.map((point, i) => {
-    const back = own.points.length - i;
-    return others.reduce((merged, share) => addPoint(merged, share.points[share.points.length - back]), point);
-  });
+  const points = own.points.map((point, i) =>
+    others.reduce((merged, share) => addPoint(merged, share.points.at(i - own.points.length)), point),
+  );
   return { points, tail: addRecipients(own.tail, others), busiest: addSubscribers(own.busiest, others) };
 }
 
