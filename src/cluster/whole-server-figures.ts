@@ -11,6 +11,7 @@
  * asking worker knows what its page has been sent (status/whole-status.ts). A worker that does
  * not answer in time is left out and counted `missing`: a hung worker never hangs a scrape.
  */
+import type { Worker } from 'node:cluster';
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { taggedWith } from '../backplane/cluster-messages.js';
 import type { Logger } from '../log.js';
@@ -55,13 +56,6 @@ export const isFiguresToWorker = taggedWith<FiguresToWorker>({ 'share?': true, g
 /** How long the primary waits for the workers' figures before answering without the late ones. */
 export const SHARE_WAIT_MS = 2_000;
 
-/** A worker as the gathering sees it (cluster's Worker). */
-export interface ShareTarget {
-  readonly id: number;
-  isConnected(): boolean;
-  send(message: FiguresToWorker): boolean;
-}
-
 /**
  * Labels every series of a per-process metric with its process, so that the merge keeps one
  * series per process; `sum` over a single series keeps its value (and is not `omit`).
@@ -97,14 +91,14 @@ export function mergeMetrics(workers: ReadonlyArray<{ worker: number; metrics: M
 export interface PrimaryFiguresOptions {
   /** The workers configured: those that did not answer count as missing. */
   expected: number;
-  workers: () => Iterable<ShareTarget>;
+  workers: () => Iterable<Worker>;
   backplane: () => BackplaneLevels;
   logger: Logger;
 }
 
 export class PrimaryFigures {
   readonly #options: PrimaryFiguresOptions;
-  readonly #shares = new BroadcastQuestions<ShareTarget, WorkerShare>();
+  readonly #shares = new BroadcastQuestions<Worker, WorkerShare>();
   readonly #registry = new Registry();
   readonly #sequenced: Counter;
 
@@ -125,7 +119,7 @@ export class PrimaryFigures {
     this.#sequenced.inc();
   }
 
-  receive(worker: ShareTarget, message: FiguresToPrimary): void {
+  receive(worker: Worker, message: FiguresToPrimary): void {
     if (message.nsw === 'share') {
       this.#shares.answered(worker, message.id, message.share);
       return;
@@ -134,14 +128,15 @@ export class PrimaryFigures {
     const failed = (err: unknown): GatheredFigures => ({ kind: 'failed', reason: err instanceof Error ? err.message : String(err) });
     void this.#gather(message.ask).catch(failed).then((figures) => {
       if (figures.kind === 'failed') this.#options.logger.error({ reason: figures.reason }, "gathering the workers' figures failed");
-      if (worker.isConnected()) worker.send({ nsw: 'gathered', id, figures });
+      if (worker.isConnected()) worker.send({ nsw: 'gathered', id, figures } satisfies FiguresToWorker);
     });
   }
 
   /** Asks every worker for its share of `ask` and answers with the whole server's figures. */
   async #gather(ask: FiguresQuestion): Promise<GatheredFigures> {
     const connected = [...this.#options.workers()].filter((worker) => worker.isConnected());
-    const { answers: shares } = await this.#shares.ask(connected, (worker, id) => worker.send({ nsw: 'share?', id, ask }), SHARE_WAIT_MS);
+    const question = (worker: Worker, id: number) => worker.send({ nsw: 'share?', id, ask } satisfies FiguresToWorker);
+    const { answers: shares } = await this.#shares.ask(connected, question, SHARE_WAIT_MS);
     if (ask.kind === 'status') {
       const status = shares.flatMap((share): StatusShare[] => (share.kind === 'status' && share.status !== null ? [share.status] : []));
       return { kind: 'status', shares: status };
@@ -167,7 +162,7 @@ export class PrimaryFigures {
   }
 
   /** A worker that died will not answer. */
-  gone(worker: ShareTarget): void {
+  gone(worker: Worker): void {
     this.#shares.gone(worker);
   }
 }
