@@ -85,12 +85,16 @@ const isOtherKeyNotice = (notice: string): boolean => notice.includes(' differs 
 const SAME_KEY_FIX =
   'seaf-server, seahub and the notification server must use the same JWT key: compare JWT_PRIVATE_KEY / seafile.conf [notification] jwt_private_key';
 
+/** One line of the report; the caller names the check. */
 interface Finding {
   status: 'OK' | 'WARN' | 'FAIL';
-  name: string;
   detail: string;
   fix?: string;
 }
+
+const ok = (detail: string): Finding => ({ status: 'OK', detail });
+const warn = (detail: string, fix?: string): Finding => ({ status: 'WARN', detail, fix });
+const fail = (detail: string, fix: string): Finding => ({ status: 'FAIL', detail, fix });
 
 interface LoadedConfig {
   config: Config;
@@ -119,40 +123,39 @@ export async function check(argv: string[]): Promise<number> {
   const seafile = await findSeafileEnv(nonEmpty(values['seafile-env'], '--seafile-env', "the path of Seafile's .env"), process.env);
 
   let failed = false;
-  const report = (finding: Finding): void => {
-    if (finding.status === 'FAIL') failed = true;
-    const fix = finding.fix === undefined ? '' : ` Fix: ${finding.fix}`;
-    process.stdout.write(`${finding.status.padEnd(5)} ${finding.name}: ${finding.detail}${fix}\n`);
+  const report = (name: string, { status, detail, fix }: Finding): void => {
+    if (status === 'FAIL') failed = true;
+    process.stdout.write(`${status.padEnd(5)} ${name}: ${detail}${fix === undefined ? '' : ` Fix: ${fix}`}\n`);
   };
 
-  const loaded = await checkConfiguration(flags, process.env, report);
+  const loaded = await checkConfiguration(flags, process.env, (finding) => report('configuration', finding));
   if (loaded !== null) {
-    report(await checkServer(loaded.config));
-    report(await checkKey(loaded));
-    report(await checkGroupDatabase(loaded.config));
+    report('server', await checkServer(loaded.config));
+    report('key', await checkKey(loaded));
+    report('group database', await checkGroupDatabase(loaded.config));
   }
   if (seafile !== null) {
-    report(checkEnabled(seafile));
-    report(await checkInnerUrl(seafile));
-    report(checkPublicUrl(seafile));
-    report(checkSeafileKey(seafile, loaded));
+    report('ENABLE_NOTIFICATION_SERVER', checkEnabled(seafile));
+    report('INNER_NOTIFICATION_SERVER_URL', await checkInnerUrl(seafile));
+    report('NOTIFICATION_SERVER_URL', checkPublicUrl(seafile));
+    report('JWT_PRIVATE_KEY', checkSeafileKey(seafile, loaded));
   }
   // Without a configuration the server's own default applies.
   const idleMs = idleSeconds !== null ? idleSeconds * 1000 : (loaded?.config.pingIntervalMs ?? DEFAULTS.pingIntervalMs) + IDLE_MARGIN_MS;
   const publicUrl = publicUrlFlag ?? (await findPublicUrl(flags.configDir, process.env));
   const base = publicUrl === null ? null : notificationBase(publicUrl);
   if (base instanceof URL) {
-    report(await checkPing(base));
-    report(await checkUpgrade(webSocketUrl(base.href)));
-    report(await checkIdleProxy(webSocketUrl(base.href), idleMs));
+    report('ping', await checkPing(base));
+    report('websocket', await checkUpgrade(webSocketUrl(base.href)));
+    report('idle proxy', await checkIdleProxy(webSocketUrl(base.href), idleMs));
   } else {
-    const unchecked: Omit<Finding, 'name'> =
+    const unchecked =
       base === null
-        ? { status: 'WARN', detail: 'no public URL known, not checked.', fix: 'pass --public-url https://<your Seafile host> to check the proxy' }
-        : { status: 'FAIL', detail: `${base.message}, not checked.`, fix: 'write the public URL like https://seafile.example.com' };
-    for (const name of ['ping', 'websocket', 'idle proxy']) report({ ...unchecked, name });
+        ? warn('no public URL known, not checked.', 'pass --public-url https://<your Seafile host> to check the proxy')
+        : fail(`${base.message}, not checked.`, 'write the public URL like https://seafile.example.com');
+    for (const name of ['ping', 'websocket', 'idle proxy']) report(name, unchecked);
   }
-  report(await checkOpenFiles(clients));
+  report('open files', await checkOpenFiles(clients));
   return failed ? 1 : 0;
 }
 
@@ -178,13 +181,13 @@ async function checkConfiguration(flags: ServeFlags, env: Env, report: (finding:
       cwd: process.cwd(),
     });
     const key = configured ? `JWT key from ${config.jwtKeySource}` : 'no JWT key configured (the server generates one)';
-    report({ status: 'OK', name: 'configuration', detail: `listens on ${config.host}:${config.port}, ${key}.` });
+    report(ok(`listens on ${config.host}:${config.port}, ${key}.`));
     // The server starts all the same, as the stock server would; the value is still wrong.
-    for (const warning of warnings) report({ status: 'WARN', name: 'configuration', detail: `${warning}.`, fix: 'correct or unset the variable named' });
+    for (const warning of warnings) report(warn(`${warning}.`, 'correct or unset the variable named'));
     return { config, notices, keyConfigured: configured };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    report({ status: 'FAIL', name: 'configuration', detail: error.message, fix: 'correct the setting named; the server will not start until then' });
+    report(fail(error.message, 'correct the setting named; the server will not start until then'));
     return null;
   }
 }
@@ -192,13 +195,11 @@ async function checkConfiguration(flags: ServeFlags, env: Env, report: (finding:
 async function checkServer(config: Config): Promise<Finding> {
   const url = `${localServerUrl(config.host, config.port)}/ping`;
   const answer = await get(url);
-  if (answer.ok) return { status: 'OK', name: 'server', detail: `${url} answers ${PONG}.` };
-  return {
-    status: 'FAIL',
-    name: 'server',
-    detail: `${url}: ${answer.problem}.`,
-    fix: 'start the notification server (systemctl start notification-server), or give the address it listens on (--host, --port)',
-  };
+  if (answer.ok) return ok(`${url} answers ${PONG}.`);
+  return fail(
+    `${url}: ${answer.problem}.`,
+    'start the notification server (systemctl start notification-server), or give the address it listens on (--host, --port)',
+  );
 }
 
 /**
@@ -207,12 +208,10 @@ async function checkServer(config: Config): Promise<Finding> {
  */
 async function checkKey({ config, notices, keyConfigured }: LoadedConfig): Promise<Finding> {
   if (!keyConfigured) {
-    return {
-      status: 'WARN',
-      name: 'key',
-      detail: 'no JWT key configured: a server started so generates its own, which seaf-server and seahub do not know; not checked.',
-      fix: 'set JWT_PRIVATE_KEY or seafile.conf [notification] jwt_private_key to the key seaf-server and seahub use',
-    };
+    return warn(
+      'no JWT key configured: a server started so generates its own, which seaf-server and seahub do not know; not checked.',
+      'set JWT_PRIVATE_KEY or seafile.conf [notification] jwt_private_key to the key seaf-server and seahub use',
+    );
   }
   const url = webSocketUrl(localServerUrl(config.host, config.port));
   const repoId = randomUUID();
@@ -236,44 +235,36 @@ async function checkKey({ config, notices, keyConfigured }: LoadedConfig): Promi
     socket.send(JSON.stringify({ type: 'subscribe', content: { repos: [{ id: repoId, jwt_token: token }] } }));
     socket.ping();
   });
-  if ('problem' in outcome) {
-    return { status: 'WARN', name: 'key', detail: `${url.href}: ${outcome.problem}; not checked.` };
-  }
+  if ('problem' in outcome) return warn(`${url.href}: ${outcome.problem}; not checked.`);
+  const signed = `a token signed with the key from ${config.jwtKeySource}`;
   if (!outcome.accepted) {
-    return {
-      status: 'FAIL',
-      name: 'key',
-      detail: `the server at ${url.href} refuses a token signed with the key from ${config.jwtKeySource} (clients get jwt-expired for every library).`,
-      fix: SAME_KEY_FIX,
-    };
+    return fail(`the server at ${url.href} refuses ${signed} (clients get jwt-expired for every library).`, SAME_KEY_FIX);
   }
   const others = notices.filter(isOtherKeyNotice);
   if (others.length > 0) {
-    return { status: 'WARN', name: 'key', detail: `the server accepts the key from ${config.jwtKeySource}, but ${others.join(' ')}`, fix: SAME_KEY_FIX };
+    return warn(`the server accepts the key from ${config.jwtKeySource}, but ${others.join(' ')}`, SAME_KEY_FIX);
   }
-  return { status: 'OK', name: 'key', detail: `the server at ${url.href} accepts a token signed with the key from ${config.jwtKeySource}.` };
+  return ok(`the server at ${url.href} accepts ${signed}.`);
 }
 
 async function checkGroupDatabase(config: Config): Promise<Finding> {
   const database = config.groupDatabase;
   if (database === null) {
-    return {
-      status: 'WARN',
-      name: 'group database',
-      detail: 'none configured: folder permission changes for a group are not delivered.',
-      fix: 'set ccnet.conf [Database], SEAFILE_MYSQL_DB_HOST or --ccnet-db / CCNET_DB_URL',
-    };
+    return warn(
+      'none configured: folder permission changes for a group are not delivered.',
+      'set ccnet.conf [Database], SEAFILE_MYSQL_DB_HOST or --ccnet-db / CCNET_DB_URL',
+    );
   }
   const directory = openGroupDirectory(database, 0, config.groupLookupTimeoutMs);
   try {
     await directory.members(0);
-    return { status: 'OK', name: 'group database', detail: `${describeDatabase(database)} answers.` };
+    return ok(`${describeDatabase(database)} answers.`);
   } catch (error) {
     const fix =
       database.kind === 'sqlite'
         ? 'point --ccnet-db at ccnet/GroupMgr/groupmgr.db of the Seafile installation, readable by the server user'
         : 'check that the database server runs and that host, port, user, password and database name are right (ccnet.conf [Database], SEAFILE_MYSQL_DB_*, CCNET_DB_URL)';
-    return { status: 'FAIL', name: 'group database', detail: `${describeDatabase(database)}: ${(error as Error).message}.`, fix };
+    return fail(`${describeDatabase(database)}: ${(error as Error).message}.`, fix);
   } finally {
     await directory.close();
   }
@@ -307,12 +298,11 @@ function seafileValue(seafile: SeafileEnv, name: string): string | null {
 }
 
 function checkEnabled(seafile: SeafileEnv): Finding {
-  const name = 'ENABLE_NOTIFICATION_SERVER';
-  const value = seafileValue(seafile, name);
+  const value = seafileValue(seafile, 'ENABLE_NOTIFICATION_SERVER');
   // seaf-server compares the text with "true" exactly.
-  if (value === 'true') return { status: 'OK', name, detail: `true ${where(seafile)}.` };
+  if (value === 'true') return ok(`true ${where(seafile)}.`);
   const what = value === null ? `not set ${where(seafile)}${seafile.fromFile ? " (Seafile's compose file then uses false)" : ''}` : `${JSON.stringify(value)} ${where(seafile)}, not exactly "true"`;
-  return { status: 'WARN', name, detail: `${what}: ${SILENT}.`, fix: `set ENABLE_NOTIFICATION_SERVER=true ${where(seafile)}${applied(seafile)}` };
+  return warn(`${what}: ${SILENT}.`, `set ENABLE_NOTIFICATION_SERVER=true ${where(seafile)}${applied(seafile)}`);
 }
 
 async function checkInnerUrl(seafile: SeafileEnv): Promise<Finding> {
@@ -323,24 +313,21 @@ async function checkInnerUrl(seafile: SeafileEnv): Promise<Finding> {
     const fallback = seafile.fromFile
       ? `; Seafile's compose file then gives seaf-server ${COMPOSE_INNER_URL}, which reaches this server only if it runs as the container notification-server on Seafile's network (not checked from here)`
       : '';
-    return { status: 'WARN', name, detail: `not set ${where(seafile)}${fallback}. Without it ${SILENT}.`, fix };
+    return warn(`not set ${where(seafile)}${fallback}. Without it ${SILENT}.`, fix);
   }
   const protocol = URL.canParse(value) ? new URL(value).protocol : '';
   if (protocol !== 'http:' && protocol !== 'https:') {
-    return { status: 'WARN', name, detail: `${JSON.stringify(value)} ${where(seafile)} is not an http:// or https:// URL: seaf-server cannot post its events there, and says so nowhere.`, fix };
+    return warn(`${JSON.stringify(value)} ${where(seafile)} is not an http:// or https:// URL: seaf-server cannot post its events there, and says so nowhere.`, fix);
   }
   const base = value.replace(/\/+$/, '');
   const ping = `${base}/ping`;
   const answer = await get(ping);
-  if (answer.ok) return { status: 'OK', name, detail: `${ping} answers ${PONG} (seaf-server posts its events to ${base}/events).` };
-  return {
-    status: 'WARN',
-    name,
-    detail:
-      `${ping}: ${answer.problem}. seaf-server posts every event to ${base}/events: none would arrive, and it says so nowhere ` +
+  if (answer.ok) return ok(`${ping} answers ${PONG} (seaf-server posts its events to ${base}/events).`);
+  return warn(
+    `${ping}: ${answer.problem}. seaf-server posts every event to ${base}/events: none would arrive, and it says so nowhere ` +
       '(a host name known only inside Docker\'s network does not answer from outside it: run check where seaf-server runs).',
     fix,
-  };
+  );
 }
 
 function checkPublicUrl(seafile: SeafileEnv): Finding {
@@ -354,58 +341,46 @@ function checkPublicUrl(seafile: SeafileEnv): Finding {
     origin = `Seafile's compose default from SEAFILE_SERVER_HOSTNAME ${where(seafile)}`;
   }
   if (value === null) {
-    return {
-      status: 'WARN',
-      name,
-      detail: `not set ${where(seafile)}: seahub then gives the web UI no notification server and posts its comment updates nowhere.`,
+    return warn(
+      `not set ${where(seafile)}: seahub then gives the web UI no notification server and posts its comment updates nowhere.`,
       fix,
-    };
+    );
   }
   if (URL.canParse(value) && new URL(value).pathname.endsWith('/notification')) {
-    return { status: 'OK', name, detail: `${value} (${origin}): the web UI connects there, seahub posts comment updates to ${value}/events.` };
+    return ok(`${value} (${origin}): the web UI connects there, seahub posts comment updates to ${value}/events.`);
   }
-  return {
-    status: 'WARN',
-    name,
-    detail:
-      `${value} (${origin}) does not end in /notification: the web UI connects there and seahub posts its comment updates to ` +
+  return warn(
+    `${value} (${origin}) does not end in /notification: the web UI connects there and seahub posts its comment updates to ` +
       `${value.replace(/\/+$/, '')}${value.endsWith('/') ? '//' : '/'}events, which the documented proxy rules do not forward, and nobody is told.`,
     fix,
-  };
+  );
 }
 
 function checkSeafileKey(seafile: SeafileEnv, loaded: LoadedConfig | null): Finding {
   const name = 'JWT_PRIVATE_KEY';
   const theirs = seafile.values.get(name);
   if (theirs === undefined || theirs === '') {
-    return {
-      status: 'WARN',
-      name,
-      detail: `not set ${where(seafile)}: seaf-server does not start without it.`,
-      fix: `set ${name} ${where(seafile)} to this server's key${applied(seafile)}`,
-    };
+    return warn(
+      `not set ${where(seafile)}: seaf-server does not start without it.`,
+      `set ${name} ${where(seafile)} to this server's key${applied(seafile)}`,
+    );
   }
   if (loaded === null || !loaded.keyConfigured) {
     const why = loaded === null ? "the server's configuration did not load" : 'no JWT key is configured for this server';
-    return {
-      status: 'WARN',
-      name,
-      detail: `not compared: ${why}.`,
-      fix: `give this server the key ${where(seafile)}: JWT_PRIVATE_KEY in its environment, or seafile.conf [notification] jwt_private_key`,
-    };
+    return warn(
+      `not compared: ${why}.`,
+      `give this server the key ${where(seafile)}: JWT_PRIVATE_KEY in its environment, or seafile.conf [notification] jwt_private_key`,
+    );
   }
   const { config } = loaded;
   if (sameSecret(theirs, config.jwtPrivateKey)) {
-    return { status: 'OK', name, detail: `the key ${where(seafile)} is the server's (from ${config.jwtKeySource}); neither is shown.` };
+    return ok(`the key ${where(seafile)} is the server's (from ${config.jwtKeySource}); neither is shown.`);
   }
-  return {
-    status: 'WARN',
-    name,
-    detail:
-      `the key ${where(seafile)} differs from the server's (from ${config.jwtKeySource}); neither is shown. The server then refuses ` +
+  return warn(
+    `the key ${where(seafile)} differs from the server's (from ${config.jwtKeySource}); neither is shown. The server then refuses ` +
       "seaf-server's and seahub's events (401) and answers every client's subscribe with jwt-expired; seaf-server says so nowhere.",
-    fix: `give both the same key: put the JWT_PRIVATE_KEY ${where(seafile)} into the server's ${config.jwtKeySource}, then restart the server`,
-  };
+    `give both the same key: put the JWT_PRIVATE_KEY ${where(seafile)} into the server's ${config.jwtKeySource}, then restart the server`,
+  );
 }
 
 function sameSecret(a: string, b: string): boolean {
@@ -417,9 +392,9 @@ function sameSecret(a: string, b: string): boolean {
 async function checkPing(base: URL): Promise<Finding> {
   const url = `${base.href}/ping`;
   const answer = await get(url);
-  if (answer.ok) return { status: 'OK', name: 'ping', detail: `${url} answers ${PONG}.` };
+  if (answer.ok) return ok(`${url} answers ${PONG}.`);
   const fix = proxyFix(answer.status, 'route /notification/ping to the server\'s /ping in the proxy (docs/deploy)');
-  return { status: 'FAIL', name: 'ping', detail: `${url}: ${answer.problem} (desktop clients then never connect).`, fix };
+  return fail(`${url}: ${answer.problem} (desktop clients then never connect).`, fix);
 }
 
 async function checkUpgrade(url: URL): Promise<Finding> {
@@ -428,13 +403,13 @@ async function checkUpgrade(url: URL): Promise<Finding> {
     socket.on('pong', () => settle({ ok: true }));
     socket.ping();
   });
-  if (!('problem' in outcome)) return { status: 'OK', name: 'websocket', detail: `${url.href} upgrades, and frames cross both ways.` };
+  if (!('problem' in outcome)) return ok(`${url.href} upgrades, and frames cross both ways.`);
   const fix =
     outcome.status === 426 || outcome.status === 400
       ? 'the proxy does not pass the Upgrade and Connection headers: in nginx add proxy_http_version 1.1; ' +
         'proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade; (docs/deploy/nginx.conf)'
       : proxyFix(outcome.status, 'route /notification to the server in the proxy (docs/deploy)');
-  return { status: 'FAIL', name: 'websocket', detail: `${url.href}: ${outcome.problem}.`, fix };
+  return fail(`${url.href}: ${outcome.problem}.`, fix);
 }
 
 /** The fix for a request through the proxy that got `status` back (undefined: no answer at all). */
@@ -452,17 +427,14 @@ async function checkIdleProxy(url: URL, idleMs: number): Promise<Finding> {
     const openedAt = Date.now();
     socket.on('close', (code) => settle(`closed after ${((Date.now() - openedAt) / 1000).toFixed(1)} s idle (code ${code})`));
   });
-  if (!('problem' in outcome)) return { status: 'OK', name: 'idle proxy', detail: `${url.href} stayed open ${seconds} s with nothing subscribed (the server's pings cross the proxy).` };
+  if (!('problem' in outcome)) return ok(`${url.href} stayed open ${seconds} s with nothing subscribed (the server's pings cross the proxy).`);
   // The websocket line already fails with the fix when no WebSocket opens through the proxy.
-  if (!outcome.opened) return { status: 'WARN', name: 'idle proxy', detail: `${url.href}: not opened: ${outcome.problem}; not checked.` };
-  return {
-    status: 'FAIL',
-    name: 'idle proxy',
-    detail: `${url.href}: ${outcome.problem}, within ${seconds} s with nothing subscribed (idle clients then reconnect over and over).`,
-    fix:
-      "make the proxy's idle timeout longer than the server's ping interval: nginx proxy_read_timeout, HAProxy timeout tunnel, " +
+  if (!outcome.opened) return warn(`${url.href}: not opened: ${outcome.problem}; not checked.`);
+  return fail(
+    `${url.href}: ${outcome.problem}, within ${seconds} s with nothing subscribed (idle clients then reconnect over and over).`,
+    "make the proxy's idle timeout longer than the server's ping interval: nginx proxy_read_timeout, HAProxy timeout tunnel, " +
       'Apache ProxyTimeout or ProxyPass timeout= (docs/deploy)',
-  };
+  );
 }
 
 /**
@@ -505,22 +477,20 @@ async function checkOpenFiles(clients: number): Promise<Finding> {
   try {
     limits = await readFile('/proc/self/limits', 'utf8');
   } catch (error) {
-    return { status: 'WARN', name: 'open files', detail: `cannot read /proc/self/limits (${(error as Error).message}), not checked.` };
+    return warn(`cannot read /proc/self/limits (${(error as Error).message}), not checked.`);
   }
   const soft = /^Max open files\s+(\S+)\s+(\S+)/m.exec(limits)?.[1];
-  if (soft === undefined) return { status: 'WARN', name: 'open files', detail: 'no "Max open files" in /proc/self/limits, not checked.' };
+  if (soft === undefined) return warn('no "Max open files" in /proc/self/limits, not checked.');
   const needed = clients + RESERVED_FILES;
   const where = '(the limit here; under systemd the unit\'s LimitNOFILE= sets the server\'s)';
   if (soft === 'unlimited' || Number(soft) >= needed) {
-    return { status: 'OK', name: 'open files', detail: `limit ${soft} fits ${clients} clients ${where}.` };
+    return ok(`limit ${soft} fits ${clients} clients ${where}.`);
   }
   const suggested = Math.max(65_536, Math.ceil(needed / 1024) * 1024);
-  return {
-    status: 'FAIL',
-    name: 'open files',
-    detail: `limit ${soft} is below ${needed} (${clients} clients + ${RESERVED_FILES}) ${where}.`,
-    fix: `set LimitNOFILE=${suggested} in the systemd unit (docs/deploy/notification-server.service), or ulimit -n ${suggested} before starting the server`,
-  };
+  return fail(
+    `limit ${soft} is below ${needed} (${clients} clients + ${RESERVED_FILES}) ${where}.`,
+    `set LimitNOFILE=${suggested} in the systemd unit (docs/deploy/notification-server.service), or ulimit -n ${suggested} before starting the server`,
+  );
 }
 
 async function get(url: string): Promise<{ ok: boolean; status?: number; problem: string }> {
