@@ -15,8 +15,6 @@ import { localServerUrl } from './server-url.js';
 
 export interface SigningKey {
   key: Buffer;
-  /** `--key`, `JWT_PRIVATE_KEY`, `seafile.conf [notification] jwt_private_key`, a file name. */
-  source: string;
   /** Where the server listens by that configuration (`http://127.0.0.1:8083`), or null with `--key`. */
   serverUrl: string | null;
 }
@@ -30,7 +28,7 @@ export async function resolveSigningKey(
   const key = nonEmpty(values.key, '--key', 'the JWT key');
   const configDir = nonEmpty(values['config-dir'], '-c/--config-dir', 'a directory');
   const stateDir = nonEmpty(values['state-dir'], '--state-dir', 'a directory');
-  if (key !== null) return { key: Buffer.from(key, 'utf8'), source: '--key', serverUrl: null };
+  if (key !== null) return { key: Buffer.from(key, 'utf8'), serverUrl: null };
   if (configDir === null && envText(env, SETTINGS.jwt_private_key) === undefined && !(await hasSavedKey(stateDir, env, cwd))) {
     throw new ConfigError(
       'no JWT key: pass --key <key>, set JWT_PRIVATE_KEY, or give the Seafile config dir with -c <dir> ' +
@@ -39,11 +37,7 @@ export async function resolveSigningKey(
   }
   // The server's own flags, as if started with just these two.
   const { config } = await loadConfig({ flags: { ...parseServeFlags([]), configDir, stateDir }, env, cwd });
-  return {
-    key: Buffer.from(config.jwtPrivateKey, 'utf8'),
-    source: config.jwtKeySource,
-    serverUrl: localServerUrl(config.host, config.port),
-  };
+  return { key: Buffer.from(config.jwtPrivateKey, 'utf8'), serverUrl: localServerUrl(config.host, config.port) };
 }
 
 /** Whether a server started without configuration left its generated key in the state dir. */
