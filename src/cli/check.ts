@@ -1,7 +1,4 @@
-/**
- * `notification-server check`: reads the configuration as the server does and tries what
- * clients and the server depend on, one line each, with a fix for what fails.
- */
+/** `notification-server check`: tries what clients and the server depend on (see CHECK_USAGE). */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';

@@ -1,9 +1,4 @@
-/**
- * `notification-server install-seafile <dir>`: puts this server where a Seafile 10/11 binary
- * package starts the stock one, `seafile/bin/notification-server`, and keeps the stock binary
- * beside it for `--uninstall`. seafile.sh and seafile-monitor.sh then start, stop and watch it
- * unchanged.
- */
+/** `notification-server install-seafile <dir>`: seafile.sh and seafile-monitor.sh then run this server unchanged. */
 import { chmod, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

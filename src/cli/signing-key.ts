@@ -1,7 +1,6 @@
 /**
- * The key `publish` and `listen` sign tokens with: `--key`, else the server's own key, found the
- * way the server finds it (JWT_PRIVATE_KEY, `-c <conf dir>`, or the key a server started without
- * configuration saved in its state dir). A tool never generates a key: no server would accept it.
+ * The key `publish` and `listen` sign with: `--key`, else the server's own, found as the server finds it.
+ * A tool never generates a key: no server would accept it.
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
