@@ -507,12 +507,8 @@ async function findPublicUrl(configDir: string | null, env: Env): Promise<string
   const hostname = nonBlank(env['SEAFILE_SERVER_HOSTNAME']);
   if (hostname !== null) return `${nonBlank(env['SEAFILE_SERVER_PROTOCOL'])?.trim() ?? 'http'}://${hostname.trim()}`;
   if (configDir === null) return null;
-  try {
-    const ccnet = await readKeyFile(join(resolve(process.cwd(), configDir), 'ccnet.conf'));
-    return nonBlank(ccnet?.get('General', 'SERVICE_URL') ?? undefined)?.trim() ?? null;
-  } catch {
-    return null;
-  }
+  const ccnet = await readKeyFile(join(resolve(process.cwd(), configDir), 'ccnet.conf')).catch(() => null);
+  return nonBlank(ccnet?.get('General', 'SERVICE_URL') ?? undefined)?.trim() ?? null;
 }
 
 /** `https://host` and `https://host/notification` both give `https://host/notification`. */

@@ -45,7 +45,7 @@ export async function installSeafile(argv: string[]): Promise<number> {
 
 async function findBinDir(dir: string): Promise<string> {
   for (const candidate of [join(dir, 'seafile', 'bin'), join(dir, 'seafile-server-latest', 'seafile', 'bin')]) {
-    if (await isDirectory(candidate)) return candidate;
+    if ((await stat(candidate).catch(() => null))?.isDirectory() === true) return candidate;
   }
   throw new ConfigError(`${dir} is not a Seafile install dir: it has no seafile/bin (nor seafile-server-latest/seafile/bin)`);
 }
@@ -100,13 +100,5 @@ async function readIfExists(path: string): Promise<string | null> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
-  }
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
   }
 }

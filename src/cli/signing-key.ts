@@ -42,11 +42,7 @@ export async function resolveSigningKey(
 /** Whether a server started without configuration left its generated key in the state dir. */
 async function hasSavedKey(stateDir: string | null, env: Env, cwd: string): Promise<boolean> {
   const dir = resolve(cwd, stateDir ?? nonBlank(envText(env, SETTINGS.state_dir)) ?? SETTINGS.state_dir.default);
-  try {
-    return (await readFile(join(dir, 'jwt_private_key'), 'utf8')).trim() !== '';
-  } catch {
-    return false;
-  }
+  return (await readFile(join(dir, 'jwt_private_key'), 'utf8').catch(() => '')).trim() !== '';
 }
 
 /** The flags every signing tool takes, in parseArgs form, and their help lines. */
