@@ -61,24 +61,20 @@ export async function listen(argv: string[]): Promise<number> {
     if (tokens.length !== repos.length) {
       throw new ConfigError(`${repos.length} --repo but ${tokens.length} --token: give one token per library, in the same order`);
     }
-    return follow(
-      webSocketUrl(urlFlag ?? 'ws://127.0.0.1:8083'),
-      repos.map((id, index) => ({ id, jwt_token: tokens[index]! })),
-    );
+    return follow(webSocketUrl(urlFlag ?? 'ws://127.0.0.1:8083'), repos, tokens);
   }
   if (user === null) {
     throw new ConfigError("give --token <jwt> for each --repo, or --user <name> to sign tokens with the server's key");
   }
   const signing = await resolveSigningKey(values, process.env, process.cwd());
   const exp = Math.floor(Date.now() / 1000) + TOKEN_LIFETIME_SECONDS;
-  return follow(
-    webSocketUrl(urlFlag ?? signing.serverUrl ?? 'ws://127.0.0.1:8083'),
-    repos.map((id) => ({ id, jwt_token: signToken({ repo_id: id, username: user, exp }, signing.key) })),
-  );
+  const signed = repos.map((id) => signToken({ repo_id: id, username: user, exp }, signing.key));
+  return follow(webSocketUrl(urlFlag ?? signing.serverUrl ?? 'ws://127.0.0.1:8083'), repos, signed);
 }
 
-/** Runs until a signal (0) or until the connection fails or the server closes it (1). */
-function follow(url: URL, repos: Array<{ id: string; jwt_token: string }>): Promise<number> {
+/** Until a signal (0), or until the connection fails or the server closes it (1); tokens[i] is for ids[i]. */
+function follow(url: URL, ids: string[], tokens: string[]): Promise<number> {
+  const repos = ids.map((id, index) => ({ id, jwt_token: tokens[index]! }));
   return new Promise<number>((resolve) => {
     const socket = new WebSocket(url, [SEAFILE_SUBPROTOCOL], { handshakeTimeout: HANDSHAKE_TIMEOUT_MS, perMessageDeflate: false });
     let stopping = false;
@@ -115,8 +111,7 @@ function follow(url: URL, repos: Array<{ id: string; jwt_token: string }>): Prom
       finish(1, `${url.href} answered ${status} ${response.statusMessage ?? ''} instead of a WebSocket upgrade${upgradeHint(status)}`);
     });
     socket.on('error', (error) => {
-      if (stopping) return;
-      finish(1, `cannot connect to ${url.href}: ${error.message}`);
+      if (!stopping) finish(1, `cannot connect to ${url.href}: ${error.message}`);
     });
     socket.on('open', () => {
       socket.send(JSON.stringify({ type: 'subscribe', content: { repos } }));
@@ -128,8 +123,7 @@ function follow(url: URL, repos: Array<{ id: string; jwt_token: string }>): Prom
       });
     });
     socket.on('message', (data, isBinary) => {
-      if (isBinary) return;
-      process.stdout.write(`${oneLine(data.toString())}\n`);
+      if (!isBinary) process.stdout.write(`${oneLine(data.toString())}\n`);
     });
     socket.on('close', (code, reason) => {
       if (stopping) finish(0);
