@@ -18,7 +18,7 @@ import { SEAFILE_SUBPROTOCOL } from '../transport/websocket-endpoint.js';
 import { signToken } from '../auth/jwt.js';
 import { describeFetchError, localServerUrl, webSocketUrl } from './server-url.js';
 
-export const CHECK_USAGE = `Usage: notification-server check [options]
+const CHECK_USAGE = `Usage: notification-server check [options]
 
 Reads the configuration the way the server does (options, environment, -c <dir>) and
 checks, one line each (OK, WARN or FAIL, with a fix for what fails):

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../config/config.js';
 import { parseCommandLine } from '../config/flags.js';
 
-export const INSTALL_SEAFILE_USAGE = `Usage: notification-server install-seafile [--uninstall] <seafile install dir>
+const INSTALL_SEAFILE_USAGE = `Usage: notification-server install-seafile [--uninstall] <seafile install dir>
 
 Puts this server in <dir>/seafile/bin/notification-server, where seafile.sh starts
 the stock notification server (Seafile 10/11 binary packages), and keeps the stock

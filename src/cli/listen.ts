@@ -8,7 +8,7 @@ import { SEAFILE_SUBPROTOCOL } from '../transport/websocket-endpoint.js';
 import { webSocketUrl } from './server-url.js';
 import { resolveSigningKey, SIGNING_KEY_OPTIONS, SIGNING_KEY_USAGE } from './signing-key.js';
 
-export const LISTEN_USAGE = `Usage: notification-server listen [options] --repo <id> [--repo <id> ...]
+const LISTEN_USAGE = `Usage: notification-server listen [options] --repo <id> [--repo <id> ...]
 
 Subscribes to libraries the way a desktop client does and prints every message the
 server sends (events, and jwt-expired when a token is refused or runs out) as one JSON

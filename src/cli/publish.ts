@@ -6,7 +6,7 @@ import { EventError, parseEvent } from '../protocol/event.js';
 import { describeFetchError, httpBaseUrl } from './server-url.js';
 import { resolveSigningKey, SIGNING_KEY_OPTIONS, SIGNING_KEY_USAGE } from './signing-key.js';
 
-export const PUBLISH_USAGE = `Usage: notification-server publish [options] <type> [<content JSON>]
+const PUBLISH_USAGE = `Usage: notification-server publish [options] <type> [<content JSON>]
 
 Signs a publisher token with the server's key and POSTs one event to <url>/events,
 the way seaf-server and seahub do. Prints the server's answer; exits 0 on 200.

@@ -12,7 +12,7 @@ import { nonBlank, type Env } from '../config/setting.js';
 import { envText, SETTINGS } from '../config/settings.js';
 import { localServerUrl } from './server-url.js';
 
-export interface SigningKey {
+interface SigningKey {
   key: Buffer;
   /** Where the server listens by that configuration (`http://127.0.0.1:8083`), or null with `--key`. */
   serverUrl: string | null;
