@@ -79,30 +79,7 @@ function eventBody(positionals: string[], repo: string | null): string {
   if (extra.length > 0) {
     throw new ConfigError(`unexpected argument ${JSON.stringify(extra[0])}: quote the content JSON as one argument`);
   }
-  let content: string;
-  if (contentText === undefined) {
-    if (repo === null) throw new ConfigError('give the content JSON (with "repo_id") or --repo <id>');
-    content = JSON.stringify({ repo_id: repo });
-  } else {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(contentText);
-    } catch (error) {
-      throw new ConfigError(`the content is not valid JSON: ${(error as Error).message}`);
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      throw new ConfigError('the content must be a JSON object, like {"repo_id":"<id>"}');
-    }
-    const fields = parsed as Record<string, unknown>;
-    if (repo === null || fields['repo_id'] === repo) {
-      content = contentText;
-    } else if (fields['repo_id'] === undefined) {
-      content = JSON.stringify({ repo_id: repo, ...fields });
-    } else {
-      throw new ConfigError(`--repo ${repo} differs from the content's repo_id ${JSON.stringify(fields['repo_id'])}`);
-    }
-  }
-  const body = `{"type":${JSON.stringify(type)},"content":${content}}`;
+  const body = `{"type":${JSON.stringify(type)},"content":${eventContent(contentText, repo)}}`;
   try {
     parseEvent(body);
   } catch (error) {
@@ -110,4 +87,25 @@ function eventBody(positionals: string[], repo: string | null): string {
     throw error;
   }
   return body;
+}
+
+/** The content as written, with --repo's repo_id added when it has none. */
+function eventContent(text: string | undefined, repo: string | null): string {
+  if (text === undefined) {
+    if (repo === null) throw new ConfigError('give the content JSON (with "repo_id") or --repo <id>');
+    return JSON.stringify({ repo_id: repo });
+  }
+  let fields: unknown;
+  try {
+    fields = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`the content is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
+    throw new ConfigError('the content must be a JSON object, like {"repo_id":"<id>"}');
+  }
+  const given = (fields as Record<string, unknown>)['repo_id'];
+  if (repo === null || given === repo) return text;
+  if (given !== undefined) throw new ConfigError(`--repo ${repo} differs from the content's repo_id ${JSON.stringify(given)}`);
+  return JSON.stringify({ repo_id: repo, ...fields });
 }
