@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { EventsListen } from '../config/config.js';
@@ -43,15 +44,9 @@ export function createHttpServer(router: Router, { headerTimeoutMs, logger, metr
  */
 export async function listen(server: Server, where: EventsListen, removeStaleSocket = true): Promise<void> {
   if (where.kind === 'unix' && removeStaleSocket) await removeStaleSocketFile(where.path);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const done = (): void => {
-      server.off('error', reject);
-      resolve();
-    };
-    if (where.kind === 'unix') server.listen(where.path, done);
-    else server.listen(where.port, where.host, done);
-  });
+  if (where.kind === 'unix') server.listen(where.path);
+  else server.listen(where.port, where.host);
+  await once(server, 'listening');
 }
 
 /** Removes a Unix socket file left by a server that died (the cluster primary does it once for its workers). */
