@@ -1,30 +1,23 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { refusedUnlessGet } from './router.js';
 
-export type Health = 'live' | 'ready';
-
 /** `no-primary`: a --workers worker whose primary (the sequencer of every worker's events) is gone. */
 export type Readiness = 'ready' | 'draining' | 'no-primary';
 
-function json(request: IncomingMessage, response: ServerResponse, status: number, body: unknown): void {
-  const text = `${JSON.stringify(body)}\n`;
-  response.writeHead(status, {
+/**
+ * `GET /health/live` (`status` 'live'): 200 while the process runs and serves HTTP (this process:
+ * under --workers, the worker that answers).
+ * `GET /health/ready`: 200 while new WebSockets are accepted, 503 from SIGTERM on (draining),
+ * so that a load balancer stops sending clients here before the last ones are closed; under
+ * --workers also 503 when the answering worker has lost its primary.
+ */
+export function answerHealth(status: Readiness | 'live', request: IncomingMessage, response: ServerResponse): void {
+  if (refusedUnlessGet(request, response)) return;
+  const text = `${JSON.stringify({ status })}\n`;
+  response.writeHead(status === 'live' || status === 'ready' ? 200 : 503, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
   });
   response.end(request.method === 'HEAD' ? undefined : text);
-}
-
-/**
- * `GET /health/live`: 200 while the process runs and serves HTTP (this process: under
- * --workers, the worker that answers).
- * `GET /health/ready`: 200 while new WebSockets are accepted, 503 from SIGTERM on (draining),
- * so that a load balancer stops sending clients here before the last ones are closed; under
- * --workers also 503 when the answering worker has lost its primary.
- */
-export function answerHealth(which: Health, readiness: Readiness, request: IncomingMessage, response: ServerResponse): void {
-  if (refusedUnlessGet(request, response)) return;
-  if (which === 'live') json(request, response, 200, { status: 'live' });
-  else json(request, response, readiness === 'ready' ? 200 : 503, { status: readiness });
 }

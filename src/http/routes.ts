@@ -42,8 +42,8 @@ export function publicRoutes(endpoints: Endpoints): Route[] {
     // Operations endpoints, deliberately not under /notification: the documented proxy rules do
     // not forward them, so they are reached from inside (Prometheus, the orchestrator).
     { paths: ['/metrics'], request: endpoints.metrics },
-    { paths: ['/health/live'], request: (request, response) => answerHealth('live', endpoints.readiness(), request, response) },
-    { paths: ['/health/ready'], request: (request, response) => answerHealth('ready', endpoints.readiness(), request, response) },
+    { paths: ['/health/live'], request: (request, response) => answerHealth('live', request, response) },
+    { paths: ['/health/ready'], request: (request, response) => answerHealth(endpoints.readiness(), request, response) },
     { paths: ['/status', '/status/'], request: statusRoute('page') },
     { paths: ['/status/app.js'], request: statusRoute('script') },
     { paths: ['/status/feed'], request: statusRoute('feed') },
