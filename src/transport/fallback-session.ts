@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { answerText } from '../http/router.js';
+import type { FallbackTransport } from '../metrics/metrics.js';
 import type { Admission, Admitted, Refusal } from '../session/admission.js';
 import { ClientSession, type SessionEnd, type Sessions } from '../session/client-session.js';
 import { RETRY_AFTER_SECONDS } from '../session/connection-caps.js';
@@ -66,22 +67,12 @@ export function badRequest(request: IncomingMessage, response: ServerResponse, a
   answerRefusal(request, response, admission, admission.refused({ why: 'bad-request', status: 400, message }, request));
 }
 
-/** The request `parse` makes of it, or null when it is unusable: then answered 400 with what to fix. */
-export function parsedOrRefused<T>(request: IncomingMessage, response: ServerResponse, admission: Admission, parse: () => T): T | null {
-  try {
-    return parse();
-  } catch (err) {
-    if (!(err instanceof FallbackRequestError)) throw err;
-    badRequest(request, response, admission, err.message);
-    return null;
-  }
-}
-
 /** An SSE or long-poll endpoint: admits each request, then serves it. */
 export abstract class FallbackEndpoint<Options extends FallbackContext> {
   constructor(
     protected readonly options: Options,
     private readonly method: 'GET' | 'POST',
+    private readonly transport: FallbackTransport,
   ) {}
 
   handle(request: IncomingMessage, response: ServerResponse): void {
@@ -90,6 +81,24 @@ export abstract class FallbackEndpoint<Options extends FallbackContext> {
   }
 
   protected abstract serve(request: IncomingMessage, response: ServerResponse, client: ClientAddress): void;
+
+  protected abstract session(call: RequestCall): RequestSession;
+
+  /** Starts the session for the request `parse` makes, or answers 400 with what to fix. */
+  protected open(call: Omit<RequestCall, 'parsed'>, parse: (maxLibraries: number) => FallbackRequest): void {
+    let parsed: FallbackRequest;
+    try {
+      parsed = parse(this.options.sessions.live.limits.maxLibrariesPerConnection);
+    } catch (err) {
+      if (!(err instanceof FallbackRequestError)) throw err;
+      badRequest(call.request, call.response, this.options.admission, err.message);
+      return;
+    }
+    const session = this.session({ ...call, parsed });
+    if (!session.subscribeRequest(parsed)) return;
+    this.options.sessions.metrics.fallbackRequest(this.transport);
+    session.start(parsed.entries.length);
+  }
 }
 
 /** One admitted SSE or poll request, and what it asks for. */
@@ -129,6 +138,9 @@ export abstract class RequestSession extends ClientSession {
   protected get cors(): Record<string, string> {
     return corsHeaders(this.request, this.context.admission);
   }
+
+  /** Answers or streams, once the request's libraries are subscribed. */
+  abstract start(libraries: number): void;
 
   /** Stops the transport's own work and leaves the hub; nothing more is written after it. */
   protected abstract stop(): void;

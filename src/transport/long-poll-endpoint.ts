@@ -4,7 +4,7 @@ import { readBody } from '../http/request-body.js';
 import type { Outgoing } from '../protocol/outgoing.js';
 import type { ClientAddress } from './client-address.js';
 import { parsePollRequest } from './fallback-request.js';
-import { badRequest, FallbackEndpoint, parsedOrRefused, RequestSession, type FallbackContext, type RequestCall } from './fallback-session.js';
+import { badRequest, FallbackEndpoint, RequestSession, type FallbackContext, type RequestCall } from './fallback-session.js';
 
 export interface LongPollEndpointOptions extends FallbackContext {
   /** Largest request body (max_frame_bytes, the size of a WebSocket subscribe). */
@@ -23,13 +23,14 @@ export class LongPollEndpoint extends FallbackEndpoint<LongPollEndpointOptions> 
   readonly pending = new Set<LongPoll>();
 
   constructor(options: LongPollEndpointOptions) {
-    super(options, 'POST');
+    super(options, 'POST', 'long-poll');
   }
 
   protected serve(request: IncomingMessage, response: ServerResponse, client: ClientAddress): void {
     const { admission, maxBodyBytes, sessions } = this.options;
     readBody(request, maxBodyBytes, {
-      body: (body) => this.#answer(request, response, client, body.toString('utf8')),
+      body: (body) =>
+        this.open({ request, response, client }, (max) => parsePollRequest(body.toString('utf8'), max)),
       tooLarge: () => {
         badRequest(request, response, admission, `the body is larger than ${maxBodyBytes} bytes: name fewer libraries per poll`);
         request.resume();
@@ -38,19 +39,13 @@ export class LongPollEndpoint extends FallbackEndpoint<LongPollEndpointOptions> 
     request.on('error', (err) => sessions.logger.debug({ err }, 'poll request aborted'));
   }
 
+  protected session(call: RequestCall): LongPoll {
+    return new LongPoll(this.options, call, this.pending);
+  }
+
   /** Answers every waiting poll with what it has (its client polls again, elsewhere or after the restart). */
   close(): void {
     for (const poll of this.pending) poll.answer();
-  }
-
-  #answer(request: IncomingMessage, response: ServerResponse, client: ClientAddress, body: string): void {
-    const { admission, sessions } = this.options;
-    const parsed = parsedOrRefused(request, response, admission, () => parsePollRequest(body, sessions.live.limits.maxLibrariesPerConnection));
-    if (parsed === null) return;
-    const poll = new LongPoll(this.options, { request, response, client, parsed }, this.pending);
-    if (!poll.subscribeRequest(parsed)) return;
-    sessions.metrics.fallbackRequest('long-poll');
-    poll.wait();
   }
 }
 
@@ -77,7 +72,7 @@ export class LongPoll extends RequestSession {
   }
 
   /** Waits for news (bounded), unless the subscribe already brought some. */
-  wait(): void {
+  start(): void {
     this.pending.add(this);
     this.response.on('close', () => {
       // The client gave up before the answer: nothing was sent, its cursor has not moved.

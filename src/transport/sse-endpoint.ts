@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Outgoing } from '../protocol/outgoing.js';
 import type { ClientAddress } from './client-address.js';
 import { parseSseRequest } from './fallback-request.js';
-import { FallbackEndpoint, parsedOrRefused, RequestSession, type FallbackContext, type RequestCall } from './fallback-session.js';
+import { FallbackEndpoint, RequestSession, type FallbackContext, type RequestCall } from './fallback-session.js';
 
 export interface SseEndpointOptions extends FallbackContext {
   /** A stream silent this long gets a keep-alive comment (the WebSocket ping interval). */
@@ -23,7 +23,7 @@ export class SseEndpoint extends FallbackEndpoint<SseEndpointOptions> {
   readonly #keepAlive: NodeJS.Timeout;
 
   constructor(options: SseEndpointOptions) {
-    super(options, 'GET');
+    super(options, 'GET', 'sse');
     this.#keepAlive = setInterval(() => {
       const now = options.sessions.now();
       for (const stream of this.streams) stream.keepAlive(now, this.options.keepAliveMs);
@@ -32,17 +32,14 @@ export class SseEndpoint extends FallbackEndpoint<SseEndpointOptions> {
   }
 
   protected serve(request: IncomingMessage, response: ServerResponse, client: ClientAddress): void {
-    const { admission, sessions } = this.options;
-    const maxLibraries = sessions.live.limits.maxLibrariesPerConnection;
-    const lastEventId = request.headers['last-event-id'];
-    const parsed = parsedOrRefused(request, response, admission, () =>
-      parseSseRequest(new URL(request.url ?? '/', 'http://localhost').searchParams, typeof lastEventId === 'string' ? lastEventId : undefined, maxLibraries),
-    );
-    if (parsed === null) return;
-    const stream = new SseStream(this.options, { request, response, client, parsed }, this.streams);
-    if (!stream.subscribeRequest(parsed)) return;
-    sessions.metrics.fallbackRequest('sse');
-    stream.start(parsed.entries.length);
+    const header = request.headers['last-event-id'];
+    const lastEventId = typeof header === 'string' ? header : undefined;
+    const query = new URL(request.url ?? '/', 'http://localhost').searchParams;
+    this.open({ request, response, client }, (max) => parseSseRequest(query, lastEventId, max));
+  }
+
+  protected session(call: RequestCall): SseStream {
+    return new SseStream(this.options, call, this.streams);
   }
 
   /** Ends every stream (their clients reconnect elsewhere or after the restart) and stops the keep-alive timer. */

@@ -469,7 +469,7 @@ async function run(transport: TransportName, connectionLimits: ConnectionLimits 
     } else {
       const poll = new LongPoll({ ...options, maxBodyBytes: 1 << 16, live: { config: { longPollWaitMs: 2 ** 31 - 1 } } }, { request, response: res, client, parsed }, new Set());
       session = poll;
-      if (poll.subscribeRequest(parsed)) poll.wait();
+      if (poll.subscribeRequest(parsed)) poll.start();
     }
     assert.ok(session.positioned, 'SSE and long polling always carry positions');
   };
