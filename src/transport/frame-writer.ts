@@ -1,21 +1,13 @@
 /**
- * The write side of the hot path. Fan-out hands the same payload Buffer to every subscriber
- * of a library one after the other, so the WebSocket frame (header + payload, unmasked, as a
- * server sends it) is built once per event and the identical bytes go to every socket.
+ * The write side of the hot path: the WebSocket frame (unmasked, as a server sends it) is built
+ * once per event and the same bytes go to every subscriber's socket. Under a burst, sockets are
+ * corked for a short window so that several frames to one socket leave in one write system call:
+ * that call, not our JavaScript, is most of what a fan-out costs.
  *
- * A quiet server writes each frame at once. Under a burst (a fan-out starting right after the
- * previous one ended, see TUNING.burstGapMs, or a sustained rate, see TUNING.sustainedIntervalMs)
- * sockets are corked and uncorked together after a short window, so several events that reach
- * one socket meanwhile leave in one write system call instead of one per frame: that system
- * call, not our JavaScript, is most of what a fan-out costs.
- *
- * It writes underneath ws, which holds only because of two things that websocket-endpoint.ts
- * sets up and this module relies on:
- * - ws's perMessageDeflate is off: our frames are uncompressed, and ws never holds a compressed
- *   frame back in its own queue, so nothing it sends can be overtaken by one of ours;
- * - ws's sender writes each frame of its own (pings, pongs, close) to the socket at once, in
- *   the call: its frames and ours share the socket's one write queue, in call order.
- * The caller writes nothing after ws sent a close frame (readyState CLOSING).
+ * Writing underneath ws holds because websocket-endpoint.ts turns perMessageDeflate off (ws never
+ * holds a compressed frame back in its own queue) and ws writes its own frames (ping, pong, close)
+ * at once: its frames and ours share the socket's write queue in call order. The caller writes
+ * nothing after ws sent a close frame (readyState CLOSING).
  */
 import type { Socket } from 'node:net';
 
@@ -47,40 +39,32 @@ const TUNING = {
   maxCoolDownMs: 20,
 
   /**
-   * A fan-out that starts within this time of the end of the previous one is part of a burst:
-   * its event was already waiting while the previous one was written. Events at a rate the
-   * server keeps up with arrive after a gap and are written at once, even when another process
-   * holding the core made one fan-out slow: a rule on the fan-out's own cost would hold them back.
+   * A fan-out starting this soon after the previous one ended is part of a burst (its event was
+   * waiting). Not a rule on a fan-out's cost: another process holding the core can make one slow.
    */
   burstGapMs: 2,
 
   /**
-   * Fan-outs that come, on average, less than this far apart are a sustained rate (over about
-   * 66 events/s): each is corked for up to this long, so a socket's frames of two or more events
-   * leave in one write. A worker of `--workers N` needs this rule: it writes to 1/N of the
-   * subscribers, so its fan-outs end long before the next event has come round through the
-   * primary and the gap rule never sees a burst. At 50 events/s (20 ms apart, give or take the
-   * scheduler) every frame is still written at once. The mean weighs the last fan-out 1/4.
+   * Fan-outs less than this far apart on average (the last weighs 1/4) are a sustained rate and
+   * each is corked for up to this long. A `--workers N` worker needs it: it writes to 1/N of the
+   * subscribers, so its fan-outs end long before the next event comes round through the primary
+   * and the gap rule never sees a burst.
    */
   sustainedIntervalMs: 15,
   /** A quiet spell counts as this long, so a burst after it is seen within a few fan-outs. */
   maxCountedIntervalMs: 100,
 
   /**
-   * A sustained-rate batch of two or more fan-outs pays when its sockets got this many frames
-   * each, on average: many events to few libraries. Many events to many small libraries (each
-   * socket one frame per window, as in `churn`) share no write, and holding them only costs
-   * latency; the rule is then off for sustainedRetryMs, after which one batch tries again. A
-   * batch of one fan-out says nothing either way: the first batches of a burst hold one event
-   * each, and judging them would turn the rule off just as it starts to pay.
+   * A sustained-rate batch of two or more fan-outs pays only with this many frames per socket on
+   * average (many events to few libraries); else holding frames only costs latency, and the rule
+   * is off for sustainedRetryMs. A batch of one fan-out is not judged: a burst starts with those.
    */
   minFramesPerSocket: 1.5,
   sustainedRetryMs: 1000,
 
   /**
-   * Corked bytes at which one socket is written at once, whatever the window: a larger write
-   * saves nothing more, and the send queue limit (which counts corked bytes) must not close a
-   * client that reads everything for what the server itself held back.
+   * Corked bytes at which a socket is written at once: a larger write saves nothing more, and the
+   * send queue limit (it counts corked bytes) must not close a client for what we held back.
    */
   flushBytes: 64 * 1024,
 } as const;
@@ -91,10 +75,7 @@ export class FrameWriter {
   readonly #recentPayloads: [Buffer | null, Buffer | null] = [null, null];
   readonly #recentFrames: [Buffer | null, Buffer | null] = [null, null];
   #older = 0;
-  /**
-   * Whether frames are written at once (`false`: the server was quiet, so the first subscribers'
-   * bytes are on their way while the fan-out goes on) or corked and flushed together (a burst).
-   */
+  /** Frames are corked until the flush (a burst); else written at once. */
   #batching = false;
   /** A fan-out (a turn of the event loop with frames to write) is going on. */
   #inTurn = false;
@@ -127,9 +108,8 @@ export class FrameWriter {
   }
 
   /**
-   * The frame for `payload`, built once for a run of calls with the same Buffer (one event's
-   * fan-out). Two entries are enough: one fan-out finishes before the next event's starts, and
-   * sends at most two payloads per event (stock, and positioned for the positions extension).
+   * The frame for `payload`, built once per fan-out. Two entries are enough: a fan-out ends before
+   * the next one starts, and sends at most two payloads (stock and positioned).
    */
   frameOf(payload: Buffer): Buffer {
     if (payload === this.#recentPayloads[0]) return this.#recentFrames[0]!;
@@ -140,11 +120,7 @@ export class FrameWriter {
     return (this.#recentFrames[slot] = encodeTextFrame(payload));
   }
 
-  /**
-   * Writes `frame` to `socket` after whatever ws or an earlier call queued on it: at once when
-   * the server is quiet, or corked until the end of the batching window under a burst, together
-   * with any other frame written to the same socket in the meantime.
-   */
+  /** Writes `frame` after whatever ws or an earlier call queued on `socket`: at once, or corked under a burst. */
   write(socket: Socket, frame: Buffer): void {
     if (!this.#inTurn) this.#startTurn();
     if (!this.#batching) {
@@ -206,9 +182,8 @@ export class FrameWriter {
       this.#turnStarted = at;
       return;
     }
-    // A fan-out that took T ms is followed by up to T ms of batching (write system calls then
-    // get at most about half of the process under a burst), a sustained rate by
-    // TUNING.sustainedIntervalMs; each flush carries every frame that reached a socket meanwhile.
+    // A burst after a fan-out of T ms batches for up to T ms, so writes get at most about half of
+    // the process; a sustained rate batches for TUNING.sustainedIntervalMs.
     this.#batching = true;
     this.#batchedTurns = 1;
     const afterBurst = sinceEnd < TUNING.burstGapMs ? Math.min(this.#lastTook, TUNING.maxCoolDownMs) - sinceEnd : 0;
