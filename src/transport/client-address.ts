@@ -1,9 +1,8 @@
 /**
- * Which address a WebSocket client connects from. The TCP peer, unless the peer is a trusted
- * proxy (`trusted_proxies`): then the address that proxy names in `X-Forwarded-For` (the
- * rightmost entry that is not itself a trusted proxy, since every hop appends to the right and
- * only the entries added by trusted hops can be believed) or, without that header, `X-Real-IP`.
- * From any other peer both headers are ignored: a client could write anything in them.
+ * Which address a client connects from: the TCP peer, unless it is a trusted proxy
+ * (`trusted_proxies`); then the rightmost `X-Forwarded-For` entry that is not itself a trusted
+ * proxy (every hop appends, and only trusted hops can be believed) or else `X-Real-IP`. From any
+ * other peer both headers are ignored: a client could write anything in them.
  */
 import { BlockList, isIP } from 'node:net';
 

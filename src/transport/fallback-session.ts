@@ -145,11 +145,7 @@ export abstract class RequestSession extends ClientSession {
   /** Stops the transport's own work and leaves the hub; nothing more is written after it. */
   protected abstract stop(): void;
 
-  /**
-   * A rule ends a request only while its libraries are subscribed, before anything is answered:
-   * its address ran out of refused tokens, or it can follow nothing for the user cap. A 429
-   * keeps its client from coming straight back.
-   */
+  /** A rule ends a request only while it subscribes, before anything is answered: a 429 then. */
   protected end(why: SessionEnd): void {
     this.stop();
     const { admission, sessions } = this.context;

@@ -120,7 +120,7 @@ export class FrameWriter {
     return (this.#recentFrames[slot] = encodeTextFrame(payload));
   }
 
-  /** Writes `frame` after whatever ws or an earlier call queued on `socket`: at once, or corked under a burst. */
+  /** Writes `frame` after what ws or an earlier call queued on `socket`: at once, or corked under a burst. */
   write(socket: Socket, frame: Buffer): void {
     if (!this.#inTurn) this.#startTurn();
     if (!this.#batching) {

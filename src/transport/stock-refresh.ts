@@ -1,14 +1,11 @@
 /**
- * Stock desktop clients (the desktop client and SeaDrive: the `notification.seafile.com`
- * subprotocol) cannot ask for what they missed. When this node knows they missed events (it
- * was cut off from the backplane, or another node was and accepted events alone), those that
- * follow an affected library are closed with 1000, spread evenly over a window: each comes back
- * exactly 60 s after its close, re-reads its lock and folder-permission state, and resubscribes.
- * The spread keeps them from all coming back in the same second. Browsers (no subprotocol: the
- * web UI has a handful of reconnects for a tab's whole life and re-reads nothing) and positioned
- * clients (they catch up from the history) are left alone. The `User-Agent` tells nothing here:
- * every desktop client from 8.0.10 on re-reads on connecting, and only those from 9.0.16 send
- * one. See docs/cluster.md.
+ * Stock desktop clients (desktop client and SeaDrive: the `notification.seafile.com` subprotocol)
+ * cannot ask for what they missed. When this node knows they missed events, those following an
+ * affected library are closed with 1000, spread over a window: each comes back 60 s later and
+ * re-reads its lock and folder-permission state. Browsers (a handful of reconnects per tab, and
+ * they re-read nothing) and positioned clients (they catch up from the history) are left alone.
+ * The User-Agent cannot tell: every desktop client from 8.0.10 on re-reads on connecting, only
+ * those from 9.0.16 send one. See docs/cluster.md.
  */
 import type { LiveSettings } from '../config/settings.js';
 import type { Hub } from '../hub/hub.js';

@@ -26,10 +26,7 @@ const CLOSE_FOR: Record<SessionEnd, [code: number, reason: string]> = {
   'subscribe-timeout': [CloseCode.SubscribeTimeout, 'no subscription'],
 };
 
-/**
- * ws emits with the WebSocket as `this`; one set of listeners shared by every connection
- * finds its connection through this property, so a connection costs no closures.
- */
+/** ws calls listeners with the WebSocket as `this`: shared ones find their connection here, with no closures. */
 const CONNECTION = Symbol('connection');
 type Tagged = WebSocket & { [CONNECTION]: WebSocketConnection };
 
@@ -54,11 +51,7 @@ export class WebSocketConnection extends ClientSession {
   /** Set by whichever side starts the close first; null while nobody has. */
   #closeReason: CloseReason | null = null;
 
-  /**
-   * @param tcp the TCP socket under the WebSocket and the process's frame writer: events are
-   * written to the socket directly as pre-built frames, batched under a burst (frame-writer.ts). Without it
-   * (unit tests with a fake WebSocket) events go through `socket.send`.
-   */
+  /** @param tcp the socket under ws and the frame writer (frame-writer.ts); null: `socket.send` (unit tests). */
   constructor(
     readonly socket: WebSocket,
     client: ClientAddress,
@@ -116,7 +109,6 @@ export class WebSocketConnection extends ClientSession {
     this.socket.terminate();
   }
 
-  /** Inbound traffic of any kind. */
   seen(): void {
     this.lastSeen = this.sessions.now();
   }

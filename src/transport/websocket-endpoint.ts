@@ -22,18 +22,12 @@ export interface EndpointOptions {
 }
 
 /**
- * The liveness timer ticks this many times per ping interval and pings one slice of the
- * connections at each tick (by id), so that 100k connections are not all pinged in the same
- * millisecond: their pongs, all at once, would hold the cores for seconds every ping interval
- * and delay events by as much.
+ * Ticks of the liveness timer per ping interval, each pinging one slice of the connections (by
+ * id): 100k pongs at once would hold the cores for seconds and delay events by as much.
  */
 const PING_SLICES = 20;
 
-/**
- * Accepts subscriber WebSockets and keeps them alive: one shared timer pings the connections
- * that have been silent (a slice of them at each tick) and drops those silent past the
- * dead-peer timeout.
- */
+/** Accepts subscriber WebSockets; one shared timer pings the silent ones and drops dead peers. */
 export class WebSocketEndpoint {
   readonly connections = new Set<WebSocketConnection>();
   readonly #server: WebSocketServer;
@@ -90,7 +84,6 @@ export class WebSocketEndpoint {
   #checkLiveness(): void {
     const now = this.options.sessions.now();
     const { pingIntervalMs, deadPeerMs } = this.options;
-    // Each connection's slice comes round once per ping interval, as a single sweep did.
     const slice = this.#tick++ % PING_SLICES;
     for (const connection of this.connections) {
       const silentFor = now - connection.lastSeen;
@@ -104,9 +97,8 @@ export class WebSocketEndpoint {
   }
 
   /**
-   * Closes the connections with `code`, spread evenly over `windowMs` (the i-th of n at i/n of
-   * the window) so that their clients do not all come back in the same second. Resolves once
-   * the last one was closed.
+   * Closes the connections with `code`, the i-th of n at i/n of `windowMs`, so that their clients
+   * do not all come back in the same second. Resolves once the last one was closed.
    */
   closeSpread(connections: readonly WebSocketConnection[], windowMs: number, code: number, reason: string): Promise<void> {
     const { now } = this.options.sessions;
