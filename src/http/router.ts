@@ -56,10 +56,7 @@ export function refusedUnlessGet(request: IncomingMessage, response: ServerRespo
   return true;
 }
 
-/**
- * Answers an HTTP request on a socket that no HTTP response owns (an upgrade, a client error),
- * then closes it.
- */
+/** Answers an HTTP request on a socket no response owns (an upgrade, a client error), then closes it. */
 export function answerRaw(socket: Duplex, status: number, message: string, retryAfterSeconds?: number): void {
   const body = `${message}\n`;
   const retry = retryAfterSeconds === undefined ? '' : `Retry-After: ${retryAfterSeconds}\r\n`;

@@ -28,7 +28,6 @@ export interface Admitted {
 }
 
 export interface AdmissionOptions {
-  /** Its logger, metrics, clock, live limits (max_connections, max_connections_per_address) and refused tokens per address. */
   sessions: Sessions;
   /** Browser origins admitted; null: every origin (the stock behaviour). */
   allowedOrigins: readonly string[] | null;

@@ -27,10 +27,7 @@ export class Sessions {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now: () => number;
-  /**
-   * max_libraries_per_connection, subscribe_timeout, max_failed_subscribes_per_minute and
-   * max_connections_per_user (0: no limit), read when they apply: a reload may change them.
-   */
+  /** Read when they apply: a reload may change them. */
   readonly live: Pick<LiveSettings, 'limits'>;
   /** Refused tokens per client address, for requests (each one new, unlike a connection). */
   readonly failures: FailuresPerAddress;
@@ -50,9 +47,8 @@ export class Sessions {
 export type SessionEnd = 'failed-subscribes' | 'user-cap' | 'subscribe-timeout';
 
 /**
- * A connection (a WebSocket) lives on: it has its own refused-subscribe allowance and must
- * subscribe in time. A request (an SSE stream, a long poll) is one of many from its client
- * address, which shares one allowance for all of them; it is ended when its answer is.
+ * A connection (a WebSocket) has its own refused-subscribe allowance and must subscribe in time;
+ * a request (an SSE stream, a long poll) is one of many sharing its client address's allowance.
  */
 export type SessionKind = 'connection' | 'request';
 
@@ -99,16 +95,14 @@ export abstract class ClientSession implements Subscriber {
     return this.client.address;
   }
 
-  /** Libraries this session follows now. */
   get libraries(): number {
     return this.sessions.hub.librariesOf(this);
   }
 
   /**
    * Subscribes each library its token grants and answers the others (`jwt-expired`, `error`).
-   * False when a rule ended the session instead: its allowance of refused subscribes ran out,
-   * or every library it holds a valid token for was refused for the user cap (kept, it would
-   * hold nothing but a socket until subscribe_timeout).
+   * False when a rule ended the session instead: its refused subscribes ran out, or the user cap
+   * refused every library it holds a valid token for (kept, it would hold only a socket).
    */
   subscribe(entries: readonly SubscribeEntry[]): boolean {
     const { hub, key, metrics, logger } = this.sessions;
@@ -164,9 +158,8 @@ export abstract class ClientSession implements Subscriber {
   }
 
   /**
-   * A session becomes one of its user's when it first holds a subscription under that user
-   * name; one more than max_connections_per_user is refused with an `error` message. A session
-   * already counted for the user may follow more of their libraries.
+   * A session counts for a user from its first subscription under that name; one more than
+   * max_connections_per_user is refused with an `error`. A counted one may follow more libraries.
    */
   #overUserLimit({ username, repoId }: SubscriberGrant): boolean {
     const { hub, metrics, logger } = this.sessions;

@@ -3,12 +3,6 @@ import type { LiveSettings } from '../config/settings.js';
 import type { Logger } from '../log.js';
 import { TrustedProxies, type ClientAddress } from '../transport/client-address.js';
 
-/**
- * max_connections and max_connections_per_address, for every transport: a WebSocket, an SSE
- * stream and a waiting long poll are each one connection, of their client address too, from
- * the moment they are admitted.
- */
-
 /** What a client refused at a connection cap is told to wait; the desktop client's own rhythm. */
 export const RETRY_AFTER_SECONDS = 60;
 
@@ -21,7 +15,10 @@ export interface AddressCapOptions {
   trustedProxies: readonly string[];
 }
 
-/** Open connections, in all and by client address (where a trusted proxy did not attribute one: only in all). */
+/**
+ * Open connections for max_connections and max_connections_per_address: a WebSocket, an SSE stream
+ * and a waiting long poll each count from admission on; unattributed ones count only in all.
+ */
 export class ConnectionsPerAddress {
   readonly #proxies: TrustedProxies;
   readonly #open = new Map<string, number>();
@@ -47,12 +44,10 @@ export class ConnectionsPerAddress {
     return client;
   }
 
-  /** Open connections now, whatever their address. */
   get total(): number {
     return this.#total;
   }
 
-  /** Open connections from one client address now (0 for an address with none). */
   connectionsFrom(address: string): number {
     return this.#open.get(address) ?? 0;
   }

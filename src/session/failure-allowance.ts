@@ -2,9 +2,8 @@ import type { LiveSettings } from '../config/settings.js';
 import type { ClientAddress } from '../transport/client-address.js';
 
 /**
- * A token bucket of refused subscribes (bad or expired tokens): full at the per-minute limit,
- * refilled continuously. A WebSocket holds one for itself; SSE and long-poll requests, each a
- * new request, share one per client address (FailuresPerAddress).
+ * A token bucket of refused subscribes (bad or expired tokens), refilled continuously up to the
+ * per-minute limit. A WebSocket holds its own; fallback requests share one per client address.
  */
 export class FailureAllowance {
   #left: number;
@@ -33,9 +32,8 @@ export class FailureAllowance {
 
 /**
  * max_failed_subscribes_per_minute for SSE and long polling, where every request is new: one
- * bucket per client address, taken from by every refused token of its requests. Once it is
- * empty the address's requests are refused (429) before any token is checked, so a client
- * looping on a bad key costs a trickle of JWT checks. Buckets that refilled are forgotten.
+ * bucket per client address. Once it is empty the address's requests are refused (429) before
+ * any token is checked, so a client looping on a bad key costs a trickle of JWT checks.
  */
 export class FailuresPerAddress {
   readonly #buckets = new Map<string, FailureAllowance>();
@@ -48,7 +46,6 @@ export class FailuresPerAddress {
     this.#prunedAt = now();
   }
 
-  /** max_failed_subscribes_per_minute, as it is now. */
   private get perMinute(): number {
     return this.live.limits.maxFailedSubscribesPerMinute;
   }
