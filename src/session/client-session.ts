@@ -54,9 +54,6 @@ export type SessionKind = 'connection' | 'request';
 
 export abstract class ClientSession implements Subscriber {
   readonly id: number;
-  readonly positioned: boolean;
-  /** Requests only: where each library stands, moved by every positioned message sent. */
-  readonly cursor: Cursor | null;
   /** Connections only; a request takes from its client address's (Sessions.failures). */
   readonly #allowance: FailureAllowance | null;
   /** Closes a connection that has not subscribed anything in time; cleared by its first subscription. */
@@ -67,12 +64,11 @@ export abstract class ClientSession implements Subscriber {
     /** The client address (trusted_proxies) whose caps and allowance this session counts against. */
     readonly client: ClientAddress,
     kind: SessionKind,
-    positioned: boolean,
-    cursor: Cursor | null = null,
+    readonly positioned: boolean,
+    /** Requests only: where each library stands, moved by every positioned message sent. */
+    readonly cursor: Cursor | null = null,
   ) {
     this.id = sessions.nextId();
-    this.positioned = positioned;
-    this.cursor = cursor;
     const { limits } = sessions.live;
     this.#allowance = kind === 'connection' ? new FailureAllowance(limits.maxFailedSubscribesPerMinute, sessions.now()) : null;
     if (kind === 'connection' && limits.subscribeTimeoutMs > 0) {
