@@ -41,30 +41,25 @@ function presented(request: IncomingMessage): string | null {
  */
 export class StatusEndpoint {
   readonly #tokenDigest: Buffer;
-  readonly #status: LiveStatus;
-  readonly #logger: Logger;
   readonly #feeds = new Set<ServerResponse>();
   readonly #timer: NodeJS.Timeout;
-  readonly #whole: WholeStatus | null;
   /** Under --workers: closed seconds waiting for the other workers' figures, oldest first. */
   #unsent: StatusUpdate[] = [];
   #merging = false;
 
-  constructor(options: StatusEndpointOptions) {
+  constructor(private readonly options: StatusEndpointOptions) {
     this.#tokenDigest = digest(options.token);
-    this.#status = options.status;
-    this.#logger = options.logger;
-    this.#whole = options.whole ?? null;
     this.#timer = setInterval(() => this.#tick(), 1000);
     this.#timer.unref();
   }
 
   handle(resource: StatusResource, request: IncomingMessage, response: ServerResponse): void {
     if (refusedUnlessGet(request, response)) return;
+    const { status, whole } = this.options;
     const secret = presented(request);
     // Digests have one length, so the comparison takes the same time whatever was sent.
     if (secret === null || !timingSafeEqual(digest(secret), this.#tokenDigest)) {
-      if (secret !== null) this.#logger.warn({ remote: request.socket.remoteAddress }, 'status page: wrong admin token');
+      if (secret !== null) this.options.logger.warn({ remote: request.socket.remoteAddress }, 'status page: wrong admin token');
       answerText(response, 401, 'the status page needs the admin token (NOTIFICATION_SERVER_ADMIN_TOKEN) as the password', { 'www-authenticate': REALM });
       return;
     }
@@ -85,10 +80,10 @@ export class StatusEndpoint {
         return;
       case 'feed':
         response.writeHead(200, { ...common, 'content-type': 'text/event-stream; charset=utf-8', 'x-accel-buffering': 'no' });
-        if (this.#whole === null) this.#open(response, this.#status.snapshot());
+        if (whole === undefined) this.#open(response, status.snapshot());
         else {
           // The updates start once the snapshot is written, so the page sees the seconds in order.
-          void this.#whole.snapshot(this.#status.snapshot()).then((snapshot) => {
+          void whole.snapshot(status.snapshot()).then((snapshot) => {
             if (!response.destroyed) this.#open(response, snapshot);
           });
         }
@@ -109,12 +104,13 @@ export class StatusEndpoint {
   }
 
   #tick(): void {
-    const update = this.#status.tick();
+    const { status, whole } = this.options;
+    const update = status.tick();
     if (this.#feeds.size === 0) return;
-    if (this.#whole === null) this.#send(update);
+    if (whole === undefined) this.#send(update);
     else {
       this.#unsent.push(update);
-      if (!this.#merging) void this.#mergeUnsent(this.#whole);
+      if (!this.#merging) void this.#mergeUnsent(whole);
     }
   }
 
