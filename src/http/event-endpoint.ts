@@ -46,32 +46,31 @@ export class EventEndpoint {
     }
     readBody(request, live.limits.maxEventBodyBytes, {
       body: (body) => this.#accept(body, source, response),
-      tooLarge: () => this.#tooLarge(request, response),
+      tooLarge: () => {
+        metrics.eventRejected('too-large');
+        logger.warn({ remote: request.socket.remoteAddress }, 'event refused: body too large');
+        answerText(response, 413, `event body is larger than ${live.limits.maxEventBodyBytes} bytes`, { connection: 'close' });
+        request.resume();
+      },
     });
     request.on('error', (err) => logger.debug({ err }, 'event request aborted'));
   }
 
-  #tooLarge(request: IncomingMessage, response: ServerResponse): void {
-    this.options.metrics.eventRejected('too-large');
-    this.options.logger.warn({ remote: request.socket.remoteAddress }, 'event refused: body too large');
-    answerText(response, 413, `event body is larger than ${this.options.live.limits.maxEventBodyBytes} bytes`, { connection: 'close' });
-    request.resume();
-  }
-
   #accept(body: Buffer, source: PublisherKind, response: ServerResponse): void {
+    const { backplane, logger, metrics } = this.options;
     let event;
     try {
       event = parseEvent(utf8.decode(body));
     } catch (err) {
       const message = err instanceof EventError ? err.message : 'body is not valid UTF-8';
-      this.options.metrics.eventRejected('invalid');
-      this.options.logger.warn(`event refused: ${message}`);
+      metrics.eventRejected('invalid');
+      logger.warn(`event refused: ${message}`);
       answerText(response, 400, message);
       return;
     }
-    this.options.logger.debug({ type: event.type, repoId: event.repoId, source }, 'event accepted');
-    this.options.metrics.eventAccepted(event.type, source);
-    this.options.backplane.publish(event);
+    logger.debug({ type: event.type, repoId: event.repoId, source }, 'event accepted');
+    metrics.eventAccepted(event.type, source);
+    backplane.publish(event);
     answerText(response, 200, '');
   }
 }
