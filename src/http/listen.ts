@@ -38,9 +38,8 @@ export function createHttpServer(router: Router, { headerTimeoutMs, logger, metr
 }
 
 /**
- * Listens on a TCP address or a Unix socket. A socket file left by a server that died would make
- * listen fail with EADDRINUSE, so it is removed first, unless `removeStaleSocket` is false (cluster
- * workers share the primary's socket: none may remove the file another one listens on).
+ * Listens on a TCP address or a Unix socket, removing a socket file left by a server that died
+ * (else EADDRINUSE); not under --workers, where the primary removed it for every worker.
  */
 export async function listen(server: Server, where: EventsListen, removeStaleSocket = true): Promise<void> {
   if (where.kind === 'unix' && removeStaleSocket) await removeStaleSocketFile(where.path);

@@ -17,10 +17,7 @@ function forwardedByProxy(request: IncomingMessage): boolean {
   return headers['x-forwarded-for'] !== undefined || headers['forwarded'] !== undefined || headers['x-real-ip'] !== undefined;
 }
 
-/**
- * `GET /metrics`: the Prometheus text format, to direct requests only; 404 when metrics are
- * turned off or the request came through a proxy.
- */
+/** `GET /metrics`: the Prometheus text format, to direct requests only. */
 export function answerMetrics(metrics: MetricsExposition | null, logger: Logger, request: IncomingMessage, response: ServerResponse): void {
   if (metrics === null) {
     answerText(response, 404, 'not found: metrics are turned off (NOTIFICATION_SERVER_METRICS)');

@@ -90,7 +90,6 @@ export class StatusEndpoint {
     }
   }
 
-  /** Stops the clock and ends the open feeds. */
   close(): void {
     clearInterval(this.#timer);
     for (const feed of this.#feeds) feed.end();

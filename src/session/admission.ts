@@ -1,9 +1,7 @@
 /**
- * Who may open a session, decided once for a WebSocket upgrade, an SSE stream and a long poll:
- * not while the server drains, not from a browser origin outside allowed_origins, not past
- * max_connections (every transport counted together) or max_connections_per_address, and, for
- * a request, not from an address that ran out of refused tokens (a connection has its own
- * allowance, checked as it subscribes).
+ * Who may open a session, decided once for a WebSocket upgrade, an SSE stream and a long poll.
+ * A request's address may have run out of refused tokens; a connection's own allowance is
+ * checked as it subscribes.
  */
 import type { IncomingMessage } from 'node:http';
 import type { RequestRefusal } from '../metrics/metrics.js';

@@ -168,9 +168,8 @@ export abstract class ClientSession implements Subscriber {
   }
 
   /**
-   * Takes one refused subscribe from the allowance; false when it is empty. Ending, not slowing
-   * down: a client that keeps presenting bad tokens is misconfigured or probing, and the stock
-   * clients come back only after 60 s, which damps the loop for free.
+   * False when the allowance of refused subscribes is empty. Ending, not slowing down: such a
+   * client is misconfigured or probing, and stock clients come back only after 60 s.
    */
   #takeFailure(now: number): boolean {
     const perMinute = this.sessions.live.limits.maxFailedSubscribesPerMinute;

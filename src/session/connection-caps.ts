@@ -73,7 +73,7 @@ export class ConnectionsPerAddress {
 
   /**
    * Counts one connection of the client until the returned function is called (later calls do
-   * nothing). Counted from admission on, so that a burst from one address cannot overshoot the cap.
+   * nothing). From admission on, so that a burst from one address cannot overshoot the cap.
    */
   count(client: ClientAddress): () => void {
     const { address, unattributed } = client;
