@@ -56,7 +56,7 @@ export class LongPoll extends RequestSession {
   readonly #resumed: ReadonlySet<string>;
   #bytes = 0;
   /** send_queue_bytes as it was when the poll came in: an answer is sent once this many bytes wait. */
-  readonly #sendQueueBytes: number;
+  readonly #sendQueueBytes = this.sessions.live.limits.sendQueueBytes;
   #answered = false;
   #timer: NodeJS.Timeout | undefined;
   #soon: NodeJS.Immediate | undefined;
@@ -68,7 +68,6 @@ export class LongPoll extends RequestSession {
   ) {
     super(options, call);
     this.#resumed = new Set(call.parsed.cursor.keys());
-    this.#sendQueueBytes = options.sessions.live.limits.sendQueueBytes;
   }
 
   /** Waits for news (bounded), unless the subscribe already brought some. */

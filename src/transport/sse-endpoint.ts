@@ -56,7 +56,7 @@ export class SseStream extends RequestSession {
   #open = true;
   #lastWrite = 0;
   /** send_queue_bytes as it was when the stream opened: past it the stream is ended. */
-  readonly #sendQueueBytes: number;
+  readonly #sendQueueBytes = this.sessions.live.limits.sendQueueBytes;
 
   constructor(
     options: SseEndpointOptions,
@@ -64,7 +64,6 @@ export class SseStream extends RequestSession {
     private readonly streams: Set<SseStream>,
   ) {
     super(options, call);
-    this.#sendQueueBytes = options.sessions.live.limits.sendQueueBytes;
   }
 
   start(libraries: number): void {
