@@ -1,4 +1,4 @@
-import { MAX_REPO_ID_LENGTH } from '../protocol/client-message.js';
+import { isRecord, MAX_REPO_ID_LENGTH } from '../protocol/client-message.js';
 import { CursorError, parseCursor, type Cursor } from '../session/cursor.js';
 
 /**
@@ -70,8 +70,4 @@ function build(entries: Array<{ repoId: string; token: string }>, cursorText: st
     if (err instanceof CursorError) throw new FallbackRequestError(err.message);
     throw err;
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
