@@ -15,7 +15,6 @@ export interface EventEndpointOptions {
   key: PublisherCredentials['key'];
   live: LiveSettings;
   logger: Logger;
-  /** Where accepted events (by type and source), refused credentials and rejected requests are counted. */
   metrics: Metrics;
   now: () => number;
 }

@@ -5,11 +5,8 @@ import { refusedUnlessGet } from './router.js';
 export type Readiness = 'ready' | 'draining' | 'no-primary';
 
 /**
- * `GET /health/live` (`status` 'live'): 200 while the process runs and serves HTTP (this process:
- * under --workers, the worker that answers).
- * `GET /health/ready`: 200 while new WebSockets are accepted, 503 from SIGTERM on (draining),
- * so that a load balancer stops sending clients here before the last ones are closed; under
- * --workers also 503 when the answering worker has lost its primary.
+ * `GET /health/live` and `/health/ready` (docs/metrics.md). Ready turns 503 from SIGTERM on, so
+ * that a load balancer stops sending clients here before the last ones are closed.
  */
 export function answerHealth(status: Readiness | 'live', request: IncomingMessage, response: ServerResponse): void {
   if (refusedUnlessGet(request, response)) return;

@@ -8,9 +8,8 @@ export interface MetricsExposition {
 }
 
 /**
- * True when a reverse proxy forwarded the request: nginx and Apache, as documented, add
- * `X-Forwarded-For`. A prefix rule like nginx's `location /notification` also forwards
- * `/notificationmetrics` to `/metrics`, so such requests are treated as coming from outside.
+ * True when a reverse proxy forwarded the request (docs/metrics.md): a prefix rule like nginx's
+ * `location /notification` would also forward `/notificationmetrics` to `/metrics`.
  */
 function forwardedByProxy(request: IncomingMessage): boolean {
   const { headers } = request;

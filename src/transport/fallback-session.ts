@@ -62,7 +62,6 @@ function admitRequest(request: IncomingMessage, response: ServerResponse, method
   return admitted;
 }
 
-/** Answers 400 with the message (an unusable query or body). */
 export function badRequest(request: IncomingMessage, response: ServerResponse, admission: Admission, message: string): void {
   answerRefusal(request, response, admission, admission.refused({ why: 'bad-request', status: 400, message }, request));
 }
