@@ -1,11 +1,9 @@
 /**
  * Stock desktop clients (desktop client and SeaDrive: the `notification.seafile.com` subprotocol)
- * cannot ask for what they missed. When this node knows they missed events, those following an
- * affected library are closed with 1000, spread over a window: each comes back 60 s later and
- * re-reads its lock and folder-permission state. Browsers (a handful of reconnects per tab, and
- * they re-read nothing) and positioned clients (they catch up from the history) are left alone.
- * The User-Agent cannot tell: every desktop client from 8.0.10 on re-reads on connecting, only
- * those from 9.0.16 send one. See docs/cluster.md.
+ * cannot ask for what they missed. After a known gap, those following an affected library are
+ * closed with 1000, spread over a window, so that they come back 60 s later and re-read their
+ * lock and folder-permission state. docs/cluster.md says why browsers and positioned clients are
+ * left alone, and why the User-Agent cannot tell.
  */
 import type { LiveSettings } from '../config/settings.js';
 import type { Hub } from '../hub/hub.js';
