@@ -144,7 +144,7 @@ export abstract class RequestSession extends ClientSession {
   /** Stops the transport's own work and leaves the hub; nothing more is written after it. */
   protected abstract stop(): void;
 
-  /** A rule ends a request only while it subscribes, before anything is answered: a 429 then. */
+  /** A rule ends a request only as it subscribes, before any answer: a 429 keeps it from coming straight back. */
   protected end(why: SessionEnd): void {
     this.stop();
     const { admission, sessions } = this.context;
