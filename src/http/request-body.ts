@@ -11,18 +11,12 @@ export function readBody(request: IncomingMessage, maxBytes: number, handlers: {
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  let refused = false;
   request.on('data', (chunk: Buffer) => {
-    if (refused) return;
     size += chunk.length;
-    if (size > maxBytes) {
-      refused = true;
-      handlers.tooLarge();
-      return;
-    }
-    chunks.push(chunk);
+    if (size <= maxBytes) chunks.push(chunk);
+    else if (size - chunk.length <= maxBytes) handlers.tooLarge(); // the chunk that crossed the limit
   });
   request.on('end', () => {
-    if (!refused) handlers.body(Buffer.concat(chunks, size));
+    if (size <= maxBytes) handlers.body(Buffer.concat(chunks, size));
   });
 }
