@@ -1,29 +1,14 @@
 /**
- * Events travel between nodes over one Redis pub/sub channel. A node hands each event posted
- * to it to a Redis script that numbers it in its library, keeps it in the library's history
- * and publishes it (redis-history.ts); every node, this one included, hands the events to its
- * Hub as they come back over the channel, so all nodes deliver one library's events in one
- * order, the order of their positions. An event of this node that cannot come back that way
- * (the subscription is down) is delivered here when Redis has answered the script.
+ * Events travel between nodes over Redis pub/sub. A script numbers each event in its library,
+ * keeps it in the history and publishes it (redis-history.ts); every node, this one included,
+ * delivers the events as they come back over the channel, so all nodes deliver one library's
+ * events in the order of their positions. Pub/sub needs a connection of its own; the publishing
+ * one neither queues nor resends across a reconnect.
  *
- * Two connections: pub/sub needs one of its own. The publishing one has no offline queue and
- * does not resend after a reconnect. An event accepted while Redis is away is held, in order,
- * for up to `hold.ms` and `hold.bytes` (a failover: Sentinel promotes a replica within
- * seconds) and published once Redis is back; one that outlives the hold is delivered on this
- * node only, without a position, never late and out of order on the others. The subscribing
- * one subscribes again on every reconnect; the backplane counts as connected only when both
- * are up.
- *
- * Back on Redis, before it publishes anything, the node checks that Redis still reaches the
- * last position it saw of each library (a promoted replica may lack the newest ones) and marks
- * those it does not (redis-history.ts, reconcile). An offset that goes backwards on the channel
- * (another node numbered on such a replica first) is caught too and reported as a gap.
- *
- * Redis Cluster: the libraries are spread over lanes, each with its sharded channel
- * (redis-history.ts), and every node subscribes to all of them (docs/cluster.md says why).
- * Order and sequence numbers hold per lane. A shard that goes away (a node lost, as ioredis
- * reports it) counts as Redis being away: events of every lane are held, and the node rejoins
- * as above once every lane answers again; the healthy shards are never reconnected.
+ * While Redis is away (a failover), this node's events are held in order within `hold`, then
+ * delivered here only, without a position: never late and out of order on the others. Back on
+ * Redis, the history is reconciled before anything is published. Redis Cluster: a sharded
+ * channel per lane, all subscribed; a lost shard counts as Redis away. See docs/cluster.md.
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
@@ -165,8 +150,7 @@ export class RedisBackplane implements Backplane {
       logger: this.#logger,
     });
     this.#subscriber.on(this.#layout.sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => {
-      // Back on the subscription before the history is checked and the publishing connection is
-      // up: delivering now would start catch-ups that cannot read the history yet.
+      // Until #rejoin has checked the history, delivering would start catch-ups that cannot read it.
       if (this.#state === 'reconnecting') {
         if (this.#incoming.length < MAX_INCOMING_WHILE_REJOINING) this.#incoming.push([channel, message]);
         return;
@@ -244,11 +228,9 @@ export class RedisBackplane implements Backplane {
         this.#settle();
       },
       (err: unknown) => {
-        // The connection went away under it (the state change is logged once by #update): held
-        // for the next primary. Published twice if the script did run: the origin's sequence drops the repeat.
+        // Held for the next primary; if the script did run, the origin's sequence drops the repeat.
         this.#logger.debug({ err, repoId: event.repoId, seq }, 'backplane: event not shared yet');
-        // Refused by a Redis that still looks connected (READONLY: a demoted primary): find the
-        // primary again rather than retry it with every later event.
+        // Refused by a Redis that looks connected (READONLY: a demoted primary): find the primary again.
         if (this.#holdLimit.ms > 0 && this.#publisher.status === 'ready' && this.#state === 'connected') {
           this.#lastError = err instanceof Error ? err.message : String(err);
           this.#recheck('publisher');
@@ -258,10 +240,7 @@ export class RedisBackplane implements Backplane {
     );
   }
 
-  /**
-   * Holds an event until Redis is back, within the hold's time and bytes; without room, or
-   * when the backplane never connected, it is delivered here only.
-   */
+  /** Holds an event until Redis is back, within the hold; else (or never connected) delivers it here only. */
   #hold(own: OwnEvent): void {
     const hold = this.#holdLimit;
     const bytes = own.event.frame.length;
@@ -293,7 +272,7 @@ export class RedisBackplane implements Backplane {
     this.#settle();
   }
 
-  /** Held events older than the hold: accepted alone (this node's subscribers only), as if there were no hold. */
+  /** Held events older than the hold are delivered here only, as if there were no hold. */
   #expireHeld(): void {
     this.#holdTimer = null;
     const hold = this.#holdLimit;
@@ -341,11 +320,7 @@ export class RedisBackplane implements Backplane {
     return backwards;
   }
 
-  /**
-   * Hands this node's settled events to its Hub in the order it accepted them: one that Redis
-   * numbered normally arrives over the subscription (#receive), and is waited for unless the
-   * subscription is down.
-   */
+  /** Delivers this node's settled events in order; a numbered one waits for #receive while subscribed. */
   #settle(): void {
     while (this.#own.length > 0) {
       const head = this.#own[0]!;
@@ -361,7 +336,7 @@ export class RedisBackplane implements Backplane {
     const alone = this.#alone;
     this.#alone = new Set();
     if (alone === 'all' || alone.size > 0) {
-      // First in the history, so that a client coming back later is told too; then to the nodes' clients now.
+      // In the history first, so that a client coming back later is told too.
       await this.history.markUnshared(alone).catch((err: unknown) => {
         this.#logger.warn({ err }, 'backplane: could not mark in the history the events accepted while cut off');
       });
@@ -440,9 +415,8 @@ export class RedisBackplane implements Backplane {
       disconnectTimeout: 0,
       // Fail a command once, at the loss; nothing is queued across a reconnect.
       maxRetriesPerRequest: 0,
-      // ioredis counts from 1 again after every 'ready'; a connection that gets ready and is then
-      // refused (a subscription without permission) would retry in a tight loop. Count until the
-      // backplane as a whole is connected instead.
+      // Counted until the whole backplane is connected, not from each 'ready' as ioredis does: a
+      // connection refused after getting ready (no permission to subscribe) would retry in a tight loop.
       retryStrategy: () => {
         const attempt = ++this.#attempts[role];
         const delay = reconnectDelay(attempt);
@@ -461,9 +435,8 @@ export class RedisBackplane implements Backplane {
       this.#logger.debug({ role, err: err.message }, 'backplane: Redis connection error');
     });
     redis.on('ready', () => this.#update());
-    // ioredis gives up for good (`end`) when a connect attempt is cut short, as when Sentinel
-    // announces the failover while it asks a sentinel where the primary is: start it again, as
-    // its own reconnect would have.
+    // ioredis gives up for good (`end`) on a connect attempt cut short (Sentinel announcing the
+    // failover while it asks where the primary is): start it again.
     redis.on('end', () => {
       if (this.#state === 'closed') return;
       this.#logger.debug({ role }, 'backplane: ioredis gave up on the connection; starting it again');
@@ -496,10 +469,7 @@ export class RedisBackplane implements Backplane {
     }
   }
 
-  /**
-   * Refused (an ACL, Redis still loading, a shard down): retried through the backoff, as for a
-   * lost connection. A connection that dropped meanwhile tries again on its next 'ready' anyway.
-   */
+  /** Refused (an ACL, Redis still loading, a shard down): retried through the backoff. */
   #refused(role: Role, what: string, err: unknown): void {
     this.#lastError = err instanceof Error ? err.message : String(err);
     const redis = role === 'publisher' ? this.#publisher : this.#subscriber;
@@ -509,11 +479,7 @@ export class RedisBackplane implements Backplane {
     }
   }
 
-  /**
-   * Has a connection found again that Redis refused or that lost its primary: one Redis or
-   * Sentinel through a reconnect; a cluster's, whose healthy shards stay connected, by checking
-   * it again through the backoff.
-   */
+  /** Finds the primary again: by reconnecting, or on a cluster (healthy shards kept) by checking later. */
   #recheck(role: Role): void {
     const redis = role === 'publisher' ? this.#publisher : this.#subscriber;
     if (!(redis instanceof Cluster)) {
@@ -604,11 +570,7 @@ export class RedisBackplane implements Backplane {
     }
   }
 
-  /**
-   * Both connections are up again. Before anything is published: the libraries whose last
-   * position Redis no longer reaches (a replica promoted without them) are marked; then the held
-   * events go out in order, and the gap is reported.
-   */
+  /** Back up: marks what a promoted replica lost before publishing anything, then releases the held. */
   async #rejoin(): Promise<void> {
     this.#rejoining = true;
     let lost: Set<string>;
@@ -627,8 +589,7 @@ export class RedisBackplane implements Backplane {
     }
     this.#setState('connected');
     this.#resetAttempts();
-    // Numbered before anything this node is about to publish: first, what other nodes published
-    // while this one was away (from the history), then what arrived since it subscribed again.
+    // Before this node's held events: what others published meanwhile, then what arrived since resubscribing.
     const caughtUp = this.#deliverMissed(missed);
     for (const [channel, message] of this.#incoming.splice(0)) this.#dispatch(channel, message);
     const held = this.#held.length;
@@ -654,10 +615,8 @@ export class RedisBackplane implements Backplane {
   }
 
   /**
-   * With a hold (a failover): other nodes' events this node's subscribers missed while it was
-   * away, read from the history for each followed library whose last position it knows (not
-   * those whose history was lost), to be delivered in order before live ones. A library whose
-   * history does not reach back is left out: its desktop clients are refreshed.
+   * With a hold: the other nodes' events missed while away, per followed library with a known last
+   * position and history not lost. One whose history does not reach back is left out (refreshed).
    */
   async #readMissed(lost: ReadonlySet<string>): Promise<Array<[string, BackplaneMessage[]]>> {
     const missed: Array<[string, BackplaneMessage[]]> = [];
@@ -711,11 +670,7 @@ export class RedisBackplane implements Backplane {
     this.#lastError = null;
   }
 
-  /**
-   * A library's offset went backwards on the channel: another node numbered on a promoted
-   * replica before this one marked what it had seen. Marked now (when Redis is still short of
-   * it), and every node's clients of the library are told.
-   */
+  /** Another node numbered on a promoted replica before this one marked what it had seen: mark it, tell. */
   async #wentBackwards(repoId: string, seen: Position): Promise<void> {
     if (this.#checking.has(repoId)) return;
     this.#checking.add(repoId);
@@ -814,11 +769,7 @@ export class RedisBackplane implements Backplane {
   }
 }
 
-/**
- * One connection to the primary: at a URL, or wherever the sentinels say the primary is now
- * (ioredis asks them again on every reconnect, and drops the connection when they announce a
- * failover, `failoverDetector`); or to a cluster's primaries, which ioredis finds and follows.
- */
+/** At a URL, wherever the sentinels say the primary is (asked on each reconnect), or a cluster. */
 function openRedis(connection: RedisConnection, options: RedisOptions, timeoutMs: number): Connection {
   switch (connection.kind) {
     case 'single':

@@ -1,33 +1,15 @@
 /**
- * History in Redis: the one place where the whole cluster numbers each library's events. One
- * script takes the library's next offset (INCR), appends the message to the library's capped
- * stream (XADD MAXLEN ~, the offset as the entry id, so a replay reads from an offset with
- * XRANGE) and publishes it with its position to every node, atomically: all nodes see one
- * order per library, the same one the history holds.
+ * History in Redis, where the whole cluster numbers each library's events: one script takes the
+ * next offset (INCR), appends the message to the library's capped stream (the offset as entry id,
+ * so a replay is an XRANGE) and publishes it with its position, atomically, so every node sees
+ * the order the history holds. Keys: `seafile-notification:{<tag>}:` + `epoch` (set once, NX),
+ * `offset:<repo>` (never expires: offsets never restart), `history:<repo>` (stream).
  *
- * Keys, per deployment (the tag comes from the JWT key, as the channel's does):
- *   seafile-notification:{<tag>}:epoch           the epoch, set once (SET NX) by whichever script runs first
- *   seafile-notification:{<tag>}:offset:<repo>    the library's last offset (no expiry: offsets never restart)
- *   seafile-notification:{<tag>}:history:<repo>   stream of the latest `history_size` messages, expiring `history_ttl` after the last one
- *
- * On Redis Cluster a script's keys must share a slot, and one slot would put every library on
- * one shard: libraries are spread over CLUSTER_LANES lanes instead, each with its own hash tag
- * `{<tag>:<lane>}`, epoch and sharded channel (SPUBLISH), so the shards share the work and a
- * library's numbering, history and publishing stay atomic in its lane's slot.
- *
- * A node back from being cut off marks, for each library it accepted events for alone, the
- * next offset as `unshared` (no event, no publish): those events are in no history, and a
- * client whose position is before the mark is told to resync.
- *
- * After a failover (Sentinel, Cluster) the promoted replica may lack the last events the old
- * primary numbered and published: offsets would be given out again for other events. Each node
- * remembers the last position it saw per library; back on Redis, it raises the library's offset
- * past it and marks the missing range `lost` (reconcile), before it publishes anything: a client
- * whose position is before the mark is told to resync.
- *
- * A FLUSHALL (or a Redis restarted empty) removes the epoch with the offsets, so the next
- * script draws a new epoch and offsets start again at 1 in it: positions from before are
- * answered with a resync (`epoch-changed`), never mistaken for new ones.
+ * A script's keys must share a slot, so on Redis Cluster libraries are spread over lanes, each
+ * with its own hash tag, epoch and sharded channel. Events a node accepted alone while cut off
+ * (`unshared`), or that a promoted replica lacks (`lost`), are marked at the next offset: a
+ * client whose position is before a mark is told to resync. A Redis flushed or restarted empty
+ * loses the epoch: the next script draws a new one, and old positions get `epoch-changed`.
  */
 import type { Cluster, Redis } from 'ioredis';
 
@@ -38,11 +20,8 @@ import type { LibraryEvent } from '../protocol/event.js';
 import { BackplaneMessageError, decodeBackplaneMessage, openBackplaneHeader, type BackplaneMessage } from './backplane-message.js';
 
 /**
- * Lua that sets `epoch` and `offset` to the library's next position (KEYS: epoch, offset,
- * history); `candidate` names the ARGV holding a new epoch, used when Redis has none.
- *
- * An offset that starts again at 1 while the library's stream still exists means the offset
- * key alone was lost (evicted): offsets of this epoch would repeat, so a new epoch is drawn.
+ * Lua setting `epoch` and `offset` to the library's next position; `candidate`: the ARGV with a
+ * new epoch. Offset 1 with the stream still there: the offset key alone was evicted, new epoch.
  */
 function nextPosition(candidate: string): string {
   return `local epoch = redis.call('GET', KEYS[1])
@@ -74,9 +53,8 @@ return {epoch, offset}
 `;
 
 /**
- * KEYS: epoch, offset, history. ARGV: history size, ttl (ms), epoch candidate, now (ms).
- * Takes an offset that stands for the events a node accepted alone while cut off (they are in
- * no history) and keeps a marker there; publishes nothing. Returns {epoch, offset}.
+ * KEYS: epoch, offset, history. ARGV: history size, ttl (ms), epoch candidate, now (ms). Takes
+ * an offset for the events accepted alone and marks it `unshared`. Returns {epoch, offset}.
  */
 const MARK_UNSHARED = `
 ${nextPosition('ARGV[3]')}if tonumber(ARGV[1]) > 0 then
@@ -105,10 +83,8 @@ return {epoch, top, entries}
 `;
 
 /**
- * KEYS: epoch, offset, history. ARGV: the epoch and offset a node last saw for the library,
- * history size, ttl (ms), now (ms). When Redis holds that epoch but an older offset (a replica
- * promoted before it received them), the offset is raised past the seen one, which is marked
- * `lost`. Returns 1 when it was, else 0.
+ * KEYS: epoch, offset, history. ARGV: the epoch and offset a node last saw, history size, ttl (ms),
+ * now (ms). Same epoch, older offset: raises it past the seen one, marked `lost`. Returns 1 if so.
  */
 const RECONCILE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -222,11 +198,7 @@ export class RedisHistory implements EventHistory {
     return { epoch, offset: Number(offset) };
   }
 
-  /**
-   * Marks, in each library's history, that events were accepted alone (by a node cut off from
-   * the others) and are in no history: a client whose position is before the mark is told to
-   * resync. `all` (too many libraries to name): a new epoch, which tells every client.
-   */
+  /** Marks the events accepted alone while cut off; `all` (too many to name): a new epoch tells all. */
   async markUnshared(repoIds: ReadonlySet<string> | 'all'): Promise<void> {
     const { redis, layout, limits } = this.options;
     if (repoIds === 'all') {
@@ -240,11 +212,7 @@ export class RedisHistory implements EventHistory {
     );
   }
 
-  /**
-   * After a failover: for each library, the last position this node saw; those whose offset
-   * Redis no longer reaches are raised past it and marked lost. Returns them. Rejects when
-   * Redis does not answer.
-   */
+  /** After a failover: marks lost the libraries whose seen offset Redis no longer reaches; returns them. */
   async reconcile(seen: ReadonlyMap<string, Position>): Promise<Set<string>> {
     const { redis, layout, limits } = this.options;
     const replies = await inBatches(seen, CHANGED_BATCH, ([repoId, position]) =>
@@ -264,10 +232,7 @@ export class RedisHistory implements EventHistory {
     );
   }
 
-  /**
-   * Which of `repoIds` have an event in their history stamped at or after `sinceMs`: the
-   * libraries that changed while this node was away. Rejects when Redis does not answer.
-   */
+  /** Which of `repoIds` have an event in their history stamped at or after `sinceMs`. */
   async changedSince(repoIds: Iterable<string>, sinceMs: number): Promise<Set<string>> {
     const { redis, layout } = this.options;
     const replies = await inBatches(repoIds, CHANGED_BATCH, (repoId) => redis.xrevrange(keysOf(layout, repoId)[2], '+', '-', 'COUNT', 1));
@@ -285,10 +250,7 @@ export class RedisHistory implements EventHistory {
     return judgeRecovery(read.snapshot, since);
   }
 
-  /**
-   * The messages after `since`, as they were published (origin and sequence included), when
-   * the history holds every one of them; null when it does not (or cannot be read).
-   */
+  /** The messages after `since`, as published (with origin and sequence); null unless the history has all. */
   async missedMessages(repoId: string, since: Position): Promise<BackplaneMessage[] | null> {
     const read = await this.#readEntries(repoId, since);
     if (read === null || judgeRecovery(read.snapshot, since).kind !== 'recovered') return null;
