@@ -1,17 +1,12 @@
 /**
- * The one wire form of an event between processes: one line of JSON saying what the event is
- * and whom it is for, then the WebSocket frame exactly as the accepting node encoded it.
- * Receivers parse only the small header and send the frame bytes on as they are.
+ * The one wire form of an event between processes: a line of JSON saying what the event is and
+ * whom it is for, then the WebSocket frame as the accepting node encoded it, sent on untouched.
  *
  *   {"v":1,"origin":"web1:4242:9f3a0c","seq":17,"at":1732600000000,"type":"repo-update","repo":"<id>","audience":{"kind":"library"},"offset":18,"epoch":"k3x9q2"}\n<frame>
  *
- * Between nodes (Redis) a message names where the event came from: `origin` + `seq` (gapless
- * per origin, counting events accepted while the backplane was down) let a receiver drop
- * repeats and count what it missed. Between a cluster primary and its workers (the IPC
- * channel, cluster-messages.ts) events travel in the same form without them. `offset` and
- * `epoch`, the event's position, are appended by the Redis script that numbers the event
- * (redis-history.ts), which is why the header is built as an open prefix; a node of an older
- * version ignores them.
+ * Between nodes, `origin` + `seq` (gapless per origin) let a receiver drop repeats and count
+ * what it missed; between a cluster primary and its workers they are left out. The Redis script
+ * appends the position (`offset`, `epoch`) to an open header; older nodes ignore it.
  */
 import { MAX_EPOCH_LENGTH, type Position } from '../history/position.js';
 import type { Audience, LibraryEvent } from '../protocol/event.js';

@@ -1,13 +1,8 @@
 /**
- * The seam between "who is connected here" (the Hub) and "how events travel between nodes".
- * A node hands every event it accepts to its backplane; the backplane delivers it to this
- * node's Hub at once and carries it to every other node, whose backplanes hand it to their Hubs.
- *
- * History: the backplane gives every event it accepts its position (a per-library offset in
- * an epoch, src/history/position.ts), in one place for the whole cluster, and keeps the
- * library's recent events where any node can read them (`history`). The memory backplane keeps
- * a ring per library in the process; the Redis one numbers, stores and publishes each event
- * in one script. The event handed to the Hub carries its position.
+ * The seam between "who is connected here" (the Hub) and "how events travel between nodes": a
+ * node hands every event it accepts to its backplane, which gives it its position (one numbering
+ * for the whole cluster), keeps it in the history any node can read, and delivers it to every
+ * node's Hub, this one included.
  */
 import type { EventHistory } from '../history/event-history.js';
 import type { LibraryEvent } from '../protocol/event.js';
@@ -44,22 +39,16 @@ export interface BackplaneStats {
 }
 
 export interface Backplane {
-  /** `memory` (one node) or `redis`. */
+  /** `memory` (one node), `redis`, or `ipc` (a cluster worker). */
   readonly kind: string;
   /** This process, as other nodes see it: unique per start, so a restarted node is a new origin. */
   readonly nodeId: string;
   readonly state: BackplaneState;
   /** Counters since start, read at scrape time (Redis only: the others have nothing to count). */
   readonly stats?: Readonly<BackplaneStats>;
-  /**
-   * Connects and from then on hands events to `receiver`; resolves once connected, or once the
-   * first attempt failed or took `waitMs` (retrying goes on).
-   */
+  /** Connects, then hands events to `receiver`; resolves once connected, failed once, or after `waitMs`. */
   start(waitMs: number, receiver: BackplaneReceiver): Promise<void>;
-  /**
-   * Gives an event accepted by this node its position and delivers it here and to every other
-   * node. An event that cannot be given a position (Redis down) is delivered here only, without one.
-   */
+  /** Positions an event accepted here and delivers it to every node; unpositioned (Redis down), here only. */
   publish(event: LibraryEvent): void;
   /** The recent events of each library, as positioned subscribers recover them. */
   readonly history: EventHistory;
@@ -67,11 +56,9 @@ export interface Backplane {
 }
 
 /**
- * Events some subscribers of this node may have missed, known once the backplane is whole again:
- * `this-node` was cut off (other nodes' events did not reach it), or `another-node` was and
- * accepted events that reached its own subscribers only, or (`history-lost`) Redis failed over
- * to a replica that lacked the newest events of some libraries. `libraries`: those that had
- * such events, or `all` when that cannot be told.
+ * Events this node's subscribers may have missed, known once the backplane is whole again: `this-node`
+ * or `another-node` was cut off, or Redis failed over to a replica lacking the newest events
+ * (`history-lost`). `libraries`: those that had such events, or `all` when that cannot be told.
  */
 export interface BackplaneGap {
   cutOff: 'this-node' | 'another-node' | 'history-lost';
@@ -84,18 +71,12 @@ export interface BackplaneGap {
 /** Where a backplane hands events (its own and other nodes', with their positions) to this node's subscribers. */
 export type DeliverEvent = (event: LibraryEvent) => void;
 
-/**
- * This node's side of the backplane, given at start: the subscribers are wired up after the
- * backplane is made (they read its history), so nothing reaches them before.
- */
+/** Given at start: the subscribers are wired up after the backplane is made (they read its history). */
 export interface BackplaneReceiver {
   deliver: DeliverEvent;
   /** Called when the backplane is whole again after this node or another was cut off (Redis). */
   onGap?: (gap: BackplaneGap) => void;
-  /**
-   * The libraries this node's subscribers follow: after an outage, those that had events meanwhile
-   * make the gap. A cluster primary asks its workers (a promise); one that rejects makes the gap `all`.
-   */
+  /** What this node's subscribers follow (after an outage); a primary asks its workers, `all` if it fails. */
   followedLibraries?: () => Iterable<string> | Promise<Iterable<string>>;
 }
 

@@ -1,10 +1,7 @@
 /**
- * What a cluster worker's backplane (ipc-backplane.ts) and the primary (cluster/primary.ts) say
- * over Node's IPC channel (`serialization: 'advanced'`, so bytes travel as bytes). Events travel
- * in the backplane's one wire form (backplane-message.ts), encoded once by whoever accepted or
- * positioned them: the primary sends one batch to every worker without encoding per worker.
- * Every message carries `nsw` so that it is never mistaken for one of Node's own cluster
- * messages; the whole-server figures share the channel (cluster/whole-server-figures.ts).
+ * What a cluster worker's backplane and the primary say over Node's IPC channel (`serialization:
+ * 'advanced'`, so bytes travel as bytes). Events are encoded once (backplane-message.ts), so the
+ * primary sends one batch to every worker. `nsw` tells these apart from Node's own messages.
  *
  *   worker  -> primary  { nsw: 'hello', id }                  once, when the worker starts its backplane
  *   primary -> worker   { nsw: 'welcome', id }                from now on it gets every event
@@ -16,8 +13,7 @@
  *   worker  -> primary  { nsw: 'followed', id, libraries }    the answer
  *   primary -> workers  { nsw: 'gap', gap }                   the primary's backplane is whole again after a gap
  *
- * The primary's backplane state (Redis up or down) is not relayed: the merged /metrics takes it
- * from the primary itself (cluster/whole-server-figures.ts).
+ * The backplane state is not relayed: the merged /metrics takes the primary's own.
  */
 import type { HistoryRead, ResyncReason } from '../history/event-history.js';
 import type { Position } from '../history/position.js';

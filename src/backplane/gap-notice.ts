@@ -1,8 +1,4 @@
-/**
- * What a node says on the gap channel (redis-history.ts names it): the libraries whose events
- * the other nodes did not get, because it accepted them alone while cut off (`another-node`)
- * or because Redis failed over without them (`history-lost`).
- */
+/** What a node says on the gap channel: libraries whose events the other nodes did not get. */
 import type { BackplaneGap } from './backplane.js';
 
 export function encodeGapNotice(gap: BackplaneGap): string {

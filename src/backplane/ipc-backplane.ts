@@ -1,15 +1,9 @@
 /**
- * A worker's backplane under `workers` > 1: events travel through the cluster primary, which
- * is their single sequencer. An event POSTed to this worker is handed to the primary; the
- * primary gives it its position (its own backplane: memory, or Redis between machines) and
- * sends every event, in one order, to every worker, this one included. So each subscriber
- * sees the same events, in the same order, with the same positions, whichever worker it
- * landed on.
- *
- * History is the primary's, read over the channel: one history for every worker, whether
- * they started with the primary or replaced one later, and with Redis the cluster's own, which
- * holds what other nodes accepted while the primary was cut off. The answer comes after every
- * event the primary sent before it, so the replay joins up with the live events.
+ * A worker's backplane under `workers` > 1: the cluster primary is the single sequencer. It
+ * positions every event (through its own backplane) and sends them, in one order, to every
+ * worker, so each subscriber sees the same events in the same order whichever worker it is on.
+ * History is the primary's, read over the channel; an answer comes after every event sent
+ * before it, so the replay joins up with the live events.
  */
 import { PendingQuestions } from '../cluster/rpc.js';
 import type { EventHistory, HistoryRead } from '../history/event-history.js';

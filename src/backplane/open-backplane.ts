@@ -15,10 +15,7 @@ export interface OpenBackplaneInput {
   logger: Logger;
   /** How much each library's history keeps (`history_size`, `history_ttl`). */
   history?: HistoryLimits;
-  /**
-   * Set in a cluster worker (`workers` > 1): events travel through the primary, whatever the
-   * configured backplane (the primary runs that one), see ipc-backplane.ts.
-   */
+  /** In a cluster worker: events travel through the primary, which runs the configured backplane. */
   viaPrimary?: ViaPrimary;
 }
 
@@ -60,9 +57,8 @@ function newNodeId(): string {
 }
 
 /**
- * Pub/sub channels are shared by every database of a Redis server, so two deployments on one
- * Redis must not meet on one channel name: derive it from the key they do not share. An HMAC
- * tells nothing about the key.
+ * Pub/sub channels span every database of a Redis server: two deployments on one must not meet,
+ * so the name derives from the key they do not share (an HMAC tells nothing about the key).
  */
 export function backplaneChannel(key: Buffer): string {
   const tag = createHmac('sha256', key).update('seafile-notification-server backplane channel').digest('hex').slice(0, 16);

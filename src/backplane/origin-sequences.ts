@@ -1,7 +1,6 @@
 /**
- * The last sequence number delivered from each origin node, so that a message repeated or
- * overtaken (a resend after a reconnect) is dropped instead of delivered twice or out of order,
- * and a skipped range (events the origin accepted while the backplane was down) is counted.
+ * The last sequence number delivered from each origin node: a message repeated or overtaken (a
+ * resend) is dropped, and a skipped range (accepted while the backplane was down) is counted.
  */
 export type SequenceVerdict = { deliver: true; missed: number } | { deliver: false };
 
