@@ -16,9 +16,8 @@ export class MemoryBackplane implements Backplane {
   constructor(
     readonly nodeId: string,
     limits: HistoryLimits,
-    now?: () => number,
   ) {
-    this.history = new MemoryHistory(limits, now);
+    this.history = new MemoryHistory(limits);
   }
 
   get state(): BackplaneState {

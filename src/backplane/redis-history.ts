@@ -133,17 +133,17 @@ export interface KeyLayout {
 }
 
 /** Enough lanes that the shards of a cluster get close to equal shares; each is one channel every node subscribes. */
-export const CLUSTER_LANES = 256;
+const CLUSTER_LANES = 256;
 
 export function singleLayout(channel: string, keyPrefix: string): KeyLayout {
   return { lanes: 1, laneOf: () => 0, prefix: () => keyPrefix, channel: () => channel, gapChannel: `${channel}:gaps`, sharded: false };
 }
 
 /** `tag`: the deployment's, as in its channel name. */
-export function clusterLayout(tag: string, lanes = CLUSTER_LANES): KeyLayout {
+export function clusterLayout(tag: string): KeyLayout {
   return {
-    lanes,
-    laneOf: (repoId) => fnv1a(repoId) % lanes,
+    lanes: CLUSTER_LANES,
+    laneOf: (repoId) => fnv1a(repoId) % CLUSTER_LANES,
     prefix: (lane) => `seafile-notification:{${tag}:${lane}}:`,
     channel: (lane) => `seafile-notification:{${tag}:${lane}}:events`,
     gapChannel: `seafile-notification:{${tag}}:gaps`,
@@ -170,15 +170,10 @@ export interface RedisHistoryOptions {
   layout: KeyLayout;
   limits: HistoryLimits;
   logger: Logger;
-  now?: () => number;
 }
 
 export class RedisHistory implements EventHistory {
-  readonly #now: () => number;
-
-  constructor(private readonly options: RedisHistoryOptions) {
-    this.#now = options.now ?? Date.now;
-  }
+  constructor(private readonly options: RedisHistoryOptions) {}
 
   /** Numbers the event, keeps it and publishes it to every node (this one included), in one step. */
   async numberAndPublish(message: BackplaneMessage): Promise<Position> {
@@ -192,7 +187,7 @@ export class RedisHistory implements EventHistory {
       limits.size,
       limits.ttlMs,
       newEpoch(),
-      this.#now(),
+      Date.now(),
       layout.sharded ? 'SPUBLISH' : 'PUBLISH',
     );
     return { epoch, offset: Number(offset) };
@@ -207,7 +202,7 @@ export class RedisHistory implements EventHistory {
     }
     await Promise.all(
       [...repoIds].map((repoId) =>
-        commands(redis).notificationMarkUnshared(...keysOf(layout, repoId), limits.size, limits.ttlMs, newEpoch(), this.#now()),
+        commands(redis).notificationMarkUnshared(...keysOf(layout, repoId), limits.size, limits.ttlMs, newEpoch(), Date.now()),
       ),
     );
   }
@@ -216,7 +211,7 @@ export class RedisHistory implements EventHistory {
   async reconcile(seen: ReadonlyMap<string, Position>): Promise<Set<string>> {
     const { redis, layout, limits } = this.options;
     const replies = await inBatches(seen, CHANGED_BATCH, ([repoId, position]) =>
-      commands(redis).notificationReconcile(...keysOf(layout, repoId), position.epoch, position.offset, limits.size, limits.ttlMs, this.#now()),
+      commands(redis).notificationReconcile(...keysOf(layout, repoId), position.epoch, position.offset, limits.size, limits.ttlMs, Date.now()),
     );
     return new Set(replies.filter(([, marked]) => Number(marked) === 1).map(([[repoId]]) => repoId));
   }
@@ -269,7 +264,7 @@ export class RedisHistory implements EventHistory {
       return null;
     }
     const [epochBytes, top, entries] = reply;
-    const oldest = this.#now() - limits.ttlMs;
+    const oldest = Date.now() - limits.ttlMs;
     const messages: BackplaneMessage[] = [];
     const unshared: number[] = [];
     const lost: number[] = [];
