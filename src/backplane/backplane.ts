@@ -68,12 +68,10 @@ export interface BackplaneGap {
   outageMs: number;
 }
 
-/** Where a backplane hands events (its own and other nodes', with their positions) to this node's subscribers. */
-export type DeliverEvent = (event: LibraryEvent) => void;
-
 /** Given at start: the subscribers are wired up after the backplane is made (they read its history). */
 export interface BackplaneReceiver {
-  deliver: DeliverEvent;
+  /** Hands events (this node's and others', with their positions) to this node's subscribers. */
+  deliver: (event: LibraryEvent) => void;
   /** Called when the backplane is whole again after this node or another was cut off (Redis). */
   onGap?: (gap: BackplaneGap) => void;
   /** What this node's subscribers follow (after an outage); a primary asks its workers, `all` if it fails. */
