@@ -28,8 +28,8 @@ export class BackplaneMessageError extends Error {
   override readonly name = 'BackplaneMessageError';
 }
 
-/** The header without its closing brace; JSON.stringify leaves out the sender's members when there is none. */
-function openHeader(event: LibraryEvent, from?: BackplaneMessage): string {
+/** The header without its closing brace, to append members to (`,"offset":18,...}`); a sender if given. */
+export function openBackplaneHeader(event: LibraryEvent, from?: BackplaneMessage): string {
   const header = JSON.stringify({
     v: BACKPLANE_MESSAGE_VERSION,
     origin: from?.origin,
@@ -42,19 +42,14 @@ function openHeader(event: LibraryEvent, from?: BackplaneMessage): string {
   return header.slice(0, -1);
 }
 
-/** The header without its closing brace, so that members can be appended (`,"offset":18,...}`). */
-export function openBackplaneHeader(message: BackplaneMessage): string {
-  return openHeader(message.event, message);
-}
-
 /** The whole message; the event's position, when it has one, goes in the header. */
 export function encodeBackplaneMessage(message: BackplaneMessage): Buffer {
-  return withFrame(openHeader(message.event, message), message.event);
+  return withFrame(openBackplaneHeader(message.event, message), message.event);
 }
 
 /** An event without a sender, as the cluster primary and its workers pass it. */
 export function encodeEvent(event: LibraryEvent): Buffer {
-  return withFrame(openHeader(event), event);
+  return withFrame(openBackplaneHeader(event), event);
 }
 
 function withFrame(openedHeader: string, event: LibraryEvent): Buffer {

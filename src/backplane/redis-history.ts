@@ -182,7 +182,7 @@ export class RedisHistory implements EventHistory {
     const [epoch, offset] = await commands(redis).notificationNumberAndPublish(
       ...keysOf(layout, message.event.repoId, lane),
       layout.channel(lane),
-      openBackplaneHeader(message),
+      openBackplaneHeader(message.event, message),
       message.event.frame,
       limits.size,
       limits.ttlMs,
