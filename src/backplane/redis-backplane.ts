@@ -23,7 +23,7 @@ import { decodeGapNotice, encodeGapNotice } from './gap-notice.js';
 import { BackplaneMessageError, decodeBackplaneMessage, type BackplaneMessage } from './backplane-message.js';
 import { OriginSequences } from './origin-sequences.js';
 import { reconnectDelay } from './reconnect-delay.js';
-import { clusterLayout, defineHistoryCommands, RedisHistory, singleLayout, type KeyLayout } from './redis-history.js';
+import { clusterLayout, defineHistoryCommands, inBatches, RedisHistory, singleLayout, type KeyLayout } from './redis-history.js';
 
 export interface RedisBackplaneOptions {
   /** One Redis, a primary found through Sentinel, or a Redis Cluster; credentials included: never logged. */
@@ -625,13 +625,10 @@ export class RedisBackplane implements Backplane {
     try {
       const followed = new Set(await (this.#receiver.followedLibraries?.() ?? []));
       const candidates = [...this.#seen].filter(([repoId]) => followed.has(repoId) && !lost.has(repoId));
-      for (let i = 0; i < candidates.length; i += CATCH_UP_BATCH) {
-        const batch = candidates.slice(i, i + CATCH_UP_BATCH);
-        const reads = await Promise.all(batch.map(([repoId, since]) => this.history.missedMessages(repoId, since)));
-        reads.forEach((messages, j) => {
-          if (messages !== null) missed.push([batch[j]![0], messages]);
-        });
-      }
+      const reads = await inBatches(candidates, CATCH_UP_BATCH, ([repoId, since]) =>
+        this.history.missedMessages(repoId, since),
+      );
+      for (const [[repoId], messages] of reads) if (messages !== null) missed.push([repoId, messages]);
     } catch (err) {
       this.#logger.debug({ err }, 'backplane: could not read what this node missed');
     }

@@ -270,12 +270,9 @@ export class RedisHistory implements EventHistory {
     const lost: number[] = [];
     for (const [id, fields] of entries) {
       const entry = fieldsOf(fields);
-      if (entry.has('lost')) {
-        lost.push(Number(id.toString().split('-')[0]));
-        continue;
-      }
-      if (entry.has('unshared')) {
-        unshared.push(Number(id.toString().split('-')[0]));
+      const mark = entry.has('lost') ? lost : entry.has('unshared') ? unshared : null;
+      if (mark !== null) {
+        mark.push(Number(id.toString().split('-')[0]));
         continue;
       }
       const at = Number(entry.get('t')?.toString() ?? '0');
@@ -297,7 +294,7 @@ export class RedisHistory implements EventHistory {
 const CHANGED_BATCH = 1000;
 
 /** `ask` for every item, `size` at a time; not a pipeline: on a cluster the libraries' keys are on several shards. */
-async function inBatches<T, R>(items: Iterable<T>, size: number, ask: (item: T) => Promise<R>): Promise<Array<[T, R]>> {
+export async function inBatches<T, R>(items: Iterable<T>, size: number, ask: (item: T) => Promise<R>): Promise<Array<[T, R]>> {
   const all = [...items];
   const answers: Array<[T, R]> = [];
   for (let i = 0; i < all.length; i += size) {
