@@ -12,6 +12,7 @@
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
+import { PendingQuestions } from '../cluster/rpc.js';
 import type { RedisConnection } from '../config/config.js';
 
 import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from '../history/event-history.js';
@@ -108,7 +109,8 @@ export class RedisBackplane implements Backplane {
   #lostAt = 0;
   #notSharedAtLoss = 0;
   #lastError: string | null = null;
-  #waiters: Array<() => void> = [];
+  /** start() waiting to be connected (or for a first attempt to fail). */
+  readonly #waiters = new PendingQuestions<void>();
   readonly #watchdog: NodeJS.Timeout;
   readonly #probing = new Set<Connection>();
   readonly #attempts: Record<Role, number> = { publisher: 0, subscriber: 0 };
@@ -183,14 +185,7 @@ export class RedisBackplane implements Backplane {
       { node: this.nodeId, channel: this.#options.channel },
       `backplane: connecting to Redis at ${this.#options.displayUrl} as node ${this.nodeId}`,
     );
-    if (this.#state !== 'connected') {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        timer = setTimeout(resolve, waitMs);
-      });
-      clearTimeout(timer);
-    }
+    if (this.#state !== 'connected') await this.#waiters.ask(() => {}, waitMs, undefined);
     if (this.#state === 'connected') return;
     this.#logger.warn(
       { state: this.#state, error: this.#lastError },
@@ -453,7 +448,7 @@ export class RedisBackplane implements Backplane {
       }
       this.#update();
       // A first attempt that failed will not be helped by waiting: start now, retry meanwhile.
-      if (this.#state === 'connecting') this.#wake();
+      if (this.#state === 'connecting') this.#waiters.settleAll();
     });
     return redis;
   }
@@ -690,11 +685,7 @@ export class RedisBackplane implements Backplane {
 
   #setState(state: BackplaneState): void {
     this.#state = state;
-    if (state === 'connected' || state === 'closed') this.#wake();
-  }
-
-  #wake(): void {
-    for (const wake of this.#waiters.splice(0)) wake();
+    if (state === 'connected' || state === 'closed') this.#waiters.settleAll();
   }
 
   #receive(bytes: Buffer): void {
