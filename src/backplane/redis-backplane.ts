@@ -544,7 +544,6 @@ export class RedisBackplane implements Backplane {
     const up = this.#bothUp();
     if (up && this.#state === 'connecting') {
       this.#setState('connected');
-      this.#resetAttempts();
       this.#epoch ??= this.#epochNow;
       this.#logger.info({ node: this.nodeId }, `backplane: connected to Redis at ${this.#options.displayUrl}`);
     } else if (up && this.#state === 'reconnecting' && !this.#rejoining) {
@@ -583,7 +582,6 @@ export class RedisBackplane implements Backplane {
       return;
     }
     this.#setState('connected');
-    this.#resetAttempts();
     // Before this node's held events: what others published meanwhile, then what arrived since resubscribing.
     const caughtUp = this.#deliverMissed(missed);
     for (const [channel, message] of this.#incoming.splice(0)) this.#dispatch(channel, message);
@@ -656,12 +654,6 @@ export class RedisBackplane implements Backplane {
     return this.#subscribed && this.#publisherChecked && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
   }
 
-  #resetAttempts(): void {
-    this.#attempts.publisher = 0;
-    this.#attempts.subscriber = 0;
-    this.#lastError = null;
-  }
-
   /** Another node numbered on a promoted replica before this one marked what it had seen: mark it, tell. */
   async #wentBackwards(repoId: string, seen: Position): Promise<void> {
     if (this.#checking.has(repoId)) return;
@@ -685,6 +677,11 @@ export class RedisBackplane implements Backplane {
 
   #setState(state: BackplaneState): void {
     this.#state = state;
+    if (state === 'connected') {
+      this.#attempts.publisher = 0;
+      this.#attempts.subscriber = 0;
+      this.#lastError = null;
+    }
     if (state === 'connected' || state === 'closed') this.#waiters.settleAll();
   }
 
