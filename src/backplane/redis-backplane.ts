@@ -86,7 +86,7 @@ export class RedisBackplane implements Backplane {
   readonly #publisher: Connection;
   readonly #subscriber: Connection;
   /** Per origin and lane (`origin lane`): in a cluster each lane's channel keeps its own order. */
-  readonly #sequences: OriginSequences;
+  readonly #sequences = new OriginSequences();
   #state: BackplaneState = 'connecting';
   #subscribed = false;
   #accepted = 0;
@@ -134,7 +134,6 @@ export class RedisBackplane implements Backplane {
     this.nodeId = options.nodeId;
     this.#holdLimit = options.hold ?? { ms: 0, bytes: 0 };
     this.#logger = options.logger.child({ backplane: 'redis' });
-    this.#sequences = new OriginSequences();
     this.#layout =
       options.connection.kind === 'cluster'
         ? clusterLayout(options.channel.replace(/^.*:events:/, ''))
