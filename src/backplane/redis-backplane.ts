@@ -199,16 +199,11 @@ export class RedisBackplane implements Backplane {
     const own: OwnEvent = { n: ++this.#accepted, lane, seq: ++this.#seq[lane]!, event, outcome: null, at: Date.now() };
     this.#own.push(own);
     // Behind held ones, so that they keep their order.
-    if (this.#rejoining || this.#held.length > 0) {
+    const behindHeld = this.#rejoining || this.#held.length > 0;
+    if (behindHeld || this.#state !== 'connected' || this.#publisher.status !== 'ready') {
       this.#hold(own);
-      if (this.#state === 'connected') this.#releaseHeld();
-      return;
-    }
-    if (this.#state !== 'connected' || this.#publisher.status !== 'ready') {
-      this.#hold(own);
-      return;
-    }
-    this.#share(own);
+      if (behindHeld && this.#state === 'connected') this.#releaseHeld();
+    } else this.#share(own);
   }
 
   #share(own: OwnEvent): void {
