@@ -46,7 +46,11 @@ export class IpcBackplane implements Backplane {
   readonly #reads = new PendingQuestions<HistoryRead>();
 
   readonly history: EventHistory = {
-    read: (repoId: string, since: Position | null): Promise<HistoryRead> => this.#read(repoId, since),
+    read: (repoId: string, since: Position | null): Promise<HistoryRead> => {
+      const { channel, readTimeoutMs = DEFAULT_READ_TIMEOUT_MS } = this.#options;
+      if (this.#state === 'closed' || !channel.connected) return Promise.resolve(UNAVAILABLE);
+      return this.#reads.ask((id) => this.#send({ nsw: 'read', id, repoId, since }), readTimeoutMs, UNAVAILABLE);
+    },
   };
 
   constructor(options: IpcBackplaneOptions) {
@@ -77,12 +81,6 @@ export class IpcBackplane implements Backplane {
     this.#options.channel.off('message', this.#onMessage);
     this.#hello.settleAll();
     this.#reads.settleAll(UNAVAILABLE);
-  }
-
-  #read(repoId: string, since: Position | null): Promise<HistoryRead> {
-    const { channel } = this.#options;
-    if (this.#state === 'closed' || !channel.connected) return Promise.resolve(UNAVAILABLE);
-    return this.#reads.ask((id) => this.#send({ nsw: 'read', id, repoId, since }), this.#options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS, UNAVAILABLE);
   }
 
   async #answerFollowed(id: number): Promise<void> {
