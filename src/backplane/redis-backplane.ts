@@ -753,8 +753,7 @@ function openRedis(connection: RedisConnection, options: RedisOptions, timeoutMs
   switch (connection.kind) {
     case 'single':
       return new Redis(connection.url, options);
-    case 'sentinel': {
-      const tls = connection.tls ? {} : undefined;
+    case 'sentinel':
       return new Redis({
         ...options,
         sentinels: connection.sentinels,
@@ -767,9 +766,8 @@ function openRedis(connection: RedisConnection, options: RedisOptions, timeoutMs
         sentinelCommandTimeout: timeoutMs,
         failoverDetector: true,
         // TLS to the primary as to the sentinels: ioredis uses `tls` for the former only when told to.
-        ...(tls === undefined ? {} : { tls, sentinelTLS: tls, enableTLSForSentinelMode: true }),
+        ...(connection.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
       });
-    }
     case 'cluster': {
       const { enableOfflineQueue, retryStrategy, autoResubscribe, ...redisOptions } = options;
       return new Cluster(connection.nodes, {
