@@ -13,29 +13,29 @@ import type { LibraryEvent } from '../protocol/event.js';
  */
 export type BackplaneState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
-export interface BackplaneStats {
+export class BackplaneStats {
   /** Events accepted here and handed to the other nodes. */
-  eventsShared: number;
+  eventsShared = 0;
   /** Events accepted here while the backplane was down: delivered on this node only. */
-  eventsNotShared: number;
+  eventsNotShared = 0;
   /** Events from other nodes handed to this node's Hub. */
-  eventsReceived: number;
+  eventsReceived = 0;
   /** Events another node accepted that never arrived here (its sequence skipped them). */
-  eventsMissed: number;
+  eventsMissed = 0;
   /** Messages dropped as repeated or older than one already delivered. */
-  duplicatesDropped: number;
+  duplicatesDropped = 0;
   /** Messages that could not be decoded. */
-  malformedMessages: number;
+  malformedMessages = 0;
   /** Times the connection was lost after having been up. */
-  disconnects: number;
+  disconnects = 0;
   /** Events accepted here while Redis was away, held for it to come back (a failover). */
-  eventsHeld: number;
+  eventsHeld = 0;
   /** Held events that waited longer than the hold: delivered on this node only (also in eventsNotShared). */
-  eventsHeldTooLong: number;
+  eventsHeldTooLong = 0;
   /** Libraries whose newest events Redis lost in a failover (their positioned clients were told to resync). */
-  librariesLost: number;
+  librariesLost = 0;
   /** Time spent without Redis, over every outage that ended, in ms. */
-  outageMs: number;
+  outageMs = 0;
 }
 
 export interface Backplane {
@@ -80,19 +80,3 @@ export interface BackplaneReceiver {
 
 /** Before start: nothing is delivered, because nothing can be published yet. */
 export const NO_RECEIVER: BackplaneReceiver = { deliver: () => {} };
-
-export function emptyBackplaneStats(): BackplaneStats {
-  return {
-    eventsShared: 0,
-    eventsNotShared: 0,
-    eventsReceived: 0,
-    eventsMissed: 0,
-    duplicatesDropped: 0,
-    malformedMessages: 0,
-    disconnects: 0,
-    eventsHeld: 0,
-    eventsHeldTooLong: 0,
-    librariesLost: 0,
-    outageMs: 0,
-  };
-}

@@ -19,7 +19,7 @@ import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from '../history/event-his
 import type { Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
-import { emptyBackplaneStats, NO_RECEIVER, type Backplane, type BackplaneGap, type BackplaneReceiver, type BackplaneState } from './backplane.js';
+import { BackplaneStats, NO_RECEIVER, type Backplane, type BackplaneGap, type BackplaneReceiver, type BackplaneState } from './backplane.js';
 import { decodeGapNotice, encodeGapNotice } from './gap-notice.js';
 import { BackplaneMessageError, decodeBackplaneMessage, type BackplaneMessage } from './backplane-message.js';
 import { OriginSequences } from './origin-sequences.js';
@@ -76,7 +76,7 @@ interface OwnEvent {
 export class RedisBackplane implements Backplane {
   readonly kind = 'redis';
   readonly nodeId: string;
-  readonly stats = emptyBackplaneStats();
+  readonly stats = new BackplaneStats();
   readonly history: RedisHistory;
   readonly #options: RedisBackplaneOptions;
   #receiver = NO_RECEIVER;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { emptyBackplaneStats } from '../../src/backplane/backplane.js';
+import { BackplaneStats } from '../../src/backplane/backplane.js';
 import { PrometheusMetrics } from '../../src/metrics/prometheus-metrics.js';
 import { parseEvent } from '../../src/protocol/event.js';
 import { closeReasonOf, closeReasonOfFrameError } from '../../src/transport/close-codes.js';
@@ -50,7 +50,7 @@ describe('Prometheus metrics', () => {
     const metrics = new PrometheusMetrics({ processMetrics: false });
     let connections = 4;
     const cache = { hits: 9, misses: 2, failures: 1 };
-    metrics.readLevelsFrom({ connections: () => connections, fallbacks: () => ({ sse: 3, 'long-poll': 2 }), subscriptions: () => 7, subscribedLibraries: () => 5, groupLookups: () => cache, backplane: () => ({ kind: 'redis', state: 'reconnecting', stats: { ...emptyBackplaneStats(), eventsShared: 5, duplicatesDropped: 2, malformedMessages: 1 } }) });
+    metrics.readLevelsFrom({ connections: () => connections, fallbacks: () => ({ sse: 3, 'long-poll': 2 }), subscriptions: () => 7, subscribedLibraries: () => 5, groupLookups: () => cache, backplane: () => ({ kind: 'redis', state: 'reconnecting', stats: { ...new BackplaneStats(), eventsShared: 5, duplicatesDropped: 2, malformedMessages: 1 } }) });
     let counts = await scrape(metrics);
     assert.equal(counts.value('notification_connections'), 4);
     assert.equal(counts.value('notification_fallback_requests_open', { transport: 'sse' }), 3);
