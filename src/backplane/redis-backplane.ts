@@ -143,7 +143,6 @@ export class RedisBackplane implements Backplane {
     this.#publisher = this.#connect('publisher', { enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
     this.#subscriber = this.#connect('subscriber', { autoResubscribe: false });
     defineHistoryCommands(this.#publisher);
-    this.#publisher.on('ready', () => void this.#checkPublisher());
     this.history = new RedisHistory({
       redis: this.#publisher,
       layout: this.#layout,
@@ -158,14 +157,8 @@ export class RedisBackplane implements Backplane {
       }
       this.#dispatch(channel, message);
     });
-    this.#subscriber.on('ready', () => this.#subscribe());
-    if (this.#subscriber instanceof Cluster) {
-      // ioredis subscribes again on the promoted replica by itself; confirmed here before it counts.
-      this.#subscriber.on('subscribersReady', () => void this.#subscribe());
-      for (const [role, cluster] of [['subscriber', this.#subscriber], ['publisher', this.#publisher]] as const) {
-        cluster.on('-node', (node: Redis) => this.#shardLost(role, cluster as Cluster, node));
-      }
-    }
+    // ioredis subscribes again on the promoted replica by itself; confirmed here before it counts.
+    if (this.#subscriber instanceof Cluster) this.#subscriber.on('subscribersReady', () => void this.#subscribe());
     // A frozen Redis or a dead link closes no socket: only an unanswered PING tells.
     this.#watchdog = setInterval(() => {
       this.#probe(this.#publisher);
@@ -424,6 +417,8 @@ export class RedisBackplane implements Backplane {
       this.#logger.debug({ role, err: err.message }, 'backplane: Redis connection error');
     });
     redis.on('ready', () => this.#update());
+    redis.on('ready', () => void (role === 'publisher' ? this.#checkPublisher() : this.#subscribe()));
+    if (redis instanceof Cluster) redis.on('-node', (node: Redis) => this.#shardLost(role, redis, node));
     // ioredis gives up for good (`end`) on a connect attempt cut short (Sentinel announcing the
     // failover while it asks where the primary is): start it again.
     redis.on('end', () => {
