@@ -12,8 +12,6 @@
  *   primary -> workers  { nsw: 'followed?', id }              which libraries do your subscribers follow (after an outage)
  *   worker  -> primary  { nsw: 'followed', id, libraries }    the answer
  *   primary -> workers  { nsw: 'gap', gap }                   the primary's backplane is whole again after a gap
- *
- * The backplane state is not relayed: the merged /metrics takes the primary's own.
  */
 import type { HistoryRead, ResyncReason } from '../history/event-history.js';
 import type { Position } from '../history/position.js';

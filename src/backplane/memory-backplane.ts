@@ -3,10 +3,7 @@ import { MemoryHistory } from '../history/memory-history.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { NO_RECEIVER, type Backplane, type BackplaneReceiver, type BackplaneState } from './backplane.js';
 
-/**
- * One node, nothing to install: an event gets the next position of its library from the
- * in-process history and goes straight to this node's Hub. A restart starts a new epoch.
- */
+/** One node: the in-process history positions each event for the Hub; a restart starts a new epoch. */
 export class MemoryBackplane implements Backplane {
   readonly kind = 'memory';
   readonly history: MemoryHistory;

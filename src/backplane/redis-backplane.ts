@@ -35,7 +35,6 @@ export interface RedisBackplaneOptions {
   displayUrl: string;
   /** `seafile-notification:events:<tag>`; the history keys are `seafile-notification:{<tag>}:…`. */
   channel: string;
-  /** How much history each library keeps in Redis. */
   history?: HistoryLimits;
   /** A connection whose Redis does not answer for this long is dropped and reopened. */
   timeoutMs: number;
@@ -638,7 +637,6 @@ export class RedisBackplane implements Backplane {
     return caughtUp;
   }
 
-  /** Both connections are ready, the subscription stands and the publisher passed its check. */
   #bothUp(): boolean {
     return this.#subscribed && this.#publisherChecked && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
   }

@@ -1,15 +1,10 @@
 /**
  * History in Redis, where the whole cluster numbers each library's events: one script takes the
- * next offset (INCR), appends the message to the library's capped stream (the offset as entry id,
- * so a replay is an XRANGE) and publishes it with its position, atomically, so every node sees
- * the order the history holds. Keys: `seafile-notification:{<tag>}:` + `epoch` (set once, NX),
- * `offset:<repo>` (never expires: offsets never restart), `history:<repo>` (stream).
- *
- * A script's keys must share a slot, so on Redis Cluster libraries are spread over lanes, each
- * with its own hash tag, epoch and sharded channel. Events a node accepted alone while cut off
- * (`unshared`), or that a promoted replica lacks (`lost`), are marked at the next offset: a
- * client whose position is before a mark is told to resync. A Redis flushed or restarted empty
- * loses the epoch: the next script draws a new one, and old positions get `epoch-changed`.
+ * next offset, appends the message to the library's capped stream (entry id = offset, so a replay
+ * is an XRANGE) and publishes it, atomically, so every node sees the order the history holds.
+ * Marks at an offset (`unshared`: accepted alone while cut off; `lost`: missing on a promoted
+ * replica) make a client whose position is before them resync; a Redis flushed or restarted
+ * empty loses the epoch, and old positions get `epoch-changed`.
  */
 import type { Cluster, Redis } from 'ioredis';
 
@@ -139,7 +134,7 @@ export function singleLayout(channel: string, keyPrefix: string): KeyLayout {
   return { lanes: 1, laneOf: () => 0, prefix: () => keyPrefix, channel: () => channel, gapChannel: `${channel}:gaps`, sharded: false };
 }
 
-/** `tag`: the deployment's, as in its channel name. */
+/** `tag`: the deployment's. A script's keys must share a slot, so each lane has its own hash tag. */
 export function clusterLayout(tag: string): KeyLayout {
   return {
     lanes: CLUSTER_LANES,
@@ -158,7 +153,7 @@ function fnv1a(text: string): number {
   return hash >>> 0;
 }
 
-/** The keys of one library; the epoch is its lane's. */
+/** The keys of one library; the epoch is its lane's. The offset never expires: offsets never restart. */
 function keysOf(layout: KeyLayout, repoId: string, lane = layout.laneOf(repoId)): [string, string, string] {
   const prefix = layout.prefix(lane);
   return [`${prefix}epoch`, `${prefix}offset:${repoId}`, `${prefix}history:${repoId}`];
