@@ -114,7 +114,7 @@ export class RedisBackplane implements Backplane {
   readonly #probing = new Set<Connection>();
   readonly #attempts: Record<Role, number> = { publisher: 0, subscriber: 0 };
   /** This node's events waiting for Redis to come back, oldest first, and their bytes. */
-  #held: OwnEvent[] = [];
+  readonly #held: OwnEvent[] = [];
   #heldBytes = 0;
   #holdTimer: NodeJS.Timeout | null = null;
   /** Back on Redis, checking the history before anything is published: events wait in #held. */
@@ -279,10 +279,8 @@ export class RedisBackplane implements Backplane {
   /** Publishes the held events, oldest first: one connection keeps their order. */
   #releaseHeld(): void {
     if (this.#held.length > 0 && this.#publisher.status === 'ready') {
-      const held = this.#held;
-      this.#held = [];
       this.#heldBytes = 0;
-      for (const own of held) this.#share(own);
+      for (const own of this.#held.splice(0)) this.#share(own);
     }
     if (this.#held.length === 0 && this.#holdTimer !== null) {
       clearTimeout(this.#holdTimer);
