@@ -8,7 +8,7 @@
  * what it missed; between a cluster primary and its workers they are left out. The Redis script
  * appends the position (`offset`, `epoch`) to an open header; older nodes ignore it.
  */
-import { MAX_EPOCH_LENGTH, type Position } from '../history/position.js';
+import { MAX_EPOCH_LENGTH } from '../history/position.js';
 import type { Audience, LibraryEvent } from '../protocol/event.js';
 
 export const BACKPLANE_MESSAGE_VERSION = 1;
@@ -110,15 +110,12 @@ function decode(bytes: Buffer): { header: Record<string, unknown>; event: Librar
   const frame = bytes.subarray(newline + 1);
   if (frame.length === 0) throw new BackplaneMessageError('no frame');
   const event: LibraryEvent = { type, repoId: repo, audience: decodeAudience(header['audience']), frame };
-  const position = decodePosition(header['offset'], header['epoch']);
-  if (position !== null) event.position = position;
+  const { offset, epoch } = header;
+  // Both or neither: a message numbered by the script carries both.
+  if (offset !== undefined || epoch !== undefined) {
+    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 1) throw new BackplaneMessageError('bad offset');
+    if (typeof epoch !== 'string' || epoch === '' || epoch.length > MAX_EPOCH_LENGTH) throw new BackplaneMessageError('bad epoch');
+    event.position = { epoch, offset };
+  }
   return { header, event };
-}
-
-/** Both or neither: a message numbered by the script carries both. */
-function decodePosition(offset: unknown, epoch: unknown): Position | null {
-  if (offset === undefined && epoch === undefined) return null;
-  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 1) throw new BackplaneMessageError('bad offset');
-  if (typeof epoch !== 'string' || epoch === '' || epoch.length > MAX_EPOCH_LENGTH) throw new BackplaneMessageError('bad epoch');
-  return { epoch, offset };
 }
