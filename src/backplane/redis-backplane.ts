@@ -699,27 +699,19 @@ export class RedisBackplane implements Backplane {
     }
     const origin = `${message.origin} ${lane}`;
     const caught = this.#caughtUpSeqs.get(origin);
-    if (caught?.delete(message.seq) === true) {
-      // Delivered from the history after an outage already.
-      this.#sequences.check(origin, message.seq);
-      this.stats.duplicatesDropped++;
-      return;
-    }
+    // One delivered from the history after an outage is a repeat as well.
+    const caughtUp = caught?.delete(message.seq) === true;
     const verdict = this.#sequences.check(origin, message.seq);
-    if (!verdict.deliver) {
+    if (caughtUp || !verdict.deliver) {
       this.stats.duplicatesDropped++;
       return;
     }
     let missed = verdict.missed;
     if (missed > 0 && caught !== undefined) {
       // Skipped over on the channel, but delivered from the history.
-      for (const seq of caught) {
-        if (seq < message.seq) {
-          missed--;
-          caught.delete(seq);
-        }
-      }
-      missed = Math.max(0, missed);
+      const earlier = [...caught].filter((seq) => seq < message.seq);
+      for (const seq of earlier) caught.delete(seq);
+      missed = Math.max(0, missed - earlier.length);
     }
     if (missed > 0) {
       this.stats.eventsMissed += missed;
