@@ -26,10 +26,9 @@ export interface ViaPrimary {
 }
 
 export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput): Backplane {
-  const nodeId = newNodeId();
-  if (input.viaPrimary !== undefined) {
-    return new IpcBackplane({ nodeId, channel: input.viaPrimary.channel });
-  }
+  // Host, process and a random part: a restarted process is a new node, even with the same pid.
+  const nodeId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  if (input.viaPrimary !== undefined) return new IpcBackplane({ nodeId, channel: input.viaPrimary.channel });
   switch (config.kind) {
     case 'memory':
       return new MemoryBackplane(nodeId, input.history ?? DEFAULT_HISTORY_LIMITS);
@@ -49,11 +48,6 @@ export function openBackplane(config: BackplaneConfig, input: OpenBackplaneInput
       throw new Error(`unknown backplane kind: ${JSON.stringify(unknownKind)}`);
     }
   }
-}
-
-/** Host, process and a random part: a restarted process is a new node, even with the same pid. */
-function newNodeId(): string {
-  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 }
 
 /**
