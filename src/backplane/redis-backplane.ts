@@ -15,7 +15,7 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { PendingQuestions } from '../cluster/rpc.js';
 import type { RedisConnection } from '../config/config.js';
 
-import { DEFAULT_HISTORY_LIMITS, type HistoryLimits } from '../history/event-history.js';
+import type { HistoryLimits } from '../history/event-history.js';
 import type { Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
@@ -142,12 +142,7 @@ export class RedisBackplane implements Backplane {
     this.#publisher = this.#connect('publisher', { enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
     this.#subscriber = this.#connect('subscriber', { autoResubscribe: false });
     defineHistoryCommands(this.#publisher);
-    this.history = new RedisHistory({
-      redis: this.#publisher,
-      layout: this.#layout,
-      limits: options.history ?? DEFAULT_HISTORY_LIMITS,
-      logger: this.#logger,
-    });
+    this.history = new RedisHistory(this.#publisher, this.#layout, this.#logger, options.history);
     this.#subscriber.on(this.#layout.sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => {
       // Until #rejoin has checked the history, delivering would start catch-ups that cannot read it.
       if (this.#state === 'reconnecting') {
@@ -326,7 +321,7 @@ export class RedisBackplane implements Backplane {
     let libraries: ReadonlySet<string> | 'all';
     try {
       // A history that lost its epoch, keeps nothing, or expired during the outage cannot tell.
-      const limits = this.#options.history ?? DEFAULT_HISTORY_LIMITS;
+      const { limits } = this.history;
       if (before === null || before.join() !== this.#epoch?.join() || limits.size === 0 || outageMs >= limits.ttlMs) libraries = 'all';
       else {
         // Those caught up from the history missed nothing.

@@ -8,7 +8,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 
-import { judgeRecovery, type EventHistory, type HistoryLimits, type HistoryRead, type HistorySnapshot } from '../history/event-history.js';
+import { DEFAULT_HISTORY_LIMITS, judgeRecovery, type EventHistory, type HistoryLimits, type HistoryRead, type HistorySnapshot } from '../history/event-history.js';
 import { newEpoch, type Position } from '../history/position.js';
 import type { Logger } from '../log.js';
 import type { LibraryEvent } from '../protocol/event.js';
@@ -159,20 +159,18 @@ function keysOf(layout: KeyLayout, repoId: string, lane = layout.laneOf(repoId))
   return [`${prefix}epoch`, `${prefix}offset:${repoId}`, `${prefix}history:${repoId}`];
 }
 
-export interface RedisHistoryOptions {
-  /** The connection commands go through; it must have `defineHistoryCommands` applied. */
-  redis: Redis | Cluster;
-  layout: KeyLayout;
-  limits: HistoryLimits;
-  logger: Logger;
-}
-
 export class RedisHistory implements EventHistory {
-  constructor(private readonly options: RedisHistoryOptions) {}
+  /** `redis`: the connection commands go through, with `defineHistoryCommands` applied. */
+  constructor(
+    private readonly redis: Redis | Cluster,
+    private readonly layout: KeyLayout,
+    private readonly logger: Logger,
+    readonly limits: HistoryLimits = DEFAULT_HISTORY_LIMITS,
+  ) {}
 
   /** Numbers the event, keeps it and publishes it to every node (this one included), in one step. */
   async numberAndPublish(message: BackplaneMessage): Promise<Position> {
-    const { redis, layout, limits } = this.options;
+    const { redis, layout, limits } = this;
     const lane = layout.laneOf(message.event.repoId);
     const [epoch, offset] = await commands(redis).notificationNumberAndPublish(
       ...keysOf(layout, message.event.repoId, lane),
@@ -190,7 +188,7 @@ export class RedisHistory implements EventHistory {
 
   /** Marks the events accepted alone while cut off; `all` (too many to name): a new epoch tells all. */
   async markUnshared(repoIds: ReadonlySet<string> | 'all'): Promise<void> {
-    const { redis, layout, limits } = this.options;
+    const { redis, layout, limits } = this;
     if (repoIds === 'all') {
       await Promise.all(Array.from({ length: layout.lanes }, (_, lane) => redis.set(`${layout.prefix(lane)}epoch`, newEpoch())));
       return;
@@ -204,7 +202,7 @@ export class RedisHistory implements EventHistory {
 
   /** After a failover: marks lost the libraries whose seen offset Redis no longer reaches; returns them. */
   async reconcile(seen: ReadonlyMap<string, Position>): Promise<Set<string>> {
-    const { redis, layout, limits } = this.options;
+    const { redis, layout, limits } = this;
     const replies = await inBatches(seen, CHANGED_BATCH, ([repoId, position]) =>
       commands(redis).notificationReconcile(...keysOf(layout, repoId), position.epoch, position.offset, limits.size, limits.ttlMs, Date.now()),
     );
@@ -213,7 +211,7 @@ export class RedisHistory implements EventHistory {
 
   /** Each lane's current epoch (drawn now if Redis has none). Rejects when any does not answer (a shard is down). */
   async epochs(): Promise<string[]> {
-    const { redis, layout } = this.options;
+    const { redis, layout } = this;
     return Promise.all(
       Array.from({ length: layout.lanes }, async (_, lane) => {
         const [epoch] = await commands(redis).notificationReadHistoryBuffer(...keysOf(layout, '', lane), newEpoch(), '', 1);
@@ -224,7 +222,7 @@ export class RedisHistory implements EventHistory {
 
   /** Which of `repoIds` have an event in their history stamped at or after `sinceMs`. */
   async changedSince(repoIds: Iterable<string>, sinceMs: number): Promise<Set<string>> {
-    const { redis, layout } = this.options;
+    const { redis, layout } = this;
     const replies = await inBatches(repoIds, CHANGED_BATCH, (repoId) => redis.xrevrange(keysOf(layout, repoId)[2], '+', '-', 'COUNT', 1));
     const changed = new Set<string>();
     for (const [repoId, [newest]] of replies) {
@@ -248,7 +246,7 @@ export class RedisHistory implements EventHistory {
   }
 
   async #readEntries(repoId: string, since: Position | null): Promise<{ snapshot: HistorySnapshot; messages: BackplaneMessage[] } | null> {
-    const { redis, layout, limits, logger } = this.options;
+    const { redis, layout, limits, logger } = this;
     const from = since === null ? '' : String(since.offset + 1);
     let reply;
     try {
