@@ -87,7 +87,6 @@ export class RedisBackplane implements Backplane {
   /** Per origin and lane (`origin lane`): in a cluster each lane's channel keeps its own order. */
   readonly #sequences = new OriginSequences();
   #state: BackplaneState = 'connecting';
-  #subscribed = false;
   #accepted = 0;
   /** Per lane, the last sequence number given to an event of this node. */
   readonly #seq: number[];
@@ -103,8 +102,8 @@ export class RedisBackplane implements Backplane {
   #epochNow: string[] | null = null;
   /** A cluster connection checked again after a shard went away. */
   readonly #rechecks: Record<Role, NodeJS.Timeout | null> = { publisher: null, subscriber: null };
-  /** The publishing connection may run the history scripts (an ACL may refuse them). */
-  #publisherChecked = false;
+  /** Checked since its last 'ready': the subscription stands, the publisher may run the scripts (ACL). */
+  readonly #checked: Record<Role, boolean> = { publisher: false, subscriber: false };
   #lostAt = 0;
   #notSharedAtLoss = 0;
   #lastError: string | null = null;
@@ -299,7 +298,7 @@ export class RedisBackplane implements Backplane {
     while (this.#own.length > 0) {
       const head = this.#own[0]!;
       if (head.outcome === null) return;
-      if (head.outcome === 'numbered' && head.seq > this.#ownDelivered[head.lane]! && this.#subscribed) return;
+      if (head.outcome === 'numbered' && head.seq > this.#ownDelivered[head.lane]! && this.#checked.subscriber) return;
       this.#own.shift();
       this.#deliverOwn(head.lane, head.seq, head.event);
     }
@@ -421,12 +420,9 @@ export class RedisBackplane implements Backplane {
       }, reconnectDelay(++this.#attempts[role])).unref();
     });
     redis.on('close', () => {
-      if (role === 'publisher') this.#publisherChecked = false;
-      if (role === 'subscriber') {
-        this.#subscribed = false;
-        // Numbered events of ours will not come back over it: deliver them now.
-        this.#settle();
-      }
+      this.#checked[role] = false;
+      // Numbered events of ours will not come back over it: deliver them now.
+      if (role === 'subscriber') this.#settle();
       this.#update();
       // A first attempt that failed will not be helped by waiting: start now, retry meanwhile.
       if (this.#state === 'connecting') this.#waiters.settleAll();
@@ -438,7 +434,7 @@ export class RedisBackplane implements Backplane {
   async #checkPublisher(): Promise<void> {
     try {
       this.#epochNow = await this.history.epochs();
-      this.#publisherChecked = true;
+      this.#checked.publisher = true;
       this.#update();
     } catch (err) {
       this.#refused('publisher', 'the history script', err);
@@ -462,8 +458,7 @@ export class RedisBackplane implements Backplane {
       redis.disconnect(true);
       return;
     }
-    if (role === 'publisher') this.#publisherChecked = false;
-    else this.#subscribed = false;
+    this.#checked[role] = false;
     this.#update();
     if (this.#rechecks[role] !== null || this.#state === 'closed') return;
     const delay = reconnectDelay(++this.#attempts[role]);
@@ -512,7 +507,7 @@ export class RedisBackplane implements Backplane {
       // SSUBSCRIBE takes channels of one slot at a time.
       if (this.#subscriber instanceof Cluster) await Promise.all(channels.map((channel) => this.#subscriber.ssubscribe(channel)));
       else await this.#subscriber.subscribe(...channels);
-      this.#subscribed = true;
+      this.#checked.subscriber = true;
       this.#update();
     } catch (err) {
       this.#refused('subscriber', 'the subscription', err);
@@ -631,7 +626,8 @@ export class RedisBackplane implements Backplane {
   }
 
   #bothUp(): boolean {
-    return this.#subscribed && this.#publisherChecked && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
+    const { publisher, subscriber } = this.#checked;
+    return publisher && subscriber && this.#publisher.status === 'ready' && this.#subscriber.status === 'ready';
   }
 
   /** Another node numbered on a promoted replica before this one marked what it had seen: mark it, tell. */
