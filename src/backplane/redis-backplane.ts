@@ -24,7 +24,7 @@ import { decodeGapNotice, encodeGapNotice } from './gap-notice.js';
 import { BackplaneMessageError, decodeBackplaneMessage, type BackplaneMessage } from './backplane-message.js';
 import { OriginSequences } from './origin-sequences.js';
 import { reconnectDelay } from './reconnect-delay.js';
-import { clusterLayout, defineHistoryCommands, inBatches, RedisHistory, singleLayout, type KeyLayout } from './redis-history.js';
+import { clusterLayout, inBatches, RedisHistory, singleLayout, type KeyLayout } from './redis-history.js';
 
 export interface RedisBackplaneOptions {
   /** One Redis, a primary found through Sentinel, or a Redis Cluster; credentials included: never logged. */
@@ -140,7 +140,6 @@ export class RedisBackplane implements Backplane {
     this.#ownDelivered = new Array<number>(this.#layout.lanes).fill(0);
     this.#publisher = this.#connect('publisher', { enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
     this.#subscriber = this.#connect('subscriber', { autoResubscribe: false });
-    defineHistoryCommands(this.#publisher);
     this.history = new RedisHistory(this.#publisher, this.#layout, this.#logger, options.history);
     this.#subscriber.on(this.#layout.sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => {
       // Until #rejoin has checked the history, delivering would start catch-ups that cannot read it.

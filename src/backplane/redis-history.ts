@@ -102,14 +102,6 @@ interface HistoryCommands {
   notificationReadHistoryBuffer(...args: Array<string | Buffer | number>): Promise<[Buffer, number, Array<[Buffer, Buffer[]]>]>;
 }
 
-/** Teaches a connection the scripts (sent once, then called by their SHA). */
-export function defineHistoryCommands(redis: Redis | Cluster): void {
-  redis.defineCommand('notificationNumberAndPublish', { numberOfKeys: 3, lua: NUMBER_AND_PUBLISH });
-  redis.defineCommand('notificationReadHistory', { numberOfKeys: 3, lua: READ_HISTORY });
-  redis.defineCommand('notificationMarkUnshared', { numberOfKeys: 3, lua: MARK_UNSHARED });
-  redis.defineCommand('notificationReconcile', { numberOfKeys: 3, lua: RECONCILE });
-}
-
 function commands(redis: Redis | Cluster): HistoryCommands {
   return redis as unknown as HistoryCommands;
 }
@@ -160,13 +152,18 @@ function keysOf(layout: KeyLayout, repoId: string, lane = layout.laneOf(repoId))
 }
 
 export class RedisHistory implements EventHistory {
-  /** `redis`: the connection commands go through, with `defineHistoryCommands` applied. */
+  /** Teaches `redis` the scripts (sent once, then called by their SHA). */
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly layout: KeyLayout,
     private readonly logger: Logger,
     readonly limits: HistoryLimits = DEFAULT_HISTORY_LIMITS,
-  ) {}
+  ) {
+    redis.defineCommand('notificationNumberAndPublish', { numberOfKeys: 3, lua: NUMBER_AND_PUBLISH });
+    redis.defineCommand('notificationReadHistory', { numberOfKeys: 3, lua: READ_HISTORY });
+    redis.defineCommand('notificationMarkUnshared', { numberOfKeys: 3, lua: MARK_UNSHARED });
+    redis.defineCommand('notificationReconcile', { numberOfKeys: 3, lua: RECONCILE });
+  }
 
   /** Numbers the event, keeps it and publishes it to every node (this one included), in one step. */
   async numberAndPublish(message: BackplaneMessage): Promise<Position> {
