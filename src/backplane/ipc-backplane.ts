@@ -42,7 +42,6 @@ export class IpcBackplane implements Backplane {
     if (isPrimaryMessage(message)) this.#receive(message);
   };
   readonly #hello = new PendingQuestions<void>();
-  /** History reads sent to the primary, by id. */
   readonly #reads = new PendingQuestions<HistoryRead>();
 
   readonly history: EventHistory = {
