@@ -11,7 +11,7 @@
 import { MAX_EPOCH_LENGTH } from '../history/position.js';
 import type { Audience, LibraryEvent } from '../protocol/event.js';
 
-export const BACKPLANE_MESSAGE_VERSION = 1;
+const BACKPLANE_MESSAGE_VERSION = 1;
 const NEWLINE = 0x0a;
 
 export interface BackplaneMessage {

@@ -4,7 +4,7 @@ export interface ReconnectPolicy {
   maxMs: number;
 }
 
-export const DEFAULT_RECONNECT_POLICY: ReconnectPolicy = { baseMs: 100, maxMs: 5_000 };
+const DEFAULT_RECONNECT_POLICY: ReconnectPolicy = { baseMs: 100, maxMs: 5_000 };
 
 /** The delay before reconnect attempt `attempt` (1, 2, ...); `random` returns [0, 1). */
 export function reconnectDelay(attempt: number, policy: ReconnectPolicy = DEFAULT_RECONNECT_POLICY, random: () => number = Math.random): number {
