@@ -79,7 +79,8 @@ return {epoch, top, entries}
 
 /**
  * KEYS: epoch, offset, history. ARGV: the epoch and offset a node last saw, history size, ttl (ms),
- * now (ms). Same epoch, older offset: raises it past the seen one, marked `lost`. Returns 1 if so.
+ * now (ms). Same epoch but an older offset (offsets would be given out again): raises it past the
+ * seen one, marked `lost`, and returns 1; else 0.
  */
 const RECONCILE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
