@@ -2,8 +2,8 @@
  * A worker's backplane under `workers` > 1: the cluster primary is the single sequencer. It
  * positions every event (through its own backplane) and sends them, in one order, to every
  * worker, so each subscriber sees the same events in the same order whichever worker it is on.
- * History is the primary's, read over the channel; an answer comes after every event sent
- * before it, so the replay joins up with the live events.
+ * History is the primary's (one for every worker, even one started later), read over the channel;
+ * an answer comes after every event sent before it, so the replay joins up with the live events.
  */
 import { PendingQuestions } from '../cluster/rpc.js';
 import type { EventHistory, HistoryRead } from '../history/event-history.js';
