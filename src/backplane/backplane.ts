@@ -7,10 +7,7 @@
 import type { EventHistory } from '../history/event-history.js';
 import type { LibraryEvent } from '../protocol/event.js';
 
-/**
- * `connected`: events reach every node. `connecting` (never connected yet) and `reconnecting`
- * (connection lost): this node still delivers its own events, other nodes miss them.
- */
+/** Unless `connected`, this node still delivers its own events but other nodes miss them. */
 export type BackplaneState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
 export class BackplaneStats {
