@@ -142,12 +142,9 @@ export class RedisBackplane implements Backplane {
     this.#subscriber = this.#connect('subscriber', { autoResubscribe: false });
     this.history = new RedisHistory(this.#publisher, this.#layout, this.#logger, options.history);
     this.#subscriber.on(this.#layout.sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => {
-      // Until #rejoin has checked the history, delivering would start catch-ups that cannot read it.
-      if (this.#state === 'reconnecting') {
-        if (this.#incoming.length < MAX_INCOMING_WHILE_REJOINING) this.#incoming.push([channel, message]);
-        return;
-      }
-      this.#dispatch(channel, message);
+      // Kept while reconnecting: until #rejoin has checked the history, catch-ups could not read it.
+      if (this.#state !== 'reconnecting') this.#dispatch(channel, message);
+      else if (this.#incoming.length < MAX_INCOMING_WHILE_REJOINING) this.#incoming.push([channel, message]);
     });
     // ioredis subscribes again on the promoted replica by itself; confirmed here before it counts.
     if (this.#subscriber instanceof Cluster) this.#subscriber.on('subscribersReady', () => void this.#subscribe());
