@@ -603,9 +603,7 @@ export class RedisBackplane implements Backplane {
   /** Delivers what #readMissed found, library by library in offset order; returns the libraries caught up. */
   #deliverMissed(missed: Array<[string, BackplaneMessage[]]>): Set<string> {
     this.#caughtUpSeqs.clear();
-    const caughtUp = new Set<string>();
     for (const [repoId, messages] of missed) {
-      caughtUp.add(repoId);
       for (const message of messages) {
         // Ours come back through #own, in the order this node accepted them.
         if (message.origin === this.nodeId || message.event.position === undefined) continue;
@@ -618,7 +616,7 @@ export class RedisBackplane implements Backplane {
         this.#receiver.deliver(message.event);
       }
     }
-    return caughtUp;
+    return new Set(missed.map(([repoId]) => repoId));
   }
 
   #bothUp(): boolean {
