@@ -11,7 +11,7 @@ import type { Position } from '../history/position.js';
 import type { LibraryEvent } from '../protocol/event.js';
 import { NO_RECEIVER, type Backplane, type BackplaneReceiver, type BackplaneState } from './backplane.js';
 import { decodeEvent, encodeEvent } from './backplane-message.js';
-import { isPrimaryMessage, readFromWire, type PrimaryMessage, type WorkerMessage } from './cluster-messages.js';
+import { isPrimaryMessage, readFromWire, type WorkerMessage } from './cluster-messages.js';
 
 /** The IPC channel to the primary: `process` in a cluster worker, a fake in tests. Its messages are tagged (cluster-messages.ts). */
 export interface PrimaryChannel {
@@ -38,9 +38,6 @@ export class IpcBackplane implements Backplane {
   #state: BackplaneState = 'connecting';
   readonly #options: IpcBackplaneOptions;
   #receiver = NO_RECEIVER;
-  readonly #onMessage = (message: unknown): void => {
-    if (isPrimaryMessage(message)) this.#receive(message);
-  };
   readonly #hello = new PendingQuestions<void>();
   readonly #reads = new PendingQuestions<HistoryRead>();
 
@@ -64,7 +61,7 @@ export class IpcBackplane implements Backplane {
   /** Says hello to the primary; resolves once it answered (or after `waitMs`). */
   async start(waitMs: number, receiver: BackplaneReceiver): Promise<void> {
     this.#receiver = receiver;
-    this.#options.channel.on('message', this.#onMessage);
+    this.#options.channel.on('message', this.#receive);
     await this.#hello.ask((id) => this.#send({ nsw: 'hello', id }), waitMs, undefined);
   }
 
@@ -77,7 +74,7 @@ export class IpcBackplane implements Backplane {
 
   async close(): Promise<void> {
     this.#state = 'closed';
-    this.#options.channel.off('message', this.#onMessage);
+    this.#options.channel.off('message', this.#receive);
     this.#hello.settleAll();
     this.#reads.settleAll(UNAVAILABLE);
   }
@@ -91,8 +88,9 @@ export class IpcBackplane implements Backplane {
     this.#options.channel.send(message);
   }
 
-  #receive(message: PrimaryMessage): void {
-    if (this.#state === 'closed') return;
+  /** Bound, for on/off; the channel carries Node's own messages too. */
+  readonly #receive = (message: unknown): void => {
+    if (this.#state === 'closed' || !isPrimaryMessage(message)) return;
     switch (message.nsw) {
       case 'welcome':
         this.#state = 'connected';
@@ -110,5 +108,5 @@ export class IpcBackplane implements Backplane {
       case 'gap':
         this.#receiver.onGap?.(message.gap);
     }
-  }
+  };
 }
