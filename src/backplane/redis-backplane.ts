@@ -525,12 +525,11 @@ export class RedisBackplane implements Backplane {
       this.stats.disconnects++;
       this.#lostAt = Date.now();
       this.#notSharedAtLoss = this.stats.eventsNotShared;
-      const holdMs = this.#holdLimit.ms;
       this.#logger.warn(
         { error: this.#lastError },
         `backplane: lost Redis at ${this.#options.displayUrl} (${this.#lastError ?? 'connection closed'}): ` +
-          (holdMs > 0
-            ? `holding the events posted to this node for up to ${holdMs / 1000} s until it is back`
+          (this.#holdLimit.ms > 0
+            ? `holding the events posted to this node for up to ${this.#holdLimit.ms / 1000} s until it is back`
             : 'delivering only the events posted to this node until it is back'),
       );
     }
