@@ -69,7 +69,6 @@ export interface BackplaneGap {
 export interface BackplaneReceiver {
   /** Hands events (this node's and others', with their positions) to this node's subscribers. */
   deliver: (event: LibraryEvent) => void;
-  /** Called when the backplane is whole again after this node or another was cut off (Redis). */
   onGap?: (gap: BackplaneGap) => void;
   /** What this node's subscribers follow (after an outage); a primary asks its workers, `all` if it fails. */
   followedLibraries?: () => Iterable<string> | Promise<Iterable<string>>;
