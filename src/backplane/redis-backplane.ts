@@ -469,8 +469,9 @@ export class RedisBackplane implements Backplane {
     const key = `${node.options.host}:${node.options.port}`;
     if (this.#state === 'closed' || !cluster.slots.some((keys) => keys[0] === key)) return;
     this.#lastError = `lost the cluster node at ${key}`;
-    if (role === 'subscriber') this.#settle();
     this.#recheck(role);
+    // After #recheck has marked it unchecked, as on `close`: ours on that shard will not come back.
+    if (role === 'subscriber') this.#settle();
   }
 
   /** Tells the other nodes' clients, as the gap channel carries it (gap-notice.ts). */
