@@ -22,7 +22,6 @@ export interface KeyFileValue {
 }
 
 interface RawEntry {
-  key: string;
   raw: string;
   line: number;
 }
@@ -80,14 +79,11 @@ export function parseKeyFile(text: string, fileName: string): KeyFile {
   const groups = new Map<string, Map<string, RawEntry>>();
   let current: Map<string, RawEntry> | null = null;
   // GKeyFile itself chokes on a BOM; editors on Windows add one, tolerate it.
-  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  const lines = body.split('\n');
-  for (let index = 0; index < lines.length; index++) {
+  const lines = text.replace(/^\uFEFF/, '').split('\n');
+  for (const [index, line] of lines.entries()) {
     const lineNumber = index + 1;
     const where = `${fileName}:${lineNumber}`;
-    let line = lines[index] ?? '';
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    const start = trimStartAsciiSpace(line);
+    const start = trimStartAsciiSpace(line.replace(/\r$/, ''));
     if (start === '' || start.startsWith('#') || start.startsWith(';')) continue;
 
     const groupName = matchGroupHeader(start);
@@ -114,7 +110,7 @@ export function parseKeyFile(text: string, fileName: string): KeyFile {
     }
     // GKeyFile keeps trailing blanks; Seafile's own readers and the Go reference trim them.
     const raw = trimEndAsciiSpace(trimStartAsciiSpace(start.slice(equals + 1)));
-    current.set(key, { key, raw, line: lineNumber });
+    current.set(key, { raw, line: lineNumber });
   }
   return new KeyFile(fileName, groups);
 }
@@ -134,18 +130,12 @@ export async function readKeyFile(path: string): Promise<KeyFile | null> {
 }
 
 // g_ascii_isspace: space, \t, \n, \v, \f, \r.
-const ASCII_SPACE = new Set([' ', '\t', '\n', '\v', '\f', '\r']);
-
 function trimStartAsciiSpace(text: string): string {
-  let i = 0;
-  while (i < text.length && ASCII_SPACE.has(text[i] ?? '')) i++;
-  return text.slice(i);
+  return text.replace(/^[ \t\n\v\f\r]+/, '');
 }
 
 function trimEndAsciiSpace(text: string): string {
-  let end = text.length;
-  while (end > 0 && ASCII_SPACE.has(text[end - 1] ?? '')) end--;
-  return text.slice(0, end);
+  return text.replace(/[ \t\n\v\f\r]+$/, '');
 }
 
 /** `[name]` with only blanks after the first `]`, as g_key_file_line_is_group. */
@@ -167,30 +157,16 @@ function isKeyName(key: string): boolean {
   return /^[^[\]=]+(\[[\p{L}\p{N}_.@-]+\])?$/u.test(key);
 }
 
+const ESCAPES: Readonly<Record<string, string>> = { s: ' ', n: '\n', t: '\t', r: '\r', '\\': '\\' };
+
 function decodeValue(raw: string, where: () => string): string {
-  if (!raw.includes('\\')) return raw;
-  let out = '';
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw[i];
-    if (c !== '\\') {
-      out += c;
-      continue;
-    }
-    const next = raw[++i];
-    switch (next) {
-      case 's': out += ' '; break;
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'r': out += '\r'; break;
-      case '\\': out += '\\'; break;
-      case undefined:
-        throw new ConfigError(`${where()}: the value ends with a lone backslash (write \\\\ for one backslash)`);
-      default:
-        // GKeyFile refuses the whole value, so seaf-server would not see it either.
-        throw new ConfigError(
-          `${where()}: invalid escape "\\${next}" in the value (valid: \\s \\n \\t \\r \\\\; write \\\\ for one backslash)`,
-        );
-    }
-  }
-  return out;
+  return raw.replace(/\\([\s\S]?)/g, (_, next: string) => {
+    const decoded = ESCAPES[next];
+    if (decoded !== undefined) return decoded;
+    if (next === '') throw new ConfigError(`${where()}: the value ends with a lone backslash (write \\\\ for one backslash)`);
+    // GKeyFile refuses the whole value, so seaf-server would not see it either.
+    throw new ConfigError(
+      `${where()}: invalid escape "\\${next}" in the value (valid: \\s \\n \\t \\r \\\\; write \\\\ for one backslash)`,
+    );
+  });
 }
