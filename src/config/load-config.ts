@@ -99,17 +99,13 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
 }
 
 async function requireDirectory(dir: string): Promise<void> {
-  try {
-    const info = await stat(dir);
-    if (!info.isDirectory()) throw new ConfigError(`config directory ${dir} (-c) is not a directory`);
-  } catch (error) {
-    if (error instanceof ConfigError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
+  const info = await stat(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') {
       throw new ConfigError(`config directory ${dir} (-c) does not exist`);
     }
-    throw new ConfigError(`cannot read config directory ${dir} (-c): ${(error as Error).message}`);
-  }
+    throw new ConfigError(`cannot read config directory ${dir} (-c): ${error.message}`);
+  });
+  if (!info.isDirectory()) throw new ConfigError(`config directory ${dir} (-c) is not a directory`);
 }
 
 /** Each file and the section this server reads of it. */
@@ -124,7 +120,7 @@ async function readConfigFiles(confDir: string | null, notices: string[]): Promi
   const files = await Promise.all(CONFIG_FILES.map(([name]) => readKeyFile(join(confDir, name))));
   const read = CONFIG_FILES.map(([name, group], i) => {
     const file = files[i];
-    if (file === null || file === undefined) return `no ${name}`;
+    if (!file) return `no ${name}`;
     return file.hasGroup(group) ? `${name} [${group}]` : `${name} (no [${group}] section)`;
   });
   notices.push(`Config dir ${confDir}: read ${read.join(', ')}.`);
@@ -134,24 +130,21 @@ async function readConfigFiles(confDir: string | null, notices: string[]): Promi
 
 function reportEnabledFlag(enabled: Setting | null, notices: string[]): void {
   if (enabled === null) return;
-  let on: boolean;
   try {
-    on = parseBoolean(enabled);
+    if (parseBoolean(enabled)) return;
+    notices.push(
+      `${enabled.source} is ${enabled.text.trim()}: seaf-server will not send events here until it is true; starting anyway.`,
+    );
   } catch {
     // Informational only: GKeyFile reads an unparsable boolean as false, so say that.
     notices.push(`${enabled.source} = ${enabled.text.trim()} is not true or false: seaf-server reads it as false and will not send events here; starting anyway.`);
-    return;
   }
-  if (on) return;
-  notices.push(
-    `${enabled.source} is ${enabled.text.trim()}: seaf-server will not send events here until it is true; starting anyway.`,
-  );
 }
 
 function resolveLogFile(flags: ServeFlags, env: Env, cwd: string, confDir: string | null): string | null {
   // As with the stock server, SEAFILE_LOG_TO_STDOUT beats -l: the stock image's command line names a file.
-  const toStdout = envText(env, SETTINGS.log_file)?.trim().toLowerCase();
-  if (toStdout === 'true' || toStdout === '1' || toStdout === 'yes') return null;
+  const toStdout = envText(env, SETTINGS.log_file)?.trim().toLowerCase() ?? '';
+  if (['true', '1', 'yes'].includes(toStdout)) return null;
   if (flags.logFile !== null) return flags.logFile === '-' ? null : resolve(cwd, flags.logFile);
   // Like the stock server started with -c: a log file beside the config.
   return confDir === null ? null : join(confDir, 'notification-server.log');
