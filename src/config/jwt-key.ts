@@ -70,10 +70,8 @@ function hasStrayQuote(text: string): boolean {
   return text.startsWith('"') !== (text.endsWith('"') && text.length > 1);
 }
 
-const KEY_FILE_NAME = 'jwt_private_key';
-
 async function loadOrCreateEmbeddedKey(stateDir: string, notices: string[]): Promise<ResolvedKey> {
-  const path = join(stateDir, KEY_FILE_NAME);
+  const path = join(stateDir, 'jwt_private_key');
   const existing = await readExistingKey(path, notices);
   if (existing !== null) {
     notices.push(
@@ -156,7 +154,6 @@ async function saveKeyOnce(path: string, key: string): Promise<string> {
     }
     return key;
   } catch (error) {
-    if (error instanceof ConfigError) throw error;
     throw new ConfigError(
       `cannot save the generated JWT key to ${path}: ${(error as Error).message}; choose another --state-dir, or set JWT_PRIVATE_KEY`,
     );
