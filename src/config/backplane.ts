@@ -65,8 +65,8 @@ function parseMultiHostUrl(setting: Setting, text: string, scheme: string): { co
   const colon = userinfo?.indexOf(':') ?? -1;
   const user = decodeSegment(colon < 0 ? (userinfo ?? '') : userinfo!.slice(0, colon));
   const pass = decodeSegment(colon < 0 ? '' : userinfo!.slice(colon + 1));
-  const username = nonEmpty(user ?? '');
-  const password = nonEmpty(pass ?? '');
+  const username = user || null;
+  const password = pass || null;
   const params = new URLSearchParams(query);
   const shownCredentials = password !== null || (userinfo?.includes(':') ?? false) ? `${username ?? ''}:***@` : username !== null ? `${username}@` : '';
   const shownPath = path === '/' ? '' : path;
@@ -98,8 +98,8 @@ function parseMultiHostUrl(setting: Setting, text: string, scheme: string): { co
       name,
       username,
       password,
-      sentinelUsername: nonEmpty(params.get('sentinel_username') ?? '') ?? username,
-      sentinelPassword: nonEmpty(params.get('sentinel_password') ?? '') ?? password,
+      sentinelUsername: params.get('sentinel_username') || username,
+      sentinelPassword: params.get('sentinel_password') || password,
       db: dbText === '' ? 0 : Number(dbText),
       tls,
     },
@@ -123,10 +123,6 @@ function decodeSegment(text: string): string | null {
   } catch {
     return null;
   }
-}
-
-function nonEmpty(text: string): string | null {
-  return text === '' ? null : text;
 }
 
 /** Scheme, user, host, port and database: the password masked, the query (where options and secrets may hide) left out. */

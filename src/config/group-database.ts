@@ -154,16 +154,14 @@ export function parseDatabaseUrl(text: string, source: string, cwd: string): Gro
   // URL accepts port 0, which no database listens on; ccnet.conf PORT refuses it too.
   if (port === 0) throw new ConfigError(`${source}: the database port must be from 1 to 65535`);
 
-  const params = new Map<string, string>();
-  for (const [name, value] of url.searchParams) params.set(name, value);
+  const params = new Map(url.searchParams);
   const allowed = kind === 'mysql' ? ['socket', 'ssl'] : ['socket', 'host'];
   for (const name of params.keys()) {
     if (!allowed.includes(name)) {
       throw new ConfigError(`${source}: unknown URL parameter "${name}" (supported: ${allowed.join(', ')})`);
     }
   }
-  const socketParam = params.get('socket') ?? params.get('host') ?? null;
-  const socketPath = socketParam === null || socketParam === '' ? null : socketParam;
+  const socketPath = (params.get('socket') ?? params.get('host')) || null;
 
   if (kind === 'mysql') {
     const sslText = params.get('ssl');
@@ -188,10 +186,5 @@ export function describeDatabase(database: GroupDatabaseConfig): string {
 }
 
 async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return stat(path).then(() => true, () => false);
 }

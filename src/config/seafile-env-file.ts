@@ -33,8 +33,7 @@ export async function readSeafileEnvFile(path: string, env: Env): Promise<Seafil
 
 /** The Seafile variables of the process environment, as seaf-server itself reads them. */
 export function seafileEnvFromProcess(env: Env): SeafileEnv {
-  const values = new Map<string, string>();
-  for (const [name, value] of Object.entries(env)) if (value !== undefined) values.set(name, value);
+  const values = new Map(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined));
   return { source: 'the environment', fromFile: false, values };
 }
 
