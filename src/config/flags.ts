@@ -1,7 +1,7 @@
 /** The command line of `notification-server` in serve mode, a superset of the reference's `-c <dir> -l <file|->`. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from './setting.js';
-import { flagLabel, ROWS, shownDefault, type Row } from './settings.js';
+import { flagLabel, ROWS, shownDefault, type FlagName, type Row } from './settings.js';
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 
@@ -20,6 +20,8 @@ export interface ServeFlags {
   help: boolean;
 }
 
+const FLAG_ROWS = ROWS.filter((row): row is Row & { flag: FlagName } => row.flag !== undefined);
+
 const COMMANDS = `Usage: notification-server [options]
        notification-server keygen    print a new JWT key
        notification-server publish   send one event (see publish --help)
@@ -36,8 +38,8 @@ export const SERVE_USAGE = [
   COMMANDS,
   'Options:',
   item('  -c, --config-dir <dir>', 'Seafile config dir: reads seafile.conf [notification], notification.conf [general] and ccnet.conf [Database]', 27),
-  ...ROWS.filter((row) => row.flag !== undefined).map((row) =>
-    item(`  ${row.short === undefined ? '    ' : `-${row.short}, `}${flagLabel(row.flag!)} ${row.arg ?? ''}`, withDefault(row), 27),
+  ...FLAG_ROWS.map((row) =>
+    item(`  ${row.short === undefined ? '    ' : `-${row.short}, `}${flagLabel(row.flag)} ${row.arg ?? ''}`, withDefault(row), 27),
   ),
   item('  -h, --help', 'show this help', 27),
   '',
@@ -71,32 +73,23 @@ function wrap(text: string, indent: string, width = 100): string {
 
 export const SERVE_OPTIONS = {
   'config-dir': { type: 'string', short: 'c' },
-  'log-file': { type: 'string', short: 'l' },
-  host: { type: 'string' },
-  port: { type: 'string' },
-  'log-level': { type: 'string' },
-  'log-format': { type: 'string' },
-  'ccnet-db': { type: 'string' },
-  'state-dir': { type: 'string' },
-  workers: { type: 'string' },
+  ...Object.fromEntries(
+    FLAG_ROWS.map((row) => [flagLabel(row.flag).slice(2), { type: 'string' as const, ...(row.short && { short: row.short }) }]),
+  ),
   help: { type: 'boolean', short: 'h' },
-} as const;
+} satisfies ParseArgsOptionsConfig;
 
 /** Parses serve-mode arguments (without the program name); ConfigError names the offending flag. */
 export function parseServeFlags(argv: string[]): ServeFlags {
   const { values } = parseCommandLine(argv, SERVE_OPTIONS, false);
-  return {
-    configDir: nonEmpty(values['config-dir'], '-c/--config-dir', 'a directory'),
-    logFile: nonEmpty(values['log-file'], '-l/--log-file', 'a file name or -'),
-    host: nonEmpty(values.host, '--host', 'an address'),
-    port: parsePortFlag(values.port),
-    logLevel: nonEmpty(values['log-level'], '--log-level', 'debug, info, warn or error'),
-    logFormat: nonEmpty(values['log-format'], '--log-format', 'text or json'),
-    ccnetDb: nonEmpty(values['ccnet-db'], '--ccnet-db', 'a database URL'),
-    stateDir: nonEmpty(values['state-dir'], '--state-dir', 'a directory'),
-    workers: nonEmpty(values.workers, '--workers', 'a number of processes or auto'),
-    help: values.help ?? false,
-  };
+  const given = values as Record<string, string | undefined>;
+  const flags: Record<string, unknown> = { configDir: nonEmpty(given['config-dir'], '-c/--config-dir', 'a directory') };
+  for (const row of FLAG_ROWS) {
+    const long = flagLabel(row.flag);
+    const label = row.short === undefined ? long : `-${row.short}/${long}`;
+    flags[row.flag] = row.flag === 'port' ? parsePortFlag(given.port) : nonEmpty(given[long.slice(2)], label, row.needs!);
+  }
+  return { ...flags, help: values.help ?? false } as ServeFlags;
 }
 
 /**

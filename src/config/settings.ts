@@ -48,13 +48,14 @@ type ValueAt<P extends ConfigPath> = P extends `limits.${infer K extends keyof L
       : never;
 
 /** The options that carry a setting (`-c` and `-h` are not settings). */
-type FlagName = Exclude<keyof ServeFlags, 'configDir' | 'help'>;
+export type FlagName = Exclude<keyof ServeFlags, 'configDir' | 'help'>;
 
 export interface Row<T = unknown> {
   flag?: FlagName;
-  /** The option's short form and its value in --help: `-l`, `<file|->`. */
+  /** The option's short form, its value in --help, what a blank value lacks: `-l`, `<file|->`, `a file name or -`. */
   short?: string;
   arg?: string;
+  needs?: string;
   env?: string;
   /** The key in seafile.conf [notification]; also the name in messages and the reload log. */
   file?: string;
@@ -115,12 +116,12 @@ export const SETTINGS = {
   private_key: part('jwtPrivateKey', { file: 'private_key', notificationConf: true, reload: 'live', help: 'the Seafile 10.0 name of the JWT key' }),
   key_grace: setting('keyGraceMs', { env: 'NOTIFICATION_SERVER_KEY_GRACE', file: 'key_grace', ...seconds(0), default: 600_000, reload: 'live', help: 'after a reload changes the JWT key, tokens signed with the previous one are accepted this long; 0: not at all' }),
   notification_token: setting('notificationToken', { env: 'NOTIFICATION_TOKEN', file: 'notification_token', notificationConf: true, parse: text, default: null, shown: 'none', reload: 'live', help: 'Seafile 10.0 static publisher token' }),
-  host: setting('host', { flag: 'host', arg: '<addr>', env: 'NOTIFICATION_SERVER_HOST', file: 'host', notificationConf: true, parse: trimmed, default: '0.0.0.0', shown: '0.0.0.0; 127.0.0.1 with no configuration at all', reload: 'restart', help: 'listen address' }),
+  host: setting('host', { flag: 'host', arg: '<addr>', needs: 'an address', env: 'NOTIFICATION_SERVER_HOST', file: 'host', notificationConf: true, parse: trimmed, default: '0.0.0.0', shown: '0.0.0.0; 127.0.0.1 with no configuration at all', reload: 'restart', help: 'listen address' }),
   port: setting('port', { flag: 'port', arg: '<n>', env: 'NOTIFICATION_SERVER_PORT', file: 'port', notificationConf: true, parse: (s) => parseInteger(s, 'port', 1, 65535), default: 8083, tolerantEnv: 'port', reload: 'restart', help: 'listen port; an unusable variable is ignored with a warning, as the stock server does' }),
-  log_level: setting('logLevel', { flag: 'logLevel', arg: '<level>', env: 'NOTIFICATION_SERVER_LOG_LEVEL', file: 'log_level', notificationConf: true, parse: parseLogLevel, default: 'info', tolerantEnv: 'log level', reload: 'live', help: 'debug, info, warn or error; an unknown variable is ignored with a warning, as the stock server does' }),
-  log_file: part('logFile', { flag: 'logFile', short: 'l', arg: '<file|->', env: 'SEAFILE_LOG_TO_STDOUT', reloadName: 'log file (-l)', reload: 'restart', shown: '<config dir>/notification-server.log with -c, else stdout', help: 'log file, "-" for stdout; SEAFILE_LOG_TO_STDOUT=true logs to stdout (beats -l)' }),
-  log_format: setting('logFormat', { flag: 'logFormat', arg: '<fmt>', env: 'NOTIFICATION_SERVER_LOG_FORMAT', file: 'log_format', parse: parseLogFormat, default: null, shown: 'text to a file or a terminal, json to a pipe', reload: 'restart', help: 'text (the stock server\'s lines) or json' }),
-  ccnet_db: part('groupDatabase', { flag: 'ccnetDb', arg: '<url>', env: 'CCNET_DB_URL', reloadName: 'group database', reload: 'restart', shown: 'SEAFILE_MYSQL_DB_*, ccnet.conf [Database], or the SQLite file beside the config dir', help: 'group database: mysql://user:pass@host:3306/ccnet_db, postgres://..., sqlite:/path/groupmgr.db' }),
+  log_level: setting('logLevel', { flag: 'logLevel', arg: '<level>', needs: 'debug, info, warn or error', env: 'NOTIFICATION_SERVER_LOG_LEVEL', file: 'log_level', notificationConf: true, parse: parseLogLevel, default: 'info', tolerantEnv: 'log level', reload: 'live', help: 'debug, info, warn or error; an unknown variable is ignored with a warning, as the stock server does' }),
+  log_file: part('logFile', { flag: 'logFile', short: 'l', arg: '<file|->', needs: 'a file name or -', env: 'SEAFILE_LOG_TO_STDOUT', reloadName: 'log file (-l)', reload: 'restart', shown: '<config dir>/notification-server.log with -c, else stdout', help: 'log file, "-" for stdout; SEAFILE_LOG_TO_STDOUT=true logs to stdout (beats -l)' }),
+  log_format: setting('logFormat', { flag: 'logFormat', arg: '<fmt>', needs: 'text or json', env: 'NOTIFICATION_SERVER_LOG_FORMAT', file: 'log_format', parse: parseLogFormat, default: null, shown: 'text to a file or a terminal, json to a pipe', reload: 'restart', help: 'text (the stock server\'s lines) or json' }),
+  ccnet_db: part('groupDatabase', { flag: 'ccnetDb', arg: '<url>', needs: 'a database URL', env: 'CCNET_DB_URL', reloadName: 'group database', reload: 'restart', shown: 'SEAFILE_MYSQL_DB_*, ccnet.conf [Database], or the SQLite file beside the config dir', help: 'group database: mysql://user:pass@host:3306/ccnet_db, postgres://..., sqlite:/path/groupmgr.db' }),
   seafile_mysql_db_host: part('groupDatabase', { env: 'SEAFILE_MYSQL_DB_HOST', reload: 'restart', shown: 'none', help: 'Seafile 12 group database host (enables the four below)' }),
   seafile_mysql_db_port: part('groupDatabase', { env: 'SEAFILE_MYSQL_DB_PORT', parse: (s) => parseInteger(s, 'database port', 1, 65535), default: 3306, tolerantEnv: 'database port', reload: 'restart', help: 'its port; an unusable one is ignored with a warning, as the stock server does' }),
   seafile_mysql_db_user: part('groupDatabase', { env: 'SEAFILE_MYSQL_DB_USER', parse: text, default: 'seafile', reload: 'restart', help: 'its user' }),
@@ -128,7 +129,7 @@ export const SETTINGS = {
   seafile_mysql_db_ccnet_db_name: part('groupDatabase', { env: 'SEAFILE_MYSQL_DB_CCNET_DB_NAME', parse: text, default: 'ccnet_db', reload: 'restart', help: 'its ccnet database' }),
   group_cache_ttl: setting('groupCacheTtlMs', { env: 'NOTIFICATION_SERVER_GROUP_CACHE_TTL', file: 'group_cache_ttl', ...seconds(0), default: 10_000, reload: 'restart', help: 'how long group members are cached; 0: not cached' }),
   group_lookup_timeout: setting('groupLookupTimeoutMs', { env: 'NOTIFICATION_SERVER_GROUP_LOOKUP_TIMEOUT', file: 'group_lookup_timeout', ...seconds(1), default: 5_000, reload: 'restart', help: 'a group lookup not answered within this fails: the event reaches nobody' }),
-  state_dir: part(null, { flag: 'stateDir', arg: '<dir>', env: 'NOTIFICATION_SERVER_STATE_DIR', parse: trimmed, default: '.notification-server', reload: 'restart', help: 'where a generated JWT key is kept when nothing is configured' }),
+  state_dir: part(null, { flag: 'stateDir', arg: '<dir>', needs: 'a directory', env: 'NOTIFICATION_SERVER_STATE_DIR', parse: trimmed, default: '.notification-server', reload: 'restart', help: 'where a generated JWT key is kept when nothing is configured' }),
   redis_url: part('backplane', { env: 'REDIS_URL', file: 'redis_url', notificationConf: true, reloadName: 'Redis backplane (redis_url, redis_timeout, redis_failover_hold)', reload: 'restart', shown: 'none: one node', help: 'several nodes: redis://[:password@]host:6379, rediss://, redis+sentinel://host:26379,host2:26379/<master name>, redis+cluster://host:6379,host2:6379 (rediss+... for TLS)' }),
   redis_timeout: part('backplane', { env: 'NOTIFICATION_SERVER_REDIS_TIMEOUT', file: 'redis_timeout', ...seconds(1, 3600), default: 5_000, reload: 'restart', help: 'Redis not answering this long has its connection reopened' }),
   redis_failover_hold: part('backplane', { env: 'NOTIFICATION_SERVER_REDIS_FAILOVER_HOLD', file: 'redis_failover_hold', ...seconds(0, 600), default: 30_000, shown: '30 s with Sentinel or Cluster, 0 with one Redis', reload: 'restart', help: 'an event waits this long for Redis to fail over before it is delivered on this node only' }),
@@ -158,7 +159,7 @@ export const SETTINGS = {
   metrics: setting('metrics', { env: 'NOTIFICATION_SERVER_METRICS', file: 'metrics', parse: parseBoolean, default: true, reload: 'restart', help: 'whether GET /metrics answers (Prometheus)' }),
   admin_token: setting('adminToken', { env: 'NOTIFICATION_SERVER_ADMIN_TOKEN', file: 'admin_token', parse: parseAdminToken, default: null, shown: 'none: the status page is off', reload: 'restart', help: 'the secret of the status page at /status (16 characters or more)' }),
   enabled: part(null, { file: 'enabled', reload: 'restart', shown: 'false', help: 'seaf-server\'s switch for sending events; read only to say when it is off' }),
-  workers: setting('workers', { flag: 'workers', arg: '<n|auto>', env: 'NOTIFICATION_SERVER_WORKERS', file: 'workers', parse: (s) => parseWorkers(s, MAX_WORKERS), default: 1, reload: 'restart', help: 'processes sharing the port; auto: one per core' }),
+  workers: setting('workers', { flag: 'workers', arg: '<n|auto>', needs: 'a number of processes or auto', env: 'NOTIFICATION_SERVER_WORKERS', file: 'workers', parse: (s) => parseWorkers(s, MAX_WORKERS), default: 1, reload: 'restart', help: 'processes sharing the port; auto: one per core' }),
 };
 
 export const ROWS: readonly Row[] = Object.values(SETTINGS) as Row[];
