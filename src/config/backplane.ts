@@ -3,7 +3,7 @@ import { ConfigError, type BackplaneConfig, type RedisAddress, type RedisConnect
 import { describeSetting, type Setting } from './setting.js';
 import { find, read, SETTINGS, type Sources } from './settings.js';
 
-export function resolveBackplane(sources: Sources, notices: string[]): BackplaneConfig {
+export function resolveBackplane(sources: Sources): BackplaneConfig {
   const setting = find(sources, SETTINGS.redis_url);
   if (setting === null) return { kind: 'memory' };
   const { connection, displayUrl } = parseRedisUrl(setting);
@@ -16,7 +16,7 @@ export function resolveBackplane(sources: Sources, notices: string[]): Backplane
   if (timeoutSetting !== null) notes.push(`timeout ${timeoutMs / 1000} s (${timeoutSetting.source})`);
   if (holdMs > 0) notes.push(`events held up to ${holdMs / 1000} s while it fails over`);
   const what = { single: 'Redis', sentinel: 'Redis through Sentinel', cluster: 'Redis Cluster' }[connection.kind];
-  notices.push(`Backplane: ${what} at ${displayUrl} (${notes.join(', ')}); events reach every node on it.`);
+  sources.notices.push(`Backplane: ${what} at ${displayUrl} (${notes.join(', ')}); events reach every node on it.`);
   return { kind: 'redis', connection, displayUrl, timeoutMs, holdMs, holdBytes };
 }
 

@@ -11,15 +11,9 @@ import type { KeyFile } from './keyfile.js';
 import { envText, find, read, SETTINGS, type Sources } from './settings.js';
 import { fromFile, parseBoolean, parseInteger, type Setting } from './setting.js';
 
-export async function resolveGroupDatabase(input: {
-  sources: Sources;
-  cwd: string;
-  confDir: string | null;
-  ccnet: KeyFile | null;
-  notices: string[];
-}): Promise<GroupDatabaseConfig | null> {
-  const { sources, cwd, confDir, ccnet, notices } = input;
-  const chosen = await chooseGroupDatabase(sources, cwd, confDir, ccnet);
+export async function resolveGroupDatabase(sources: Sources): Promise<GroupDatabaseConfig | null> {
+  const { notices } = sources;
+  const chosen = await chooseGroupDatabase(sources);
   if (chosen === null) {
     notices.push(
       'No group database configured: folder permission changes for a group will not be delivered. ' +
@@ -34,12 +28,8 @@ export async function resolveGroupDatabase(input: {
   return chosen.database;
 }
 
-async function chooseGroupDatabase(
-  sources: Sources,
-  cwd: string,
-  confDir: string | null,
-  ccnet: KeyFile | null,
-): Promise<{ database: GroupDatabaseConfig; source: string } | null> {
+async function chooseGroupDatabase(sources: Sources): Promise<{ database: GroupDatabaseConfig; source: string } | null> {
+  const { cwd, confDir, ccnet } = sources;
   const url = find(sources, SETTINGS.ccnet_db);
   if (url !== null) return { database: parseDatabaseUrl(url.text, url.source, cwd), source: url.source };
 

@@ -31,8 +31,8 @@ const MISSING_KEY_MESSAGE =
   'JWT_PRIVATE_KEY is not set: set it (or jwt_private_key in seafile.conf [notification]) to the key seaf-server uses; ' +
   'generate one with `notification-server keygen`';
 
-export async function resolveJwtKey(input: { sources: Sources; cwd: string; confDir: string | null; notices: string[] }): Promise<ResolvedKey> {
-  const { sources, cwd, confDir, notices } = input;
+export async function resolveJwtKey(sources: Sources): Promise<ResolvedKey> {
+  const { cwd, confDir, notices } = sources;
   // Blank included: an empty key is a mistake, never "unset". Seafile 10.0 seaf-server signs
   // subscriber tokens with seafile.conf's private_key, not with notification.conf's.
   const candidates = [...settingsOf(sources, SETTINGS.jwt_private_key, true), ...settingsOf(sources, SETTINGS.private_key, true)];

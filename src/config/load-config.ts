@@ -9,11 +9,10 @@ import { join, resolve } from 'node:path';
 
 import { resolveBackplane } from './backplane.js';
 import { ConfigError, type Config } from './config.js';
-import type { ServeFlags } from './flags.js';
 import { resolveGroupDatabase } from './group-database.js';
 import { resolveJwtKey } from './jwt-key.js';
 import { readKeyFile, type KeyFile } from './keyfile.js';
-import { describeSetting, parseBoolean, type Env, type Setting } from './setting.js';
+import { describeSetting, parseBoolean, type Setting } from './setting.js';
 import {
   DEFAULTS,
   envText,
@@ -29,13 +28,6 @@ import {
   type Sources,
 } from './settings.js';
 
-export interface LoadConfigInput {
-  flags: ServeFlags;
-  env: Env;
-  /** Relative paths in flags and the environment resolve against this. */
-  cwd: string;
-}
-
 export interface LoadedConfig {
   config: Config;
   /** Sentences for the start-up log: sources read, generated key, degraded features. Never a secret. */
@@ -44,15 +36,13 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> {
-  const { flags, env, cwd } = input;
+export async function loadConfig({ flags, env, cwd }: Pick<Sources, 'flags' | 'env' | 'cwd'>): Promise<LoadedConfig> {
   const notices: string[] = [];
   const warnings: string[] = [];
 
   const confDir = flags.configDir === null ? null : resolve(cwd, flags.configDir);
   if (confDir !== null) await requireDirectory(confDir);
-  const { seafile, notification, ccnet } = await readConfigFiles(confDir, notices);
-  const sources: Sources = { flags, env, seafile, notification, warnings };
+  const sources: Sources = { flags, env, cwd, confDir, ...(await readConfigFiles(confDir, notices)), notices, warnings };
   reportEnabledFlag(find(sources, SETTINGS.enabled), notices);
 
   // Every setting a row fills by itself; `Tuning:` names those that are set.
@@ -77,16 +67,16 @@ export async function loadConfig(input: LoadConfigInput): Promise<LoadedConfig> 
   // With no configuration at all the server only listens locally.
   const configured = confDir !== null || envText(env, SETTINGS.jwt_private_key) !== undefined;
   if (!configured && found.host === null) config.host = DEFAULTS.embeddedHost;
-  config.logFile = resolveLogFile(flags, env, cwd, confDir);
+  config.logFile = resolveLogFile(sources);
 
-  const key = await resolveJwtKey({ sources, cwd, confDir, notices });
+  const key = await resolveJwtKey(sources);
   config.jwtPrivateKey = key.key;
   config.jwtKeySource = key.source;
   reportNotificationToken(settingsOf(sources, SETTINGS.notification_token), notices);
-  config.groupDatabase = await resolveGroupDatabase({ sources, cwd, confDir, ccnet, notices });
+  config.groupDatabase = await resolveGroupDatabase(sources);
   if (found.metrics) notices.push(`Prometheus metrics at GET /metrics are ${config.metrics ? 'on' : 'off'} (${sourceOf('metrics')}).`);
   if (found.adminToken) notices.push(`Status page at /status is on, for the admin token from ${sourceOf('adminToken')}.`);
-  config.backplane = resolveBackplane(sources, notices);
+  config.backplane = resolveBackplane(sources);
   if (config.workers !== DEFAULTS.workers) notices.push(`Workers: ${config.workers} processes share port ${config.port} (${sourceOf('workers')}).`);
 
   notices.push(
@@ -141,7 +131,7 @@ function reportEnabledFlag(enabled: Setting | null, notices: string[]): void {
   }
 }
 
-function resolveLogFile(flags: ServeFlags, env: Env, cwd: string, confDir: string | null): string | null {
+function resolveLogFile({ flags, env, cwd, confDir }: Sources): string | null {
   // As with the stock server, SEAFILE_LOG_TO_STDOUT beats -l: the stock image's command line names a file.
   const toStdout = envText(env, SETTINGS.log_file)?.trim().toLowerCase() ?? '';
   if (['true', '1', 'yes'].includes(toStdout)) return null;

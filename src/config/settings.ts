@@ -207,12 +207,18 @@ export function flagLabel(flag: FlagName): string {
 
 // ------------------------------------------------------------------ reading
 
-/** Where settings are read from. */
+/** Where settings are read from, and what loading them has to say. */
 export interface Sources {
   flags: ServeFlags;
   env: Env;
+  /** Relative paths in flags and the environment resolve against this. */
+  cwd: string;
+  confDir: string | null;
   seafile: KeyFile | null;
   notification: KeyFile | null;
+  ccnet: KeyFile | null;
+  /** Sentences for the start-up log (LoadedConfig.notices). */
+  notices: string[];
   /** Values ignored as the stock server ignores them (tolerantEnv), for the log. */
   warnings: string[];
 }
