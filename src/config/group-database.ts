@@ -163,16 +163,10 @@ export function parseDatabaseUrl(text: string, source: string, cwd: string): Gro
 
 /** `MySQL database ccnet_db at 127.0.0.1:3306 as seafile`, for messages. */
 export function describeDatabase(database: GroupDatabaseConfig): string {
-  switch (database.kind) {
-    case 'sqlite':
-      return `SQLite ${database.path}`;
-    case 'mysql':
-    case 'postgres': {
-      const name = database.kind === 'mysql' ? 'MySQL' : 'PostgreSQL';
-      const where = database.socketPath ?? `${database.host}:${database.port}`;
-      return `${name} database ${database.database} at ${where} as ${database.user}`;
-    }
-  }
+  if (database.kind === 'sqlite') return `SQLite ${database.path}`;
+  const name = database.kind === 'mysql' ? 'MySQL' : 'PostgreSQL';
+  const where = database.socketPath ?? `${database.host}:${database.port}`;
+  return `${name} database ${database.database} at ${where} as ${database.user}`;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -27,27 +27,26 @@ interface RawEntry {
 }
 
 export class KeyFile {
-  /** Path as given to the parser; `name` is its last component. */
-  readonly fileName: string;
+  /** The last component of `fileName`, the path as given to the parser. */
   readonly name: string;
-  readonly #groups: ReadonlyMap<string, ReadonlyMap<string, RawEntry>>;
 
-  constructor(fileName: string, groups: ReadonlyMap<string, ReadonlyMap<string, RawEntry>>) {
-    this.fileName = fileName;
+  constructor(
+    readonly fileName: string,
+    private readonly groups: ReadonlyMap<string, ReadonlyMap<string, RawEntry>>,
+  ) {
     this.name = basename(fileName);
-    this.#groups = groups;
   }
 
   hasGroup(group: string): boolean {
-    return this.#groups.has(group);
+    return this.groups.has(group);
   }
 
   groupNames(): string[] {
-    return [...this.#groups.keys()];
+    return [...this.groups.keys()];
   }
 
   keys(group: string): string[] {
-    return [...(this.#groups.get(group)?.keys() ?? [])];
+    return [...(this.groups.get(group)?.keys() ?? [])];
   }
 
   /**
@@ -56,7 +55,7 @@ export class KeyFile {
    * error only here, when the value is actually used, as in GKeyFile.
    */
   lookup(group: string, keys: string | readonly string[]): KeyFileValue | null {
-    const entries = this.#groups.get(group);
+    const entries = this.groups.get(group);
     if (entries === undefined) return null;
     for (const key of typeof keys === 'string' ? [keys] : keys) {
       const entry = entries.get(key);
@@ -163,7 +162,9 @@ function decodeValue(raw: string, where: () => string): string {
   return raw.replace(/\\([\s\S]?)/g, (_, next: string) => {
     const decoded = ESCAPES[next];
     if (decoded !== undefined) return decoded;
-    if (next === '') throw new ConfigError(`${where()}: the value ends with a lone backslash (write \\\\ for one backslash)`);
+    if (next === '') {
+      throw new ConfigError(`${where()}: the value ends with a lone backslash (write \\\\ for one backslash)`);
+    }
     // GKeyFile refuses the whole value, so seaf-server would not see it either.
     throw new ConfigError(
       `${where()}: invalid escape "\\${next}" in the value (valid: \\s \\n \\t \\r \\\\; write \\\\ for one backslash)`,
