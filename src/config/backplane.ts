@@ -51,9 +51,8 @@ export function parseRedisUrl(setting: Setting): { connection: RedisConnection; 
 }
 
 /**
- * `redis+sentinel://` and `redis+cluster://` name several hosts, which WHATWG URLs cannot
- * hold, so they are split here. Options for the sentinels go in the query:
- * `sentinel_username`, `sentinel_password` (default: the user and password of the URL).
+ * `redis+sentinel://` and `redis+cluster://` name several hosts, which WHATWG URLs cannot hold.
+ * The query may set `sentinel_username`, `sentinel_password` (default: the URL's user and password).
  */
 function parseMultiHostUrl(setting: Setting, text: string, scheme: string): { connection: RedisConnection; displayUrl: string } {
   const sentinel = scheme.endsWith('+sentinel');

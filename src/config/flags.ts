@@ -92,10 +92,7 @@ export function parseServeFlags(argv: string[]): ServeFlags {
   return { ...flags, help: values.help ?? false } as ServeFlags;
 }
 
-/**
- * node:util parseArgs, strict, with its errors turned into ConfigErrors that name the flag the
- * way --help does. For every command (serve, publish, listen).
- */
+/** node:util parseArgs, strict, its errors ConfigErrors naming the flag as --help does. For every command. */
 export function parseCommandLine<T extends ParseArgsOptionsConfig>(argv: string[], options: T, allowPositionals: boolean) {
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals });

@@ -1,7 +1,6 @@
 /**
- * Where ccnet's GroupUser table lives: --ccnet-db / CCNET_DB_URL, Seafile 12's
- * SEAFILE_MYSQL_DB_* variables, ccnet.conf [Database], or the SQLite file
- * beside the config dir.
+ * Where ccnet's GroupUser table lives: --ccnet-db / CCNET_DB_URL, Seafile 12's SEAFILE_MYSQL_DB_*
+ * variables, ccnet.conf [Database], or the SQLite file beside the config dir.
  */
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';

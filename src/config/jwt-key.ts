@@ -1,9 +1,7 @@
 /**
- * The HS256 key that seaf-server and seahub sign subscriber tokens with:
- * JWT_PRIVATE_KEY > seafile.conf [notification] jwt_private_key (Seafile 11)
- * > seafile.conf [notification] private_key > notification.conf [general]
- * private_key (Seafile 10.0). With no configuration at all, a key generated
- * once and kept in the state dir.
+ * The HS256 key that seaf-server and seahub sign subscriber tokens with: JWT_PRIVATE_KEY >
+ * seafile.conf [notification] jwt_private_key (Seafile 11) > private_key > notification.conf
+ * [general] private_key (Seafile 10.0). With no configuration at all, one kept in the state dir.
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
@@ -128,9 +126,8 @@ async function readExistingKey(path: string, notices: string[]): Promise<string 
 }
 
 /**
- * Saves `key` unless a key is already there, and returns the key that is
- * there afterwards. The full file appears at once (link of a finished temp
- * file), so a concurrent start never reads half a key.
+ * Saves `key` unless a key is already there, and returns the key there afterwards. The file
+ * appears whole (a link of a finished temp file), so a concurrent start never reads half a key.
  */
 async function saveKeyOnce(path: string, key: string): Promise<string> {
   const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;

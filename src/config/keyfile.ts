@@ -11,11 +11,9 @@ import { ConfigError } from './config.js';
 
 /** One value as it will be used, and where it came from. */
 export interface KeyFileValue {
-  /** The group, the key as spelled in the file, and the decoded value. */
   group: string;
   key: string;
   value: string;
-  /** 1-based line in the file. */
   line: number;
   /** Human location for messages: `seafile.conf [notification] port`. */
   source: string;
@@ -50,9 +48,8 @@ export class KeyFile {
   }
 
   /**
-   * The first of `keys` present in `group` (so a caller can list spellings,
-   * e.g. `['ENGINE', 'engine']`), escapes decoded. An invalid escape is an
-   * error only here, when the value is actually used, as in GKeyFile.
+   * The first of `keys` (spellings: `['ENGINE', 'engine']`) present in `group`, escapes decoded.
+   * As in GKeyFile, an invalid escape is an error only when the value is used.
    */
   lookup(group: string, keys: string | readonly string[]): KeyFileValue | null {
     const entries = this.groups.get(group);

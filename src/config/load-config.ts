@@ -1,9 +1,4 @@
-/**
- * Builds the one typed Config from the command line, the environment and the
- * three generations of Seafile config files. Per setting, the first source
- * that sets it wins: flag > environment > seafile.conf [notification] >
- * notification.conf [general] > default.
- */
+/** Builds the one typed Config from the command line, the environment and Seafile's config files. */
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 

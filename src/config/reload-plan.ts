@@ -3,10 +3,9 @@ import type { Config } from './config.js';
 import { nameOf, ROWS, setValueAt, valueAt, type Row } from './settings.js';
 
 /**
- * What a reload (SIGHUP) does with a freshly loaded configuration. Settings that can change
- * without dropping a connection are taken over; those bound to a socket, a database pool or
- * a timer made at start are kept and named, so the admin knows a restart is needed. Which is
- * which is the `reload` column of the table of settings.
+ * What a reload (SIGHUP) does with a freshly loaded configuration, as the `reload` column of the
+ * table says: settings bound to a socket, a pool or a timer made at start keep their value and are
+ * named, so the admin knows a restart is needed.
  */
 export interface ReloadPlan {
   /** The configuration to run with: `next` for what changes live, the running one for the rest. */

@@ -1,8 +1,4 @@
-/**
- * One setting as read from a flag, the environment or a config file: its text
- * and where it came from, so that the parsers here can name that place when
- * the text is invalid.
- */
+/** A setting as read from a flag, the environment or a file, and parsers that name where it came from. */
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { EventsListen, LogFormat, LogLevel } from './config.js';
@@ -91,9 +87,8 @@ export function parseBoolean(setting: Setting): boolean {
 }
 
 /**
- * A list of browser origins, separated by commas or blanks: `https://cloud.example.com`,
- * `http://seafile.lan:8000`. Each is normalized as browsers send it (lower-case host,
- * default port dropped).
+ * Browser origins, separated by commas or blanks: `https://cloud.example.com`, `http://seafile.lan:8000`.
+ * Each is normalized as browsers send it (lower-case host, default port dropped).
  */
 export function parseOriginList(setting: Setting): string[] {
   const origins: string[] = [];

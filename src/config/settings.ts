@@ -1,14 +1,9 @@
 /**
- * Every setting of the server, one row each: where it is read (option, environment variable,
- * seafile.conf [notification] key, notification.conf [general]), how it is parsed, its default,
- * whether a reload (SIGHUP) applies it, and one line for `--help` and docs/configuration.md.
- * Loading (load-config.ts), the reload plan (reload-plan.ts), `--help` (flags.ts) and the docs'
- * table (test/support/settings-doc.ts) all read this table, and a test keeps any other file in
- * src/ from reading the environment or the config files by name.
+ * Every setting of the server, one row each; loading, the reload plan, `--help` and the docs'
+ * table all read this table, and a test keeps any other file in src/ from reading a setting by name.
  *
- * Live settings: a component that enforces one receives `live: LiveSettings` and reads
- * `live.limits.x` (or `live.config.x`) when it applies it, never a copy taken at start. A reload
- * swaps in the new values, so a new live limit needs no wiring in the composition root.
+ * Live settings: a component reads `live.limits.x` (or `live.config.x`) when it applies it,
+ * never a copy taken at start, so a reload needs no wiring in the composition root.
  */
 import type { HistoryLimits } from '../history/event-history.js';
 import type { Config, Limits } from './config.js';
@@ -76,11 +71,7 @@ export interface Row<T = unknown> {
   shown?: string;
   /** How the start-up log's `Tuning:` line shows a value that is set; absent: not on that line. */
   describe?(value: T): string;
-  /**
-   * The stock server reads this variable itself and falls back when it cannot parse it: an
-   * unusable value is ignored with a warning that names it as this (`port`), so a set-up the
-   * stock server starts with starts here too.
-   */
+  /** The stock server ignores an unusable value of this variable; so do we, warning of it as this (`port`). */
   tolerantEnv?: string;
 }
 
@@ -205,8 +196,6 @@ export function flagLabel(flag: FlagName): string {
   return `--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
-// ------------------------------------------------------------------ reading
-
 /** Where settings are read from, and what loading them has to say. */
 export interface Sources {
   flags: ServeFlags;
@@ -277,8 +266,6 @@ function tolerated<T>(row: ParsedRow<T>, problem: string, value: T, setting: Set
   const from = row.flag === undefined && row.file === undefined ? '' : ` (${setting?.source ?? 'default'})`;
   return `${problem}; using ${row.tolerantEnv} ${String(value)}${from}, as the stock server does`;
 }
-
-// ------------------------------------------------------------- live values
 
 /** What components read live settings from; see the contract at the top. */
 export class LiveSettings {
