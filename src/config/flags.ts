@@ -97,28 +97,21 @@ export function parseCommandLine<T extends ParseArgsOptionsConfig>(argv: string[
   try {
     return parseArgs({ args: argv, options, strict: true, allowPositionals });
   } catch (error) {
-    throw translateParseError(error, flagLabels(options));
+    throw translateParseError(error, options);
   }
 }
 
-/** `-c` and `--config-dir` both map to "-c/--config-dir", so errors name the flag the way --help does. */
-function flagLabels(options: ParseArgsOptionsConfig): ReadonlyMap<string, string> {
-  return new Map(
-    Object.entries(options).flatMap(([long, option]): Array<[string, string]> => {
-      const short = option.short;
-      const label = short === undefined ? `--${long}` : `-${short}/--${long}`;
-      return short === undefined ? [[`--${long}`, label]] : [[`--${long}`, label], [`-${short}`, label]];
-    }),
-  );
-}
-
-function translateParseError(error: unknown, labels: ReadonlyMap<string, string>): Error {
+function translateParseError(error: unknown, options: ParseArgsOptionsConfig): Error {
   if (!(error instanceof Error)) return new ConfigError(String(error));
   const code = (error as NodeJS.ErrnoException).code;
   // Node quotes the offending token first: 'pos', '--foo', '-c, --config-dir <value>', '-c'.
   const quoted = /'([^']*)'/.exec(error.message)?.[1] ?? '';
   const name = quoted.split(/[ ,=]/)[0] ?? quoted;
-  const flag = labels.get(name) ?? name;
+  // `-c` and `--config-dir` both read "-c/--config-dir", as in --help.
+  const labels = Object.entries(options).map(([long, { short }]) =>
+    short === undefined ? `--${long}` : `-${short}/--${long}`,
+  );
+  const flag = labels.find((label) => label.split('/').includes(name)) ?? name;
   switch (code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return new ConfigError(`unknown option ${name}; see --help`);
