@@ -1,6 +1,6 @@
 /** The backplane: `REDIS_URL`, `seafile.conf [notification] redis_url`, or none (one node). */
 import { ConfigError, type BackplaneConfig, type RedisAddress, type RedisConnection } from './config.js';
-import { describeSetting, type Setting } from './setting.js';
+import { decodePercent, describeSetting, type Setting } from './setting.js';
 import { find, read, SETTINGS, type Sources } from './settings.js';
 
 export function resolveBackplane(sources: Sources): BackplaneConfig {
@@ -46,7 +46,7 @@ export function parseRedisUrl(setting: Setting): { connection: RedisConnection; 
   if (url.hostname === '') throw invalid('no host');
   const db = url.pathname.replace(/^\//, '');
   if (db !== '' && !/^\d{1,5}$/.test(db)) throw invalid(`the database must be a number, not ${JSON.stringify(db)}`);
-  if (decodeSegment(url.password) === null || decodeSegment(url.username) === null) throw invalid('the user or password is not valid percent-encoding');
+  if (decodePercent(url.password) === null || decodePercent(url.username) === null) throw invalid('the user or password is not valid percent-encoding');
   return { connection: { kind: 'single', url: text }, displayUrl: shown };
 }
 
@@ -62,8 +62,8 @@ function parseMultiHostUrl(setting: Setting, text: string, scheme: string): { co
   if (match === null) throw new ConfigError(`invalid Redis URL in ${describeSetting(setting)}: ${USAGE}`);
   const [, userinfo, hostList = '', path = '', query = ''] = match;
   const colon = userinfo?.indexOf(':') ?? -1;
-  const user = decodeSegment(colon < 0 ? (userinfo ?? '') : userinfo!.slice(0, colon));
-  const pass = decodeSegment(colon < 0 ? '' : userinfo!.slice(colon + 1));
+  const user = decodePercent(colon < 0 ? (userinfo ?? '') : userinfo!.slice(0, colon));
+  const pass = decodePercent(colon < 0 ? '' : userinfo!.slice(colon + 1));
   const username = user || null;
   const password = pass || null;
   const params = new URLSearchParams(query);
@@ -84,7 +84,7 @@ function parseMultiHostUrl(setting: Setting, text: string, scheme: string): { co
     return { connection: { kind: 'cluster', nodes: addresses, username, password, tls }, displayUrl: shown };
   }
   const segments = path.replace(/^\//, '').split('/');
-  const name = decodeSegment(segments[0] ?? '');
+  const name = decodePercent(segments[0] ?? '');
   if (name === null) throw invalid('the master name is not valid percent-encoding');
   if (name === '') throw invalid('no master name: add /<master name> after the sentinels, as in sentinel.conf\'s "sentinel monitor <master name> ..."');
   if (segments.length > 2) throw invalid('expected at most /<master name>/<db> after the sentinels');
@@ -114,14 +114,6 @@ function parseAddress(entry: string, defaultPort: number, invalid: (why: string)
   const port = match[3] === undefined ? defaultPort : Number(match[3]);
   if (port < 1 || port > 65535) throw invalid(`the port of ${JSON.stringify(entry)} must be from 1 to 65535`);
   return { host, port };
-}
-
-function decodeSegment(text: string): string | null {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return null;
-  }
 }
 
 /** Scheme, user, host, port and database: the password masked, the query (where options and secrets may hide) left out. */

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { ConfigError, type GroupDatabaseConfig } from './config.js';
 import type { KeyFile } from './keyfile.js';
 import { envText, find, read, SETTINGS, type Sources } from './settings.js';
-import { fromFile, parseBoolean, parseInteger, type Setting } from './setting.js';
+import { decodePercent, fromFile, parseBoolean, parseInteger, type Setting } from './setting.js';
 
 export async function resolveGroupDatabase(sources: Sources): Promise<GroupDatabaseConfig | null> {
   const { notices } = sources;
@@ -125,11 +125,9 @@ export function parseDatabaseUrl(text: string, source: string, cwd: string): Gro
   }
   const url = new URL(trimmed);
   const decode = (part: string, what: string): string => {
-    try {
-      return decodeURIComponent(part);
-    } catch {
-      throw new ConfigError(`${source}: the ${what} has a broken percent-escape`);
-    }
+    const decoded = decodePercent(part);
+    if (decoded === null) throw new ConfigError(`${source}: the ${what} has a broken percent-escape`);
+    return decoded;
   };
   const user = decode(url.username, 'user name');
   const password = decode(url.password, 'password');

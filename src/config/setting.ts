@@ -26,6 +26,15 @@ export function nonBlank(text: string | undefined): string | null {
   return text === undefined || text.trim() === '' ? null : text;
 }
 
+/** A URL part percent-decoded, or null when an escape is broken. */
+export function decodePercent(text: string): string | null {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
+}
+
 /** Where a setting came from, with the file and line when there is one. */
 export function describeSetting(setting: Setting): string {
   return setting.at === undefined ? setting.source : `${setting.source}, ${setting.at}`;
