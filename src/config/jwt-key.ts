@@ -78,14 +78,12 @@ async function loadOrCreateEmbeddedKey(stateDir: string, notices: string[]): Pro
     return { key: existing, source: path };
   }
 
-  try {
-    await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  } catch (error) {
+  await mkdir(stateDir, { recursive: true, mode: 0o700 }).catch((error: Error) => {
     throw new ConfigError(
-      `cannot create the state dir ${stateDir} for a generated JWT key: ${(error as Error).message}; ` +
+      `cannot create the state dir ${stateDir} for a generated JWT key: ${error.message}; ` +
         'choose another with --state-dir, or set JWT_PRIVATE_KEY',
     );
-  }
+  });
   const key = generateKey();
   const winner = await saveKeyOnce(path, key);
   if (winner !== key) {
@@ -106,14 +104,10 @@ const HOW_TO_SHARE_KEY =
 
 /** The saved key, or null when there is none (missing or empty file). */
 async function readExistingKey(path: string, notices: string[]): Promise<string | null> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return null;
-    throw new ConfigError(`cannot read the saved JWT key ${path}: ${(error as Error).message}`);
-  }
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return '';
+    throw new ConfigError(`cannot read the saved JWT key ${path}: ${error.message}`);
+  });
   const key = text.trim();
   if (key === '') return null;
   if (process.platform !== 'win32') {

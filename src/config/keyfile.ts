@@ -113,16 +113,11 @@ export function parseKeyFile(text: string, fileName: string): KeyFile {
 
 /** Reads and parses a key file; null when it does not exist. */
 export async function readKeyFile(path: string): Promise<KeyFile | null> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(`cannot read ${path}: ${reason}`);
-  }
-  return parseKeyFile(text, path);
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null;
+    throw new ConfigError(`cannot read ${path}: ${error.message}`);
+  });
+  return text === null ? null : parseKeyFile(text, path);
 }
 
 // g_ascii_isspace: space, \t, \n, \v, \f, \r.

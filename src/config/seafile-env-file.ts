@@ -20,14 +20,10 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_.-]*/;
 
 /** Reads and parses `path`; a missing, unreadable or malformed file is a ConfigError naming it. */
 export async function readSeafileEnvFile(path: string, env: Env): Promise<SeafileEnv> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message;
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    const why = { ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'it is a directory' }[error.code ?? ''] ?? error.message;
     throw new ConfigError(`cannot read --seafile-env ${path}: ${why}; give the path of the .env beside Seafile's docker-compose files`);
-  }
+  });
   return { source: path, fromFile: true, values: parseEnvFile(text, path, env) };
 }
 
