@@ -33,16 +33,14 @@ export async function resolveJwtKey(sources: Sources): Promise<ResolvedKey> {
   const { cwd, confDir, notices } = sources;
   // Blank included: an empty key is a mistake, never "unset". Seafile 10.0 seaf-server signs
   // subscriber tokens with seafile.conf's private_key, not with notification.conf's.
-  const candidates = [...settingsOf(sources, SETTINGS.jwt_private_key, true), ...settingsOf(sources, SETTINGS.private_key, true)];
-
-  const chosen = candidates[0];
+  const [chosen, ...others] = [...settingsOf(sources, SETTINGS.jwt_private_key, true), ...settingsOf(sources, SETTINGS.private_key, true)];
   if (chosen !== undefined) {
     if (chosen.text.trim() === '') {
       throw new ConfigError(
         `${describeSetting(chosen)} is empty: set it to the key seaf-server uses; generate one with \`notification-server keygen\``,
       );
     }
-    for (const other of candidates.slice(1)) {
+    for (const other of others) {
       if (other.text === chosen.text || other.text.trim() === '') continue;
       notices.push(
         `${other.source} differs from ${chosen.source}, which is used: ${KEYS_DIFFER}` +

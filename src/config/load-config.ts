@@ -136,13 +136,10 @@ function resolveLogFile({ flags, env, cwd, confDir }: Sources): string | null {
 }
 
 /** An empty token must never match an absent header, so blank counts as unset. */
-function reportNotificationToken(candidates: Setting[], notices: string[]): void {
-  const chosen = candidates[0];
+function reportNotificationToken([chosen, ...others]: Setting[], notices: string[]): void {
   if (chosen === undefined) return;
-  for (const other of candidates.slice(1)) {
-    if (other.text !== chosen.text) {
-      notices.push(`${other.source} differs from ${chosen.source}, which is used for Seafile 10.0 publishers.`);
-    }
+  for (const other of others.filter((other) => other.text !== chosen.text)) {
+    notices.push(`${other.source} differs from ${chosen.source}, which is used for Seafile 10.0 publishers.`);
   }
   notices.push(`Seafile 10.0 publishers may authenticate with the static token from ${chosen.source}.`);
 }
