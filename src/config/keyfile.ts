@@ -82,8 +82,8 @@ export function parseKeyFile(text: string, fileName: string): KeyFile {
     const start = trimStartAsciiSpace(line.replace(/\r$/, ''));
     if (start === '' || start.startsWith('#') || start.startsWith(';')) continue;
 
-    const groupName = matchGroupHeader(start);
-    if (groupName !== null) {
+    const groupName = GROUP_HEADER.exec(start)?.[1];
+    if (groupName !== undefined) {
       if (!isGroupName(groupName)) {
         throw new ConfigError(`${where}: invalid section name [${groupName}]`);
       }
@@ -130,13 +130,7 @@ function trimEndAsciiSpace(text: string): string {
 }
 
 /** `[name]` with only blanks after the first `]`, as g_key_file_line_is_group. */
-function matchGroupHeader(line: string): string | null {
-  if (!line.startsWith('[')) return null;
-  const close = line.indexOf(']');
-  if (close < 0) return null;
-  if (!/^[ \t]*$/.test(line.slice(close + 1))) return null;
-  return line.slice(1, close);
-}
+const GROUP_HEADER = /^\[([^\]]*)\][ \t]*$/;
 
 function isGroupName(name: string): boolean {
   return name.length > 0 && !/[[\]\x00-\x1f\x7f]/.test(name);
