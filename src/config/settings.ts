@@ -218,24 +218,19 @@ export function envText(env: Env, row: Row): string | undefined {
 }
 
 /**
- * Every place that sets the row, the one that wins first: option, environment, seafile.conf
- * [notification], notification.conf [general]. Blank values count as unset (compose files pass
- * blank placeholders, the manual ships `host =`) unless `keepBlank`.
+ * Every place that sets the row, the one that wins first. Blank values count as unset (compose
+ * files pass blank placeholders, the manual ships `host =`) unless `keepBlank`.
  */
 export function settingsOf(sources: Sources, row: Row, keepBlank = false): Setting[] {
-  const found: Setting[] = [];
-  const add = (setting: Setting | null): void => {
-    if (setting !== null && (keepBlank || setting.text.trim() !== '')) found.push(setting);
-  };
   const flag = row.flag === undefined ? null : sources.flags[row.flag];
-  if (flag !== null && flag !== undefined) add({ text: String(flag), source: row.short === undefined ? flagLabel(row.flag!) : `-${row.short}` });
   const env = envText(sources.env, row);
-  if (env !== undefined) add({ text: env, source: row.env! });
-  if (row.file !== undefined) {
-    add(fromFile(sources.seafile, 'notification', row.file, true));
-    if (row.notificationConf) add(fromFile(sources.notification, 'general', row.file, true));
-  }
-  return found;
+  const found = [
+    flag === null || flag === undefined ? null : { text: String(flag), source: row.short === undefined ? flagLabel(row.flag!) : `-${row.short}` },
+    env === undefined ? null : { text: env, source: row.env! },
+    row.file === undefined ? null : fromFile(sources.seafile, 'notification', row.file, true),
+    row.notificationConf && row.file !== undefined ? fromFile(sources.notification, 'general', row.file, true) : null,
+  ];
+  return found.filter((s): s is Setting => s !== null && (keepBlank || s.text.trim() !== ''));
 }
 
 /** The setting that wins, or null. */
