@@ -29,7 +29,7 @@ const SENTINEL_PORT = 26379;
 const REDIS_PORT = 6379;
 
 /** Checks what ioredis would otherwise only find out at the first connection. Never echoes the password. */
-export function parseRedisUrl(setting: Setting): { connection: RedisConnection; displayUrl: string } {
+function parseRedisUrl(setting: Setting): { connection: RedisConnection; displayUrl: string } {
   const text = setting.text.trim();
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
   if (scheme === 'redis+sentinel' || scheme === 'rediss+sentinel' || scheme === 'redis+cluster' || scheme === 'rediss+cluster') {

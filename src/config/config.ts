@@ -3,7 +3,7 @@ import type { HistoryLimits } from '../history/event-history.js';
 
 // The rest of src/ imports its config types, error and defaults from this one module.
 export { ConfigError, describeEventsListen } from './setting.js';
-export { DEFAULT_LIMITS, DEFAULTS, MAX_WORKERS } from './settings.js';
+export { DEFAULT_LIMITS, DEFAULTS } from './settings.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 

@@ -27,7 +27,7 @@ import {
 } from './setting.js';
 
 /** `live`: at once; `new connections`: for connections opened after the reload; `restart`: not before one. */
-export type Reload = 'live' | 'new connections' | 'restart';
+type Reload = 'live' | 'new connections' | 'restart';
 
 /** Where a value lands in Config. */
 export type ConfigPath =
@@ -156,7 +156,7 @@ export const SETTINGS = {
 export const ROWS: readonly Row[] = Object.values(SETTINGS) as Row[];
 
 /** Past this, `workers` is a typo: each worker is a whole server process. */
-export const MAX_WORKERS = 64;
+const MAX_WORKERS = 64;
 
 /** The fields a resolver builds from several rows, which have no single default. */
 type Composite = 'jwtPrivateKey' | 'jwtKeySource' | 'groupDatabase' | 'backplane' | 'logFile';
