@@ -129,8 +129,7 @@ async function saveKeyOnce(path: string, key: string): Promise<string> {
     try {
       await link(temp, path);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
         const current = (await readFile(path, 'utf8')).trim();
         if (current !== '') return current;
         // An empty leftover holds no key anyone could use: replace it.

@@ -36,7 +36,6 @@ export async function loadConfig({ flags, env, cwd }: Pick<Sources, 'flags' | 'e
   const warnings: string[] = [];
 
   const confDir = flags.configDir === null ? null : resolve(cwd, flags.configDir);
-  if (confDir !== null) await requireDirectory(confDir);
   const sources: Sources = { flags, env, cwd, confDir, ...(await readConfigFiles(confDir, notices)), notices, warnings };
   reportEnabledFlag(find(sources, SETTINGS.enabled), notices);
 
@@ -102,6 +101,7 @@ const CONFIG_FILES = [
 
 async function readConfigFiles(confDir: string | null, notices: string[]): Promise<Record<'seafile' | 'notification' | 'ccnet', KeyFile | null>> {
   if (confDir === null) return { seafile: null, notification: null, ccnet: null };
+  await requireDirectory(confDir);
   const files = await Promise.all(CONFIG_FILES.map(([name]) => readKeyFile(join(confDir, name))));
   const read = CONFIG_FILES.map(([name, group], i) => {
     const file = files[i];
