@@ -31,12 +31,14 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-export async function loadConfig({ flags, env, cwd }: Pick<Sources, 'flags' | 'env' | 'cwd'>): Promise<LoadedConfig> {
+export async function loadConfig(input: Pick<Sources, 'flags' | 'env' | 'cwd'>): Promise<LoadedConfig> {
+  const { flags, env, cwd } = input;
   const notices: string[] = [];
   const warnings: string[] = [];
 
   const confDir = flags.configDir === null ? null : resolve(cwd, flags.configDir);
-  const sources: Sources = { flags, env, cwd, confDir, ...(await readConfigFiles(confDir, notices)), notices, warnings };
+  const files = await readConfigFiles(confDir, notices);
+  const sources: Sources = { flags, env, cwd, confDir, ...files, notices, warnings };
   reportEnabledFlag(find(sources, SETTINGS.enabled), notices);
 
   // Every setting a row fills by itself; `Tuning:` names those that are set.
