@@ -133,10 +133,16 @@ describe('running the server as an admin would', () => {
     assert.match(server.stderr, /keygen/);
   });
 
-  it('--help lists the options, and keygen prints a key like openssl rand -base64 32', async () => {
+  it('--help and help list the commands and options, and keygen prints a key like openssl rand -base64 32', async () => {
     const help = await run(process.execPath, [BIN, '--help']);
     assert.match(help.stdout, /-c, --config-dir/);
     assert.match(help.stdout, /JWT_PRIVATE_KEY/);
+    // `help` prints the same text, commands included.
+    const bare = await run(process.execPath, [BIN, 'help']);
+    assert.equal(bare.stdout, help.stdout);
+    for (const command of ['keygen', 'publish', 'listen', 'check', 'install-seafile']) {
+      assert.match(help.stdout, new RegExp(`notification-server ${command}\\b`));
+    }
     const keygen = await run(process.execPath, [BIN, 'keygen']);
     assert.match(keygen.stdout, /^[A-Za-z0-9+/]{43}=\n$/);
   });
