@@ -55,6 +55,11 @@ export class FailuresPerAddress {
     // Through a trusted proxy that names nobody, the address stands for many clients: not limited, as for the connection cap.
     const bucket = this.perMinute === 0 || client.unattributed ? undefined : this.#buckets.get(client.address);
     if (bucket === undefined || bucket.left(this.now(), this.perMinute) >= 1) return null;
+    return this.exhausted();
+  }
+
+  /** The 429 for a request whose refused token found the bucket empty (take() returned false). */
+  exhausted(): { message: string; retryAfterSeconds: number } {
     const retryAfterSeconds = Math.max(1, Math.ceil(60 / this.perMinute));
     return {
       message: `too many refused tokens from your address (max_failed_subscribes_per_minute is ${this.perMinute}); fetch new tokens, then try again in ${retryAfterSeconds} s`,

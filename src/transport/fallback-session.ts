@@ -148,11 +148,11 @@ export abstract class RequestSession extends ClientSession {
   protected end(why: SessionEnd): void {
     this.stop();
     const { admission, sessions } = this.context;
-    const failing = why === 'failed-subscribes' ? sessions.failures.refusal(this.client) : null;
     const max = sessions.live.limits.maxConnectionsPerUser;
+    // Not refusal(): the bucket may have refilled since take() found it empty.
     const refusal: Refusal =
-      failing !== null
-        ? { why: 'failed-subscribes', status: 429, ...failing }
+      why === 'failed-subscribes'
+        ? { why: 'failed-subscribes', status: 429, ...sessions.failures.exhausted() }
         : {
             why: 'user-cap',
             status: 429,

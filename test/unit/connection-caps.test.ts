@@ -47,6 +47,19 @@ describe('refused tokens per client address (SSE and long polling)', () => {
     assert.equal(failures.take(looping), false);
   });
 
+  it('a request whose refused token found the bucket empty is told so, though the bucket refilled meanwhile', () => {
+    let now = 0;
+    const failures = new FailuresPerAddress(withLimits({ maxFailedSubscribesPerMinute: 6 }), () => now);
+    const looping = client('198.51.100.1');
+    for (let i = 0; i < 6; i++) failures.take(looping);
+    now += 9_999;
+    assert.equal(failures.take(looping), false);
+    now += 1;
+    assert.equal(failures.refusal(looping), null);
+    assert.match(failures.exhausted().message, /max_failed_subscribes_per_minute is 6/);
+    assert.equal(failures.exhausted().retryAfterSeconds, 10);
+  });
+
   it('keeps no bucket for an address whose bucket refilled: memory follows the addresses that failed in the last minute', () => {
     let now = 0;
     const failures = new FailuresPerAddress(withLimits({ maxFailedSubscribesPerMinute: 100 }), () => now);
