@@ -9,6 +9,7 @@
  * appends the position (`offset`, `epoch`) to an open header; older nodes ignore it.
  */
 import { MAX_EPOCH_LENGTH } from '../history/position.js';
+import { isRecord } from '../protocol/client-message.js';
 import type { Audience, LibraryEvent } from '../protocol/event.js';
 
 const BACKPLANE_MESSAGE_VERSION = 1;
@@ -61,10 +62,6 @@ function withFrame(openedHeader: string, event: LibraryEvent): Buffer {
   bytes[headerBytes] = NEWLINE;
   event.frame.copy(bytes, headerBytes + 1);
   return bytes;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function decodeAudience(value: unknown): Audience {
