@@ -1,5 +1,5 @@
 /** `notification-server check`: tries what clients and the server depend on (see CHECK_USAGE). */
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
@@ -16,6 +16,7 @@ import { envText, SETTINGS } from '../config/settings.js';
 import { openGroupDirectory } from '../groups/open-group-directory.js';
 import { SEAFILE_SUBPROTOCOL } from '../transport/websocket-endpoint.js';
 import { signToken } from '../auth/jwt.js';
+import { sameSecret } from '../auth/publisher-auth.js';
 import { describeFetchError, localServerUrl, webSocketUrl } from './server-url.js';
 
 const CHECK_USAGE = `Usage: notification-server check [options]
@@ -378,12 +379,6 @@ function checkSeafileKey(seafile: SeafileEnv, loaded: LoadedConfig | null): Find
       "seaf-server's and seahub's events (401) and answers every client's subscribe with jwt-expired; seaf-server says so nowhere.",
     `give both the same key: put the JWT_PRIVATE_KEY ${where(seafile)} into the server's ${config.jwtKeySource}, then restart the server`,
   );
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 async function checkPing(base: URL): Promise<Finding> {
